@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install every Debian package the build, the tests and `make run` need.
+# Idempotent: when all are present nothing is fetched and apt is not called.
+set -euo pipefail
+PKGS=(
+  build-essential clang pkg-config libclang-rt-14-dev
+  libldap-dev libevent-dev libssl-dev libsasl2-dev libsasl2-modules libzmq3-dev
+  libcmocka-dev libc-ares-dev
+  slapd ldap-utils swaks openssl python3 python3-dnspython
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "deps: all ${#PKGS[@]} packages present"; exit 0; }
+echo "deps: installing ${missing[*]}"
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# slapd must not configure or start a system instance: tests start their own.
+echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

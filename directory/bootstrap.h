@@ -1,0 +1,34 @@
+/* bootstrap: the small key = value file a node (and relayctl) starts from; everything else
+ * comes from the directory. A declarative table {key, default, doc}; unknown keys, duplicate
+ * keys and malformed lines are errors naming the line. Pure (reads the file it is given). */
+#ifndef RN_BOOTSTRAP_H
+#define RN_BOOTSTRAP_H
+#include <stddef.h>
+
+struct rn_bootstrap {
+    char *uri;                 /* "ldap://127.0.0.1:389" (space-separated list tried in order) */
+    char *bind_dn;             /* simple bind identity; empty with sasl_mech = EXTERNAL */
+    char *bind_password_file;  /* file holding the bind password (first line) */
+    char *sasl_mech;           /* "" (simple bind) or "EXTERNAL" (ldapi:// peer credentials) */
+    char *base_dn;             /* the relay subtree, e.g. "ou=Relay,dc=example,dc=com" */
+    char *user_base;           /* where users and groups are searched; default: base_dn's parent */
+    char *user_filter;         /* "(|(uid=%s)(mail=%s))": %s is the RFC 4515-escaped login */
+    char *node;                /* this node's cn under the relay subtree */
+    char *hostname;            /* default FQDN for connectors without relayFqdn */
+    char *spool_dir;           /* "/var/spool/relaynode" */
+    char *log;                 /* "stderr", "syslog" or a file path */
+    char *ldap_timeout;        /* seconds for each directory operation, "5" */
+    char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
+    char *cluster_bind;        /* ZeroMQ endpoint for the cluster bus; empty = standalone */
+};
+
+/* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */
+int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t errlen);
+/* Set one key (used by command-line overrides); -1 if the key is unknown. */
+int bootstrap_set(struct rn_bootstrap *b, const char *key, const char *value, char *err,
+                  size_t errlen);
+void bootstrap_clear(struct rn_bootstrap *b);
+/* Print every key with its current value and documentation (passwords are never stored here). */
+void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *line, void *arg),
+                        void *arg);
+#endif

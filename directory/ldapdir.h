@@ -1,0 +1,39 @@
+/* ldapdir: everything that talks to the directory through OpenLDAP libldap (the only file that
+ * includes <ldap.h> is ldapdir.c). Calls block; the node runs them on a worker thread, never
+ * on the event loop. Results are FOUND / NOTFOUND / TEMPFAIL so an outage becomes a 4xx. */
+#ifndef RN_LDAPDIR_H
+#define RN_LDAPDIR_H
+#include <stddef.h>
+#include "directory/bootstrap.h"
+#include "directory/model.h"
+#include "directory/token.h"
+
+enum dir_result { DIR_FOUND = 0, DIR_NOTFOUND = 1, DIR_TEMPFAIL = 2, DIR_FAIL = 3 };
+
+struct ldapdir;
+
+/* Connect and bind as the bootstrap's service identity (simple bind with the password file,
+ * or SASL EXTERNAL). DIR_TEMPFAIL when the server is unreachable, DIR_FAIL on bad config or
+ * credentials; err says which. */
+enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out, char *err,
+                             size_t errlen);
+void ldapdir_free(struct ldapdir **d);
+
+/* Load the snapshot for node b->node: its connectors and its site's, accepted domains, send
+ * connectors, the contextCSN as version. Entries that fail to parse or validate are left out
+ * and listed in (*out)->errors; a missing node entry or an unreadable relay subtree fails the
+ * whole load. Caller snapshot_unref()s. */
+enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap *b,
+                                      struct rn_snapshot **out, char *err, size_t errlen);
+
+/* Find a user by login (user_filter, value escaped per RFC 4515) or by DN; exactly one match
+ * or NOTFOUND. Fills the token (user, transitive groups, Authenticated Users, Everyone) and
+ * the user's own addresses (mail and relayMailAlias; caller frees each and the array). */
+enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                   const char *login_or_dn, struct token *t, char ***addresses,
+                                   size_t *naddresses, char *err, size_t errlen);
+
+/* Escape a value for an LDAP filter (RFC 4515 §3: * ( ) \ NUL and non-ASCII as \xx).
+ * Returns -1 if out is too small. Pure. */
+int ldap_filter_escape(const char *in, size_t inlen, char *out, size_t outlen);
+#endif

@@ -1,0 +1,90 @@
+/* model: the configuration one node runs with, as loaded from the directory: receive
+ * connectors (with their ACEs), accepted domains, send connectors, the node and its site.
+ * A snapshot is immutable once built and reference-counted: sessions keep the one they
+ * started with while a reload swaps in the next (DESIGN.md §3). */
+#ifndef RN_MODEL_H
+#define RN_MODEL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "directory/ace.h"
+#include "directory/ipr.h"
+
+#define RN_UNLIMITED UINT64_MAX   /* a limit attribute that is absent or "unlimited" */
+
+/* Auth mechanisms (msExchSMTPReceiveInboundSecurityFlag bits, §3.1). */
+enum {
+    AUTH_NONE = 0, AUTH_TLS = 1, AUTH_INTEGRATED = 2, AUTH_BASIC = 4,
+    AUTH_BASIC_REQUIRE_TLS = 8, AUTH_EXCHANGE_SERVER = 16, AUTH_EXTERNAL_AUTHORITATIVE = 32
+};
+int auth_mech_lookup(const char *name);                 /* bit, or -1 if unknown */
+size_t auth_mechs_format(unsigned mechs, char *buf, size_t len);   /* "Tls, BasicAuth" / "None" */
+
+struct rn_connector {
+    char *dn, *name;               /* owned */
+    bool site_scoped;              /* hangs under the site (all its nodes) rather than the node */
+    bool enabled;
+    ipr_binding *bindings; size_t nbindings;   /* owned */
+    ipr_range *ranges; size_t nranges;         /* owned */
+    unsigned auth;                 /* AUTH_* bits */
+    char *fqdn;                    /* NULL: the node's host name */
+    char *banner;                  /* NULL: default "220 <fqdn> ..." banner */
+    char *comment;
+    bool require_tls;
+    uint64_t max_message_size;     /* bytes */
+    uint64_t max_header_size;      /* bytes */
+    uint64_t max_recipients;
+    uint64_t max_hop_count, max_local_hop_count;
+    uint64_t connection_timeout;   /* seconds, absolute session lifetime */
+    uint64_t inactivity_timeout;   /* seconds */
+    uint64_t max_inbound, max_inbound_per_source, max_inbound_pct_per_source;
+    uint64_t max_logon_failures, max_protocol_errors;
+    uint64_t message_rate_limit;   /* messages per minute per source */
+    unsigned protocol_logging;     /* 0 None, 1 Verbose */
+    struct ace *aces; size_t naces;  /* owned: the security descriptor */
+};
+
+enum rn_domain_type { DOMAIN_AUTHORITATIVE, DOMAIN_INTERNAL_RELAY, DOMAIN_EXTERNAL_RELAY };
+
+struct rn_domain {
+    char *dn;
+    char *domain;                  /* lowercase; "*.example.com" matches subdomains only */
+    enum rn_domain_type type;
+};
+
+struct rn_sendconn {
+    char *dn, *name;
+    bool enabled;
+    char **address_spaces; size_t naddress_spaces;   /* domain patterns ("*" = all) */
+    char **smart_hosts; size_t nsmart_hosts;         /* host[:port]; none = DNS MX */
+    uint64_t cost;
+    bool require_tls;
+};
+
+struct rn_snapshot {
+    int refs;                      /* atomic; snapshot_ref/snapshot_unref */
+    char *version;                 /* the directory's contextCSN (or a load stamp); owned */
+    char *node_name, *node_dn, *site_dn;
+    struct rn_connector *connectors; size_t nconnectors;  /* loaded, valid ones only */
+    struct rn_domain *domains; size_t ndomains;
+    struct rn_sendconn *sendconns; size_t nsendconns;
+    char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
+};
+
+struct rn_snapshot *snapshot_new(void);                  /* refs = 1, empty */
+struct rn_snapshot *snapshot_ref(struct rn_snapshot *s); /* +1, returns s */
+void snapshot_unref(struct rn_snapshot **s);             /* -1, frees at 0, sets *s = NULL */
+void snapshot_add_error(struct rn_snapshot *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Default values (schema README); used by the loader for absent attributes. */
+void connector_defaults(struct rn_connector *c);
+void connector_clear(struct rn_connector *c);
+void domain_clear(struct rn_domain *d);
+void sendconn_clear(struct rn_sendconn *s);
+
+/* The accepted domain that covers `domain` (exact match first, then the longest "*." one),
+ * or NULL. Case-insensitive; a trailing dot is ignored. */
+const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const char *domain);
+const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name);
+#endif

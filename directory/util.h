@@ -1,0 +1,27 @@
+/* util: allocation that never returns NULL (out of memory is fatal, as Postfix's mymalloc),
+ * error-string filling for library code, and small string helpers. */
+#ifndef RN_UTIL_H
+#define RN_UTIL_H
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+#define RN_ERRLEN 512 /* size of the error buffers callers pass to library functions */
+
+void *xmalloc(size_t n);              /* abort on failure; caller frees */
+void *xcalloc(size_t n, size_t sz);   /* zeroed; overflow-checked; caller frees */
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);         /* caller frees */
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* caller frees */
+
+/* Fill err (if non-NULL) with a formatted message, truncating safely; returns -1 so a
+ * library function can `return rn_err(err, len, ...)`. */
+int rn_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+bool rn_strieq(const char *a, const char *b);                  /* ASCII case-insensitive equality */
+bool rn_strnieq(const char *a, const char *b, size_t n);
+void rn_strlower(char *s);                                     /* ASCII lowercase in place */
+/* Copy src into dst of size dstlen, always NUL-terminated; returns strlen(src). */
+size_t rn_strlcpy(char *dst, const char *src, size_t dstlen);
+#endif

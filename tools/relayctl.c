@@ -1,0 +1,29 @@
+/* relayctl: dispatch `relayctl <verb> ...` to the verb's implementation. */
+#include <stdio.h>
+#include <string.h>
+#include "tools/relayctl.h"
+
+struct verb { const char *name; int (*run)(int argc, char **argv); const char *help; };
+
+static const struct verb verbs[] = {
+    {"explain", relayctl_explain, "show the connector, token, rights and replies for a client"},
+};
+
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: relayctl <verb> [options]   (relayctl <verb> --help)\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+    return f == stdout ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage(stderr);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+        return usage(stdout);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "relayctl: unknown verb '%s'\n", argv[1]);
+    return usage(stderr);
+}
