@@ -1,0 +1,59 @@
+/* spool: the durable message store. A message is written to tmp/, then commit does
+ * write -> fsync(file) -> rename into queue/ -> fsync(queue dir), and only then may the
+ * caller send 250 (RFC 5321 §6.1; reliability.md G1). Files are a sequence of typed,
+ * length-checked records ending in an END record, so a torn file is never taken for a
+ * message. spool_open removes tmp/ leftovers. Calls block (fsync): the node runs commit on
+ * a worker thread. */
+#ifndef RN_SPOOL_H
+#define RN_SPOOL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct spool;
+struct spool_msg;
+
+/* The envelope and facts recorded with each message. Strings are copied by spool_msg_new. */
+struct spool_envelope {
+    const char *sender;             /* reverse path without <>, "" for the null sender */
+    const char *const *rcpts; size_t nrcpts;
+    const char *client_ip, *helo, *connector;
+    const char *auth_user;          /* NULL when anonymous */
+    const char *auth_as;            /* Anonymous / Internal / Partner */
+    bool antispam_bypass;           /* the session held ms-Exch-Bypass-Anti-Spam */
+    time_t received;
+};
+
+/* Open (creating tmp/ and queue/ under dir) and clean leftovers from tmp/. -1 with err. */
+int spool_open(const char *dir, struct spool **out, char *err, size_t errlen);
+void spool_free(struct spool **s);
+
+/* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
+ * ENOSPC). The message must end with spool_msg_commit or spool_msg_abort. */
+struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *env, char *err,
+                                size_t errlen);
+const char *spool_msg_id(const struct spool_msg *m);
+/* Append message bytes (headers and body, CRLF line ends, dot-unstuffed). -1 with err. */
+int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err, size_t errlen);
+/* Make the message durable (see top). Frees *m and sets it NULL whatever the result; on -1
+ * nothing is left in queue/ and the caller must answer 451 4.3.0. */
+int spool_msg_commit(struct spool_msg **m, char *err, size_t errlen);
+void spool_msg_abort(struct spool_msg **m);       /* unlink the tmp file, free, NULL */
+
+/* A message read back from queue/ (for listing, recovery and delivery). */
+struct spool_entry {
+    char id[64];
+    char *sender; char **rcpts; size_t nrcpts;
+    char *client_ip, *helo, *connector, *auth_user, *auth_as;
+    bool antispam_bypass;
+    time_t received;
+    uint64_t size;                  /* message bytes */
+};
+/* Read the envelope of queue/<id>; -1 if missing, torn or malformed (err says which). */
+int spool_read(struct spool *s, const char *id, struct spool_entry *e, char *err, size_t errlen);
+void spool_entry_clear(struct spool_entry *e);
+/* Call fn for each committed message in id order; stops and returns fn's non-zero value. */
+int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *arg), void *arg,
+                  char *err, size_t errlen);
+#endif
