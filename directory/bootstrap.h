@@ -20,6 +20,10 @@ struct rn_bootstrap {
     char *ldap_timeout;        /* seconds for each directory operation, "5" */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
     char *cluster_bind;        /* ZeroMQ endpoint for the cluster bus; empty = standalone */
+    char *protocol_log_dir;    /* per-connector protocol logs (Verbose connectors); "" = off */
+    char *max_command_line;    /* octets incl. CRLF, "512" (RFC 5321 §4.5.3.1.4) */
+    char *max_text_line;       /* octets incl. CRLF, "1000" (RFC 5321 §4.5.3.1.6) */
+    char *drain_timeout;       /* seconds SIGTERM waits for sessions to finish, "30" */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */

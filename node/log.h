@@ -1,0 +1,21 @@
+/* log: greppable fact lines, "<id> <subsystem> <event> key=value ...", to stderr, syslog or a
+ * file (bootstrap key log). Values with spaces or quotes are quoted; control bytes escaped.
+ * Secrets are never passed here: callers mask them where the line is made (STYLE.md 13). */
+#ifndef RN_LOG_H
+#define RN_LOG_H
+#include <stdarg.h>
+
+int log_open(const char *target, char *err, unsigned long errlen); /* "stderr"|"syslog"|path */
+void log_close(void);
+/* id: session or queue id, "-" for none. fmt is the key=value tail, printf-style. */
+void log_fact(const char *id, const char *subsystem, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Quote a value for a key=value line into buf (always terminated); returns buf. */
+const char *log_quote(const char *value, char *buf, unsigned long len);
+
+/* Per-connector protocol log (connectors with ProtocolLoggingLevel Verbose): one file per
+ * connector under dir, lines "<time> <session> <direction> <text>". */
+void protolog_set_dir(const char *dir);
+void protolog_write(const char *connector, const char *session, char direction,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#endif

@@ -1,0 +1,32 @@
+/* node: the process-wide state one relaynode runs with, shared by the daemon (node/daemon.c,
+ * which owns it) and the SMTP sessions (node/smtp_session.c). Loop thread only, except where a
+ * function says otherwise. */
+#ifndef RN_NODE_H
+#define RN_NODE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "directory/bootstrap.h"
+#include "directory/model.h"
+
+struct event_base;
+struct spool;
+struct worker;
+
+struct node {
+    struct event_base *base;
+    struct rn_bootstrap boot;          /* owned */
+    struct rn_snapshot *snap;          /* current snapshot; owned reference; swapped by reload */
+    uint64_t snap_generation;          /* +1 at every swap, so sessions notice cheaply */
+    struct spool *spool;               /* owned */
+    struct worker *worker;             /* owned: runs blocking work (LDAP, fsync) off the loop */
+    size_t max_command_line, max_text_line;
+    bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
+    uint64_t nsessions;                /* open sessions (for drain) */
+};
+
+/* Start an SMTP session on an accepted socket (daemon -> session). The session selects its
+ * connector, checks connection limits and runs until it closes; it frees itself. */
+void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
+                        const struct sockaddr *remote);
+#endif

@@ -1,0 +1,17 @@
+/* worker: a small pool of threads for blocking work (directory loads and binds, fsync), with
+ * each result delivered back on the event-loop thread. STYLE.md rule 7: never block the loop. */
+#ifndef RN_WORKER_H
+#define RN_WORKER_H
+#include <stddef.h>
+
+struct event_base;
+struct worker;
+
+/* run() executes on a worker thread; done() then runs on the loop thread with the same arg. */
+typedef void (*worker_fn)(void *arg);
+
+struct worker *worker_new(struct event_base *base, size_t nthreads);  /* NULL on failure */
+/* Stop accepting jobs, finish queued ones (their done() still runs), join threads, free. */
+void worker_free(struct worker **w);
+void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
+#endif
