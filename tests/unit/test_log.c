@@ -1,0 +1,187 @@
+/* Unit tests for log: value quoting and control-byte escaping (a client's CR/LF must never
+ * forge a log line), the fact line format in a file target, and protocol log file names
+ * sanitised to [A-Za-z0-9._-] inside the configured directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "node/log.h"
+
+struct qcase { const char *name, *in, *out; };
+
+static const struct qcase qcases[] = {
+    {"plain stays bare",        "alice@example.com",   "alice@example.com"},
+    {"empty is quoted",         "",                    "\"\""},
+    {"space quotes",            "hello world",         "\"hello world\""},
+    {"equals quotes",           "a=b",                 "\"a=b\""},
+    {"quote is escaped",        "say \"hi\"",          "\"say \\\"hi\\\"\""},
+    {"backslash is escaped",    "C:\\x",               "\"C:\\\\x\""},
+    {"CRLF escaped",            "MAIL\r\nRSET",        "\"MAIL\\x0D\\x0ARSET\""},
+    {"NUL-free control bytes",  "\x01\x1f\x7f",        "\"\\x01\\x1F\\x7F\""},
+    {"tab escaped",             "a\tb",                "\"a\\x09b\""},
+    {"utf-8 passes",            "b\xc3\xbcro",         "b\xc3\xbcro"},
+};
+
+static void quote_table(void **state)
+{
+    (void)state;
+    char buf[128];
+    for (size_t i = 0; i < sizeof qcases / sizeof qcases[0]; i++) {
+        log_quote(qcases[i].in, buf, sizeof buf);
+        if (strcmp(buf, qcases[i].out) != 0)
+            fail_msg("%s: got [%s] want [%s]", qcases[i].name, buf, qcases[i].out);
+    }
+}
+
+static void quote_null_is_empty(void **state)
+{
+    (void)state;
+    char buf[8];
+    assert_string_equal(log_quote(NULL, buf, sizeof buf), "\"\"");
+}
+
+/* Truncation keeps the closing quote and never cuts an escape in half. */
+static void quote_truncates_safely(void **state)
+{
+    (void)state;
+    char buf[9];
+    log_quote("ab cdefghijkl", buf, sizeof buf);
+    assert_string_equal(buf, "\"ab cde\"");
+    log_quote("a b\r\n", buf, sizeof buf);
+    assert_string_equal(buf, "\"a b\"");    /* \x0D would not fit with the quote */
+    char tiny[4];
+    log_quote("abcdef", tiny, sizeof tiny);
+    assert_string_equal(tiny, "abc");
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void fact_line_format(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_log.XXXXXX", path[256], err[256], q[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/node.log", dir);
+    assert_int_equal(log_open(path, err, sizeof err), 0);
+    log_fact("abc123", "smtp", "connect", "client=%s helo=%s", "127.0.0.1",
+             log_quote("evil\r\n- forged line", q, sizeof q));
+    log_fact(NULL, "config", "reload", "version=%s", "1");
+    /* A tail built without log_quote still cannot break the line. */
+    log_fact("-", "smtp", "raw", "text=%s", "x\ny");
+    log_close();
+    char *s = read_file(path);
+    assert_non_null(s);
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z abc123 smtp connect client=127\\.0\\.0\\.1 "
+        "helo=\"evil\\\\x0D\\\\x0A- forged line\"\n"
+        "[0-9T:.Z-]+ - config reload version=1\n"
+        "[0-9T:.Z-]+ - smtp raw text=x\\\\x0Ay\n$", REG_EXTENDED), 0);
+    int m = regexec(&re, s, 0, NULL, 0);
+    regfree(&re);
+    if (m != 0)
+        fail_msg("unexpected log content:\n%s", s);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void open_bad_path_fails(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_int_equal(log_open("/nonexistent-dir/x/y.log", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent-dir/x/y.log"));
+}
+
+static void protolog_files_sanitised(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_protolog.XXXXXX", sub[256], path[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/proto/logs", dir);       /* created on first use */
+    protolog_set_dir(sub);
+    protolog_write("Client Frontend", "s1", '<', "220 %s", "relay.example.com");
+    protolog_write("Client Frontend", "s1", '>', "EHLO x\r\n");
+    protolog_write("../../escape", "s2", '>', "QUIT");
+    protolog_write("..", "s3", '>', "QUIT");
+    protolog_write("", "s4", '>', "QUIT");
+
+    snprintf(path, sizeof path, "%s/Client_Frontend.log", sub);
+    char *s = read_file(path);
+    assert_non_null(s);
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^[0-9T:.Z-]+ s1 < 220 relay\\.example\\.com\n"
+                                  "[0-9T:.Z-]+ s1 > EHLO x\\\\x0D\\\\x0A\n$", REG_EXTENDED), 0);
+    int m = regexec(&re, s, 0, NULL, 0);
+    regfree(&re);
+    if (m != 0)
+        fail_msg("unexpected protocol log:\n%s", s);
+
+    snprintf(path, sizeof path, "%s/.._.._escape.log", sub);
+    assert_non_null(read_file(path));
+    snprintf(path, sizeof path, "%s/__.log", sub);
+    assert_non_null(read_file(path));
+    snprintf(path, sizeof path, "%s/_.log", sub);
+    assert_non_null(read_file(path));
+    /* Nothing escaped the directory. */
+    snprintf(path, sizeof path, "%s/proto/escape.log", dir);
+    assert_null(read_file(path));
+    log_close();          /* closes protocol log files too */
+
+    int n = 0;
+    DIR *d = opendir(sub);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' || strlen(e->d_name) > 2) {
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", sub, e->d_name);
+            unlink(p);
+            n++;
+        }
+    closedir(d);
+    assert_int_equal(n, 4);
+    rmdir(sub);
+    snprintf(path, sizeof path, "%s/proto", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
+static void protolog_off_without_dir(void **state)
+{
+    (void)state;
+    protolog_set_dir(NULL);
+    protolog_write("x", "s", '>', "nothing happens");   /* no crash, no file */
+    protolog_set_dir("");
+    protolog_write("x", "s", '>', "nothing happens");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(quote_table),
+        cmocka_unit_test(quote_null_is_empty),
+        cmocka_unit_test(quote_truncates_safely),
+        cmocka_unit_test(fact_line_format),
+        cmocka_unit_test(open_bad_path_fails),
+        cmocka_unit_test(protolog_files_sanitised),
+        cmocka_unit_test(protolog_off_without_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
