@@ -1,0 +1,117 @@
+/* Unit tests for token: the three token shapes, DN matching, copies and formatting. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include "directory/rights.h"
+#include "directory/token.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void anonymous_holds_anonymous_logon_only(void **state)
+{
+    (void)state;
+    struct token t;
+    token_init_anonymous(&t);
+    for (int i = 0; i < WK_COUNT; i++)
+        assert_int_equal(token_holds(&t, i, NULL), i == WK_ANONYMOUS);
+    assert_false(t.authenticated);
+    assert_false(token_holds(&t, -1, "uid=alice,dc=x"));
+    assert_string_equal(t.name, "anonymous");
+    token_clear(&t);
+}
+
+static void externally_secured_holds_that_sid_only(void **state)
+{
+    (void)state;
+    struct token t;
+    token_init_externally_secured(&t);
+    for (int i = 0; i < WK_COUNT; i++)
+        assert_int_equal(token_holds(&t, i, NULL), i == WK_EXTERNALLY_SECURED);
+    assert_false(t.authenticated);
+    token_clear(&t);
+}
+
+static void user_token_holds_user_groups_and_wellknowns(void **state)
+{
+    (void)state;
+    struct token t;
+    const char *groups[] = {"CN=Staff, OU=Groups,DC=Example,DC=com", "not a dn",
+                            "cn=staff,ou=groups,dc=example,dc=com", "cn=Apps,dc=example,dc=com"};
+    assert_int_equal(token_init_user(&t, "alice", "uid=Alice, ou=People,dc=Example,dc=com",
+                                     groups, N(groups)), 0);
+    assert_true(t.authenticated);
+    assert_string_equal(t.user_dn, "uid=alice,ou=people,dc=example,dc=com");
+    assert_int_equal(t.ngroups, 2);   /* bad one skipped, duplicate collapsed */
+    static const struct { const char *name; int wk; const char *dn; bool want; } cases[] = {
+        {"authenticated users", WK_AUTHENTICATED_USERS, NULL, true},
+        {"everyone", WK_EVERYONE, NULL, true},
+        {"not anonymous", WK_ANONYMOUS, NULL, false},
+        {"not externally secured", WK_EXTERNALLY_SECURED, NULL, false},
+        {"own DN", -1, "uid=alice,ou=people,dc=example,dc=com", true},
+        {"group DN", -1, "cn=staff,ou=groups,dc=example,dc=com", true},
+        {"second group", -1, "cn=apps,dc=example,dc=com", true},
+        {"other DN", -1, "uid=bob,ou=people,dc=example,dc=com", false},
+        {"parent DN is not membership", -1, "ou=people,dc=example,dc=com", false},
+        {"NULL dn", -1, NULL, false},
+        {"out of range wk", WK_COUNT, NULL, false},
+    };
+    for (size_t i = 0; i < N(cases); i++)
+        if (token_holds(&t, cases[i].wk, cases[i].dn) != cases[i].want)
+            fail_msg("case '%s'", cases[i].name);
+    char buf[512];
+    size_t n = token_format(&t, buf, sizeof buf);
+    assert_string_equal(buf, "NT AUTHORITY\\Authenticated Users, Everyone, "
+                             "uid=alice,ou=people,dc=example,dc=com, "
+                             "cn=staff,ou=groups,dc=example,dc=com, cn=apps,dc=example,dc=com");
+    assert_int_equal(n, strlen(buf));
+    char small[5];
+    assert_int_equal(token_format(&t, small, sizeof small), n);
+    assert_string_equal(small, "NT A");
+
+    struct token c;
+    token_copy(&c, &t);
+    token_clear(&t);
+    assert_null(t.user_dn);
+    assert_int_equal(t.ngroups, 0);
+    assert_true(token_holds(&c, -1, "cn=apps,dc=example,dc=com"));
+    assert_string_equal(c.name, "alice");
+    token_clear(&c);
+}
+
+static void user_token_refuses_bad_user_dn(void **state)
+{
+    (void)state;
+    struct token t;
+    assert_int_equal(token_init_user(&t, "x", "alice", NULL, 0), -1);
+    assert_null(t.user_dn);
+    token_clear(&t);   /* safe after failure */
+    assert_int_equal(token_init_user(&t, "x", "uid=x", NULL, 0), 0);
+    assert_int_equal(t.ngroups, 0);
+    token_clear(&t);
+}
+
+static void anonymous_format(void **state)
+{
+    (void)state;
+    struct token t;
+    char buf[128];
+    token_init_anonymous(&t);
+    token_format(&t, buf, sizeof buf);
+    assert_string_equal(buf, "NT AUTHORITY\\ANONYMOUS LOGON");
+    token_clear(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(anonymous_holds_anonymous_logon_only),
+        cmocka_unit_test(externally_secured_holds_that_sid_only),
+        cmocka_unit_test(user_token_holds_user_groups_and_wellknowns),
+        cmocka_unit_test(user_token_refuses_bad_user_dn),
+        cmocka_unit_test(anonymous_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
