@@ -21,7 +21,7 @@ struct rights_eval {
 void acl_eval(const struct ace *aces, size_t n, const struct token *t, struct rights_eval *out);
 
 /* Append the ACEs that `groups` (GROUP_* bits, no Custom) expand to, §1.2 table, to the
- * growing array *aces/*n (xrealloc'd; caller owns). */
+ * growing array *aces, *n (xrealloc'd; caller owns). */
 void acl_expand_groups(unsigned groups, struct ace **aces, size_t *n);
 /* Remove every (principal, default rights) pair of every group from the list (§1.5 first
  * step): rights outside a group's default set survive. */
