@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate schema/relaynode.ldif (cn=config form) from schema/relaynode.schema with
-# slaptest, so the two forms never drift. Usage: deploy/slapd/schema2ldif.sh
-# tests/integration/test_slapd.py checks that the committed .ldif matches this output.
+# slaptest, so the two forms never drift. Usage: deploy/slapd/schema2ldif.sh [OUT]
+# (OUT defaults to schema/relaynode.ldif; tests/integration/test_slapd.py writes elsewhere
+# and checks that the committed file matches.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$root/schema/relaynode.ldif}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/out"
 cat >"$tmp/slapd.conf" <<CONF
@@ -23,5 +25,5 @@ src=$(ls "$tmp"/out/cn=config/cn=schema/cn=\{*\}relaynode.ldif)
   sed -e '/^#/d' -e '/^dn:/d' \
       -e '/^\(structuralObjectClass\|entryUUID\|creatorsName\|createTimestamp\|entryCSN\|modifiersName\|modifyTimestamp\):/d' \
       -e 's/^cn: {[0-9]*}relaynode$/cn: relaynode/' "$src"
-} >"$root/schema/relaynode.ldif.new"
-mv "$root/schema/relaynode.ldif.new" "$root/schema/relaynode.ldif"
+} >"$out.new"
+mv "$out.new" "$out"
