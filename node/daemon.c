@@ -125,7 +125,18 @@ static void load_done(void *arg)
         free(j);
         return;
     }
-    if (j->rc == DIR_FOUND) {
+    if (j->rc == DIR_FOUND && d->n.snap && j->snap->version && d->n.snap->version &&
+        strcmp(j->snap->version, d->n.snap->version) == 0) {
+        /* Same directory version (the periodic safety net, mostly): keep the snapshot the
+         * sessions already share; only retry bindings that failed to open. */
+        char qv[256];
+        log_fact("-", "config", "unchanged", "version=%s",
+                 log_quote(j->snap->version, qv, sizeof qv));
+        snapshot_unref(&j->snap);
+        listeners_reconcile(d->listeners, d->n.snap);
+        d->backoff = BACKOFF_MIN_S;
+        evtimer_del(d->ev_retry);
+    } else if (j->rc == DIR_FOUND) {
         snapshot_swap(d, j->snap);
         j->snap = NULL;
         d->backoff = BACKOFF_MIN_S;
@@ -194,8 +205,12 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
     struct daemon *d = arg;
-    if (d->n.draining)
+    if (d->n.draining) {             /* a second signal: the operator wants out now */
+        log_fact("-", "node", "stop", "sessions=%llu reason=second-signal",
+                 (unsigned long long)d->n.nsessions);
+        event_base_loopbreak(d->n.base);
         return;
+    }
     d->n.draining = true;
     log_fact("-", "node", "drain", "signal=%s sessions=%llu timeout=%u",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)d->n.nsessions,

@@ -296,12 +296,12 @@ void protolog_write(const char *connector, const char *session, char direction,
     pos = copy_escaped(line, sizeof line - 1, pos, text);
     line[pos++] = '\n';
 
-    bool failed = false;
+    int failed = 0;                 /* errno of a failed open */
     pthread_mutex_lock(&log_mu);
     if (protolog_dir) {
         int fd = protolog_fd(safe);
         if (fd < 0)
-            failed = true;
+            failed = errno ? errno : EIO;
         else
             write_all(fd, line, pos);
     }
@@ -309,6 +309,6 @@ void protolog_write(const char *connector, const char *session, char direction,
     if (failed) {
         char q[300];
         log_fact(session, "protolog", "open-failed", "connector=%s error=%s",
-                 log_quote(safe, q, sizeof q), strerror(errno));
+                 log_quote(safe, q, sizeof q), strerror(failed));
     }
 }
