@@ -231,7 +231,7 @@ int ace_parse(const char *s, struct ace *out, char *err, size_t errlen)
         return rn_err(err, errlen, "unknown action '%s' (expected allow or deny)", action);
     if (!*principal)
         return rn_err(err, errlen, "empty principal");
-    uint32_t rights;
+    uint32_t rights = 0;
     if (parse_rights(semi2 + 1, &rights, err, errlen) < 0)
         return -1;
 

@@ -153,8 +153,8 @@ static void expansion_emits_one_ace_per_principal_and_group(void **state)
         "ms-Exch-SMTP-Accept-Any-Sender, ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, "
         "ms-Exch-Bypass-Anti-Spam, ms-Exch-Bypass-Message-Size-Limit, ms-Exch-SMTP-Accept-Exch50, "
         "ms-Exch-Accept-Headers-Routing",
-        "deny; MS Exchange\\ExchangeLegacyInterop; ms-Exch-Accept-Headers-Forest, "
-        "ms-Exch-Accept-Headers-Organization",
+        ("deny; MS Exchange\\ExchangeLegacyInterop; ms-Exch-Accept-Headers-Forest, "
+         "ms-Exch-Accept-Headers-Organization"),
         "allow; MS Exchange\\Partner Servers; ms-Exch-SMTP-Submit, ms-Exch-Accept-Headers-Routing",
     };
     for (size_t i = 0; i < n; i++) {
