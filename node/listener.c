@@ -139,7 +139,8 @@ static struct lsock *lsock_open(struct listeners *set, const ipr_binding *b)
     ls->b = *b;
     ls->set = set;
     rn_strlcpy(ls->name, name, sizeof ls->name);
-    ls->evl = evconnlistener_new(set->n->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    /* backlog 0: listen() was called above (-1 would re-listen with 128). */
+    ls->evl = evconnlistener_new(set->n->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (!ls->evl) {
         free(ls);
         step = "evconnlistener";
