@@ -26,6 +26,8 @@ static const struct { const char *name; const char *value; } canonical_cases[] =
     {"partner", "allow; MS Exchange\\Partner Servers; ms-Exch-SMTP-Submit"},
     {"dn principal", "allow; uid=app1,ou=apps,dc=example,dc=com; ms-Exch-SMTP-Submit"},
     {"dn as written keeps case", "deny; CN=Staff,OU=Groups,DC=Example,DC=com; ms-Exch-Bypass-Anti-Spam"},
+    {"dn with escaped semicolon", "allow; cn=a\\;b,dc=x; Send-As"},
+    {"multi-valued RDN", "allow; cn=app+uid=7,dc=x; ms-Exch-SMTP-Submit"},
     {"xmc canonical", "allow; MS Exchange\\Hub Transport Servers; "
      "ms-Exch-SMTP-Accept-XMessageContext-ADRecipientCache"},
 };
