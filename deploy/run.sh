@@ -15,28 +15,17 @@ case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 RUN="$ROOT/run"
 FIXTURE="$ROOT/deploy/slapd/fixture.sh"
 
-# The port itself if nothing listens on it, else one the kernel picks.
-port_or_free() {
-  /usr/bin/python3 - "$1" <<'PY'
-import socket, sys
-want = int(sys.argv[1])
-s = socket.socket()
-try:
-    s.bind(("0.0.0.0", want))
-except OSError:
-    s.close(); s = socket.socket(); s.bind(("0.0.0.0", 0))
-print(s.getsockname()[1])
-PY
-}
-
-LDAP_PORT=$(port_or_free 3389)
-SMTP=$(port_or_free 2525)
-SUB=$(port_or_free 2587)
-[ "$SUB" != "$SMTP" ] || SUB=$(port_or_free 0)
+# The documented ports when free, else free ones (distinct; see deploy/slapd/freeport.py).
+read -r LDAP_PORT SMTP SUB < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 3389 2525 2587)
 
 cleanup() {
   trap - EXIT INT TERM
   # -- node: stop the relaynode started below here, by its pid (node engineer) ---------
+  if [ -n "${NODE_PID:-}" ] && kill -0 "$NODE_PID" 2>/dev/null; then
+    kill -TERM "$NODE_PID" 2>/dev/null || true      # drain, then exit
+    wait "$NODE_PID" 2>/dev/null || true
+    echo "run: relaynode stopped"
+  fi
   "$FIXTURE" stop "$RUN" || true
   echo "run: slapd stopped"
 }
@@ -75,11 +64,39 @@ Try:
 TXT
 
 # -- node: start build/relaynode here (node engineer) -----------------------------------
-# When $B/relaynode exists, this is where it is started in the background with
-#   $B/relaynode -c $RUN/relaynode.conf --foreground
-# its pid kept for cleanup() above, and swaks lines printed for ports $SMTP_PORT/$SUBMISSION_PORT.
+# The node runs in the background, attached (--foreground: no double fork, so its pid is
+# ours to stop); it logs to $RUN/relaynode.log (the conf's log key), and its stdout/stderr
+# (sanitizer reports) go to $RUN/relaynode.out.
+NODE_PID=
 if [ -x "$B/relaynode" ]; then
-  echo "  (start the node yourself for now: $BR/relaynode -c run/relaynode.conf --foreground)"
+  "$B/relaynode" -c "$RUN/relaynode.conf" --foreground >>"$RUN/relaynode.out" 2>&1 &
+  NODE_PID=$!
+  up=
+  for _ in $(seq 1 150); do           # the first snapshot load opens the listeners
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then
+      echo "run: relaynode exited at startup; see $RUN/relaynode.log and $RUN/relaynode.out"
+      NODE_PID=; break
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ -n "$up" ]; then
+    cat <<TXT
+
+Node: $BR/relaynode pid $NODE_PID, log $RUN/relaynode.log
+  swaks --server 127.0.0.1:$SMTP_PORT --from someone@outside.example --to alice@example.com
+  swaks --server 127.0.0.1:$SMTP_PORT --local-interface 127.0.2.55 --from app@example.com --to someone@outside.example
+  swaks --server 127.0.0.1:$SMTP_PORT --from app@example.com --to someone@outside.example   (refused: no relay right)
+  swaks --server 127.0.0.1:$SUBMISSION_PORT --from alice@example.com --to bob@example.com
+  kill -HUP $NODE_PID      # reload now (after an ldapmodify); the node also reloads every 60 s
+  $BR/relaynode -c run/relaynode.conf --check        # what the node runs with
+  $BR/relaynode -c run/relaynode.conf --list-spool   # accepted messages
+TXT
+  elif [ -n "$NODE_PID" ]; then
+    echo "run: relaynode (pid $NODE_PID) is not listening yet; see $RUN/relaynode.log"
+  fi
+else
+  echo "  (no $BR/relaynode yet: it is built once node/main.c and its modules are in the tree)"
 fi
 # -- end of node section -----------------------------------------------------------------
 

@@ -35,10 +35,8 @@ SLAPPASSWD=${SLAPPASSWD:-$(command -v slappasswd || echo /usr/sbin/slappasswd)}
 die() { echo "fixture.sh: $*" >&2; exit 1; }
 usage() { die "usage: fixture.sh start DIR [--port N] [--smtp-port N] [--submission-port N] [--ldif FILE]... | stop DIR"; }
 
-# A TCP port nobody listens on right now (the kernel's choice of an ephemeral port).
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'
-}
+# A TCP port nobody listens on, below the ephemeral range (freeport.py says why).
+free_port() { /usr/bin/python3 "$HERE/freeport.py" 0; }
 
 # pid of the slapd serving DIR, or nothing when none runs.
 running_pid() {
@@ -102,8 +100,9 @@ cmd_start() {
   cmd_stop "$dir"
   rm -rf "$dir/slapd.d" "$dir/db"
   mkdir -p "$dir/slapd.d" "$dir/db" "$dir/spool" "$dir/protocol"
-  : "${SMTP_PORT:=$(free_port)}"
-  while [ -z "$SUBMISSION_PORT" ] || [ "$SUBMISSION_PORT" = "$SMTP_PORT" ]; do SUBMISSION_PORT=$(free_port); done
+  while [ -z "$SMTP_PORT" ] || [ "$SMTP_PORT" = "$port" ]; do SMTP_PORT=$(free_port); done
+  while [ -z "$SUBMISSION_PORT" ] || [ "$SUBMISSION_PORT" = "$SMTP_PORT" ] \
+        || [ "$SUBMISSION_PORT" = "$port" ]; do SUBMISSION_PORT=$(free_port); done
 
   (umask 077; random_password | tr -d '\n' >"$dir/admin.pw"; random_password | tr -d '\n' >"$dir/service.pw")
   local admin_hash; admin_hash=$("$SLAPPASSWD" -T "$dir/admin.pw")
@@ -133,7 +132,9 @@ cmd_start() {
   # slapd binds its listeners before it detaches, so a busy port is a non-zero exit: with a
   # port of our choosing, pick another and retry (another fixture may have taken it).
   while :; do
-    [ -n "$port" ] || port=$(free_port)
+    while [ -z "$port" ] || [ "$port" = "$SMTP_PORT" ] || [ "$port" = "$SUBMISSION_PORT" ]; do
+      port=$(free_port)
+    done
     rm -f "$ldapi_path"
     if "$SLAPD" -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/ $SLAPD_LDAPI" \
          </dev/null >>"$dir/slapd.log" 2>&1; then

@@ -25,7 +25,6 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,14 +52,14 @@ def run(cmd, input=None, timeout=120, env=None, cwd=None):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
-def free_port(host="0.0.0.0"):
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+sys.path.insert(0, os.path.join(ROOT, "deploy", "slapd"))
+import freeport  # noqa: E402
+
+
+def free_port(prefer=0, exclude=()):
+    """A TCP port nobody listens on (on 0.0.0.0 and [::]), below the ephemeral range so
+    no outgoing connection takes it before the listener does; prefer it if it is free."""
+    return freeport.free_port(prefer, exclude)
 
 
 def read_env(path):
