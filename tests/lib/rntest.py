@@ -174,7 +174,7 @@ class Slapd:
     def __init__(self, directory=None, port=None, smtp_port=None, submission_port=None,
                  ldifs=(), keep=None):
         self._own_dir = directory is None
-        self.dir = directory or tempfile.mkdtemp(prefix="rn-slapd-")
+        self.dir = directory          # a temp dir is made by start() when None
         self.req_port, self.req_smtp, self.req_sub = port, smtp_port, submission_port
         self.ldifs = list(ldifs)
         self.keep = keep if keep is not None else bool(os.environ.get("RN_KEEP"))
@@ -183,6 +183,8 @@ class Slapd:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self):
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="rn-slapd-")
         args = [FIXTURE, "start", self.dir]
         for flag, v in (("--port", self.req_port), ("--smtp-port", self.req_smtp),
                         ("--submission-port", self.req_sub)):
@@ -190,11 +192,11 @@ class Slapd:
                 args += [flag, str(v)]
         for f in self.ldifs:
             args += ["--ldif", f]
+        if self not in _live:          # from now on stop() must run fixture.sh stop
+            _live.append(self)
         rc, out, err = run(args)
         if rc != 0:
             raise FixtureError("fixture.sh start failed (rc %d): %s%s" % (rc, out, err))
-        if self not in _live:
-            _live.append(self)
         e = self.env = read_env(os.path.join(self.dir, "env"))
         self.uri, self.ldapi = e["SLAPD_URI"], e["SLAPD_LDAPI"]
         self.pid, self.port = int(e["SLAPD_PID"]), int(e["SLAPD_PORT"])
@@ -216,7 +218,7 @@ class Slapd:
         if self in _live:
             _live.remove(self)
             run([FIXTURE, "stop", self.dir])
-        if self._own_dir and not self.keep and os.path.isdir(self.dir):
+        if self._own_dir and not self.keep and self.dir and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def running(self):
