@@ -371,14 +371,33 @@ def check_readme(S):
     return not missing, "not documented: %r" % missing
 
 
+SITE_CONNECTOR = """dn: cn=Site Relay,cn=Default-Site,cn=Sites,ou=Relay,@SUFFIX@
+objectClass: relayReceiveConnector
+cn: Site Relay
+relayBinding: 127.0.0.1:@SMTP_PORT@
+relayRemoteIPRange: 127.0.3.0/24
+relayAce: allow; NT AUTHORITY\\ANONYMOUS LOGON; ms-Exch-SMTP-Submit
+"""
+
+
 def check_second_fixture(S):
-    with Slapd() as T:
-        ok = (T.port != S.port and T.dir != S.dir and T.running() and S.running()
+    """A second fixture (with an extra --ldif: a site-scoped connector) runs beside the
+    first on its own ports and stops cleanly."""
+    extra = os.path.join(S.dir, "site-connector.ldif")
+    with open(extra, "w") as f:
+        f.write(SITE_CONNECTOR)
+    with Slapd(ldifs=[extra]) as T:
+        site = T.search("cn=Default-Site,cn=Sites," + T.relay_base,
+                        "(objectClass=relayReceiveConnector)", ["relayBinding"], scope="one")
+        ok = (T.port != S.port and T.smtp_port != S.smtp_port and T.dir != S.dir
+              and T.running() and S.running()
+              and [e.get("relayBinding") for e in site] == [["127.0.0.1:%d" % T.smtp_port]]
               and len(T.search(T.node_dn, "(objectClass=relayReceiveConnector)", ["1.1"])) == 3
               and len(S.search(S.node_dn, "(objectClass=relayReceiveConnector)", ["1.1"])) == 3)
         pid = T.pid
     gone = not rntest.pid_alive(pid)
-    return ok and gone and S.running(), "second fixture ok %r, its slapd gone %r" % (ok, gone)
+    return ok and gone and S.running(), "second fixture ok %r (site %r), its slapd gone %r" % (
+        ok, site, gone)
 
 
 def check_restart_idempotent(S):
@@ -430,7 +449,7 @@ def main():
               S)
         t.run("schema carries every directory/connattr.c attribute", check_schema_connattr, S)
         t.run("schema/README.md documents every attribute", check_readme, S)
-        t.run("a second fixture runs beside the first and stops cleanly",
+        t.run("a second fixture (with --ldif) runs beside the first and stops cleanly",
               check_second_fixture, S)
         t.run("start again on the same DIR: old slapd gone, data rebuilt",
               check_restart_idempotent, S)
