@@ -202,8 +202,53 @@ class Node:
         return r.stdout.decode("utf-8", "replace")
 
 
+SPOOL_TEXT = {1: "sender", 2: "rcpt", 3: "client_ip", 4: "helo", 5: "connector",
+              6: "auth_user", 7: "auth_as"}
+
+
+def spool_parse(raw):
+    """Decode a spool file (node/spool_record.h: "RNQ1" 1, then {type, u32 BE length,
+    payload} records, DATA pieces, END). Returns a dict with sender, rcpts, client_ip, helo,
+    connector, auth_user, auth_as, flags, antispam_bypass, data (message bytes) and
+    complete (an END record was seen), or None when raw is not in that format."""
+    if raw[:5] != b"RNQ1\x01":
+        return None
+    out = {"rcpts": [], "data": b"", "complete": False, "auth_user": None, "flags": 0}
+    i, data = 5, []
+    while i + 5 <= len(raw):
+        t, n = raw[i], int.from_bytes(raw[i + 1:i + 5], "big")
+        payload = raw[i + 5:i + 5 + n]
+        i += 5 + n
+        if t == 2:
+            out["rcpts"].append(payload.decode("utf-8", "replace"))
+        elif t in SPOOL_TEXT:
+            out[SPOOL_TEXT[t]] = payload.decode("utf-8", "replace")
+        elif t == 8:
+            out["flags"] = int.from_bytes(payload, "big")
+        elif t == 10:
+            data.append(payload)
+        elif t == 11:
+            out["complete"] = True
+            break
+    out["data"] = b"".join(data)
+    out["antispam_bypass"] = bool(out["flags"] & 1)
+    return out
+
+
+def spool_text(raw):
+    """The searchable text of a spool file: envelope lines then the message bytes (record
+    headers removed, so a marker is never split by a DATA record boundary)."""
+    m = spool_parse(raw)
+    if m is None:
+        return raw
+    env = [m.get("sender", "")] + m["rcpts"] + [m.get(k) or "" for k in
+                                                ("client_ip", "helo", "connector", "auth_as")]
+    return ("\n".join(env) + "\n").encode() + m["data"]
+
+
 def spool_files(spool_dir):
-    """{name: bytes} of the committed messages in spool_dir/queue."""
+    """{name: bytes} of the committed messages in spool_dir/queue (envelope lines, then the
+    message: see spool_text)."""
     out = {}
     q = os.path.join(spool_dir, "queue")
     if not os.path.isdir(q):
@@ -212,12 +257,26 @@ def spool_files(spool_dir):
         p = os.path.join(q, name)
         if os.path.isfile(p):
             with open(p, "rb") as f:
-                out[name] = f.read()
+                out[name] = spool_text(f.read())
+    return out
+
+
+def spool_messages(spool_dir, needle):
+    """{name: spool_parse dict} of the committed messages whose text contains needle."""
+    if isinstance(needle, str):
+        needle = needle.encode()
+    out = {}
+    q = os.path.join(spool_dir, "queue")
+    for name in spool_files(spool_dir):
+        with open(os.path.join(q, name), "rb") as f:
+            raw = f.read()
+        if needle in spool_text(raw):
+            out[name] = spool_parse(raw)
     return out
 
 
 def spool_find(spool_dir, needle):
-    """The committed spool files (name -> bytes) whose bytes contain needle."""
+    """The committed spool files (name -> text, see spool_text) containing needle."""
     if isinstance(needle, str):
         needle = needle.encode()
     return {k: v for k, v in spool_files(spool_dir).items() if needle in v}
@@ -577,23 +636,10 @@ class Env:
 
     # -- what the node recorded for a message --------------------------------------------
     def auth_facts(self, marker, data=None):
-        """(AuthAs, anti-spam bypass) recorded for the spooled message containing marker:
-        from its --list-spool line (auth_as=..., antispam_bypass=...), else from the
-        X-MS-Exchange-Organization-AuthAs header the node stamped. bypass is True/False, or
-        None when the node recorded nothing about it."""
-        files = spool_find(self.spool_dir, marker)
-        if data is None and files:
-            data = list(files.values())[0]
-        auth = bypass = None
-        ids = [os.path.basename(k) for k in files]
-        for line in self.node.list_spool().splitlines():
-            if any(i and i in line for i in ids) or marker in line:
-                m = re.search(r"\bauth_?as[=:]\s*\"?(\w+)", line, re.I)
-                auth = m.group(1) if m else auth
-                m = re.search(r"\b(?:antispam_)?bypass[=:]\s*\"?(\w+)", line, re.I)
-                if m:
-                    bypass = m.group(1).lower() in ("1", "yes", "true")
-        if auth is None and data:
-            m = re.search(rb"X-MS-Exchange-Organization-AuthAs:\s*(\w+)", data, re.I)
-            auth = m.group(1).decode() if m else None
-        return auth, bypass
+        """(AuthAs, anti-spam bypass) the node recorded with the spooled message containing
+        marker: the AUTH_AS record and the FLAGS bypass bit of its spool file; (None, None)
+        when there is no such message."""
+        for m in spool_messages(self.spool_dir, marker).values():
+            if m is not None:
+                return m.get("auth_as"), m.get("antispam_bypass")
+        return None, None
