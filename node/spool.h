@@ -25,12 +25,15 @@ struct spool_envelope {
     time_t received;
 };
 
-/* Open (creating tmp/ and queue/ under dir) and clean leftovers from tmp/. -1 with err. */
+/* Open (creating dir, tmp/, queue/ and quarantine/, mode 0700) and, in the process that gets
+ * the spool's lock file, clean leftovers from tmp/ and quarantine undecodable queue files (a
+ * second opener, e.g. --list-spool beside a running node, reads only). -1 with err. */
 int spool_open(const char *dir, struct spool **out, char *err, size_t errlen);
 void spool_free(struct spool **s);
 
 /* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
- * ENOSPC). The message must end with spool_msg_commit or spool_msg_abort. */
+ * ENOSPC, or an envelope field over its limit or holding CR/LF; NULL client_ip, helo,
+ * connector, auth_as are stored as ""). The message must end with spool_msg_commit or spool_msg_abort. */
 struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *env, char *err,
                                 size_t errlen);
 const char *spool_msg_id(const struct spool_msg *m);
@@ -56,4 +59,21 @@ void spool_entry_clear(struct spool_entry *e);
 /* Call fn for each committed message in id order; stops and returns fn's non-zero value. */
 int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *arg), void *arg,
                   char *err, size_t errlen);
+/* Stream the message bytes of queue/<id> to fn in order, verifying the whole file; fn sees
+ * bytes before the END checksum is checked, so on -1 (missing, torn, malformed, or fn
+ * returned -1) the caller must discard what it was given. */
+int spool_read_data(struct spool *s, const char *id, int (*fn)(void *arg, const void *p, size_t n),
+                    void *arg, char *err, size_t errlen);
+
+/* Files spool_open found in queue/ that are not messages (bad name, not a regular file, torn
+ * or malformed): moved to quarantine/<name> (or left in queue/, unlisted, if the move failed;
+ * reason says so). The caller logs them; the list lives until spool_free. */
+struct spool_quarantined { char *name, *reason; };
+size_t spool_quarantine_list(const struct spool *s, const struct spool_quarantined **list);
+
+/* Test only: when set, called before each step of the write path; a non-zero return is taken
+ * as that step failing with that errno (ENOSPC, EIO...). NULL in production. */
+enum spool_fault { SPOOL_FAULT_CREATE, SPOOL_FAULT_WRITE, SPOOL_FAULT_FSYNC, SPOOL_FAULT_CLOSE,
+                   SPOOL_FAULT_RENAME, SPOOL_FAULT_DIRSYNC };
+extern int (*spool_test_fault)(enum spool_fault where);
 #endif
