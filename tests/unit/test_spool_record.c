@@ -292,7 +292,7 @@ static void test_malformed(void **state)
         {M_RECORD_AFTER_END, "trailing bytes"},
         {M_DATA_BEFORE_ENVELOPE, "before the envelope is complete"},
         {M_FLAGS_LEN, "flags record length 3"},
-        {M_LEN_PAST_END, "checksum mismatch"},
+        {M_LEN_PAST_END, "truncated data record"},
     };
     /* The builder itself makes valid files: a control case that must decode. */
     struct buf ok = build((enum mutation)-1);
