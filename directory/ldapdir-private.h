@@ -1,0 +1,11 @@
+/* ldapdir-private: for directory/ldap*.c only (ldapadmin.c): the libldap handle behind a
+ * struct ldapdir, so relayctl's writes use the connection and bind the loader made.
+ * `struct ldap` is libldap's own tag (typedef struct ldap LDAP), so no <ldap.h> here. */
+#ifndef RN_LDAPDIR_PRIVATE_H
+#define RN_LDAPDIR_PRIVATE_H
+#include "directory/ldapdir.h"
+
+struct ldap;
+/* The bound handle; owned by d (valid until ldapdir_free). */
+struct ldap *ldapdir_handle(struct ldapdir *d);
+#endif
