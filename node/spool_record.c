@@ -4,6 +4,7 @@
  * (reliability.md §2, Postfix's mandatory END record). Every length is checked against the
  * field's limit when the record header arrives, before any payload byte is stored. */
 #include "node/spool_record.h"
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 enum { ST_FILEHDR, ST_RECHDR, ST_PAYLOAD, ST_DONE, ST_FAILED };
 
 static uint32_t crc_table[256];
-static bool crc_ready;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
 {
@@ -24,15 +25,11 @@ static void crc_init(void)
             c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         crc_table[i] = c;
     }
-    __atomic_store_n(&crc_ready, true, __ATOMIC_RELEASE);
 }
 
 uint32_t spool_rec_crc32(uint32_t crc, const void *p, size_t n)
 {
-    /* The table is a pure function of constants: concurrent first calls compute the same
-     * values, so the benign race is only on identical bytes. */
-    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
-        crc_init();
+    pthread_once(&crc_once, crc_init);    /* commits run on worker threads */
     const uint8_t *b = p;
     crc = ~crc;
     while (n--)

@@ -1,4 +1,5 @@
-/* spool_record: the pure codec of spool files (no I/O, no globals; STYLE.md rule 10).
+/* spool_record: the pure codec of spool files (no I/O, no state but a constant CRC table;
+ * STYLE.md rule 10).
  *
  * A file is the header "RNQ1" + version byte 1, then records {type: 1 byte, length: 4 bytes
  * big-endian, payload}. Envelope records come first in ascending type order (RCPT may repeat,

@@ -1,7 +1,8 @@
 /* Unit tests for spool: commit makes the file appear in queue/ only after success, abort and
  * every injected failure (create, write, fsync, close, rename, directory fsync with ENOSPC or
  * EIO) leave queue/ and tmp/ empty, spool_open cleans tmp/ and quarantines torn or foreign
- * files, spool_foreach lists in id order, spool_read_data returns the bytes written. */
+ * files, spool_foreach lists in id order, spool_read_data returns the bytes written, and
+ * commits from several threads keep ids unique. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +378,55 @@ static void test_read_data_round_trip(void **state)
     free(data);
 }
 
+/* Commits run on worker threads: ids stay unique and every message lands. */
+struct thr {
+    struct spool *s;
+    int ok;
+};
+
+static void *thr_run(void *arg)
+{
+    struct thr *t = arg;
+    char err[RN_ERRLEN];
+    for (int i = 0; i < 50; i++) {
+        struct spool_msg *m = spool_msg_new(t->s, &env, err, sizeof err);
+        if (m && spool_msg_write(m, "x\r\n", 3, err, sizeof err) == 0 &&
+            spool_msg_commit(&m, err, sizeof err) == 0)
+            t->ok++;
+        else if (m)
+            spool_msg_abort(&m);
+    }
+    return NULL;
+}
+
+static int count_fn(const struct spool_entry *e, void *arg)
+{
+    char *prev = arg;
+    if (strcmp(prev, e->id) >= 0)
+        return 1;                    /* not strictly increasing */
+    rn_strlcpy(prev, e->id, 64);
+    return 0;
+}
+
+static void test_concurrent_commits(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[4];
+    struct thr t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (struct thr){f->s, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, thr_run, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].ok, 50);
+    }
+    assert_int_equal(count(f, "queue"), 200);
+    assert_int_equal(count(f, "tmp"), 0);
+    char prev[64] = "", err[RN_ERRLEN];
+    assert_int_equal(spool_foreach(f->s, count_fn, prev, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_opener_does_not_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_in_id_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_data_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
