@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "directory/util.h"
@@ -295,7 +296,9 @@ struct listing {
 static int list_fn(const struct spool_entry *e, void *arg)
 {
     struct listing *l = arg;
-    rn_strlcpy(l->ids[l->n++], e->id, sizeof l->ids[0]);
+    if (l->n < 8)
+        rn_strlcpy(l->ids[l->n], e->id, sizeof l->ids[0]);
+    l->n++;
     return l->n == l->stop_at ? 7 : 0;
 }
 
@@ -427,6 +430,60 @@ static void test_concurrent_commits(void **state)
     assert_int_equal(spool_foreach(f->s, count_fn, prev, err, sizeof err), 0);
 }
 
+/* A real full disk, not a hook: a 256 KiB tmpfs (we run as root in the test machine; the
+ * test is skipped where mount is not permitted). Fill it: the failing write or commit
+ * returns -1 and leaves tmp/ empty and only the committed messages in queue/, and every
+ * one of those reads back. */
+static void test_real_enospc_on_tmpfs(void **state)
+{
+    struct fx *f = *state;
+    char mnt[sizeof f->dir], err[RN_ERRLEN];
+    assert_true((size_t)snprintf(mnt, sizeof mnt, "%s/s", f->dir) < sizeof mnt);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=256k") < 0) {
+        rmdir(mnt);
+        skip();
+    }
+    struct fx small = {.s = NULL};
+    rn_strlcpy(small.dir, mnt, sizeof small.dir);
+    assert_int_equal(spool_open(mnt, &small.s, err, sizeof err), 0);
+    static char block[20000];
+    memset(block, 'z', sizeof block);
+    int committed = 0, failed = 0;
+    for (int i = 0; i < 100 && !failed; i++) {
+        struct spool_msg *m = spool_msg_new(small.s, &env, err, sizeof err);
+        if (!m) {
+            failed = 1;
+            break;
+        }
+        int rc = 0;
+        for (int k = 0; k < 3 && rc == 0; k++)
+            rc = spool_msg_write(m, block, sizeof block, err, sizeof err);
+        if (rc == 0)
+            rc = spool_msg_commit(&m, err, sizeof err);
+        else
+            spool_msg_abort(&m);
+        if (rc < 0) {
+            failed = 1;
+            assert_non_null(strstr(err, strerror(ENOSPC)));
+        } else {
+            committed++;
+        }
+    }
+    int nq = count(&small, "queue"), nt = count(&small, "tmp");
+    struct listing l = {.stop_at = 0};
+    int frc = spool_foreach(small.s, list_fn, &l, err, sizeof err);
+    spool_free(&small.s);
+    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+    rmdir(mnt);
+    assert_true(failed);             /* the disk did fill up */
+    assert_true(committed > 0);
+    assert_int_equal(nq, committed);
+    assert_int_equal(nt, 0);
+    assert_int_equal(frc, 0);
+    assert_int_equal(l.n, committed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_in_id_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_data_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_enospc_on_tmpfs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
