@@ -98,6 +98,26 @@ enum dir_result ldapadmin_read(struct ldapdir *d, const char *dn, struct dir_ent
     return DIR_FOUND;
 }
 
+enum dir_result ldapadmin_exists(struct ldapdir *d, const char *dn, char *err, size_t errlen)
+{
+    LDAP *ld = ldapdir_handle(d);
+    LDAPMessage *res = NULL;
+    char *attrs[] = {LDAP_NO_ATTRS, NULL};
+    int rc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+                               NULL, 1, &res);
+    ldap_msgfree(res);
+    if (rc == LDAP_SUCCESS)
+        return DIR_FOUND;
+    if (rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_INVALID_DN_SYNTAX) {
+        rn_err(err, errlen, "%s: no such entry", dn);
+        return DIR_NOTFOUND;
+    }
+    char *what = xasprintf("read %s", dn);
+    enum dir_result r = ld_fail(ld, rc, what, err, errlen);
+    free(what);
+    return r;
+}
+
 /* ---- writes ---- */
 
 /* LDAPMod array for n attributes (values as berval strings); freed with mods_free. */

@@ -24,6 +24,9 @@ enum dir_result ldapadmin_search(struct ldapdir *d, const char *base, enum ldapa
 enum dir_result ldapadmin_read(struct ldapdir *d, const char *dn, struct dir_entry *out,
                                char *err, size_t errlen);
 
+/* Whether dn exists: DIR_FOUND or DIR_NOTFOUND (TEMPFAIL/FAIL on errors). */
+enum dir_result ldapadmin_exists(struct ldapdir *d, const char *dn, char *err, size_t errlen);
+
 /* Apply the changes in order, stopping at the first refusal: -1 with "<dn>: <LDAP error>
  * (<server diagnostic>)"; changes before it stay applied (LDAP has no transactions here). */
 int ldapadmin_apply(struct ldapdir *d, const struct changeset *cs, char *err, size_t errlen);
