@@ -252,8 +252,9 @@ static int connector_from_entry(LDAP *ld, LDAPMessage *m, const char *dn, bool s
     c->site_scoped = site_scoped;
     BerElement *ber = NULL;
     int rc = 0;
-    for (char *a = ldap_first_attribute(ld, m, &ber); a && rc == 0;
-         a = ldap_next_attribute(ld, m, ber)) {
+    /* Stop at the first bad attribute; the loop condition must not fetch (and leak) the
+     * next name after a failure. */
+    for (char *a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
         const struct connattr *ca = connattr_lookup(a);
         if (ca) {
             size_t n;
@@ -264,6 +265,8 @@ static int connector_from_entry(LDAP *ld, LDAPMessage *m, const char *dn, bool s
             rc = rn_err(err, errlen, "%s: not a receive connector attribute", a);
         }
         ldap_memfree(a);
+        if (rc != 0)
+            break;
     }
     ber_free(ber, 0);
     if (rc == 0)
@@ -496,8 +499,7 @@ static int sendconn_from_entry(LDAP *ld, LDAPMessage *m, const char *dn, struct 
     sc->cost = 1;
     int rc = 0;
     BerElement *ber = NULL;
-    for (char *a = ldap_first_attribute(ld, m, &ber); a && rc == 0;
-         a = ldap_next_attribute(ld, m, ber)) {
+    for (char *a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
         size_t n;
         char **v = values_get(ld, m, a, &n), derr[RN_ERRLEN];
         bool single = rn_strieq(a, "relayEnabled") || rn_strieq(a, "relayCost") ||
@@ -535,6 +537,8 @@ static int sendconn_from_entry(LDAP *ld, LDAPMessage *m, const char *dn, struct 
         }
         values_free(v, n);
         ldap_memfree(a);
+        if (rc != 0)
+            break;
     }
     ber_free(ber, 0);
     if (rc == 0 && sc->naddress_spaces == 0)
