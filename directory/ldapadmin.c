@@ -175,17 +175,16 @@ static int apply_one(LDAP *ld, const struct change *c)
     return rc;
 }
 
-int ldapadmin_apply(struct ldapdir *d, const struct changeset *cs, char *err, size_t errlen)
+enum dir_result ldapadmin_apply(struct ldapdir *d, const struct changeset *cs, char *err,
+                                size_t errlen)
 {
     LDAP *ld = ldapdir_handle(d);
     for (size_t i = 0; i < cs->nchanges; i++) {
         int rc = apply_one(ld, &cs->changes[i]);
-        if (rc != LDAP_SUCCESS) {
-            ld_fail(ld, rc, cs->changes[i].dn, err, errlen);
-            return -1;
-        }
+        if (rc != LDAP_SUCCESS)
+            return ld_fail(ld, rc, cs->changes[i].dn, err, errlen);
     }
-    return 0;
+    return DIR_FOUND;
 }
 
 /* ---- groups ---- */

@@ -27,9 +27,11 @@ enum dir_result ldapadmin_read(struct ldapdir *d, const char *dn, struct dir_ent
 /* Whether dn exists: DIR_FOUND or DIR_NOTFOUND (TEMPFAIL/FAIL on errors). */
 enum dir_result ldapadmin_exists(struct ldapdir *d, const char *dn, char *err, size_t errlen);
 
-/* Apply the changes in order, stopping at the first refusal: -1 with "<dn>: <LDAP error>
- * (<server diagnostic>)"; changes before it stay applied (LDAP has no transactions here). */
-int ldapadmin_apply(struct ldapdir *d, const struct changeset *cs, char *err, size_t errlen);
+/* Apply the changes in order, stopping at the first failure: DIR_FAIL when the server refused
+ * (err: "<dn>: <LDAP error> (<server diagnostic>)"), DIR_TEMPFAIL when it could not be
+ * reached; changes before it stay applied (LDAP has no transactions here). DIR_FOUND = done. */
+enum dir_result ldapadmin_apply(struct ldapdir *d, const struct changeset *cs, char *err,
+                                size_t errlen);
 
 /* The non-group entries reachable from dn through `member` (groupOfNames nesting, cycles
  * cut); a DN that is not a group yields itself. Missing members are skipped. DIR_NOTFOUND
