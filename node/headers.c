@@ -1,0 +1,155 @@
+/* headers: the pure half of end-of-headers processing. The header firewall reproduces
+ * Exchange's (§9.1): without the matching ms-Exch-Accept-Headers-* right, routing and
+ * organisation/forest headers a client sends are removed so it cannot forge trace or
+ * internal-trust headers. Fields are handled whole (name line plus folded continuation
+ * lines, RFC 5322 §2.2.3). */
+#include "node/headers.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* Length of the field starting at p (through the CRLF that ends its last line). */
+static size_t headers_field_len(const char *p, size_t len)
+{
+    size_t i = 0;
+    for (;;) {
+        const char *nl = memchr(p + i, '\n', len - i);
+        if (!nl)
+            return len;
+        i = (size_t)(nl - p) + 1;
+        if (i >= len || (p[i] != ' ' && p[i] != '\t'))
+            return i;
+    }
+}
+
+static int headers_name_is(const char *p, size_t flen, const char *name)
+{
+    size_t n = strlen(name);
+    return flen > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
+}
+
+static int headers_name_prefix(const char *p, size_t flen, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (flen <= n || strncasecmp(p, prefix, n) != 0)
+        return 0;
+    const char *colon = memchr(p, ':', flen);
+    return colon && (size_t)(colon - p) > n;
+}
+
+size_t headers_count_received(const char *hdr, size_t len)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < len;) {
+        size_t f = headers_field_len(hdr + off, len - off);
+        if (headers_name_is(hdr + off, f, "Received"))
+            n++;
+        off += f;
+    }
+    return n;
+}
+
+size_t headers_firewall(const char *hdr, size_t len, const struct headers_accept *acc,
+                        char *out)
+{
+    size_t w = 0;
+    for (size_t off = 0; off < len;) {
+        const char *p = hdr + off;
+        size_t f = headers_field_len(p, len - off);
+        int drop = 0;
+        if (!acc->routing &&
+            (headers_name_is(p, f, "Received") || headers_name_prefix(p, f, "Resent-")))
+            drop = 1;
+        if (!acc->organization && (headers_name_prefix(p, f, "X-Relaynode-Organization-") ||
+                                   headers_name_prefix(p, f, "X-MS-Exchange-Organization-")))
+            drop = 1;
+        if (!acc->forest && (headers_name_prefix(p, f, "X-Relaynode-Forest-") ||
+                             headers_name_prefix(p, f, "X-MS-Exchange-Forest-")))
+            drop = 1;
+        if (!drop) {
+            memcpy(out + w, p, f);
+            w += f;
+        }
+        off += f;
+    }
+    return w;
+}
+
+/* Extract the address from a field body: text inside <...> if present, else the body with
+ * comments and whitespace removed. */
+static int headers_addr_from(const char *b, size_t n, char *addr, size_t addrlen)
+{
+    size_t w = 0;
+    int depth = 0, quoted = 0, angle = 0, have_angle = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] == '<')
+            have_angle = 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        if (quoted) {
+            if (c == '\\' && i + 1 < n)
+                i++;
+            else if (c == '"')
+                quoted = 0;
+            if (!have_angle || angle) {
+                if (w + 1 >= addrlen)
+                    return -1;
+                addr[w++] = c;
+            }
+            continue;
+        }
+        if (depth) {
+            if (c == '(')
+                depth++;
+            else if (c == ')')
+                depth--;
+            continue;
+        }
+        if (c == '(') {
+            depth = 1;
+            continue;
+        }
+        if (c == '"')
+            quoted = 1;
+        if (have_angle) {
+            if (c == '<') {
+                angle = 1;
+                w = 0;
+                continue;
+            }
+            if (c == '>' && angle)
+                break;
+            if (!angle)
+                continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        if (w + 1 >= addrlen)
+            return -1;
+        addr[w++] = c;
+    }
+    addr[w] = '\0';
+    return (w > 0 && strchr(addr, '@')) ? 0 : -1;
+}
+
+int headers_sender(const char *hdr, size_t len, char *addr, size_t addrlen)
+{
+    const char *from = NULL, *sender = NULL;
+    size_t flen = 0, slen = 0;
+    for (size_t off = 0; off < len;) {
+        size_t f = headers_field_len(hdr + off, len - off);
+        if (!sender && headers_name_is(hdr + off, f, "Sender")) {
+            sender = hdr + off + 7;
+            slen = f - 7;
+        } else if (!from && headers_name_is(hdr + off, f, "From")) {
+            from = hdr + off + 5;
+            flen = f - 5;
+        }
+        off += f;
+    }
+    if (sender)
+        return headers_addr_from(sender, slen, addr, addrlen);
+    if (from)
+        return headers_addr_from(from, flen, addr, addrlen);
+    return -1;
+}

@@ -1,0 +1,27 @@
+/* headers: pure end-of-headers processing on a complete header block (the bytes before the
+ * empty line, CRLF line ends): Received: count, the header firewall (exchange-model.md §9.1)
+ * and header-sender extraction. No I/O. */
+#ifndef RN_HEADERS_H
+#define RN_HEADERS_H
+#include <stddef.h>
+
+/* Which header groups the session's rights let through (ms-Exch-Accept-Headers-*). */
+struct headers_accept {
+    int routing;      /* keep Received:, Resent-* */
+    int organization; /* keep X-Relaynode-Organization-*, X-MS-Exchange-Organization-* */
+    int forest;       /* keep X-Relaynode-Forest-*, X-MS-Exchange-Forest-* */
+};
+
+/* Number of Received: fields in the block (counted before any stripping). */
+size_t headers_count_received(const char *hdr, size_t len);
+
+/* Copy hdr to out without the fields the rights do not accept; a field's folded
+ * continuation lines go with it. out must hold len bytes; returns bytes written. */
+size_t headers_firewall(const char *hdr, size_t len, const struct headers_accept *acc,
+                        char *out);
+
+/* The header sender: the address in Sender: if present, else From: (display-name <addr>,
+ * bare addr, comments dropped). Returns 0 and fills addr, or -1 if none or unparsable. */
+int headers_sender(const char *hdr, size_t len, char *addr, size_t addrlen);
+
+#endif
