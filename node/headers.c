@@ -6,6 +6,7 @@
 #include "node/headers.h"
 
 #include <string.h>
+#include <stdio.h>
 #include <strings.h>
 
 /* Length of the field starting at p (through the CRLF that ends its last line). */
@@ -152,4 +153,29 @@ int headers_sender(const char *hdr, size_t len, char *addr, size_t addrlen)
     if (from)
         return headers_addr_from(from, flen, addr, addrlen);
     return -1;
+}
+
+int headers_stamp_format(const struct headers_stamp *s, time_t now, char *out, size_t outlen)
+{
+    char date[64];
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    /* RFC 5322 §3.3 date-time; English names regardless of locale */
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    snprintf(date, sizeof date, "%s, %d %s %04d %02d:%02d:%02d +0000", wd[tm.tm_wday],
+             tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int n = snprintf(out, outlen,
+                     "Received: from %s ([%s]) by %s ([%s]) with %s id %s; %s\r\n"
+                     "X-Relaynode-Organization-AuthAs: %s\r\n"
+                     "X-Relaynode-Organization-AuthSource: %s\r\n"
+                     "%s%s%s"
+                     "X-Relaynode-Organization-AntispamBypass: %s\r\n",
+                     s->helo, s->client_ip, s->fqdn, s->local_ip, s->with, s->queueid, date,
+                     s->auth_as, s->fqdn,
+                     s->mechanism ? "X-Relaynode-Organization-AuthMechanism: " : "",
+                     s->mechanism ? s->mechanism : "", s->mechanism ? "\r\n" : "",
+                     s->antispam_bypass ? "true" : "false");
+    return (n < 0 || (size_t)n >= outlen) ? -1 : n;
 }

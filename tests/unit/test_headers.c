@@ -72,12 +72,37 @@ static void sender_extraction(void **state)
     }
 }
 
+static void stamp_exact(void **state)
+{
+    (void)state;
+    char out[1024];
+    struct headers_stamp st = {"client.example", "192.0.2.7", "relay.example", "192.0.2.1",
+                               "ESMTPS", "0123456789AB", "Internal", "10", 1};
+    int n = headers_stamp_format(&st, 946684800, out, sizeof out);
+    assert_true(n > 0);
+    assert_string_equal(out,
+        "Received: from client.example ([192.0.2.7]) by relay.example ([192.0.2.1]) with ESMTPS "
+        "id 0123456789AB; Sat, 1 Jan 2000 00:00:00 +0000\r\n"
+        "X-Relaynode-Organization-AuthAs: Internal\r\n"
+        "X-Relaynode-Organization-AuthSource: relay.example\r\n"
+        "X-Relaynode-Organization-AuthMechanism: 10\r\n"
+        "X-Relaynode-Organization-AntispamBypass: true\r\n");
+    st.mechanism = NULL;
+    st.auth_as = "Anonymous";
+    st.antispam_bypass = 0;
+    n = headers_stamp_format(&st, 946684800, out, sizeof out);
+    assert_null(strstr(out, "AuthMechanism"));
+    assert_non_null(strstr(out, "AntispamBypass: false\r\n"));
+    assert_int_equal(headers_stamp_format(&st, 946684800, out, 40), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(received_counted),
         cmocka_unit_test(firewall_by_rights),
         cmocka_unit_test(sender_extraction),
+        cmocka_unit_test(stamp_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
