@@ -69,6 +69,8 @@ struct rn_snapshot {
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
     char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
+    void *select_index;            /* owned, one block: policy_index() builds it once the
+                                    * connectors are final; NULL = policy_select scans */
 };
 
 struct rn_snapshot *snapshot_new(void);                  /* refs = 1, empty */

@@ -1,0 +1,197 @@
+/* model: the configuration snapshot and its parts (model.h). A snapshot is built by one
+ * thread (the loader), then shared read-only by sessions on any thread, so the only mutable
+ * field is the reference count, changed atomically. Connector defaults come from the
+ * attribute table in connattr.c so the schema README, the loader and this file cannot
+ * disagree. Accepted-domain lookup allocates nothing: it runs on every RCPT. */
+#include "directory/model.h"
+#include "directory/connattr.h"
+#include "directory/util.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- auth mechanisms (§3.1) ---- */
+
+static const struct { const char *name; unsigned bit; } auth_mechs[] = {
+    {"None", AUTH_NONE},
+    {"Tls", AUTH_TLS},
+    {"Integrated", AUTH_INTEGRATED},
+    {"BasicAuth", AUTH_BASIC},
+    {"BasicAuthRequireTLS", AUTH_BASIC_REQUIRE_TLS},
+    {"ExchangeServer", AUTH_EXCHANGE_SERVER},
+    {"ExternalAuthoritative", AUTH_EXTERNAL_AUTHORITATIVE},
+};
+#define NMECHS (sizeof auth_mechs / sizeof auth_mechs[0])
+
+int auth_mech_lookup(const char *name)
+{
+    for (size_t i = 0; name && i < NMECHS; i++)
+        if (rn_strieq(auth_mechs[i].name, name))
+            return (int)auth_mechs[i].bit;
+    return -1;
+}
+
+size_t auth_mechs_format(unsigned mechs, char *buf, size_t len)
+{
+    char out[160] = "";
+    size_t pos = 0;
+    for (size_t i = 1; i < NMECHS; i++)
+        if (mechs & auth_mechs[i].bit)
+            pos += (size_t)snprintf(out + pos, sizeof out - pos, "%s%s", pos ? ", " : "",
+                                    auth_mechs[i].name);
+    if (pos == 0)
+        snprintf(out, sizeof out, "None");
+    return rn_strlcpy(buf, out, len);
+}
+
+/* ---- snapshot ---- */
+
+struct rn_snapshot *snapshot_new(void)
+{
+    struct rn_snapshot *s = xcalloc(1, sizeof *s);
+    s->refs = 1;
+    return s;
+}
+
+struct rn_snapshot *snapshot_ref(struct rn_snapshot *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+static void snapshot_free(struct rn_snapshot *s)
+{
+    free(s->version);
+    free(s->node_name);
+    free(s->node_dn);
+    free(s->site_dn);
+    for (size_t i = 0; i < s->nconnectors; i++)
+        connector_clear(&s->connectors[i]);
+    free(s->connectors);
+    for (size_t i = 0; i < s->ndomains; i++)
+        domain_clear(&s->domains[i]);
+    free(s->domains);
+    for (size_t i = 0; i < s->nsendconns; i++)
+        sendconn_clear(&s->sendconns[i]);
+    free(s->sendconns);
+    for (size_t i = 0; i < s->nerrors; i++)
+        free(s->errors[i]);
+    free(s->errors);
+    free(s->select_index);
+    free(s);
+}
+
+void snapshot_unref(struct rn_snapshot **sp)
+{
+    struct rn_snapshot *s = *sp;
+    *sp = NULL;
+    /* Release so the last holder sees every other holder's reads finished (acquire below). */
+    if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        snapshot_free(s);
+}
+
+void snapshot_add_error(struct rn_snapshot *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = xstrdup("(error message lost: out of memory)");
+    va_end(ap);
+    s->errors = xrealloc(s->errors, (s->nerrors + 1) * sizeof *s->errors);
+    s->errors[s->nerrors++] = msg;
+}
+
+/* ---- parts ---- */
+
+#define FIELD(c, a, T) ((T *)(void *)((char *)(c) + (a)->offset))
+
+void connector_defaults(struct rn_connector *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < connattr_count; i++) {
+        const struct connattr *a = &connattr_table[i];
+        switch (a->type) {
+        case CA_BOOL: *FIELD(c, a, bool) = a->def != 0; break;
+        case CA_LIMIT: *FIELD(c, a, uint64_t) = a->def; break;
+        case CA_AUTH: case CA_LOGLEVEL: *FIELD(c, a, unsigned) = (unsigned)a->def; break;
+        case CA_STRING: case CA_BINDINGS: case CA_RANGES: case CA_ACES: break;  /* NULL, 0 */
+        }
+    }
+    c->enabled = true;
+}
+
+void connector_clear(struct rn_connector *c)
+{
+    free(c->dn);
+    free(c->name);
+    free(c->bindings);
+    free(c->ranges);
+    free(c->fqdn);
+    free(c->banner);
+    free(c->comment);
+    for (size_t i = 0; i < c->naces; i++)
+        ace_clear(&c->aces[i]);
+    free(c->aces);
+    memset(c, 0, sizeof *c);
+}
+
+void domain_clear(struct rn_domain *d)
+{
+    free(d->dn);
+    free(d->domain);
+    memset(d, 0, sizeof *d);
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void sendconn_clear(struct rn_sendconn *sc)
+{
+    free(sc->dn);
+    free(sc->name);
+    strv_free(sc->address_spaces, sc->naddress_spaces);
+    strv_free(sc->smart_hosts, sc->nsmart_hosts);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* ---- lookups ---- */
+
+const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const char *domain)
+{
+    if (!domain)
+        return NULL;
+    size_t n = strlen(domain);
+    if (n && domain[n - 1] == '.')
+        n--;
+    if (n == 0)
+        return NULL;
+    const struct rn_domain *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < s->ndomains; i++) {
+        const char *d = s->domains[i].domain;
+        size_t dl = strlen(d);
+        if (dl == n && rn_strnieq(d, domain, n))
+            return &s->domains[i];
+        /* "*.example.com" covers a.example.com and a.b.example.com, not example.com. */
+        if (dl > 2 && d[0] == '*' && d[1] == '.' && n > dl - 1 && dl > best_len &&
+            rn_strnieq(domain + n - (dl - 1), d + 1, dl - 1)) {
+            best = &s->domains[i];
+            best_len = dl;
+        }
+    }
+    return best;
+}
+
+const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->nconnectors; i++)
+        if (s->connectors[i].name && rn_strieq(s->connectors[i].name, name))
+            return &s->connectors[i];
+    return NULL;
+}
