@@ -1,0 +1,90 @@
+/* Unit tests for bootstrap: defaults, overrides, and each malformed-file error. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "directory/bootstrap.h"
+#include "directory/util.h"
+
+static char *write_tmp(const char *text)
+{
+    char *path = xstrdup("/tmp/rn-boot-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void defaults_without_file(void **state)
+{
+    (void)state;
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    assert_string_equal(b.uri, "ldap://127.0.0.1:389");
+    assert_string_equal(b.max_command_line, "512");
+    assert_string_equal(b.user_filter, "(|(uid=%s)(mail=%s))");
+    assert_true(b.hostname[0] != '\0');
+    bootstrap_clear(&b);
+}
+
+static void file_overrides_defaults(void **state)
+{
+    (void)state;
+    char *p = write_tmp("# comment\n\nuri = ldap://127.0.0.1:3389\n  node=node7  \n");
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(p, &b, err, sizeof err), 0);
+    assert_string_equal(b.uri, "ldap://127.0.0.1:3389");
+    assert_string_equal(b.node, "node7");
+    assert_string_equal(b.log, "stderr");
+    assert_int_equal(bootstrap_set(&b, "log", "/tmp/x.log", err, sizeof err), 0);
+    assert_string_equal(b.log, "/tmp/x.log");
+    assert_int_equal(bootstrap_set(&b, "nosuch", "1", err, sizeof err), -1);
+    assert_string_equal(err, "unknown key 'nosuch'");
+    bootstrap_clear(&b);
+    unlink(p);
+    free(p);
+}
+
+static void malformed_files(void **state)
+{
+    (void)state;
+    static const struct { const char *name, *text, *want; } cases[] = {
+        {"unknown key", "uri = x\nnodes = a\n", ":2: unknown key 'nodes'"},
+        {"duplicate", "node = a\nnode = b\n", ":2: duplicate key 'node'"},
+        {"no equals", "uri ldap://x\n", ":1: expected 'key = value'"},
+        {"control char", "node = a\tb\n", ":1: node: control character in value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = write_tmp(cases[i].text);
+        struct rn_bootstrap b;
+        char err[RN_ERRLEN] = "";
+        assert_int_equal(bootstrap_load(p, &b, err, sizeof err), -1);
+        char *want = xasprintf("%s%s", p, cases[i].want);
+        if (strcmp(err, want)) fail_msg("%s: got '%s' want '%s'", cases[i].name, err, want);
+        free(want);
+        unlink(p);
+        free(p);
+    }
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load("/nonexistent/relaynode.conf", &b, err, sizeof err), -1);
+    assert_string_equal(err, "/nonexistent/relaynode.conf: No such file or directory");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_without_file),
+        cmocka_unit_test(file_overrides_defaults),
+        cmocka_unit_test(malformed_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
