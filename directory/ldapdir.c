@@ -12,6 +12,7 @@
 #include "directory/ldapdir-private.h"
 #include "directory/ace.h"
 #include "directory/connattr.h"
+#include "directory/policy.h"
 #include "directory/util.h"
 #include "directory/validate.h"
 #include <errno.h>
@@ -765,6 +766,7 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
     s->version = version_read(d, b->base_dn);
     if (!s->version)
         s->version = version_stamp();
+    policy_index(s);   /* the connector list is final: build the selection index */
     *out = s;
     return DIR_FOUND;
 }

@@ -1,0 +1,606 @@
+/* policy: Exchange's relay decisions (policy.h). Each check answers a verdict with the exact
+ * reply from the SmtpResponse catalogue (exchange-model.md §6), in the order the 2013 code
+ * meets them (§10), plus the right it turned on and the ACE that granted or denied that right
+ * so `relayctl explain` can print why. Nothing here allocates except policy_index, which
+ * runs once per snapshot at load time: selection is a binary search in a table built then.
+ * Checks that pass without a reply of their own (connect limits, message and header size,
+ * sender) answer "250 2.0.0 OK" so a caller that prints every verdict prints something true. */
+#include "directory/policy.h"
+#include "directory/util.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- verdicts ---- */
+
+static void verdict_set(struct verdict *v, bool ok, int code, const char *enh, const char *text,
+                        bool close, uint32_t right, int ace, const char *why)
+{
+    v->ok = ok;
+    v->code = code;
+    v->enh = enh;
+    v->text = text;
+    v->close = close;
+    v->right = right;
+    v->ace = ace;
+    v->why = why;
+}
+
+static void pass(struct verdict *v, uint32_t right, int ace, const char *why)
+{
+    verdict_set(v, true, 250, "2.0.0", "OK", false, right, ace, why);
+}
+
+static bool has(const struct rights_eval *r, uint32_t bit)
+{
+    return (r->effective & bit) != 0;
+}
+
+/* The ACE that decided `bit` for this token: the deny when one applies (deny wins), else the
+ * first allow, else -1 (the right is simply absent). */
+static int deciding_ace(const struct rights_eval *r, uint32_t bit)
+{
+    unsigned i = (unsigned)__builtin_ctz(bit);
+    if (r->denied & bit)
+        return r->deny_ace[i];
+    return (r->allowed & bit) ? r->grant_ace[i] : -1;
+}
+
+/* Anonymous = ANONYMOUS LOGON alone and no AUTH. Externally Secured Servers and Partner
+ * Servers are not anonymous (§3.3, §9.3). */
+static bool token_anonymous(const struct token *t)
+{
+    return !t->authenticated && (t->wk & ~(1u << WK_ANONYMOUS)) == 0;
+}
+
+/* ---- connector selection (§4.1) ---- */
+
+struct sel_group {            /* one distinct binding: family, port, address or wildcard */
+    ipr_addr ip;
+    uint16_t port;
+    uint8_t v4, wildcard;
+    uint32_t first, count;    /* its segments */
+};
+struct sel_seg {              /* remote addresses from start up to the next segment's start */
+    ipr_addr start;
+    int32_t conn, range;      /* the winner there (connector and its range), -1 if none */
+};
+struct sel_index {            /* one allocation: header, groups, segments */
+    size_t ngroups, nsegs;
+    struct sel_group *groups;
+    struct sel_seg *segs;
+};
+
+static int key_cmp(bool v4a, uint16_t pa, bool wa, const ipr_addr *ia, const struct sel_group *g)
+{
+    if (v4a != g->v4)
+        return v4a ? -1 : 1;
+    if (pa != g->port)
+        return pa < g->port ? -1 : 1;
+    if (wa != g->wildcard)
+        return wa ? -1 : 1;
+    return wa ? 0 : memcmp(ia->b, g->ip.b, sizeof ia->b);
+}
+
+static const struct sel_group *group_find(const struct sel_index *x, bool v4, uint16_t port,
+                                          bool wildcard, const ipr_addr *ip)
+{
+    size_t lo = 0, hi = x->ngroups;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = key_cmp(v4, port, wildcard, ip, &x->groups[mid]);
+        if (c == 0)
+            return &x->groups[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* The winner of group g for remote address a: last segment starting at or below a. */
+static const struct sel_seg *seg_find(const struct sel_index *x, const struct sel_group *g,
+                                      const ipr_addr *a)
+{
+    const struct sel_seg *seg = x->segs + g->first;
+    size_t lo = 0, hi = g->count;   /* segs[0].start is ::, so the answer exists */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(seg[mid].start.b, a->b, sizeof a->b) <= 0)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return seg[lo].conn >= 0 ? &seg[lo] : NULL;
+}
+
+/* Selection by scan, exactly as §4.1 states it; used when no index was built. */
+static void select_scan(const struct rn_snapshot *s, const ipr_addr *local, uint16_t port,
+                        const ipr_addr *remote, bool v4, const struct rn_connector **ca,
+                        const ipr_range **ra, const struct rn_connector **cb,
+                        const ipr_range **rb)
+{
+    for (size_t i = 0; i < s->nconnectors; i++) {
+        const struct rn_connector *c = &s->connectors[i];
+        if (!c->enabled)
+            continue;
+        bool exact = false, wild = false;
+        for (size_t k = 0; k < c->nbindings; k++) {
+            const ipr_binding *b = &c->bindings[k];
+            if (b->port != port || b->v4 != v4)
+                continue;
+            if (b->wildcard)
+                wild = true;
+            else if (memcmp(b->ip.b, local->b, sizeof local->b) == 0)
+                exact = true;
+        }
+        if (!exact && !wild)
+            continue;
+        const ipr_range *best = NULL;
+        for (size_t k = 0; k < c->nranges; k++)
+            if (ipr_range_contains(&c->ranges[k], remote, v4) &&
+                (!best || ipr_range_cmp_size(&c->ranges[k], best) < 0))
+                best = &c->ranges[k];
+        if (!best)
+            continue;
+        if (exact && (!*ca || ipr_range_cmp_size(best, *ra) < 0)) {
+            *ca = c;
+            *ra = best;
+        }
+        if (wild && (!*cb || ipr_range_cmp_size(best, *rb) < 0)) {
+            *cb = c;
+            *rb = best;
+        }
+    }
+}
+
+const struct rn_connector *policy_select(const struct rn_snapshot *s, const ipr_addr *local,
+                                         uint16_t local_port, const ipr_addr *remote, bool v4,
+                                         struct verdict *v)
+{
+    const struct rn_connector *ca = NULL, *cb = NULL;
+    const ipr_range *ra = NULL, *rb = NULL;
+    const struct sel_index *x = s->select_index;
+    if (x) {
+        static const ipr_addr none;
+        const struct sel_group *g = group_find(x, v4, local_port, false, local);
+        const struct sel_seg *sa = g ? seg_find(x, g, remote) : NULL;
+        g = group_find(x, v4, local_port, true, &none);
+        const struct sel_seg *sb = g ? seg_find(x, g, remote) : NULL;
+        if (sa) {
+            ca = &s->connectors[sa->conn];
+            ra = &ca->ranges[sa->range];
+        }
+        if (sb) {
+            cb = &s->connectors[sb->conn];
+            rb = &cb->ranges[sb->range];
+        }
+    } else {
+        select_scan(s, local, local_port, remote, v4, &ca, &ra, &cb, &rb);
+    }
+    const struct rn_connector *c;
+    const char *why;
+    if (ca && (!cb || ipr_range_cmp_size(ra, rb) <= 0)) {
+        c = ca;
+        why = cb ? "exact local address binding; its range is no larger than the wildcard's"
+                 : "exact local address binding";
+    } else if (cb) {
+        c = cb;
+        why = ca ? "wildcard binding with a strictly smaller remote range"
+                 : "wildcard binding";
+    } else {
+        verdict_set(v, false, 421, "4.3.2", "Service not available", true, 0, -1,
+                    "no enabled connector binds this endpoint with a range holding the client");
+        return NULL;
+    }
+    verdict_set(v, true, 250, "2.0.0", "OK", false, 0, -1, why);
+    return c;
+}
+
+/* ---- the selection index ---- */
+
+struct build_bind { ipr_binding b; uint32_t conn; };
+struct build_entry { uint32_t conn, range; const ipr_range *r; };
+
+static int bind_cmp(const void *pa, const void *pb)
+{
+    const struct build_bind *a = pa, *b = pb;
+    struct sel_group g = {b->b.ip, b->b.port, b->b.v4, b->b.wildcard, 0, 0};
+    int c = key_cmp(a->b.v4, a->b.port, a->b.wildcard, &a->b.ip, &g);
+    if (c)
+        return c;
+    return a->conn < b->conn ? -1 : a->conn > b->conn;
+}
+
+static int entry_cmp(const void *pa, const void *pb)
+{
+    const struct build_entry *a = pa, *b = pb;
+    int c = ipr_range_cmp_size(a->r, b->r);
+    if (c)
+        return c;
+    if (a->conn != b->conn)
+        return a->conn < b->conn ? -1 : 1;
+    return a->range < b->range ? -1 : a->range > b->range;
+}
+
+static int addr_qcmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(ipr_addr));
+}
+
+/* a + 1; false when a is all ones (no successor). */
+static bool addr_next(const ipr_addr *a, ipr_addr *out)
+{
+    *out = *a;
+    for (int i = 15; i >= 0; i--)
+        if (++out->b[i] != 0)
+            return true;
+    return false;
+}
+
+static size_t addr_index(const ipr_addr *v, size_t n, const ipr_addr *a)
+{
+    size_t lo = 0, hi = n;   /* exact position of a, which is present */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(v[mid].b, a->b, sizeof a->b) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t dsu_find(size_t *next, size_t i)
+{
+    while (next[i] != i) {
+        next[i] = next[next[i]];
+        i = next[i];
+    }
+    return i;
+}
+
+/* Segments of one group from its connectors: cut the address line at every range edge, then
+ * paint ranges smallest first (ties: load order, then range order) onto segments nobody has
+ * painted yet, so each segment keeps the §4.1 winner. Appends to *segs. */
+static void group_build(const struct rn_snapshot *s, const struct build_bind *bb, size_t nb,
+                        bool v4, struct sel_seg **segs, size_t *nsegs, size_t *cap)
+{
+    size_t ne = 0, ncut = 0;
+    for (size_t i = 0; i < nb; i++)
+        ne += s->connectors[bb[i].conn].nranges;
+    struct build_entry *e = xcalloc(ne ? ne : 1, sizeof *e);
+    ipr_addr *cut = xcalloc(2 * ne + 1, sizeof *cut);
+    ne = 0;
+    memset(&cut[ncut++], 0, sizeof *cut);
+    for (size_t i = 0; i < nb; i++) {
+        if (i && bb[i].conn == bb[i - 1].conn)
+            continue;   /* the same binding written twice on one connector */
+        const struct rn_connector *c = &s->connectors[bb[i].conn];
+        for (size_t k = 0; k < c->nranges; k++) {
+            if (c->ranges[k].v4 != v4)
+                continue;
+            e[ne++] = (struct build_entry){bb[i].conn, (uint32_t)k, &c->ranges[k]};
+            cut[ncut++] = c->ranges[k].lo;
+            if (addr_next(&c->ranges[k].hi, &cut[ncut]))
+                ncut++;
+        }
+    }
+    qsort(cut, ncut, sizeof *cut, addr_qcmp);
+    size_t u = 0;
+    for (size_t i = 0; i < ncut; i++)
+        if (u == 0 || memcmp(cut[u - 1].b, cut[i].b, sizeof cut[i].b) != 0)
+            cut[u++] = cut[i];
+    ncut = u;
+    qsort(e, ne, sizeof *e, entry_cmp);
+    int32_t *win_c = xmalloc(ncut * sizeof *win_c), *win_r = xmalloc(ncut * sizeof *win_r);
+    size_t *next = xmalloc((ncut + 1) * sizeof *next);
+    for (size_t i = 0; i <= ncut; i++)
+        next[i] = i;
+    for (size_t i = 0; i < ncut; i++)
+        win_c[i] = win_r[i] = -1;
+    for (size_t i = 0; i < ne; i++) {
+        size_t lo = addr_index(cut, ncut, &e[i].r->lo);
+        ipr_addr after;
+        size_t end = addr_next(&e[i].r->hi, &after) ? addr_index(cut, ncut, &after) : ncut;
+        for (size_t j = dsu_find(next, lo); j < end; j = dsu_find(next, j)) {
+            win_c[j] = (int32_t)e[i].conn;
+            win_r[j] = (int32_t)e[i].range;
+            next[j] = j + 1;
+        }
+    }
+    for (size_t i = 0; i < ncut; i++) {
+        if (i && win_c[i] == win_c[i - 1] && win_r[i] == win_r[i - 1])
+            continue;   /* same winner as the segment before: one segment */
+        if (*nsegs == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *segs = xrealloc(*segs, *cap * sizeof **segs);
+        }
+        (*segs)[(*nsegs)++] = (struct sel_seg){cut[i], win_c[i], win_r[i]};
+    }
+    free(next);
+    free(win_c);
+    free(win_r);
+    free(cut);
+    free(e);
+}
+
+void policy_index(struct rn_snapshot *s)
+{
+    free(s->select_index);
+    s->select_index = NULL;
+    size_t nb = 0;
+    for (size_t i = 0; i < s->nconnectors; i++)
+        if (s->connectors[i].enabled)
+            nb += s->connectors[i].nbindings;
+    struct build_bind *bb = xcalloc(nb ? nb : 1, sizeof *bb);
+    nb = 0;
+    for (size_t i = 0; i < s->nconnectors; i++)
+        for (size_t k = 0; s->connectors[i].enabled && k < s->connectors[i].nbindings; k++) {
+            bb[nb].b = s->connectors[i].bindings[k];
+            if (bb[nb].b.wildcard)
+                memset(&bb[nb].b.ip, 0, sizeof bb[nb].b.ip);   /* one key per family */
+            bb[nb++].conn = (uint32_t)i;
+        }
+    qsort(bb, nb, sizeof *bb, bind_cmp);
+    struct sel_group *groups = xcalloc(nb ? nb : 1, sizeof *groups);
+    struct sel_seg *segs = NULL;
+    size_t ng = 0, nsegs = 0, cap = 0;
+    for (size_t i = 0; i < nb;) {
+        size_t j = i + 1;
+        while (j < nb && bind_cmp(&(struct build_bind){bb[i].b, 0},
+                                  &(struct build_bind){bb[j].b, 0}) == 0)
+            j++;
+        struct sel_group *g = &groups[ng++];
+        g->ip = bb[i].b.ip;
+        g->port = bb[i].b.port;
+        g->v4 = bb[i].b.v4;
+        g->wildcard = bb[i].b.wildcard;
+        g->first = (uint32_t)nsegs;
+        group_build(s, bb + i, j - i, bb[i].b.v4, &segs, &nsegs, &cap);
+        g->count = (uint32_t)(nsegs - g->first);
+        i = j;
+    }
+    size_t size = sizeof(struct sel_index) + ng * sizeof *groups + nsegs * sizeof *segs;
+    struct sel_index *x = xmalloc(size);
+    x->ngroups = ng;
+    x->nsegs = nsegs;
+    x->groups = (struct sel_group *)(void *)(x + 1);
+    x->segs = (struct sel_seg *)(void *)(x->groups + ng);
+    if (ng)
+        memcpy(x->groups, groups, ng * sizeof *groups);
+    if (nsegs)
+        memcpy(x->segs, segs, nsegs * sizeof *segs);
+    s->select_index = x;
+    free(segs);
+    free(groups);
+    free(bb);
+}
+
+/* ---- session stages ---- */
+
+void policy_initial_token(const struct rn_connector *c, struct token *t)
+{
+    if (c->auth & AUTH_EXTERNAL_AUTHORITATIVE)
+        token_init_externally_secured(t);
+    else
+        token_init_anonymous(t);
+}
+
+static const char TOTAL_TEXT[] = "The maximum number of concurrent server connections has "
+                                 "exceeded a limit, closing transmission channel";
+static const char SOURCE_TEXT[] = "The maximum number of concurrent connections has exceeded "
+                                  "a limit, closing transmission channel";
+
+void policy_connect_limits(const struct rn_connector *c, uint64_t total, uint64_t from_source,
+                           struct verdict *v)
+{
+    /* The counts exclude the new session, so it is one too many when count + 1 > limit. */
+    if (c->max_inbound != RN_UNLIMITED && total >= c->max_inbound) {
+        verdict_set(v, false, 421, "4.3.2", TOTAL_TEXT, true, 0, -1,
+                    "MaxInboundConnection reached on this connector");
+        return;
+    }
+    if (c->max_inbound_per_source != RN_UNLIMITED && from_source >= c->max_inbound_per_source) {
+        verdict_set(v, false, 421, "4.3.2", SOURCE_TEXT, true, 0, -1,
+                    "MaxInboundConnectionPerSource reached for this client");
+        return;
+    }
+    /* §4.2 percentage rule: one source may hold at most ceil(remaining x pct / 100) of what
+     * is left of MaxInboundConnection (remaining = limit - sessions already open). */
+    if (c->max_inbound != RN_UNLIMITED) {
+        uint64_t pct = c->max_inbound_pct_per_source;
+        uint64_t remaining = c->max_inbound - total;
+        uint64_t allowed = pct == 0 ? 0 : (remaining * pct + 99) / 100;
+        if (from_source + 1 > allowed) {
+            verdict_set(v, false, 421, "4.3.2", SOURCE_TEXT, true, 0, -1,
+                        "MaxInboundConnectionPercentagePerSource of the remaining connections "
+                        "reached for this client");
+            return;
+        }
+    }
+    pass(v, 0, -1, "within the connection limits");
+}
+
+void policy_auth_result(const struct rights_eval *r, struct verdict *v)
+{
+    if (has(r, R_SUBMIT))
+        verdict_set(v, true, 235, "2.7.0", "Authentication successful", false, R_SUBMIT,
+                    deciding_ace(r, R_SUBMIT), "credentials accepted and the token holds Submit");
+    else
+        verdict_set(v, false, 535, "5.7.3", "Authentication unsuccessful", false, R_SUBMIT,
+                    deciding_ace(r, R_SUBMIT),
+                    "the authenticated token lacks ms-Exch-SMTP-Submit on this connector");
+}
+
+void policy_mail(const struct rn_connector *c, const struct rights_eval *r,
+                 const struct token *t, bool tls, uint64_t size, struct verdict *v)
+{
+    if (c->require_tls && !tls) {
+        verdict_set(v, false, 451, "5.7.3", "STARTTLS is required to send mail", true, 0, -1,
+                    "the connector has RequireTLS and the session is not encrypted");
+        return;
+    }
+    int sub = deciding_ace(r, R_SUBMIT);
+    if (!has(r, R_SUBMIT)) {
+        if (token_anonymous(t))
+            verdict_set(v, false, 530, "5.7.1", "Client was not authenticated", true, R_SUBMIT,
+                        sub, "anonymous session without ms-Exch-SMTP-Submit");
+        else
+            verdict_set(v, false, 550, "5.7.1",
+                        "Client does not have permissions to submit to this server", true,
+                        R_SUBMIT, sub, "the token lacks ms-Exch-SMTP-Submit");
+        return;
+    }
+    if (size > 0 && c->max_message_size != RN_UNLIMITED && size > c->max_message_size) {
+        if (!has(r, R_BYPASS_SIZE_LIMIT)) {
+            verdict_set(v, false, 552, "5.3.4", "Message size exceeds fixed maximum message size",
+                        false, R_BYPASS_SIZE_LIMIT, deciding_ace(r, R_BYPASS_SIZE_LIMIT),
+                        "SIZE= is above MaxMessageSize");
+            return;
+        }
+        verdict_set(v, true, 250, "2.1.0", "Sender OK", false, R_BYPASS_SIZE_LIMIT,
+                    deciding_ace(r, R_BYPASS_SIZE_LIMIT),
+                    "SIZE= is above MaxMessageSize; ms-Exch-Bypass-Message-Size-Limit lifts it");
+        return;
+    }
+    verdict_set(v, true, 250, "2.1.0", "Sender OK", false, R_SUBMIT, sub,
+                "ms-Exch-SMTP-Submit granted");
+}
+
+/* The domain of an address (after the last '@'), or NULL when there is none. */
+static const char *addr_domain(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : NULL;
+}
+
+void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
+                 const struct rights_eval *r, const char *rcpt, uint64_t nrcpt,
+                 struct verdict *v)
+{
+    if (c->max_recipients != RN_UNLIMITED && nrcpt >= c->max_recipients &&
+        !has(r, R_BYPASS_SIZE_LIMIT)) {
+        verdict_set(v, false, 452, "4.5.3", "Too many recipients", false, R_BYPASS_SIZE_LIMIT,
+                    deciding_ace(r, R_BYPASS_SIZE_LIMIT),
+                    "MaxRecipientsPerMessage reached");
+        return;
+    }
+    const char *dom = addr_domain(rcpt);
+    bool local;
+    if (!dom)
+        local = rn_strieq(rcpt, "postmaster");   /* RFC 5321 §4.5.1: always accepted */
+    else
+        local = *dom && *dom != '[' && snapshot_find_domain(s, dom) != NULL;
+    if (local) {
+        verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, 0, -1,
+                    dom ? "the recipient's domain is an accepted domain"
+                        : "postmaster is always accepted");
+        return;
+    }
+    int ace = deciding_ace(r, R_ACCEPT_ANY_RECIPIENT);
+    if (has(r, R_ACCEPT_ANY_RECIPIENT))
+        verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, R_ACCEPT_ANY_RECIPIENT, ace,
+                    "relay granted by ms-Exch-SMTP-Accept-Any-Recipient");
+    else
+        verdict_set(v, false, 550, "5.7.1", "Unable to relay", false, R_ACCEPT_ANY_RECIPIENT, ace,
+                    "the recipient's domain is not accepted and the token lacks "
+                    "ms-Exch-SMTP-Accept-Any-Recipient");
+}
+
+void policy_message_size(const struct rn_connector *c, const struct rights_eval *r,
+                         uint64_t bytes, struct verdict *v)
+{
+    int ace = deciding_ace(r, R_BYPASS_SIZE_LIMIT);
+    if (c->max_message_size == RN_UNLIMITED || bytes <= c->max_message_size)
+        pass(v, 0, -1, "within MaxMessageSize");
+    else if (has(r, R_BYPASS_SIZE_LIMIT))
+        pass(v, R_BYPASS_SIZE_LIMIT, ace,
+             "above MaxMessageSize; ms-Exch-Bypass-Message-Size-Limit lifts it");
+    else
+        verdict_set(v, false, 552, "5.3.4", "Message size exceeds fixed maximum message size",
+                    false, R_BYPASS_SIZE_LIMIT, ace, "the message is above MaxMessageSize");
+}
+
+void policy_headers(const struct rn_connector *c, const struct rights_eval *r,
+                    uint64_t header_bytes, uint64_t received_count, struct verdict *v)
+{
+    int ace = deciding_ace(r, R_BYPASS_SIZE_LIMIT);
+    bool big = c->max_header_size != RN_UNLIMITED && header_bytes > c->max_header_size;
+    if (big && !has(r, R_BYPASS_SIZE_LIMIT)) {
+        verdict_set(v, false, 552, "5.3.4", "Header size exceeds fixed maximum size", false,
+                    R_BYPASS_SIZE_LIMIT, ace, "the header is above MaxHeaderSize");
+        return;
+    }
+    if (c->max_hop_count != RN_UNLIMITED && received_count > c->max_hop_count) {
+        verdict_set(v, false, 554, "5.4.6", "Hop count exceeded - possible mail loop", false, 0,
+                    -1, "more Received: headers than MaxHopCount");
+        return;
+    }
+    if (big)
+        pass(v, R_BYPASS_SIZE_LIMIT, ace,
+             "above MaxHeaderSize; ms-Exch-Bypass-Message-Size-Limit lifts it");
+    else
+        pass(v, 0, -1, "header size and hop count within limits");
+}
+
+static bool owns(const char *sender, const char *const *owned, size_t nowned)
+{
+    for (size_t i = 0; owned && i < nowned; i++)
+        if (owned[i] && rn_strieq(owned[i], sender))
+            return true;
+    return false;
+}
+
+void policy_sender(const struct rn_snapshot *s, const struct rights_eval *r,
+                   const struct token *t, const char *sender, const char *const *owned,
+                   size_t nowned, struct verdict *v)
+{
+    if (!sender || !*sender) {
+        pass(v, 0, -1, "null reverse path: nothing to check");
+        return;
+    }
+    const char *text = token_anonymous(t)
+        ? "Anonymous client does not have permissions to send as this sender"
+        : "Client does not have permissions to send as this sender";
+    const char *dom = addr_domain(sender);
+    if (!dom || !*dom || dom == sender + 1) {
+        verdict_set(v, false, 550, "5.7.1", text, false, 0, -1,
+                    "the sender address is not valid");
+        return;
+    }
+    const struct rn_domain *d = *dom == '[' ? NULL : snapshot_find_domain(s, dom);
+    bool internal = d && (d->type == DOMAIN_AUTHORITATIVE || d->type == DOMAIN_INTERNAL_RELAY);
+    if (!internal && has(r, R_ACCEPT_ANY_SENDER)) {
+        pass(v, R_ACCEPT_ANY_SENDER, deciding_ace(r, R_ACCEPT_ANY_SENDER),
+             "a sender outside the internal domains, allowed by ms-Exch-SMTP-Accept-Any-Sender");
+        return;
+    }
+    if (internal && has(r, R_ACCEPT_AUTHDOM_SENDER)) {
+        pass(v, R_ACCEPT_AUTHDOM_SENDER, deciding_ace(r, R_ACCEPT_AUTHDOM_SENDER),
+             "an internal sender, allowed by ms-Exch-SMTP-Accept-Authoritative-Domain-Sender");
+        return;
+    }
+    /* Exchange's Send-As check on the authenticated account (§2.3): a user may always send
+     * as an address that is its own. */
+    if (t->authenticated && owns(sender, owned, nowned)) {
+        pass(v, 0, -1, "the sender is one of the authenticated user's own addresses");
+        return;
+    }
+    uint32_t right = internal ? R_ACCEPT_AUTHDOM_SENDER : R_ACCEPT_ANY_SENDER;
+    verdict_set(v, false, 550, "5.7.1", text, false, right, deciding_ace(r, right),
+                internal ? "an internal sender domain needs "
+                           "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender"
+                         : "a sender outside the internal domains needs "
+                           "ms-Exch-SMTP-Accept-Any-Sender");
+}
+
+const char *policy_auth_as(const struct rights_eval *r, const struct token *t)
+{
+    if (t->wk & (1u << WK_PARTNER))
+        return "Partner";
+    if (!token_anonymous(t) &&
+        (!has(r, R_ACCEPT_ANY_SENDER | R_ACCEPT_AUTHDOM_SENDER) || has(r, R_ACCEPT_AUTH_FLAG)))
+        return "Internal";
+    return "Anonymous";
+}
