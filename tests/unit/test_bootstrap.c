@@ -79,12 +79,56 @@ static void malformed_files(void **state)
     assert_string_equal(err, "/nonexistent/relaynode.conf: No such file or directory");
 }
 
+static void every_default(void **state)
+{
+    (void)state;
+    static const struct { const char *key, *want; } t[] = {
+        {"uri", "ldap://127.0.0.1:389"}, {"bind_dn", ""}, {"bind_password_file", ""},
+        {"sasl_mech", ""}, {"base_dn", ""}, {"user_base", ""},
+        {"user_filter", "(|(uid=%s)(mail=%s))"}, {"node", "node1"},
+        {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"}, {"ldap_timeout", "5"},
+        {"tls_cert", ""}, {"tls_key", ""}, {"cluster_bind", ""}, {"protocol_log_dir", ""},
+        {"max_command_line", "512"}, {"max_text_line", "1000"}, {"drain_timeout", "30"},
+    };
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    const char *got[] = {b.uri, b.bind_dn, b.bind_password_file, b.sasl_mech, b.base_dn,
+                         b.user_base, b.user_filter, b.node, b.spool_dir, b.log, b.ldap_timeout,
+                         b.tls_cert, b.tls_key, b.cluster_bind, b.protocol_log_dir,
+                         b.max_command_line, b.max_text_line, b.drain_timeout};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(got[i], t[i].want) != 0)
+            fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);
+    char host[256] = "";
+    assert_int_equal(gethostname(host, sizeof host - 1), 0);
+    assert_string_equal(b.hostname, host);
+    bootstrap_clear(&b);
+}
+
+static void values_with_equals_and_crlf(void **state)
+{
+    (void)state;
+    char *p = write_tmp("user_filter = (&(objectClass=person)(uid=%s))\r\n"
+                        "base_dn=ou=Relay,dc=example,dc=com\r\n   # indented comment\n\t\n");
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN] = "";
+    assert_int_equal(bootstrap_load(p, &b, err, sizeof err), 0);
+    assert_string_equal(b.user_filter, "(&(objectClass=person)(uid=%s))");
+    assert_string_equal(b.base_dn, "ou=Relay,dc=example,dc=com");
+    bootstrap_clear(&b);
+    unlink(p);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_without_file),
         cmocka_unit_test(file_overrides_defaults),
         cmocka_unit_test(malformed_files),
+        cmocka_unit_test(every_default),
+        cmocka_unit_test(values_with_equals_and_crlf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
