@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run every benchmark binary of one build tree and print what each reports.
+#   tests/bench/run.sh [BUILD_DIR]      (default build/, the -O2 release tree; `make bench`)
+# Benchmarks print figures; they never pass or fail on time. A benchmark that crashes or exits
+# non-zero makes this script exit non-zero.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${1:-build}
+shopt -s nullglob
+bins=("$B"/tests/bench_*)
+if [ ${#bins[@]} -eq 0 ]; then
+  echo "no benchmarks under $B/tests (build them with: make bench)" >&2
+  exit 1
+fi
+rc=0
+echo "# $(date -u '+%Y-%m-%dT%H:%M:%SZ') $(uname -m) $(nproc) cpu(s), build $B"
+for b in "${bins[@]}"; do
+  [ -x "$b" ] || continue
+  echo "## $(basename "$b")"
+  "$b" || { echo "$(basename "$b") exited $?" >&2; rc=1; }
+done
+exit $rc
