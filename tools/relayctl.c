@@ -7,13 +7,19 @@ struct verb { const char *name; int (*run)(int argc, char **argv); const char *h
 
 static const struct verb verbs[] = {
     {"explain", relayctl_explain, "show the connector, token, rights and replies for a client"},
+    {"connector", relayctl_connector, "receive connectors: new, set, get, list, remove"},
+    {"permission", relayctl_permission, "connector ACEs: add, remove, get (like *-ADPermission)"},
+    {"domain", relayctl_domain, "accepted domains: new, list, remove"},
+    {"sendconnector", relayctl_sendconnector, "send connectors: new, set, list, remove"},
+    {"node", relayctl_node, "relay nodes: list"},
+    {"audit", relayctl_audit, "who can relay where; findings exit 1"},
 };
 
 static int usage(FILE *f)
 {
     fprintf(f, "usage: relayctl <verb> [options]   (relayctl <verb> --help)\n\nverbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+        fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].help);
     return f == stdout ? 0 : 2;
 }
 

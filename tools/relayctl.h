@@ -4,4 +4,10 @@
 #ifndef RN_RELAYCTL_H
 #define RN_RELAYCTL_H
 int relayctl_explain(int argc, char **argv);
+int relayctl_connector(int argc, char **argv);     /* connector.c */
+int relayctl_permission(int argc, char **argv);    /* permission.c */
+int relayctl_domain(int argc, char **argv);        /* domain.c */
+int relayctl_sendconnector(int argc, char **argv); /* sendconnector.c */
+int relayctl_node(int argc, char **argv);          /* nodelist.c */
+int relayctl_audit(int argc, char **argv);         /* audit.c */
 #endif

@@ -1,0 +1,348 @@
+/* sendconnector: `relayctl sendconnector new|set|list|remove`, New-/Set-/Get-/Remove-
+ * SendConnector. Send connectors live under cn=Send Connectors,<base>: address spaces (domain
+ * patterns, "*" for all), smart hosts (host[:port]; none = DNS MX), cost (lower wins),
+ * enabled, RequireTLS. Values are checked here before they are written. */
+#include "tools/relayctl.h"
+#include "tools/admin.h"
+#include "tools/output.h"
+#include "directory/ipr.h"
+#include "directory/ldapdir.h"
+#include "directory/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_SPACES = 3300, OPT_HOSTS, OPT_COST, OPT_ENABLED, OPT_TLS, OPT_COMMENT };
+
+static const char help_text[] =
+    "usage: relayctl sendconnector new NAME --address-spaces A[,B...] [options]\n"
+    "       relayctl sendconnector set NAME [options]\n"
+    "       relayctl sendconnector list [--json]\n"
+    "       relayctl sendconnector remove NAME\n\n"
+    "Send connectors (New-SendConnector).\n"
+    "  --address-spaces A,B    domains delivered through it: example.net, *.example.net, * (all)\n"
+    "  --smart-hosts H,H       host[:port] or [IPv6]:port relays; '' = DNS MX\n"
+    "  --cost N                1..100, the lowest cost wins among matching address spaces\n"
+    "  --enabled[=BOOL]        default true\n"
+    "  --require-tls[=BOOL]    refuse to deliver without STARTTLS\n"
+    "  --comment TEXT          description\n\n";
+
+struct sc_flags {
+    char **spaces; size_t nspaces; bool spaces_set;
+    char **hosts; size_t nhosts; bool hosts_set;
+    const char *cost, *enabled, *tls, *comment;
+};
+
+static int check_space(struct admin *a, const char *s)
+{
+    if (!strcmp(s, "*"))
+        return 0;
+    char *d = xstrdup(s);
+    bool ok = admin_domain_ok(d);
+    free(d);
+    return ok ? 0 : admin_fail(a, 2, "--address-spaces: '%s' is not a domain pattern", s);
+}
+
+static int check_host(struct admin *a, const char *s)
+{
+    char *h = xstrdup(s), *port = NULL;
+    bool ok;
+    if (h[0] == '[') {
+        char *end = strchr(h, ']');
+        ok = end != NULL;
+        if (ok) {
+            *end = '\0';
+            port = end[1] == ':' ? end + 2 : NULL;
+            ok = (end[1] == '\0' || end[1] == ':');
+            ipr_addr ip;
+            bool v4;
+            ok = ok && ipr_addr_parse(h + 1, &ip, &v4) == 0 && !v4;
+        }
+    } else {
+        port = strrchr(h, ':');
+        if (port)
+            *port++ = '\0';
+        ipr_addr ip;
+        bool v4;
+        ok = ipr_addr_parse(h, &ip, &v4) == 0 || admin_domain_ok(h);
+        ok = ok && h[0] != '*';
+    }
+    if (ok && port) {
+        char *end;
+        long n = strtol(port, &end, 10);
+        ok = *port && !*end && n >= 1 && n <= 65535;
+    }
+    free(h);
+    return ok ? 0 : admin_fail(a, 2, "--smart-hosts: '%s' is not host[:port]", s);
+}
+
+static int parse(struct admin *a, struct sc_flags *f, int argc, char **argv, int npos,
+                 const char **name)
+{
+    static const struct option opts[] = {
+        {"address-spaces", required_argument, 0, OPT_SPACES},
+        {"smart-hosts", required_argument, 0, OPT_HOSTS},
+        {"cost", required_argument, 0, OPT_COST},
+        {"enabled", optional_argument, 0, OPT_ENABLED},
+        {"require-tls", optional_argument, 0, OPT_TLS},
+        {"comment", required_argument, 0, OPT_COMMENT},
+        ADMIN_LONGOPTS, {0, 0, 0, 0}};
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            printf("%s%s", help_text, admin_help_options());
+            return -1;
+        }
+        if (admin_option(a, c, optarg))
+            continue;
+        switch (c) {
+        case OPT_SPACES: admin_split(optarg, &f->spaces, &f->nspaces); f->spaces_set = true; break;
+        case OPT_HOSTS: admin_split(optarg, &f->hosts, &f->nhosts); f->hosts_set = true; break;
+        case OPT_COST: f->cost = optarg; break;
+        case OPT_COMMENT: f->comment = optarg; break;
+        case OPT_ENABLED:
+        case OPT_TLS: {
+            const char *b = admin_bool(optarg ? optarg : "true");
+            if (!b)
+                return admin_fail(a, 2, "'%s' is not true or false", optarg);
+            *(c == OPT_ENABLED ? &f->enabled : &f->tls) = b;
+            break;
+        }
+        default: return 2;
+        }
+    }
+    if (argc - optind != npos)
+        return admin_fail(a, 2, npos ? "give exactly one NAME (see --help)" : "no NAME expected");
+    if (npos)
+        *name = argv[optind];
+    for (size_t i = 0; i < f->nspaces; i++)
+        if (check_space(a, f->spaces[i]))
+            return 2;
+    for (size_t i = 0; i < f->nhosts; i++)
+        if (check_host(a, f->hosts[i]))
+            return 2;
+    if (f->cost) {
+        char *end;
+        long n = strtol(f->cost, &end, 10);
+        if (!*f->cost || *end || n < 1 || n > 100)
+            return admin_fail(a, 2, "--cost '%s': a number from 1 to 100", f->cost);
+    }
+    return 0;
+}
+
+static void apply(const struct sc_flags *f, struct dir_entry *e)
+{
+    if (f->spaces_set)
+        dir_entry_set(e, "relayAddressSpace", (const char *const *)f->spaces, f->nspaces);
+    if (f->hosts_set)
+        dir_entry_set(e, "relaySmartHost", (const char *const *)f->hosts, f->nhosts);
+    if (f->cost)
+        dir_entry_set1(e, "relayCost", f->cost);
+    if (f->enabled)
+        dir_entry_set1(e, "relayEnabled", f->enabled);
+    if (f->tls)
+        dir_entry_set1(e, "relayRequireTLS", f->tls);
+    if (f->comment)
+        dir_entry_set1(e, "description", *f->comment ? f->comment : NULL);
+}
+
+static char *container(const struct admin *a)
+{
+    return xasprintf("cn=Send Connectors,%s", a->dc.boot.base_dn);
+}
+
+/* The send connector by cn: 0 found, 1 not found, 2 error (messages printed). */
+static int find(struct admin *a, const char *name, struct dir_entries *es)
+{
+    char *base = container(a), err[RN_ERRLEN], esc[600];
+    ldap_filter_escape(name, strlen(name), esc, sizeof esc);
+    char *filter = xasprintf("(&(objectClass=relaySendConnector)(cn=%s))", esc);
+    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, es, err, sizeof err);
+    free(filter);
+    free(base);
+    if (r != DIR_FOUND)
+        return admin_fail(a, 2, "%s", err);
+    if (es->n == 0) {
+        dir_entries_clear(es);
+        return 1;
+    }
+    return 0;
+}
+
+static int sc_new(struct admin *a, const char *name, const struct sc_flags *f)
+{
+    if (!f->nspaces)
+        return admin_fail(a, 2, "--address-spaces is required (e.g. --address-spaces '*')");
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    struct dir_entries es;
+    if ((rc = find(a, name, &es)) != 1) {
+        if (rc == 0) {
+            dir_entries_clear(&es);
+            return admin_fail(a, 1, "send connector '%s' already exists", name);
+        }
+        return rc;
+    }
+    char *base = container(a), *rdn = admin_rdn_escape(name);
+    char *dn = xasprintf("cn=%s,%s", rdn, base);
+    struct dir_entry e;
+    dir_entry_init(&e, dn);
+    dir_entry_add(&e, "objectClass", "relaySendConnector");
+    dir_entry_add(&e, "cn", name);
+    dir_entry_add(&e, "relayEnabled", "TRUE");
+    dir_entry_add(&e, "relayCost", "1");
+    apply(f, &e);
+    struct changeset *cs = changeset_new();
+    changeset_add_entry(cs, &e);
+    char *msg = xasprintf("created %s", dn);
+    rc = admin_write(a, cs, msg);
+    free(msg);
+    changeset_free(&cs);
+    dir_entry_clear(&e);
+    free(dn);
+    free(rdn);
+    free(base);
+    return rc;
+}
+
+static int sc_set_or_remove(struct admin *a, const char *name, const struct sc_flags *f,
+                            bool remove)
+{
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    struct dir_entries es;
+    if ((rc = find(a, name, &es)) != 0)
+        return rc == 1 ? admin_fail(a, 1, "send connector '%s' not found", name) : rc;
+    struct changeset *cs = changeset_new();
+    struct dir_entry e;
+    dir_entry_copy(&e, &es.v[0]);
+    if (remove) {
+        changeset_delete_entry(cs, e.dn);
+    } else {
+        apply(f, &e);
+        if (!dir_entry_get(&e, "relayAddressSpace"))
+            rc = admin_fail(a, 2, "a send connector needs at least one address space");
+        else
+            changeset_diff(cs, &es.v[0], &e, NULL);
+    }
+    if (!rc) {
+        char *msg = xasprintf("%s %s", remove ? "removed" : "changed", e.dn);
+        rc = admin_write(a, cs, msg);
+        free(msg);
+    }
+    changeset_free(&cs);
+    dir_entry_clear(&e);
+    dir_entries_clear(&es);
+    return rc;
+}
+
+static char *joined(const struct dir_entry *e, const char *attr)
+{
+    const struct dir_attr *v = dir_entry_get(e, attr);
+    size_t len = 1;
+    for (size_t i = 0; v && i < v->nvalues; i++)
+        len += strlen(v->values[i]) + 2;
+    char *s = xcalloc(1, len);
+    for (size_t i = 0; v && i < v->nvalues; i++) {
+        if (i)
+            strcat(s, ", ");
+        strcat(s, v->values[i]);
+    }
+    return s;
+}
+
+static int sc_list(struct admin *a)
+{
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    char *base = container(a), err[RN_ERRLEN];
+    struct dir_entries es;
+    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, "(objectClass=relaySendConnector)",
+                                         &es, err, sizeof err);
+    free(base);
+    if (r != DIR_FOUND)
+        return admin_fail(a, 2, "%s", err);
+    static const char *const hdr[] = {"Name", "Enabled", "AddressSpaces", "SmartHosts", "Cost",
+                                      "RequireTLS"};
+    struct table *t = table_new(6, hdr);
+    struct json *j = a->json ? json_new(stdout) : NULL;
+    if (j)
+        json_begin_array(j, NULL);
+    for (size_t i = 0; i < es.n; i++) {
+        const struct dir_entry *e = &es.v[i];
+        char *spaces = joined(e, "relayAddressSpace"), *hosts = joined(e, "relaySmartHost");
+        const char *en = dir_entry_first(e, "relayEnabled");
+        const char *tls = dir_entry_first(e, "relayRequireTLS");
+        const char *cost = dir_entry_first(e, "relayCost");
+        const char *row[6] = {dir_entry_first(e, "cn"), en ? en : "TRUE", spaces,
+                              *hosts ? hosts : "(DNS MX)", cost ? cost : "1",
+                              tls ? tls : "FALSE"};
+        if (j) {
+            json_begin_object(j, NULL);
+            json_string(j, "Name", row[0]);
+            json_string(j, "Identity", e->dn);
+            json_bool(j, "Enabled", rn_strieq(row[1], "TRUE"));
+            json_list(j, "AddressSpaces", spaces);
+            json_list(j, "SmartHosts", hosts);
+            json_uint(j, "Cost", strtoull(row[4], NULL, 10));
+            json_bool(j, "RequireTLS", rn_strieq(row[5], "TRUE"));
+            json_end_object(j);
+        } else {
+            table_row(t, row);
+        }
+        free(spaces);
+        free(hosts);
+    }
+    if (j) {
+        json_end_array(j);
+        json_free(&j);
+    } else {
+        table_print(t, stdout);
+    }
+    table_free(&t);
+    dir_entries_clear(&es);
+    return 0;
+}
+
+int relayctl_sendconnector(int argc, char **argv)
+{
+    const char *sub = argc >= 2 ? argv[1] : "";
+    bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
+    static const char *const subs[] = {"new", "set", "list", "remove"};
+    bool known = false;
+    for (size_t i = 0; i < 4; i++)
+        known |= !strcmp(sub, subs[i]);
+    if (!known) {
+        fputs(help_text, help ? stdout : stderr);
+        if (help)
+            fputs(admin_help_options(), stdout);
+        return help ? 0 : 2;
+    }
+    char verb[40];
+    snprintf(verb, sizeof verb, "sendconnector %s", sub);
+    struct admin a;
+    admin_init(&a, verb);
+    struct sc_flags f;
+    memset(&f, 0, sizeof f);
+    const char *name = NULL;
+    int rc = parse(&a, &f, argc - 1, argv + 1, strcmp(sub, "list") ? 1 : 0, &name);
+    if (rc == 0) {
+        if (!strcmp(sub, "new"))
+            rc = sc_new(&a, name, &f);
+        else if (!strcmp(sub, "list"))
+            rc = sc_list(&a);
+        else if (!strcmp(sub, "set") && !f.spaces_set && !f.hosts_set && !f.cost && !f.enabled &&
+                 !f.tls && !f.comment)
+            rc = admin_fail(&a, 2, "nothing to set (see --help)");
+        else
+            rc = sc_set_or_remove(&a, name, &f, !strcmp(sub, "remove"));
+    }
+    admin_strv_free(f.spaces, f.nspaces);
+    admin_strv_free(f.hosts, f.nhosts);
+    admin_close(&a);
+    return rc < 0 ? 0 : rc;
+}
