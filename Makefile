@@ -30,7 +30,8 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:tests/bench/%.c=$(B)/tests/%)
 
-BINS := $(B)/relayctl $(if $(wildcard node/main.c),$(B)/relaynode)
+# relaynode links once the SMTP session (node/smtp_session.c, smtp_session_start) exists.
+BINS := $(B)/relayctl $(if $(and $(wildcard node/main.c),$(wildcard node/smtp_session.c)),$(B)/relaynode)
 
 .PHONY: all deps test unit run bench fuzz check-deps clean
 all: $(BINS)

@@ -13,7 +13,7 @@ export RELAYNODE_ROOT=$(pwd)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 LOGDIR=$B/test-logs; rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
-pass=0; fail=0; failed=()
+pass=0; fail=0; skipped=0; failed=()
 
 run_unit() {
   local t=$1 name out p f
@@ -35,10 +35,12 @@ run_integ() {
     *.py) timeout 600 /usr/bin/python3 "$t" >"$out" 2>&1; rc=$? ;;
     *)    timeout 600 bash "$t" >"$out" 2>&1; rc=$? ;;
   esac
-  p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
+  # A TAP `# SKIP` is neither a pass nor a failure: it is reported, not counted.
+  p=$(grep '^ok ' "$out" | grep -vc '# SKIP'); f=$(grep -c '^not ok ' "$out")
+  s=$(grep '^ok \|^1\.\.0' "$out" | grep -c '# SKIP'); skipped=$((skipped+s))
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited $rc" >>"$out"; fi
   pass=$((pass+p)); fail=$((fail+f))
-  printf '%-40s %3d passed %3d failed\n' "integration/$name" "$p" "$f"
+  printf '%-40s %3d passed %3d failed %3d skipped\n' "integration/$name" "$p" "$f" "$s"
   [ "$f" -gt 0 ] && { failed+=("integration/$name"); grep -A3 '^not ok' "$out" | head -40; }
 }
 
@@ -53,5 +55,5 @@ if [ "$SEL" != unit ]; then
   done
 fi
 [ ${#failed[@]} -gt 0 ] && echo "failing: ${failed[*]} (logs in $LOGDIR)"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
