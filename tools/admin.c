@@ -382,3 +382,29 @@ bool admin_domain_ok(char *d)
     rn_strlower(d);
     return true;
 }
+
+char *admin_join_values(const struct dir_entry *e, const char *attr)
+{
+    const struct dir_attr *v = dir_entry_get(e, attr);
+    size_t len = 1;
+    for (size_t i = 0; v && i < v->nvalues; i++)
+        len += strlen(v->values[i]) + 2;
+    char *s = xcalloc(1, len), *p = s;
+    for (size_t i = 0; v && i < v->nvalues; i++)
+        p += sprintf(p, "%s%s", i ? ", " : "", v->values[i]);   /* len sized above */
+    return s;
+}
+
+int admin_list_container(struct admin *a, const char *container, const char *oc,
+                         struct dir_entries *out)
+{
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    char *base = xasprintf("cn=%s,%s", container, a->dc.boot.base_dn);
+    char *filter = xasprintf("(objectClass=%s)", oc), err[RN_ERRLEN];
+    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, out, err, sizeof err);
+    free(base);
+    free(filter);
+    return r == DIR_FOUND ? 0 : admin_fail(a, 2, "%s", err);
+}

@@ -58,6 +58,14 @@ int admin_dir_fail(const struct admin *a, enum dir_result r, const char *err);
  * reached (message printed). */
 int admin_write(struct admin *a, const struct changeset *cs, const char *done_msg);
 
+/* All values of attr joined with ", " ("" when absent). Caller frees. */
+char *admin_join_values(const struct dir_entry *e, const char *attr);
+/* Open the directory and list the entries of objectClass `oc` one level under
+ * "cn=<container>,<relay base>". Returns 0 with *out filled (caller clears), or the exit code
+ * after printing why. */
+int admin_list_container(struct admin *a, const char *container, const char *oc,
+                         struct dir_entries *out);
+
 /* The RFC 4514 escaped form of an RDN value ("CRM Application" stays, "a,b" -> "a\,b").
  * Caller frees. */
 char *admin_rdn_escape(const char *value);

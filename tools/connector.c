@@ -440,19 +440,8 @@ static int connector_set(int argc, char **argv)
  * node assumes when it is absent (connattr.c). */
 static char *attr_display(const struct dir_entry *e, const struct connattr *ca)
 {
-    const struct dir_attr *v = dir_entry_get(e, ca->ldap);
-    if (v) {
-        size_t len = 1;
-        for (size_t i = 0; i < v->nvalues; i++)
-            len += strlen(v->values[i]) + 2;
-        char *s = xcalloc(1, len);
-        for (size_t i = 0; i < v->nvalues; i++) {
-            if (i)
-                strcat(s, ", ");
-            strcat(s, v->values[i]);
-        }
-        return s;
-    }
+    if (dir_entry_get(e, ca->ldap))
+        return admin_join_values(e, ca->ldap);
     char buf[128];
     switch (ca->type) {
     case CA_BOOL: return xstrdup(ca->def ? "TRUE" : "FALSE");

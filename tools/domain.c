@@ -90,16 +90,10 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
 
 static int domain_list(struct admin *a)
 {
-    int rc = admin_open(a);
+    struct dir_entries es;
+    int rc = admin_list_container(a, "Accepted Domains", "relayAcceptedDomain", &es);
     if (rc)
         return rc;
-    char *base = container(a), err[RN_ERRLEN];
-    struct dir_entries es;
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, "(objectClass=relayAcceptedDomain)",
-                                         &es, err, sizeof err);
-    free(base);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
     static const char *const hdr[] = {"Name", "DomainName", "DomainType"};
     struct table *t = table_new(3, hdr);
     struct json *j = a->json ? json_new(stdout) : NULL;

@@ -239,33 +239,12 @@ static int sc_set_or_remove(struct admin *a, const char *name, const struct sc_f
     return rc;
 }
 
-static char *joined(const struct dir_entry *e, const char *attr)
-{
-    const struct dir_attr *v = dir_entry_get(e, attr);
-    size_t len = 1;
-    for (size_t i = 0; v && i < v->nvalues; i++)
-        len += strlen(v->values[i]) + 2;
-    char *s = xcalloc(1, len);
-    for (size_t i = 0; v && i < v->nvalues; i++) {
-        if (i)
-            strcat(s, ", ");
-        strcat(s, v->values[i]);
-    }
-    return s;
-}
-
 static int sc_list(struct admin *a)
 {
-    int rc = admin_open(a);
+    struct dir_entries es;
+    int rc = admin_list_container(a, "Send Connectors", "relaySendConnector", &es);
     if (rc)
         return rc;
-    char *base = container(a), err[RN_ERRLEN];
-    struct dir_entries es;
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, "(objectClass=relaySendConnector)",
-                                         &es, err, sizeof err);
-    free(base);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
     static const char *const hdr[] = {"Name", "Enabled", "AddressSpaces", "SmartHosts", "Cost",
                                       "RequireTLS"};
     struct table *t = table_new(6, hdr);
@@ -274,7 +253,7 @@ static int sc_list(struct admin *a)
         json_begin_array(j, NULL);
     for (size_t i = 0; i < es.n; i++) {
         const struct dir_entry *e = &es.v[i];
-        char *spaces = joined(e, "relayAddressSpace"), *hosts = joined(e, "relaySmartHost");
+        char *spaces = admin_join_values(e, "relayAddressSpace"), *hosts = admin_join_values(e, "relaySmartHost");
         const char *en = dir_entry_first(e, "relayEnabled");
         const char *tls = dir_entry_first(e, "relayRequireTLS");
         const char *cost = dir_entry_first(e, "relayCost");

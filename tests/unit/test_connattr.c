@@ -14,19 +14,6 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXV 4
 
-static void conn_free(struct rn_connector *c)
-{
-    free(c->bindings);
-    free(c->ranges);
-    free(c->fqdn);
-    free(c->banner);
-    free(c->comment);
-    for (size_t i = 0; i < c->naces; i++)
-        ace_clear(&c->aces[i]);
-    free(c->aces);
-    memset(c, 0, sizeof *c);
-}
-
 static void table_is_consistent(void **state)
 {
     (void)state;
@@ -112,7 +99,7 @@ static void apply_refuses_bad_values(void **state)
             fail_msg("case '%s': accepted", bad_cases[i].name);
         if (strcmp(err, bad_cases[i].err) != 0)
             fail_msg("case '%s': error '%s'", bad_cases[i].name, err);
-        conn_free(&c);
+        connector_clear(&c);
     }
 }
 
@@ -134,7 +121,7 @@ static void apply_overlong_strings(void **state)
     v[256] = '\0';
     assert_int_equal(connattr_apply(&c, connattr_lookup("relayFqdn"), vals, 1, err, sizeof err), -1);
     assert_string_equal(err, "relayFqdn: value is 256 octets, longer than the maximum 255");
-    conn_free(&c);
+    connector_clear(&c);
 }
 
 static void apply_scalars(void **state)
@@ -188,7 +175,7 @@ static void apply_scalars(void **state)
     assert_int_equal(connattr_apply(&c, connattr_lookup("relayMaxRecipientsPerMessage"), bad, 1,
                                     err, sizeof err), -1);
     assert_int_equal(c.max_recipients, 512000);
-    conn_free(&c);
+    connector_clear(&c);
 }
 
 static void apply_no_values_restores_defaults(void **state)
@@ -210,7 +197,7 @@ static void apply_no_values_restores_defaults(void **state)
     assert_int_equal(c.auth, 29);   /* Tls|BasicAuth|BasicAuthRequireTLS|ExchangeServer */
     assert_int_equal(c.nbindings, 0);
     assert_int_equal(c.naces, 0);
-    conn_free(&c);
+    connector_clear(&c);
 }
 
 static void apply_lists(void **state)
@@ -254,7 +241,7 @@ static void apply_lists(void **state)
     assert_int_equal(c.naces, 1);                      /* replaced; the old DN ACE freed */
     assert_int_equal(connattr_apply(&c, connattr_lookup("relayAce"), NULL, 0, err, sizeof err), 0);
     assert_int_equal(c.naces, 0);
-    conn_free(&c);
+    connector_clear(&c);
 }
 
 int main(void)
