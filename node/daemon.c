@@ -10,6 +10,7 @@
  * snapshot and retries with backoff 1 s .. 30 s; before the first success nothing listens:
  * no snapshot, no service (never fail open). */
 #include "node/daemon.h"
+#include "node/conncount.h"
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -216,6 +217,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
              sig == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)d->n.nsessions,
              d->drain_timeout);
     listeners_free(&d->listeners);     /* stop accepting: connects are refused from now on */
+    smtp_session_drain(&d->n);         /* idle sessions go now, the others after their message */
     evtimer_del(d->ev_reload);
     evtimer_del(d->ev_retry);
     clock_gettime(CLOCK_MONOTONIC, &d->drain_deadline);
@@ -319,6 +321,7 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
     if (!n->worker)
         return rn_err(err, errlen, "worker pool: cannot start %d threads", WORKER_THREADS);
     d->listeners = listeners_new(n);
+    n->conns = conncount_new();
     d->ev_hup = evsignal_new(n->base, SIGHUP, on_reload_event, d);
     d->ev_term = evsignal_new(n->base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(n->base, SIGINT, on_term, d);
@@ -340,6 +343,8 @@ static void daemon_teardown(struct daemon *d)
     d->stopping = true;
     listeners_free(&d->listeners);
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
+    smtp_session_free_all(n);         /* sessions the drain timeout left open */
+    conncount_free(&n->conns);
     struct event **evs[] = {&d->ev_hup, &d->ev_term, &d->ev_int, &d->ev_reload, &d->ev_retry,
                             &d->ev_drain};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

@@ -10,6 +10,8 @@
 #include "directory/model.h"
 
 struct event_base;
+struct conncount;
+struct smtp_session;
 struct spool;
 struct worker;
 
@@ -23,10 +25,17 @@ struct node {
     size_t max_command_line, max_text_line;
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     uint64_t nsessions;                /* open sessions (for drain) */
+    struct smtp_session *sessions;     /* the open sessions (owned by themselves) */
+    struct conncount *conns;           /* owned: sessions per connector and source */
 };
 
 /* Start an SMTP session on an accepted socket (daemon -> session). The session selects its
  * connector, checks connection limits and runs until it closes; it frees itself. */
 void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
                         const struct sockaddr *remote);
+/* SIGTERM: sessions between transactions get 421 4.3.2 and close now; the others close
+ * when their transaction ends. */
+void smtp_session_drain(struct node *n);
+/* Shutdown, after the worker pool is gone: free every session still open. */
+void smtp_session_free_all(struct node *n);
 #endif

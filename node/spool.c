@@ -607,7 +607,8 @@ int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *
         ids[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(ids, n, sizeof *ids, id_cmp);
+    if (n > 1)
+        qsort(ids, n, sizeof *ids, id_cmp);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         struct spool_entry e;

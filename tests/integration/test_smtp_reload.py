@@ -76,7 +76,7 @@ def case_kill9(E):
         r = reply_str(m.data(rnnode.message("d@outside.example", "alice@example.com", s)))
     if not c.true(queued_id(r), "acknowledged with 250 2.6.0", r):
         return c.result()
-    qid = queued_id(r)
+    qid = queued_id(r).split("@")[0]   # <queue id@fqdn>
     E.node.kill9()
     c.true(not E.node.alive(), "node killed")
     listed = E.node.list_spool()
