@@ -306,6 +306,13 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         rn_err(err, errlen, "spool: %s", serr);
         return -1;
     }
+    const struct spool_quarantined *q;
+    size_t nq = spool_quarantine_list(n->spool, &q);
+    for (size_t i = 0; i < nq; i++) {
+        char qn[512], qr[1024];
+        log_fact("-", "spool", "quarantined", "file=%s reason=%s",
+                 log_quote(q[i].name, qn, sizeof qn), log_quote(q[i].reason, qr, sizeof qr));
+    }
     return 0;
 }
 

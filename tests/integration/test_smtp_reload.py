@@ -81,7 +81,13 @@ def case_kill9(E):
     c.true(not E.node.alive(), "node killed")
     listed = E.node.list_spool()
     c.true(s in listed or qid in listed, "listed by --list-spool after kill -9", listed)
+    torn = os.path.join(E.spool_dir, "queue", "0" * 24)     # a valid id, not a message
+    with open(torn, "wb") as f:
+        f.write(b"RNSP torn")
     E.node.start()
+    c.true(not os.path.exists(torn), "a torn file in queue/ is moved away on start")
+    c.true(rnnode.eventually(lambda: "spool quarantined file=" + "0" * 24 in E.node.log(), 5),
+           "and the quarantine is logged", E.node.log_tail())
     listed = E.node.list_spool()
     c.true(s in listed or qid in listed, "listed after restart", listed)
     c.eq(len(rnnode.spool_find(E.spool_dir, s)), 1, "exactly one spool file for it")
