@@ -10,6 +10,7 @@
  * snapshot and retries with backoff 1 s .. 30 s; before the first success nothing listens:
  * no snapshot, no service (never fail open). */
 #include "node/daemon.h"
+#include "node/committer.h"
 #include "node/conncount.h"
 #include <errno.h>
 #include <event2/event.h>
@@ -329,6 +330,9 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
         return rn_err(err, errlen, "worker pool: cannot start %d threads", WORKER_THREADS);
     d->listeners = listeners_new(n);
     n->conns = conncount_new();
+    n->committer = committer_new(n->base);
+    if (!n->committer)
+        return rn_err(err, errlen, "committer: cannot start its thread");
     d->ev_hup = evsignal_new(n->base, SIGHUP, on_reload_event, d);
     d->ev_term = evsignal_new(n->base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(n->base, SIGINT, on_term, d);
@@ -349,6 +353,7 @@ static void daemon_teardown(struct daemon *d)
     struct node *n = &d->n;
     d->stopping = true;
     listeners_free(&d->listeners);
+    committer_free(&n->committer);    /* pending commits finish and are answered */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     conncount_free(&n->conns);

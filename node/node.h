@@ -10,6 +10,7 @@
 #include "directory/model.h"
 
 struct event_base;
+struct committer;
 struct conncount;
 struct smtp_session;
 struct spool;
@@ -21,7 +22,8 @@ struct node {
     struct rn_snapshot *snap;          /* current snapshot; owned reference; swapped by reload */
     uint64_t snap_generation;          /* +1 at every swap, so sessions notice cheaply */
     struct spool *spool;               /* owned */
-    struct worker *worker;             /* owned: runs blocking work (LDAP, fsync) off the loop */
+    struct worker *worker;             /* owned: runs blocking directory work off the loop */
+    struct committer *committer;       /* owned: group commit of accepted messages */
     size_t max_command_line, max_text_line;
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     uint64_t nsessions;                /* open sessions (for drain) */

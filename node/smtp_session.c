@@ -25,10 +25,10 @@
 
 #include "directory/rights.h"
 #include "directory/util.h"
+#include "node/committer.h"
 #include "node/conncount.h"
 #include "node/log.h"
 #include "node/spool.h"
-#include "node/worker.h"
 
 #define IN_HIGH_ANON   (64u * 1024u)    /* read high-water mark before AUTH */
 #define IN_HIGH_AUTH   (256u * 1024u)   /* ... and after */
@@ -200,26 +200,17 @@ void session_reset_transaction(struct smtp_session *s)
 
 struct commit_job {
     struct smtp_session *s;
-    struct spool_msg *msg;
     char qid[64];
-    int rc;
-    char err[256];
     uint64_t size;
 };
 
-static void commit_run(void *arg)
-{
-    struct commit_job *j = arg;
-    j->rc = spool_msg_commit(&j->msg, j->err, sizeof j->err);
-}
-
-static void commit_done(void *arg)
+static void commit_done(void *arg, int rc, const char *err)
 {
     struct commit_job *j = arg;
     struct smtp_session *s = j->s;
     s->busy = false;
     char qs[512], qe[512];
-    if (j->rc == 0) {
+    if (rc == 0) {
         s->messages++;
         log_fact(j->qid, "smtp", "queued",
                  "session=%s from=<%s> rcpts=%zu size=%llu connector=%s client=%s auth_as=%s",
@@ -229,7 +220,7 @@ static void commit_done(void *arg)
         session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", j->qid, session_fqdn(s));
     } else {
         log_fact(j->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
-                 log_quote(j->err, qe, sizeof qe));
+                 log_quote(err, qe, sizeof qe));
         session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
     }
     free(j);
@@ -267,13 +258,12 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
     }
     struct commit_job *j = xcalloc(1, sizeof *j);
     j->s = s;
-    j->msg = m;
     j->size = size;
     rn_strlcpy(j->qid, spool_msg_id(m), sizeof j->qid);
     s->busy = true;
     session_enter(s, S_QUEUEING);
     bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
-    worker_submit(s->n->worker, commit_run, commit_done, j);
+    committer_submit(s->n->committer, &m, commit_done, j);
 }
 
 /* ---- input ---- */

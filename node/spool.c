@@ -423,31 +423,28 @@ static void msg_free(struct spool_msg **mp)
     *mp = NULL;
 }
 
-int spool_msg_commit(struct spool_msg **mp, char *err, size_t errlen)
+/* Seal: the END record with the whole-file checksum, written (not yet synced). */
+static int msg_seal(struct spool_msg *m, char *err, size_t errlen)
 {
-    struct spool_msg *m = *mp;
-    struct spool *s = m->s;
-    int rc = -1;
-    if (m->failed) {
-        rn_err(err, errlen, "%s: an earlier write failed", m->id);
-        goto out;
-    }
+    if (m->failed)
+        return rn_err(err, errlen, "%s: an earlier write failed", m->id);
     m->err = err, m->errlen = errlen;
     msg_close_record(m);
     if (SPOOL_BUF - m->used < SPOOL_REC_HDR + SPOOL_REC_END_LEN && msg_flush(m) < 0)
-        goto out;
+        return -1;
     uint32_t crc = spool_rec_crc32(m->crc, m->buf, m->used);
     spool_rec_put_end(m->buf + m->used, m->total, crc);
     m->used += SPOOL_REC_HDR + SPOOL_REC_END_LEN;
     struct iovec v = {m->buf, m->used};
-    if (write_all(m->fd, &v, 1) < 0) {
-        msg_fail(m, "write", errno, err, errlen);
-        goto out;
-    }
-    if (fault(SPOOL_FAULT_FSYNC) < 0 || fsync(m->fd) < 0) {
-        msg_fail(m, "fsync", errno, err, errlen);
-        goto out;
-    }
+    if (write_all(m->fd, &v, 1) < 0)
+        return msg_fail(m, "write", errno, err, errlen);
+    return 0;
+}
+
+/* Close after the sync, then rename into queue/ without replacing. */
+static int msg_publish(struct spool_msg *m, char *err, size_t errlen)
+{
+    struct spool *s = m->s;
     /* A close error after a good fsync still fails the message (Postfix mail_stream.c: some
      * filesystems write out on close). */
     int fd = m->fd;
@@ -455,10 +452,8 @@ int spool_msg_commit(struct spool_msg **mp, char *err, size_t errlen)
     int cerr = fault(SPOOL_FAULT_CLOSE) < 0 ? errno : 0;
     if (close(fd) < 0 && !cerr)
         cerr = errno;
-    if (cerr) {
-        msg_fail(m, "close", cerr, err, errlen);
-        goto out;
-    }
+    if (cerr)
+        return msg_fail(m, "close", cerr, err, errlen);
     int r = fault(SPOOL_FAULT_RENAME);
     if (r == 0) {
         r = renameat2(s->tmpfd, m->id, s->queuefd, m->id, RENAME_NOREPLACE);
@@ -470,22 +465,65 @@ int spool_msg_commit(struct spool_msg **mp, char *err, size_t errlen)
                 unlinkat(s->tmpfd, m->id, 0);
         }
     }
-    if (r < 0) {
-        msg_fail(m, "rename into queue", errno, err, errlen);
-        goto out;
+    if (r < 0)
+        return msg_fail(m, "rename into queue", errno, err, errlen);
+    return 0;
+}
+
+void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *errs,
+                            size_t errlen)
+{
+    if (n == 0)
+        return;
+    struct spool *s = msgs[0]->s;
+    size_t live = 0, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = msg_seal(msgs[i], errs + i * errlen, errlen);
+        if (rcs[i] == 0)
+            live++, last = i;
     }
-    if (fault(SPOOL_FAULT_DIRSYNC) < 0 || fsync(s->queuefd) < 0) {
-        /* The entry may not be durable and the caller answers 451: take it back. If the
+    /* The data of every sealed file reaches stable storage: one fsync for a lone message,
+     * one syncfs for a batch (it reports writeback errors since Linux 5.8). */
+    if (live > 0) {
+        int r = fault(SPOOL_FAULT_FSYNC);
+        if (r == 0)
+            r = live == 1 ? fsync(msgs[last]->fd) : syncfs(s->queuefd);
+        if (r < 0) {
+            int e = errno;
+            for (size_t i = 0; i < n; i++)
+                if (rcs[i] == 0)
+                    rcs[i] = msg_fail(msgs[i], live == 1 ? "fsync" : "syncfs", e,
+                                      errs + i * errlen, errlen);
+            live = 0;
+        }
+    }
+    size_t published = 0;
+    for (size_t i = 0; i < n && live > 0; i++)
+        if (rcs[i] == 0) {
+            rcs[i] = msg_publish(msgs[i], errs + i * errlen, errlen);
+            published += rcs[i] == 0;
+        }
+    /* One directory fsync makes every rename of the batch durable. */
+    if (published > 0 && (fault(SPOOL_FAULT_DIRSYNC) < 0 || fsync(s->queuefd) < 0)) {
+        /* The entries may not be durable and the callers answer 451: take them back. If an
          * unlink is lost too, a crash can resurrect it: a duplicate, never a loss. */
         int e = errno;
-        unlinkat(s->queuefd, m->id, 0);
-        m->failed = true;
-        rn_err(err, errlen, "%s: fsync queue directory: %s", m->id, strerror(e));
-        goto out;
+        for (size_t i = 0; i < n; i++)
+            if (rcs[i] == 0) {
+                unlinkat(s->queuefd, msgs[i]->id, 0);
+                msgs[i]->failed = true;
+                rcs[i] = rn_err(errs + i * errlen, errlen, "%s: fsync queue directory: %s",
+                                msgs[i]->id, strerror(e));
+            }
     }
-    rc = 0;
-out:
-    msg_free(mp);
+    for (size_t i = 0; i < n; i++)
+        msg_free(&msgs[i]);
+}
+
+int spool_msg_commit(struct spool_msg **mp, char *err, size_t errlen)
+{
+    int rc;
+    spool_msg_commit_batch(mp, 1, &rc, err, errlen);
     return rc;
 }
 

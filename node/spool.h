@@ -43,6 +43,12 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err
  * nothing is left in queue/ and the caller must answer 451 4.3.0. */
 int spool_msg_commit(struct spool_msg **m, char *err, size_t errlen);
 void spool_msg_abort(struct spool_msg **m);       /* unlink the tmp file, free, NULL */
+/* Group commit: make msgs[0..n) durable with shared syncs (one syncfs for all their data,
+ * one fsync of queue/ for all renames), so concurrent transactions share the cost while each
+ * 250 still follows its own data. Frees every msgs[i] (NULL); rcs[i] is 0 or -1 with the
+ * reason in errs + i * errlen. A failed sync fails every message it covered. */
+void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *errs,
+                            size_t errlen);
 
 /* A message read back from queue/ (for listing, recovery and delivery). */
 struct spool_entry {

@@ -230,6 +230,59 @@ static char *read_whole(const struct fx *f, const char *sub, const char *name, s
     return b;
 }
 
+/* Group commit: a batch of 5 where one message already failed a write; then a batch whose
+ * shared sync fails (all fail, nothing in queue/); then one whose directory fsync fails. */
+static void test_commit_batch(void **state)
+{
+    struct fx *f = *state;
+    char err[RN_ERRLEN];
+    enum { N = 5 };
+    struct spool_msg *m[N];
+    char ids[N][64];
+    int rcs[N];
+    char errs[N * RN_ERRLEN];
+    for (int i = 0; i < N; i++) {
+        m[i] = spool_msg_new(f->s, &env, err, sizeof err);
+        assert_non_null(m[i]);
+        rn_strlcpy(ids[i], spool_msg_id(m[i]), sizeof ids[i]);
+        assert_int_equal(spool_msg_write(m[i], "Subject: b\r\n\r\nx\r\n", 17, err,
+                                         sizeof err), 0);
+    }
+    spool_test_fault = inject, fault_at = SPOOL_FAULT_WRITE, fault_errno = EIO, fault_skip = 0;
+    char big[9000];
+    memset(big, 'y', sizeof big);            /* large write goes straight to the file */
+    assert_int_equal(spool_msg_write(m[2], big, sizeof big, err, sizeof err), -1);
+    spool_test_fault = NULL;
+    spool_msg_commit_batch(m, N, rcs, errs, RN_ERRLEN);
+    for (int i = 0; i < N; i++) {
+        assert_null(m[i]);
+        assert_int_equal(rcs[i], i == 2 ? -1 : 0);
+        assert_true(exists(f, "queue", ids[i]) == (i != 2));
+    }
+    assert_non_null(strstr(errs + 2 * RN_ERRLEN, "earlier write failed"));
+    assert_int_equal(count(f, "queue"), N - 1);
+    assert_int_equal(count(f, "tmp"), 0);
+
+    const enum spool_fault where[] = {SPOOL_FAULT_FSYNC, SPOOL_FAULT_RENAME,
+                                      SPOOL_FAULT_DIRSYNC};
+    for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
+        for (int i = 0; i < 3; i++) {
+            m[i] = spool_msg_new(f->s, &env, err, sizeof err);
+            assert_non_null(m[i]);
+            rn_strlcpy(ids[i], spool_msg_id(m[i]), sizeof ids[i]);
+        }
+        spool_test_fault = inject, fault_at = where[w], fault_errno = EIO, fault_skip = 0;
+        spool_msg_commit_batch(m, 3, rcs, errs, RN_ERRLEN);
+        spool_test_fault = NULL;
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(rcs[i], -1);     /* the hook fails every call of that step */
+            assert_false(exists(f, "queue", ids[i]));
+        }
+        assert_int_equal(count(f, "tmp"), 0);
+    }
+    assert_int_equal(count(f, "queue"), N - 1);
+}
+
 static void test_open_cleans_tmp_and_quarantines(void **state)
 {
     struct fx *f = *state;
@@ -491,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_envelope_creates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_queue_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_cleans_tmp_and_quarantines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_opener_does_not_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_in_id_order, setup, teardown),
