@@ -29,22 +29,13 @@
 #include <unistd.h>
 #include "directory/util.h"
 #include "node/spool_record.h"
+#include "node/spool-private.h"
 
-#define SPOOL_ID_LEN 24
 #define SPOOL_BUF 8192               /* per-message write buffer */
 #define SPOOL_READ_BUF 65536
 
 int (*spool_test_fault)(enum spool_fault where);
 
-struct spool {
-    char *dir;                       /* owned */
-    int dirfd, tmpfd, queuefd, quarfd, lockfd;
-    pthread_mutex_t mu;              /* guards the id clock */
-    unsigned long long last_us;
-    unsigned counter;
-    struct spool_quarantined *quar;  /* owned, nquar entries */
-    size_t nquar;
-};
 
 struct spool_msg {
     struct spool *s;
@@ -70,7 +61,7 @@ static int fault(enum spool_fault where)
     return 0;
 }
 
-static bool id_valid(const char *id)
+bool spool_id_valid(const char *id)
 {
     size_t n = strnlen(id, SPOOL_ID_LEN + 1);
     if (n != SPOOL_ID_LEN)
@@ -176,7 +167,7 @@ static int spool_recover(struct spool *s, char *err, size_t errlen)
         struct stat st;
         char rerr[RN_ERRLEN];
         struct spool_entry e;
-        if (!id_valid(de->d_name)) {
+        if (!spool_id_valid(de->d_name)) {
             quarantine_move(s, de->d_name, "not a queue id");
         } else if (fstatat(s->queuefd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             continue;                /* vanished */
@@ -189,6 +180,7 @@ static int spool_recover(struct spool *s, char *err, size_t errlen)
         }
     }
     closedir(d);
+    spool_state_recover(s);
     if (s->nquar > before) {
         fsync(s->quarfd);            /* best effort: the files were already complete */
         fsync(s->queuefd);
@@ -203,7 +195,7 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
         return rn_err(err, errlen, "mkdir %s: %s", dir, strerror(errno));
     struct spool *s = xcalloc(1, sizeof *s);
     s->dir = xstrdup(dir);
-    s->tmpfd = s->queuefd = s->quarfd = s->lockfd = -1;
+    s->tmpfd = s->queuefd = s->quarfd = s->statefd = s->lockfd = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
@@ -212,7 +204,8 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
     }
     if (open_subdir(s->dirfd, "tmp", &s->tmpfd, err, errlen) < 0 ||
         open_subdir(s->dirfd, "queue", &s->queuefd, err, errlen) < 0 ||
-        open_subdir(s->dirfd, "quarantine", &s->quarfd, err, errlen) < 0)
+        open_subdir(s->dirfd, "quarantine", &s->quarfd, err, errlen) < 0 ||
+        open_subdir(s->dirfd, "state", &s->statefd, err, errlen) < 0)
         goto fail;
     /* The new directory entries must be durable before the first commit relies on them. */
     if (fsync(s->dirfd) < 0) {
@@ -243,7 +236,7 @@ void spool_free(struct spool **sp)
     struct spool *s = *sp;
     if (!s)
         return;
-    int fds[] = {s->dirfd, s->tmpfd, s->queuefd, s->quarfd, s->lockfd};
+    int fds[] = {s->dirfd, s->tmpfd, s->queuefd, s->quarfd, s->statefd, s->lockfd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -564,7 +557,7 @@ static int read_file(struct spool *s, const char *id, struct spool_entry *e,
                      size_t errlen)
 {
     memset(e, 0, sizeof *e);
-    if (!id_valid(id))
+    if (!spool_id_valid(id))
         return rn_err(err, errlen, "%.64s: not a queue id", id);
     int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -636,7 +629,7 @@ int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *
     char **ids = NULL;
     size_t n = 0, cap = 0;
     for (struct dirent *de; (de = readdir(d));) {
-        if (!id_valid(de->d_name))
+        if (!spool_id_valid(de->d_name))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;

@@ -71,6 +71,36 @@ int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *
 int spool_read_data(struct spool *s, const char *id, int (*fn)(void *arg, const void *p, size_t n),
                     void *arg, char *err, size_t errlen);
 
+/* Delivery state of a committed message (issue #5): how each recipient stands and when to
+ * try again, in state/<id> beside queue/<id>, replaced atomically (tmp, fsync, rename, fsync
+ * dir). No state file = never attempted: every recipient pending. */
+enum spool_rcpt_status { SPOOL_RCPT_PENDING = 'P', SPOOL_RCPT_DONE = 'D',
+                         SPOOL_RCPT_FAILED = 'F' };
+#define SPOOL_DIAG_MAX 400          /* a recipient's last reply, printable ASCII */
+struct spool_state {
+    unsigned attempts;
+    time_t next_attempt;            /* 0 = now */
+    size_t nrcpts;                  /* as in the envelope, same order */
+    char *status;                   /* owned: nrcpts of enum spool_rcpt_status */
+    char **diag;                    /* owned: nrcpts entries, each NULL or owned */
+};
+void spool_state_init(struct spool_state *st, size_t nrcpts);   /* all pending */
+void spool_state_clear(struct spool_state *st);
+/* Set recipient i's status and diagnostic (copied, control bytes replaced, truncated). */
+void spool_state_set(struct spool_state *st, size_t i, enum spool_rcpt_status status,
+                     const char *diag);
+/* Blocking (fsync): run on a worker. -1 with err. */
+int spool_state_write(struct spool *s, const char *id, const struct spool_state *st, char *err,
+                      size_t errlen);
+/* 0 = read; 1 = no state file (st initialised all pending); -1 = unreadable or not for
+ * nrcpts recipients (err says why; st initialised all pending: a duplicate, never a loss). */
+int spool_state_read(struct spool *s, const char *id, size_t nrcpts, struct spool_state *st,
+                     char *err, size_t errlen);
+/* The message is finished (delivered, or bounced with its DSN committed): unlink queue/<id>
+ * and its state, then fsync queue/ (a lost unlink means a duplicate, never a loss).
+ * Blocking: run on a worker. -1 with err if queue/<id> could not be removed. */
+int spool_remove(struct spool *s, const char *id, char *err, size_t errlen);
+
 /* Files spool_open found in queue/ that are not messages (bad name, not a regular file, torn
  * or malformed): moved to quarantine/<name> (or left in queue/, unlisted, if the move failed;
  * reason says so). The caller logs them; the list lives until spool_free. */

@@ -172,6 +172,7 @@ def main():
         cc = subprocess.run(["cc", "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", ROOT, "-o",
                              exe, src, os.path.join(ROOT, "node/spool.c"),
                              os.path.join(ROOT, "node/spool_record.c"),
+                             os.path.join(ROOT, "node/spool_state.c"),
                              os.path.join(ROOT, "directory/util.c"), "-lpthread"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ok(cc.returncode == 0, "driver compiles", cc.stdout.decode(errors="replace"))

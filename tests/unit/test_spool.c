@@ -325,6 +325,48 @@ static void test_open_cleans_tmp_and_quarantines(void **state)
     assert_int_equal(seen, 7);
 }
 
+/* Delivery state: absent -> all pending; write/read round trip with diagnostics cleaned;
+ * a state for another recipient count is refused (all pending again); remove drops both
+ * files; an orphan state file is dropped at the next open. */
+static void test_state_round_trip(void **state)
+{
+    struct fx *f = *state;
+    char err[RN_ERRLEN];
+    struct spool_msg *m = spool_msg_new(f->s, &env, err, sizeof err);
+    assert_non_null(m);
+    char id[64];
+    rn_strlcpy(id, spool_msg_id(m), sizeof id);
+    assert_int_equal(spool_msg_commit(&m, err, sizeof err), 0);
+    struct spool_state st;
+    assert_int_equal(spool_state_read(f->s, id, 2, &st, err, sizeof err), 1);
+    assert_memory_equal(st.status, "PP", 2);
+    st.attempts = 3;
+    st.next_attempt = 1795000000;
+    spool_state_set(&st, 0, SPOOL_RCPT_DONE, "250 2.0.0 Ok: queued as 4F1A");
+    spool_state_set(&st, 1, SPOOL_RCPT_PENDING, "451 4.3.0 try\r\nlater\x01");
+    assert_int_equal(spool_state_write(f->s, id, &st, err, sizeof err), 0);
+    spool_state_clear(&st);
+    assert_int_equal(spool_state_read(f->s, id, 2, &st, err, sizeof err), 0);
+    assert_int_equal(st.attempts, 3);
+    assert_true(st.next_attempt == 1795000000);
+    assert_memory_equal(st.status, "DP", 2);
+    assert_string_equal(st.diag[0], "250 2.0.0 Ok: queued as 4F1A");
+    assert_string_equal(st.diag[1], "451 4.3.0 try  later ");
+    spool_state_clear(&st);
+    assert_int_equal(spool_state_read(f->s, id, 3, &st, err, sizeof err), -1);
+    assert_memory_equal(st.status, "PPP", 3);
+    spool_state_clear(&st);
+    assert_true(exists(f, "state", id));
+    assert_int_equal(spool_remove(f->s, id, err, sizeof err), 0);
+    assert_false(exists(f, "queue", id));
+    assert_false(exists(f, "state", id));
+    /* orphan: a state file without its message goes at the next open */
+    write_file(f, "state", "0123456789ABCDEF01234567", "RNST 1\n", 7);
+    spool_free(&f->s);
+    assert_int_equal(spool_open(f->dir, &f->s, err, sizeof err), 0);
+    assert_false(exists(f, "state", "0123456789ABCDEF01234567"));
+}
+
 static void test_second_opener_does_not_clean(void **state)
 {
     struct fx *f = *state;
@@ -546,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_faults_leave_queue_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_cleans_tmp_and_quarantines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_opener_does_not_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_in_id_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_data_round_trip, setup, teardown),
