@@ -23,10 +23,17 @@ static size_t headers_field_len(const char *p, size_t len)
     }
 }
 
-static int headers_name_is(const char *p, size_t flen, const char *name)
+/* The offset just past the colon when the field at p is `name`, else 0. Blanks may stand
+ * between the name and its colon (RFC 5322 §4.5.8 obs-optional) and readers honour them, so
+ * "From :" and "Received :" must count for the sender check, the hop count and the firewall. */
+static size_t headers_name_is(const char *p, size_t flen, const char *name)
 {
     size_t n = strlen(name);
-    return flen > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
+    if (flen <= n || strncasecmp(p, name, n) != 0)
+        return 0;
+    while (n < flen && (p[n] == ' ' || p[n] == '\t'))
+        n++;
+    return n < flen && p[n] == ':' ? n + 1 : 0;
 }
 
 static int headers_name_prefix(const char *p, size_t flen, const char *prefix)
@@ -138,13 +145,13 @@ int headers_sender(const char *hdr, size_t len, char *addr, size_t addrlen)
     const char *from = NULL, *sender = NULL;
     size_t flen = 0, slen = 0;
     for (size_t off = 0; off < len;) {
-        size_t f = headers_field_len(hdr + off, len - off);
-        if (!sender && headers_name_is(hdr + off, f, "Sender")) {
-            sender = hdr + off + 7;
-            slen = f - 7;
-        } else if (!from && headers_name_is(hdr + off, f, "From")) {
-            from = hdr + off + 5;
-            flen = f - 5;
+        size_t f = headers_field_len(hdr + off, len - off), b;
+        if (!sender && (b = headers_name_is(hdr + off, f, "Sender"))) {
+            sender = hdr + off + b;
+            slen = f - b;
+        } else if (!from && (b = headers_name_is(hdr + off, f, "From"))) {
+            from = hdr + off + b;
+            flen = f - b;
         }
         off += f;
     }

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -248,12 +249,25 @@ static const char *sequence_error(const struct smtp_session *s, enum smtp_verb v
     }
 }
 
+/* Whether a command line is an AUTH however it is spelt: first word (after any blanks) AUTH,
+ * followed by a blank or the end. Looser than smtp_cmd_verb on purpose, so a malformed AUTH
+ * ("AUTH<TAB>PLAIN ...", " AUTH ...") that runs as an unknown verb is still masked. */
+static bool line_is_auth(const char *line, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (len - i < 4 || strncasecmp(line + i, "AUTH", 4) != 0)
+        return false;
+    return len - i == 4 || line[i + 4] == ' ' || line[i + 4] == '\t';
+}
+
 void smtp_commands_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
     const char *args;
     enum smtp_verb verb = smtp_cmd_verb(line, len, &args);
     if (s->c->protocol_logging) {
-        if (verb == SMTP_VERB_AUTH)      /* payloads and passwords never reach a log */
+        if (line_is_auth(line, len))     /* payloads and passwords never reach a log */
             protolog_write(s->c->name, s->id, '<', "AUTH ****");
         else
             protolog_write(s->c->name, s->id, '<', "%.*s", (int)len, line);
