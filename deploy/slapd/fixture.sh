@@ -33,7 +33,7 @@ SLAPADD=${SLAPADD:-$(command -v slapadd || echo /usr/sbin/slapadd)}
 SLAPPASSWD=${SLAPPASSWD:-$(command -v slappasswd || echo /usr/sbin/slappasswd)}
 
 die() { echo "fixture.sh: $*" >&2; exit 1; }
-usage() { die "usage: fixture.sh start DIR [--port N] [--smtp-port N] [--submission-port N] [--ldif FILE]... | stop DIR"; }
+usage() { die "usage: fixture.sh start DIR [--port N] [--smtp-port N] [--submission-port N] [--ldif FILE]... [--data FILE] | stop DIR"; }
 
 # A TCP port nobody listens on, below the ephemeral range (freeport.py says why).
 free_port() { /usr/bin/python3 "$HERE/freeport.py" 0; }
@@ -84,7 +84,7 @@ acl_lines() {
 
 cmd_start() {
   local dir=$1; shift
-  local port="" ldifs=() a
+  local port="" ldifs=() a data=""
   SMTP_PORT=""; SUBMISSION_PORT=""
   while [ $# -gt 0 ]; do
     a=$1; shift
@@ -93,6 +93,7 @@ cmd_start() {
       --smtp-port) SMTP_PORT=${1:?--smtp-port needs a value}; shift ;;
       --submission-port) SUBMISSION_PORT=${1:?--submission-port needs a value}; shift ;;
       --ldif) [ -r "${1:-}" ] || die "--ldif: cannot read '${1:-}'"; ldifs+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift ;;
+      --data) [ -r "${1:-}" ] || die "--data: cannot read '${1:-}'"; data="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; shift ;;
       *) usage ;;
     esac
   done
@@ -114,15 +115,20 @@ cmd_start() {
       "$HERE/config.ldif.in" |
     sed -e "s|@DIR@|$dir|g" -e "s|@SUFFIX@|$SUFFIX|g" -e "s|@ADMIN_DN@|$ADMIN_DN|g" \
         -e "s|@ADMIN_PW_HASH@|$admin_hash|g" -e "s|@SCHEMA_DIR@|$SCHEMA_DIR|g" \
-        -e "s|@RELAYNODE_SCHEMA@|$ROOT/schema/relaynode.ldif|g" >"$dir/config.ldif"
+        -e "s|@RELAYNODE_SCHEMA@|$ROOT/schema/relaynode.ldif|g" \
+        -e "s|@CONFIG_ADMIN@|gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth|g" \
+        >"$dir/config.ldif"
   rm -f "$dir/acl.lines"
   "$SLAPADD" -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; die "slapadd -n0 failed"; }
 
-  # Data: the example organisation, then the extra LDIF files, in that order.
+  # Data: the example organisation, then the extra LDIF files, in that order; or, with
+  # --data, a slapcat export used verbatim (entryUUID and entryCSN kept, so this server can
+  # join another as a replication provider; deploy/multisite/).
+  if [ -n "$data" ]; then cp "$data" "$dir/data.ldif"; else
   { subst "$ROOT/deploy/example/example.ldif"
     for a in ${ldifs[@]+"${ldifs[@]}"}; do echo; subst "$a"; done
-  } >"$dir/data.ldif"
+  } >"$dir/data.ldif"; fi
   "$SLAPADD" -F "$dir/slapd.d" -b "$SUFFIX" -w -l "$dir/data.ldif" >>"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; die "slapadd of the data failed"; }
 

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Two sites (deploy/multisite/multisite.sh): two slapd servers in OpenLDAP multi-provider
+replication, node1 attached to site A's server, node2 to site B's.
+
+  - a change written on A reaches B (and one written on B reaches A), measured;
+  - granting Accept-Any-Recipient to ANONYMOUS LOGON on node2's connector, written on site A,
+    makes node2 (site B) relay; removing it on site B makes node2 refuse again;
+  - revoking Accept-Authoritative-Domain-Sender on node1's Default connector, written on
+    site B, is enforced by node1 (site A);
+  - both nodes end on the same snapshot version (the replicated contextCSN set).
+Nodes pick up changes on SIGHUP here; the cluster bus (issue #6) makes that automatic.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import rnnode  # noqa: E402
+import rntest  # noqa: E402
+from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+
+ROOT = rnnode.ROOT
+MULTISITE = os.path.join(ROOT, "deploy", "multisite", "multisite.sh")
+ADMIN = "cn=admin,dc=example,dc=com"
+NODE2_CONN = ("cn=Default node2,cn=node2,cn=Site-B,cn=Sites,ou=Relay,dc=example,dc=com")
+NODE1_CONN = ("cn=Default node1,cn=node1,cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com")
+ANON = "NT AUTHORITY\\ANONYMOUS LOGON"
+BASE_RIGHTS = ["ms-Exch-SMTP-Submit", "ms-Exch-SMTP-Accept-Any-Sender",
+               "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender",
+               "ms-Exch-Accept-Headers-Routing"]
+NO_RELAY = "550 5.7.1 Unable to relay"
+RCPT_OK = "250 2.1.5 Recipient OK"
+ANON_SEND_AS = "550 5.7.1 Anonymous client does not have permissions to send as this sender"
+
+
+def env_file(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k:
+                out[k] = v.strip("'")
+    return out
+
+
+class Site:
+    def __init__(self, d):
+        self.dir = d
+        self.env = env_file(os.path.join(d, "env"))
+        self.uri = self.env["SLAPD_URI"]
+        self.pw = self.env["ADMIN_PW_FILE"]
+
+    def modify(self, ldif):
+        r = subprocess.run(["ldapmodify", "-x", "-H", self.uri, "-D", ADMIN, "-y", self.pw],
+                           input=ldif.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise RuntimeError("ldapmodify on %s: %s" % (self.uri, r.stderr.decode()))
+
+    def read(self, dn, attr):
+        r = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.uri,
+                            "-D", ADMIN, "-y", self.pw, "-s", "base", "-b", dn, attr],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return [l.split(": ", 1)[1] for l in r.stdout.decode().splitlines()
+                if l.lower().startswith(attr.lower() + ": ")]
+
+
+def set_anon_rights(site, dn, rights):
+    site.modify("dn: %s\nchangetype: modify\nreplace: relayAce\nrelayAce: allow; %s; %s\n"
+                % (dn, ANON, ", ".join(rights)))
+
+
+def default_node1_aces(site):
+    return site.read(NODE1_CONN, "relayAce")
+
+
+def rcpt_reply(port, rcpt, sender="app@outside.example"):
+    with Client("127.0.0.1", port, source="127.0.0.1") as cl:
+        cl.ehlo()
+        cl.cmd("MAIL FROM:<%s>" % sender)
+        return cl.cmd("RCPT TO:<%s>" % rcpt)
+
+
+def final_reply(port, sender, rcpt, subject):
+    with Client("127.0.0.1", port, source="127.0.0.1") as cl:
+        r = cl.send_message(sender, [rcpt], "From: <%s>\r\nSubject: %s\r\n\r\nx\r\n"
+                            % (sender, subject))
+        return r[-1]
+
+
+def replication_ms(src, dst, dn, marker):
+    src.modify("dn: %s\nchangetype: modify\nreplace: description\ndescription: %s\n"
+               % (dn, marker))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        if dst.read(dn, "description") == [marker]:
+            return (time.monotonic() - t0) * 1000
+        time.sleep(0.005)
+    return None
+
+
+def version_of(node):
+    vs = re.findall(r"config (?:load|reload) version=(\S+)", node.log())
+    return vs[-1] if vs else None
+
+
+def main():
+    if rnnode.skip_without_node():
+        return 0
+    t = rntest.Tap()
+    work = tempfile.mkdtemp(prefix="multisite.")
+    nodes = []
+    try:
+        r = subprocess.run(["bash", MULTISITE, "start", work], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if not t.ok(r.returncode == 0, "multisite.sh start: two replicating servers",
+                    r.stdout.decode(errors="replace")):
+            return t.done()
+        top = env_file(os.path.join(work, "env"))
+        a, b = Site(top["SITE_A_DIR"]), Site(top["SITE_B_DIR"])
+        p2 = int(top["NODE2_SMTP_PORT"])
+        p1 = int(a.env["SMTP_PORT"])
+
+        ms = replication_ms(a, b, NODE2_CONN, "a-to-b-%d" % os.getpid())
+        t.ok(ms is not None, "a change written on A is on B (%s ms)"
+             % ("%.0f" % ms if ms is not None else "never"))
+        ms = replication_ms(b, a, NODE2_CONN, "b-to-a-%d" % os.getpid())
+        t.ok(ms is not None, "a change written on B is on A (%s ms)"
+             % ("%.0f" % ms if ms is not None else "never"))
+
+        n1 = rnnode.Node(top["NODE1_CONF"], ports=[p1])
+        n2 = rnnode.Node(top["NODE2_CONF"], ports=[p2])
+        for n in (n1, n2):
+            n.start()
+            nodes.append(n)
+
+        t.ok(rcpt_reply(p2, "x@outside.example") == NO_RELAY,
+             "node2 (site B): relay refused at first")
+        set_anon_rights(a, NODE2_CONN, BASE_RIGHTS + ["ms-Exch-SMTP-Accept-Any-Recipient"])
+
+        def relays():
+            n2.reload(0.1)
+            return rcpt_reply(p2, "x@outside.example") == RCPT_OK
+        t.ok(eventually(relays, 15), "grant written on site A: node2 (site B) relays")
+        set_anon_rights(b, NODE2_CONN, BASE_RIGHTS)
+
+        def refuses():
+            n2.reload(0.1)
+            return rcpt_reply(p2, "x@outside.example") == NO_RELAY
+        t.ok(eventually(refuses, 15), "revoke written on site B: node2 refuses again")
+
+        aces = default_node1_aces(b)
+        kept = []
+        for ace in aces:
+            if ANON in ace and "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender" in ace:
+                parts = [p.strip() for p in ace.split(";")]
+                rights = [x.strip() for x in parts[2].split(",")
+                          if x.strip() != "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender"]
+                ace = "%s; %s; %s" % (parts[0], parts[1], ", ".join(rights))
+            kept.append(ace)
+        b.modify("dn: %s\nchangetype: modify\nreplace: relayAce\n%s\n"
+                 % (NODE1_CONN, "\n".join("relayAce: " + x for x in kept)))
+
+        def send_as_refused():
+            n1.reload(0.1)
+            return final_reply(p1, "alice@example.com", "bob@example.com",
+                               "ms-%d" % os.getpid()) == ANON_SEND_AS
+        t.ok(eventually(send_as_refused, 15),
+             "revoke written on site B: node1 (site A) refuses anonymous alice@example.com")
+
+        def same_version():
+            for n in nodes:
+                n.reload(0.1)
+            v1, v2 = version_of(n1), version_of(n2)
+            return v1 and v1 == v2 and v1 or None
+        v = eventually(same_version, 15)
+        t.ok(v, "both nodes run the same snapshot version",
+             "node1 %s / node2 %s" % (version_of(n1), version_of(n2)))
+        for n in nodes:
+            log = n.log()
+            t.ok("AddressSanitizer" not in log and "runtime error:" not in log,
+                 "no sanitizer report in %s's log" % os.path.basename(os.path.dirname(n.conf)))
+    finally:
+        for n in nodes:
+            n.stop()
+        subprocess.run(["bash", MULTISITE, "stop", work], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
