@@ -12,7 +12,9 @@ export RELAYNODE_BUILD=$(cd "$B" && pwd)
 export RELAYNODE_ROOT=$(pwd)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-LOGDIR=$B/test-logs; rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
+# A full run starts from an empty log directory; a selective one (often run beside others)
+# only replaces its own logs.
+LOGDIR=$B/test-logs; [ "$SEL" = all ] && rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
 pass=0; fail=0; skipped=0; failed=()
 
 run_unit() {
