@@ -45,8 +45,8 @@ $(B)/librelaydir.a: $(DIR_OBJ)
 $(B)/libnode.a: $(NODE_OBJ)
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 
-$(B)/relayctl: $(TOOL_OBJ) $(B)/librelaydir.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/librelaydir.a $(LIBS)
+$(B)/relayctl: $(TOOL_OBJ) $(B)/libnode.a $(B)/librelaydir.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libnode.a $(B)/librelaydir.a $(LIBS)
 $(B)/relaynode: $(B)/node/main.o $(B)/libnode.a $(B)/librelaydir.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

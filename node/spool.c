@@ -2,8 +2,9 @@
  *
  * Layout under the spool directory: tmp/ (messages being written), queue/ (committed
  * messages, one file per queue id), quarantine/ (files that failed to decode), lock (flock'd
- * by the process that owns the spool; only it cleans tmp/ and quarantines, so a second
- * opener such as --list-spool never deletes a live node's in-flight messages).
+ * by the process that owns the spool, which writes its pid there; only it cleans tmp/ and
+ * quarantines, so a second opener such as --list-spool never deletes a live node's in-flight
+ * messages).
  *
  * Commit chain: END record -> fsync(file) -> close -> rename tmp/<id> -> queue/<id> without
  * replacing (RENAME_NOREPLACE, or link+unlink where the filesystem lacks it) -> fsync(queue
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +220,12 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
         goto fail;
     }
     if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
+        /* The owner's pid, for spool_owner_pid (relayctl queue retry signals it). Best
+         * effort: a node that cannot write it still owns the spool. */
+        char pid[24];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+            (void)0;
         if (spool_recover(s, err, errlen) < 0)
             goto fail;
     } else if (errno != EWOULDBLOCK) {
@@ -229,6 +237,32 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 fail:
     spool_free(&s);
     return -1;
+}
+
+pid_t spool_owner_pid(const char *dir)
+{
+    char path[4096], buf[32];
+    if ((size_t)snprintf(path, sizeof path, "%s/lock", dir) >= sizeof path)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    bool held = false;
+    if (n > 0 && end != buf && *end == '\n' && pid > 0 && pid <= INT32_MAX &&
+        (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        /* This open file description is our own, so the lock conflicts with the owner's
+         * (even when the owner is this process); taking it means nobody holds it. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            flock(fd, LOCK_UN);
+        else
+            held = errno == EWOULDBLOCK;
+    }
+    close(fd);
+    return held ? (pid_t)pid : 0;
 }
 
 void spool_free(struct spool **sp)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 struct spool;
@@ -30,6 +31,10 @@ struct spool_envelope {
  * second opener, e.g. --list-spool beside a running node, reads only). -1 with err. */
 int spool_open(const char *dir, struct spool **out, char *err, size_t errlen);
 void spool_free(struct spool **s);
+/* The pid of the process that owns the spool in dir (spool_open writes it into dir/lock
+ * once it has the lock), or 0 when no live process holds the lock. A process that owns the
+ * spool itself gets its own pid. */
+pid_t spool_owner_pid(const char *dir);
 
 /* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
  * ENOSPC, or an envelope field over its limit or holding CR/LF; NULL client_ip, helo,

@@ -13,6 +13,7 @@ static const struct verb verbs[] = {
     {"sendconnector", relayctl_sendconnector, "send connectors: new, set, list, remove"},
     {"node", relayctl_node, "relay nodes: list"},
     {"audit", relayctl_audit, "who can relay where; findings exit 1"},
+    {"queue", relayctl_queue, "the node's spool: list, show, retry, remove"},
 };
 
 static int usage(FILE *f)

@@ -10,4 +10,5 @@ int relayctl_domain(int argc, char **argv);        /* domain.c */
 int relayctl_sendconnector(int argc, char **argv); /* sendconnector.c */
 int relayctl_node(int argc, char **argv);          /* nodelist.c */
 int relayctl_audit(int argc, char **argv);         /* audit.c */
+int relayctl_queue(int argc, char **argv);         /* queue.c */
 #endif
