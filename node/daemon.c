@@ -43,7 +43,7 @@ struct daemon {
     struct node n;
     struct listeners *listeners;      /* owned */
     struct ldapdir *dir;              /* owned; touched only by the (single) load job */
-    struct event *ev_hup, *ev_term, *ev_int;   /* owned signal events */
+    struct event *ev_hup, *ev_term, *ev_int, *ev_usr1;   /* owned signal events */
     struct event *ev_reload;          /* owned: periodic reload */
     struct event *ev_retry;           /* owned: retry after a failed load */
     struct event *ev_drain;           /* owned: drain progress tick */
@@ -177,6 +177,12 @@ static void load_start(struct daemon *d)
     worker_submit(d->n.worker, load_run, load_done, j);
 }
 
+/* SIGUSR1 (relayctl queue retry): the queue re-reads the delivery state of waiting messages. */
+static void on_queue_rescan(evutil_socket_t fd, short what, void *arg)
+{
+    log_fact("-", "queue", "rescan-requested", "by=SIGUSR1");
+}
+
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
@@ -303,9 +309,22 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         return -1;
     protolog_set_dir(n->boot.protocol_log_dir);
     char serr[RN_ERRLEN];
-    if (spool_open(n->boot.spool_dir, &n->spool, serr, sizeof serr) < 0) {
-        rn_err(err, errlen, "spool: %s", serr);
-        return -1;
+    /* A node must own its spool. The lock may be held for a moment by relayctl (queue
+     * verbs, --list-spool), so wait a little before concluding another node runs there. */
+    for (int tries = 0;; tries++) {
+        if (spool_open(n->boot.spool_dir, &n->spool, serr, sizeof serr) < 0) {
+            rn_err(err, errlen, "spool: %s", serr);
+            return -1;
+        }
+        if (spool_is_owner(n->spool))
+            break;
+        spool_free(&n->spool);
+        if (tries == 50) {
+            rn_err(err, errlen, "spool %s is in use by pid %ld (another relaynode?)",
+                   n->boot.spool_dir, (long)spool_owner_pid(n->boot.spool_dir));
+            return -1;
+        }
+        usleep(100 * 1000);
     }
     const struct spool_quarantined *q;
     size_t nq = spool_quarantine_list(n->spool, &q);
@@ -334,14 +353,16 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
     if (!n->committer)
         return rn_err(err, errlen, "committer: cannot start its thread");
     d->ev_hup = evsignal_new(n->base, SIGHUP, on_reload_event, d);
+    d->ev_usr1 = evsignal_new(n->base, SIGUSR1, on_queue_rescan, d);
     d->ev_term = evsignal_new(n->base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(n->base, SIGINT, on_term, d);
     d->ev_reload = event_new(n->base, -1, EV_PERSIST, on_reload_event, d);
     d->ev_retry = evtimer_new(n->base, on_reload_event, d);
     d->ev_drain = event_new(n->base, -1, EV_PERSIST, on_drain_tick, d);
     struct timeval period = {RELOAD_PERIOD_S, 0};
-    if (!d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_reload || !d->ev_retry ||
-        !d->ev_drain || event_add(d->ev_hup, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
+    if (!d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
+        !d->ev_retry || !d->ev_drain || event_add(d->ev_hup, NULL) < 0 ||
+        event_add(d->ev_usr1, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
         event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
         return rn_err(err, errlen, "cannot register signal and timer events");
     signal(SIGPIPE, SIG_IGN);         /* a peer that vanishes mid-write is an EPIPE, not death */
@@ -357,7 +378,8 @@ static void daemon_teardown(struct daemon *d)
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     conncount_free(&n->conns);
-    struct event **evs[] = {&d->ev_hup, &d->ev_term, &d->ev_int, &d->ev_reload, &d->ev_retry,
+    struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
+                            &d->ev_retry,
                             &d->ev_drain};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {

@@ -15,6 +15,7 @@ struct spool {
     pthread_mutex_t mu;              /* guards the id clock */
     unsigned long long last_us;
     unsigned counter;
+    bool owner;                      /* this process holds the lock */
     struct spool_quarantined *quar;  /* owned, nquar entries */
     size_t nquar;
 };

@@ -220,6 +220,7 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
         goto fail;
     }
     if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
+        s->owner = true;
         /* The owner's pid, for spool_owner_pid (relayctl queue retry signals it). Best
          * effort: a node that cannot write it still owns the spool. */
         char pid[24];
@@ -237,6 +238,11 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 fail:
     spool_free(&s);
     return -1;
+}
+
+bool spool_is_owner(const struct spool *s)
+{
+    return s->owner;
 }
 
 pid_t spool_owner_pid(const char *dir)

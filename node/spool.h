@@ -35,6 +35,8 @@ void spool_free(struct spool **s);
  * once it has the lock), or 0 when no live process holds the lock. A process that owns the
  * spool itself gets its own pid. */
 pid_t spool_owner_pid(const char *dir);
+/* True when s got the lock (a node must: two writers would clean each other's files). */
+bool spool_is_owner(const struct spool *s);
 
 /* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
  * ENOSPC, or an envelope field over its limit or holding CR/LF; NULL client_ip, helo,

@@ -8,6 +8,7 @@
   - SIGTERM drains: no new connections, the open session finishes its transaction.
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -97,6 +98,18 @@ def case_kill9(E):
     return c.result()
 
 
+def case_second_node_refused(E):
+    """Two nodes must never share a spool: the second exits 1 naming the owner."""
+    c = Check()
+    r = subprocess.run([E.node.binary, "-c", E.conf, "--foreground"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    out = r.stdout.decode(errors="replace")
+    c.eq(r.returncode, 1, "second relaynode on the same spool: exit status")
+    c.true("in use by pid %d" % E.node.pid in out, "it names the owner's pid", out)
+    c.true(E.node.alive(), "the first node keeps running")
+    return c.result()
+
+
 def case_sigterm_drain(E):
     c = Check()
     with Client("127.0.0.1", E.smtp_port, source="127.0.0.1") as cl:
@@ -135,6 +148,7 @@ def main():
         finally:
             held.close()
         t.run("durability: a 250-acknowledged message survives kill -9", case_kill9, E)
+        t.run("a second node on the same spool is refused", case_second_node_refused, E)
         t.run("SIGTERM drains: listener closes, open session completes", case_sigterm_drain, E)
     return t.done()
 
