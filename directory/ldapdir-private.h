@@ -8,4 +8,7 @@
 struct ldap;
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
+/* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each
+ * operation); NULL with err. Caller ldap_unbind_ext_s()s. */
+struct ldap *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen);
 #endif

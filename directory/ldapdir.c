@@ -90,6 +90,23 @@ static int sasl_noprompt(LDAP *ld, unsigned flags, void *defaults, void *in)
     return LDAP_SUCCESS;
 }
 
+LDAP *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen)
+{
+    LDAP *ld = NULL;
+    int rc = ldap_initialize(&ld, b->uri);
+    if (rc != LDAP_SUCCESS) {
+        rn_err(err, errlen, "uri %s: %s", b->uri, ldap_err2string(rc));
+        return NULL;
+    }
+    struct timeval tv = {timeout_seconds(b), 0};
+    int v3 = LDAP_VERSION3;
+    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+    return ld;
+}
+
 enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out, char *err,
                              size_t errlen)
 {
@@ -101,17 +118,12 @@ enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out,
     struct ldapdir *d = xcalloc(1, sizeof *d);
     d->uri = xstrdup(b->uri);
     d->timeout.tv_sec = timeout_seconds(b);
-    int rc = ldap_initialize(&d->ld, b->uri);
-    if (rc != LDAP_SUCCESS) {
-        rn_err(err, errlen, "uri %s: %s", b->uri, ldap_err2string(rc));
+    d->ld = ldapdir_connect(b, err, errlen);
+    if (!d->ld) {
         ldapdir_free(&d);
         return DIR_FAIL;
     }
-    int v3 = LDAP_VERSION3;
-    ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
-    ldap_set_option(d->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-    ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &d->timeout);
-    ldap_set_option(d->ld, LDAP_OPT_TIMEOUT, &d->timeout);
+    int rc;
 
     char what[512];
     snprintf(what, sizeof what, "cannot reach %s", b->uri);

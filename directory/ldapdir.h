@@ -33,6 +33,15 @@ enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap 
                                    const char *login_or_dn, struct token *t, char ***addresses,
                                    size_t *naddresses, char *err, size_t errlen);
 
+/* Check a user's password by a simple bind as dn on a connection of its own (the password
+ * is verified by the directory; no hash is ever read). DIR_FOUND = the password is right;
+ * DIR_NOTFOUND = wrong password, no such entry, or a bind the server refuses; DIR_TEMPFAIL
+ * = the directory cannot answer now. An empty password is refused before any bind (it would
+ * be an unauthenticated bind, RFC 4513 §5.1.2). err never holds the password. */
+enum dir_result ldapdir_check_password(const struct rn_bootstrap *b, const char *dn,
+                                       const char *password, size_t pwlen, char *err,
+                                       size_t errlen);
+
 /* Escape a value for an LDAP filter (RFC 4515 §3: * ( ) \ NUL and non-ASCII as \xx).
  * Returns -1 if out is too small. Pure. */
 int ldap_filter_escape(const char *in, size_t inlen, char *out, size_t outlen);

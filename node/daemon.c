@@ -29,11 +29,14 @@
 #include "directory/util.h"
 #include "node/listener.h"
 #include "node/log.h"
+#include "node/saslauth.h"
+#include "node/tlsctx.h"
 #include "node/node.h"
 #include "node/spool.h"
 #include "node/worker.h"
 
 #define WORKER_THREADS   2
+#define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
 #define RELOAD_PERIOD_S  60     /* safety net until the cluster notifier tells us of changes */
 #define BACKOFF_MIN_S    1
 #define BACKOFF_MAX_S    30
@@ -50,6 +53,7 @@ struct daemon {
     bool loading;                     /* a load job is in flight */
     bool reload_pending;              /* SIGHUP arrived during a load */
     bool stopping;                    /* teardown: load results are discarded */
+    bool sasl;                        /* saslauth_init succeeded */
     unsigned backoff;                 /* seconds before the next retry */
     unsigned drain_timeout;           /* seconds */
     struct timespec drain_deadline;
@@ -326,6 +330,18 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         }
         usleep(100 * 1000);
     }
+    bool cert = n->boot.tls_cert && *n->boot.tls_cert, key = n->boot.tls_key && *n->boot.tls_key;
+    if (cert != key)
+        return rn_err(err, errlen, "tls_cert and tls_key go together (one is empty)");
+    if (cert) {
+        char terr[RN_ERRLEN];
+        n->tls = tlsctx_new(n->boot.tls_cert, n->boot.tls_key, terr, sizeof terr);
+        if (!n->tls)
+            return rn_err(err, errlen, "tls: %s", terr);
+    }
+    if (saslauth_init(err, errlen) < 0)
+        return -1;
+    d->sasl = true;
     const struct spool_quarantined *q;
     size_t nq = spool_quarantine_list(n->spool, &q);
     for (size_t i = 0; i < nq; i++) {
@@ -349,6 +365,9 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
         return rn_err(err, errlen, "worker pool: cannot start %d threads", WORKER_THREADS);
     d->listeners = listeners_new(n);
     n->conns = conncount_new();
+    n->authworker = worker_new(n->base, AUTH_THREADS);
+    if (!n->authworker)
+        return rn_err(err, errlen, "auth worker pool: cannot start %d threads", AUTH_THREADS);
     n->committer = committer_new(n->base);
     if (!n->committer)
         return rn_err(err, errlen, "committer: cannot start its thread");
@@ -375,6 +394,7 @@ static void daemon_teardown(struct daemon *d)
     d->stopping = true;
     listeners_free(&d->listeners);
     committer_free(&n->committer);    /* pending commits finish and are answered */
+    worker_free(&n->authworker);      /* AUTH steps in flight finish (directory timeout) */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     conncount_free(&n->conns);
@@ -390,6 +410,9 @@ static void daemon_teardown(struct daemon *d)
     if (n->snap)
         snapshot_unref(&n->snap);
     spool_free(&n->spool);
+    tlsctx_free(&n->tls);
+    if (d->sasl)
+        saslauth_done();
     if (n->base) {
         event_base_free(n->base);
         n->base = NULL;

@@ -14,6 +14,7 @@ struct committer;
 struct conncount;
 struct smtp_session;
 struct spool;
+struct tlsctx;
 struct worker;
 
 struct node {
@@ -24,6 +25,8 @@ struct node {
     struct spool *spool;               /* owned */
     struct worker *worker;             /* owned: runs blocking directory work off the loop */
     struct committer *committer;       /* owned: group commit of accepted messages */
+    struct worker *authworker;         /* owned: SMTP AUTH directory lookups and binds */
+    struct tlsctx *tls;                /* owned: STARTTLS context; NULL = no certificate */
     size_t max_command_line, max_text_line;
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     uint64_t nsessions;                /* open sessions (for drain) */

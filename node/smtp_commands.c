@@ -15,6 +15,8 @@
 #include "directory/util.h"
 #include "node/conncount.h"
 #include "node/log.h"
+#include "node/saslauth.h"
+#include "node/smtp_auth.h"
 
 #define ST(x) (1u << (x))
 #define CMD_STATES (ST(S_GREETING) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT) | ST(S_CHUNKING))
@@ -66,9 +68,13 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
         rn_strlcpy(size, "SIZE", sizeof size);
     else
         snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->c->max_message_size);
-    const char *ext[] = {size, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                         "CHUNKING"};
-    size_t next = sizeof ext / sizeof ext[0];
+    const char *ext[9] = {size, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
+                          "CHUNKING"};
+    size_t next = 6;
+    if (smtp_auth_tls_offered(s))
+        ext[next++] = "STARTTLS";
+    if (smtp_auth_offered(s))
+        ext[next++] = "AUTH " SASLAUTH_MECHS;
     session_reply(s, "250-%s Hello [%s]", session_fqdn(s), s->client_ip);
     for (size_t i = 0; i < next; i++)
         session_reply(s, "250%c%s", i + 1 == next ? ' ' : '-', ext[i]);
@@ -200,18 +206,6 @@ static void cmd_quit(struct smtp_session *s, const char *args, size_t len)
     session_close(s, "quit");
 }
 
-/* Until the connector offers them (issue #4), STARTTLS is an unknown verb and AUTH an
- * unknown mechanism, which is what a client that did not read EHLO deserves. */
-static void cmd_starttls(struct smtp_session *s, const char *args, size_t len)
-{
-    session_protocol_error(s, "500 5.3.3 Unrecognized command");
-}
-
-static void cmd_auth(struct smtp_session *s, const char *args, size_t len)
-{
-    session_reply(s, "504 5.7.4 Unrecognized authentication type");
-}
-
 static const struct smtp_command {
     enum smtp_verb verb;
     unsigned states;           /* ST() bits in which the verb is valid */
@@ -228,8 +222,8 @@ static const struct smtp_command {
     {SMTP_VERB_QUIT, CMD_STATES, cmd_quit},
     {SMTP_VERB_VRFY, CMD_STATES, cmd_vrfy},
     {SMTP_VERB_HELP, CMD_STATES, cmd_help},
-    {SMTP_VERB_STARTTLS, ST(S_READY), cmd_starttls},
-    {SMTP_VERB_AUTH, ST(S_READY), cmd_auth},
+    {SMTP_VERB_STARTTLS, ST(S_GREETING) | ST(S_READY), smtp_cmd_starttls},
+    {SMTP_VERB_AUTH, ST(S_READY), smtp_cmd_auth},
 };
 
 /* The reply to a verb given in the wrong state (Exchange's texts, exchange-model.md §6). */

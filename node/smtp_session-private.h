@@ -30,6 +30,7 @@ enum smtp_state {
     S_CHUNKING,     /* BDAT chunks received, waiting for the next BDAT */
     S_BDAT,         /* receiving one BDAT chunk's bytes */
     S_QUEUEING,     /* end of content: the spool commit runs on a worker */
+    S_AUTH,         /* AUTH exchange: the next line answers a 334 challenge */
     S_CLOSING,      /* last reply written; freed once it is flushed */
     S_COUNT
 };
@@ -39,9 +40,10 @@ struct smtp_session {
     struct smtp_session *prev, *next;  /* node's list of open sessions */
     char id[24];
     struct bufferevent *bev;           /* owned; closes the socket */
-    struct event *ev_idle, *ev_life, *ev_linger;   /* owned timers */
+    struct event *ev_idle, *ev_life, *ev_linger, *ev_authdelay;   /* owned timers */
     enum smtp_state state;
     time_t started;
+    time_t linger_until;               /* closing: give up on unsent replies after this */
 
     /* Who and where. */
     ipr_addr local, remote; uint16_t local_port; bool v4;
@@ -58,6 +60,9 @@ struct smtp_session {
     char **owned; size_t nowned;       /* owned: the authenticated user's own addresses */
     bool tls;
     const char *auth_mechanism;        /* AuthMechanism stamp, NULL anonymous (§9.3) */
+    struct saslauth *auth;             /* owned: the AUTH exchange in progress */
+    char auth_mech[16];
+    unsigned auth_failures;
 
     /* Greeting and transaction. */
     char helo[SMTP_DOMAIN_MAX + 1];
@@ -107,6 +112,14 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long);
 void session_begin_content(struct smtp_session *s);
 void session_data_emit(void *arg, const char *buf, size_t len);   /* smtp_data -> msgin */
 const char *session_fqdn(const struct smtp_session *s);
+
+/* (Re)install the session's callbacks, watermarks and events on s->bev (after STARTTLS). */
+void session_attach_bev(struct smtp_session *s);
+/* After a worker job or a delay released the session (busy = false): read and run what is
+ * buffered, then free the session if it closed. */
+void session_resume(struct smtp_session *s);
+/* After AUTH: the larger input allowance of an authenticated client. */
+void session_raise_limits(struct smtp_session *s);
 
 /* smtp_commands.c */
 void smtp_commands_dispatch(struct smtp_session *s, const char *line, size_t len);

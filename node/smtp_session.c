@@ -28,6 +28,8 @@
 #include "node/committer.h"
 #include "node/conncount.h"
 #include "node/log.h"
+#include "node/saslauth.h"
+#include "node/smtp_auth.h"
 #include "node/spool.h"
 
 #define IN_HIGH_ANON   (64u * 1024u)    /* read high-water mark before AUTH */
@@ -40,7 +42,7 @@
 static const char *const state_names[S_COUNT] = {
     [S_GREETING] = "greeting", [S_READY] = "ready", [S_MAIL] = "mail", [S_RCPT] = "rcpt",
     [S_DATA] = "data", [S_CHUNKING] = "chunking", [S_BDAT] = "bdat",
-    [S_QUEUEING] = "queueing", [S_CLOSING] = "closing",
+    [S_QUEUEING] = "queueing", [S_AUTH] = "auth", [S_CLOSING] = "closing",
 };
 
 static void session_process(struct smtp_session *s);
@@ -230,12 +232,22 @@ static void commit_done(void *arg, int rc, const char *err)
         session_reply(s, "421 4.3.2 Service not available");
         session_close(s, "drain");
     }
-    if (s->bev && !s->peer_gone && s->state != S_CLOSING)
+    session_resume(s);
+}
+
+void session_resume(struct smtp_session *s)
+{
+    if (s->bev && !s->peer_gone && s->state != S_CLOSING && !s->out_paused)
         bufferevent_enable(s->bev, EV_READ);
     s->in_callback = true;
     session_process(s);
     s->in_callback = false;
     session_settle(s);
+}
+
+void session_raise_limits(struct smtp_session *s)
+{
+    bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_AUTH);
 }
 
 void session_end_of_content(struct smtp_session *s, bool line_too_long)
@@ -278,6 +290,15 @@ static bool session_read_command(struct smtp_session *s)
     size_t limit = s->n->max_command_line;
     if (len == 0)
         return false;
+    /* AUTH lines (the command with its initial response, and the answers to 334) may be
+     * longer than other commands (RFC 4954 §4). */
+    if (s->state == S_AUTH)
+        limit = SASLAUTH_LINE_MAX;
+    else if (len >= 5 && limit < SASLAUTH_LINE_MAX) {
+        const char *p5 = (const char *)evbuffer_pullup(in, 5);
+        if (p5 && rn_strnieq(p5, "AUTH ", 5))
+            limit = SASLAUTH_LINE_MAX;
+    }
     if (s->discarding) {
         struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
         if (p.pos < 0) {
@@ -318,7 +339,14 @@ static bool session_read_command(struct smtp_session *s)
     memcpy(s->line, buf, n);
     s->line[n] = '\0';
     evbuffer_drain(in, ll + 1);
-    smtp_commands_dispatch(s, s->line, n);
+    if (s->state == S_AUTH) {
+        if (s->c->protocol_logging)   /* an AUTH answer carries credentials */
+            protolog_write(s->c->name, s->id, '<', "****");
+        smtp_auth_continue(s, s->line, n);
+        explicit_bzero(s->line, n);
+    } else {
+        smtp_commands_dispatch(s, s->line, n);
+    }
     return true;
 }
 
@@ -548,8 +576,20 @@ static void on_life(evutil_socket_t fd, short what, void *arg)
 static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
-    s->peer_gone = true;           /* it never read its last reply: give up on it */
+    if (time(NULL) >= s->linger_until)
+        s->peer_gone = true;       /* it never read its last reply: give up on it */
     session_settle(s);
+}
+
+/* Bytes of ours not yet handed to the kernel: the session's output and, under TLS, the
+ * records the filter has passed to the socket bufferevent below it. */
+static size_t session_unsent(struct smtp_session *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
 }
 
 /* The one place a session is freed: a closing session whose last reply is flushed (or whose
@@ -558,11 +598,15 @@ static void session_settle(struct smtp_session *s)
 {
     if (s->state != S_CLOSING || s->busy || s->in_callback)
         return;
-    if (!s->peer_gone && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+    if (!s->peer_gone && session_unsent(s) > 0) {
         bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
         bufferevent_enable(s->bev, EV_WRITE);
+        if (!s->linger_until)
+            s->linger_until = time(NULL) + LINGER_S;
         if (!evtimer_pending(s->ev_linger, NULL)) {
-            struct timeval tv = {LINGER_S, 0};
+            /* The write callback covers plain sockets; under TLS the socket below the
+             * filter has no callback of ours, so look again shortly. */
+            struct timeval tv = {0, 20 * 1000};
             evtimer_add(s->ev_linger, &tv);
         }
         return;
@@ -594,14 +638,24 @@ static void session_free(struct smtp_session *s)
     token_clear(&s->tok);
     if (s->bev)
         bufferevent_free(s->bev);
-    event_free(s->ev_idle);
-    event_free(s->ev_life);
-    event_free(s->ev_linger);
+    struct event *evs[] = {s->ev_idle, s->ev_life, s->ev_linger, s->ev_authdelay};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    saslauth_free(&s->auth);
     if (s->snap)
         snapshot_unref(&s->snap);
     free(s->count_connector);
     free(s->line);
     free(s);
+}
+
+void session_attach_bev(struct smtp_session *s)
+{
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0,
+                             s->tok.authenticated ? IN_HIGH_AUTH : IN_HIGH_ANON);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 /* ---- accept ---- */
@@ -685,7 +739,8 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     s->snap = snapshot_ref(n->snap);
     s->generation = n->snap_generation;
     s->c = c;
-    s->line = xmalloc(n->max_command_line + 1);
+    s->line = xmalloc((n->max_command_line > SASLAUTH_LINE_MAX ? n->max_command_line
+                                                                : SASLAUTH_LINE_MAX) + 1);
     s->count_connector = xstrdup(c->name);
     conncount_add(n->conns, c->name, rip);
     policy_initial_token(c, &s->tok);
@@ -701,7 +756,8 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     s->ev_idle = evtimer_new(n->base, on_idle, s);
     s->ev_life = evtimer_new(n->base, on_life, s);
     s->ev_linger = evtimer_new(n->base, on_linger, s);
-    if (!s->bev || !s->ev_idle || !s->ev_life || !s->ev_linger) {
+    s->ev_authdelay = evtimer_new(n->base, smtp_auth_on_delay, s);
+    if (!s->bev || !s->ev_idle || !s->ev_life || !s->ev_linger || !s->ev_authdelay) {
         if (!s->bev)
             close(fd);
         log_fact(id, "smtp", "connect-failed", "client=%s why=\"cannot create events\"", rip);
@@ -710,9 +766,7 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
         session_free(s);
         return;
     }
-    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_ANON);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    session_attach_bev(s);
     session_arm_idle(s);
     if (c->connection_timeout != RN_UNLIMITED && c->connection_timeout > 0) {
         uint64_t t = c->connection_timeout > 86400 * 7 ? 86400 * 7 : c->connection_timeout;

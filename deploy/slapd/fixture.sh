@@ -14,6 +14,7 @@
 #                      SUBMISSION_PORT BASE_DN RELAY_BASE ADMIN_DN ADMIN_PW_FILE SERVICE_DN
 #                      SERVICE_PW_FILE
 #   DIR/relaynode.conf the bootstrap file of node1 (directory/bootstrap.h keys)
+#   DIR/tls/           a throwaway CA (ca.pem) and node1's certificate (deploy/pki/mkcerts.sh)
 #   DIR/admin.pw, DIR/service.pw  fresh random passwords (mode 600, no trailing newline)
 # A slapd already running for DIR is stopped first and the database rebuilt, so start is
 # idempotent; DIR/spool and DIR/protocol are created and kept. stop kills the slapd whose
@@ -175,6 +176,8 @@ ADMIN_PW_FILE='$dir/admin.pw'
 SERVICE_DN='$SERVICE_DN'
 SERVICE_PW_FILE='$dir/service.pw'
 ENV
+  # A throwaway CA and node certificate for STARTTLS (kept across restarts of this DIR).
+  bash "$ROOT/deploy/pki/mkcerts.sh" "$dir/tls" node1.example.com localhost
   cat >"$dir/relaynode.conf" <<CONF
 uri = ldap://127.0.0.1:$port/
 bind_dn = $SERVICE_DN
@@ -185,6 +188,8 @@ hostname = node1.example.com
 spool_dir = $dir/spool
 log = $dir/relaynode.log
 protocol_log_dir = $dir/protocol
+tls_cert = $dir/tls/node.pem
+tls_key = $dir/tls/node.key
 CONF
 }
 

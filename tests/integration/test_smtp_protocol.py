@@ -90,7 +90,8 @@ def split_stamp(data):
 
 def ehlo_lines(source):
     return ["250-%s Hello [%s]" % (FQDN, source), "250-SIZE %d" % MAX_SIZE, "250-PIPELINING",
-            "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250 CHUNKING"]
+            "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250-CHUNKING",
+            "250 STARTTLS"]   # Default has Tls and the fixture a certificate; AUTH after TLS
 
 
 def stamp_lines(helo, client, qid, with_="ESMTP"):
@@ -160,7 +161,8 @@ def case_noop_vrfy_help_unknown(E):
               "214 2.0.0 HELP"], "HELP")
         c.eq(cl.cmd_lines("XYZZY plugh"), [UNKNOWN], "unknown verb")
         c.eq(cl.cmd_lines("MAILFROM:<a@b.example>"), [UNKNOWN], "verb glued to its argument")
-        c.eq(cl.cmd_lines("STARTTLS"), [UNKNOWN], "STARTTLS (not offered)")
+        c.eq(cl.cmd_lines("STARTTLS now"), ["501 5.5.4 Invalid arguments"],
+             "STARTTLS with an argument")
         c.eq(cl.cmd_lines("NOOP"), ["250 2.0.0 OK"], "session usable after the errors")
     return c.result()
 
@@ -639,7 +641,7 @@ def case_protocol_log(E):
     dirs = {t[:1] for t in text}
     c.true({"<", ">", "*", "+", "-"} <= dirs, "directions < > * + -", dirs)
     for want in ["< EHLO proto.client.test", "> 250-%s Hello [%s]" % (FQDN, s),
-                 "> 250 CHUNKING", "< AUTH ****", "> 504 5.7.4 Unrecognized authentication type",
+                 "> 250 STARTTLS", "< AUTH ****", "> 504 5.7.4 Unrecognized authentication type",
                  "< MAIL FROM:<%s@outside.example>" % m, "> " + SENDER_OK,
                  "< RCPT TO:<alice@example.com>", "> " + RCPT_OK, "< DATA",
                  "> 354 Start mail input; end with <CRLF>.<CRLF>", "< QUIT", "> " + QUIT_OK,

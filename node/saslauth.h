@@ -1,0 +1,49 @@
+/* saslauth: SMTP AUTH (RFC 4954) through Cyrus SASL (libsasl2), mechanisms PLAIN and LOGIN
+ * only, with the password checked by the directory: the login is looked up with the
+ * bootstrap's user_filter (value escaped per RFC 4515, exactly one match) and the password
+ * verified by binding as that entry (ldapdir_check_password). Mechanisms that need the
+ * password or a hash on our side (CRAM-MD5, DIGEST-MD5, SCRAM) cannot be backed by a bind
+ * and are never offered; GSSAPI would need a keytab (not offered: see README).
+ * Steps may block on the directory: saslauth_step runs on a worker thread, one step of one
+ * exchange at a time. Nothing here logs, and err strings never hold a password. */
+#ifndef RN_SASLAUTH_H
+#define RN_SASLAUTH_H
+#include <stddef.h>
+#include "directory/bootstrap.h"
+#include "directory/token.h"
+
+#define SASLAUTH_MECHS "PLAIN LOGIN"      /* the EHLO AUTH line */
+#define SASLAUTH_LINE_MAX 12288           /* RFC 4954 §4: AUTH lines may be this long */
+
+enum saslauth_rc {
+    SASLAUTH_CONTINUE,   /* send "334 <challenge>" and pass the client's next line */
+    SASLAUTH_OK,         /* authenticated: take the identity */
+    SASLAUTH_BAD,        /* 535 5.7.3 Authentication unsuccessful */
+    SASLAUTH_TEMP,       /* 454 4.7.0 Temporary authentication failure */
+    SASLAUTH_BADMECH,    /* 504 5.7.4 Unrecognized authentication type */
+    SASLAUTH_SYNTAX,     /* 501 5.5.2 Cannot decode response */
+    SASLAUTH_CANCELLED,  /* 501 5.0.0 Authentication cancelled ("*") */
+};
+
+/* Once per process, before any saslauth_new. -1 with err. */
+int saslauth_init(char *err, size_t errlen);
+void saslauth_done(void);
+
+struct saslauth;
+/* One exchange. b (borrowed, outlives it) gives the directory and user_filter. NULL with err. */
+struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, char *err,
+                              size_t errlen);
+void saslauth_free(struct saslauth **a);
+
+/* First step: mech and the initial response as sent (base64, "=" for empty; NULL for none).
+ * Later steps: mech NULL and the client's line. On CONTINUE, challenge holds the base64 text
+ * for the 334 reply. Blocking (directory): run on a worker. why says what failed, for logs. */
+enum saslauth_rc saslauth_step(struct saslauth *a, const char *mech, const char *line,
+                               size_t len, char *challenge, size_t chlen, char *why,
+                               size_t whylen);
+
+/* After OK: the login, the user's token (user, transitive groups, Authenticated Users,
+ * Everyone) and the user's own addresses (mail and aliases) move to the caller. */
+void saslauth_take(struct saslauth *a, char *login, size_t loginlen, struct token *t,
+                   char ***addresses, size_t *naddresses);
+#endif
