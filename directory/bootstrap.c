@@ -39,6 +39,11 @@ static const struct bootkey keys[] = {
     {"max_command_line", O(max_command_line), "512", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"},
     {"max_text_line", O(max_text_line), "1000", "octets incl. CRLF (RFC 5321 4.5.3.1.6)"},
     {"drain_timeout", O(drain_timeout), "30", "seconds SIGTERM waits for open sessions"},
+    {"dns_server", O(dns_server), "", "resolver ip[:port],... for MX lookups; empty = resolv.conf"},
+    {"queue_lifetime", O(queue_lifetime), "172800", "seconds a message is retried before it bounces"},
+    {"retry_min", O(retry_min), "60", "first retry delay in seconds (doubles per attempt)"},
+    {"retry_max", O(retry_max), "3600", "longest retry delay in seconds"},
+    {"delivery_concurrency", O(delivery_concurrency), "50", "messages delivered at once"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

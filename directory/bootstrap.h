@@ -24,6 +24,10 @@ struct rn_bootstrap {
     char *max_command_line;    /* octets incl. CRLF, "512" (RFC 5321 §4.5.3.1.4) */
     char *max_text_line;       /* octets incl. CRLF, "1000" (RFC 5321 §4.5.3.1.6) */
     char *drain_timeout;       /* seconds SIGTERM waits for sessions to finish, "30" */
+    char *dns_server;          /* resolver "ip[:port],..." for delivery; "" = resolv.conf */
+    char *queue_lifetime;      /* seconds before a deferred message bounces, "172800" */
+    char *retry_min, *retry_max;   /* retry backoff bounds in seconds, "60" / "3600" */
+    char *delivery_concurrency;    /* messages in delivery at once, "50" */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */

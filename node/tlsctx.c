@@ -110,3 +110,23 @@ void tlsctx_describe(struct bufferevent *bev, char *buf, size_t len)
     }
     snprintf(buf, len, "%s:%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 }
+
+void *tlsctx_client_new(char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        tls_error(err, errlen, "SSL_CTX_new (client)");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* Opportunistic TLS (RFC 7435): encrypt when offered, no authentication of the peer,
+     * like Postfix's smtp_tls_security_level = may. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+void tlsctx_client_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}

@@ -23,4 +23,8 @@ int tlsctx_upgrade(struct tlsctx *t, struct event_base *base, struct bufferevent
 
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" for a TLS bufferevent after its handshake; "" otherwise. */
 void tlsctx_describe(struct bufferevent *bev, char *buf, size_t len);
+/* A client SSL_CTX (as void *, so callers need no OpenSSL headers) for opportunistic
+ * STARTTLS to next hops: TLS 1.2+, the peer not verified. NULL with err. */
+void *tlsctx_client_new(char *err, size_t errlen);
+void tlsctx_client_free(void *ctx);
 #endif

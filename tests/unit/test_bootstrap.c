@@ -89,6 +89,8 @@ static void every_default(void **state)
         {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"}, {"ldap_timeout", "5"},
         {"tls_cert", ""}, {"tls_key", ""}, {"cluster_bind", ""}, {"protocol_log_dir", ""},
         {"max_command_line", "512"}, {"max_text_line", "1000"}, {"drain_timeout", "30"},
+        {"dns_server", ""}, {"queue_lifetime", "172800"}, {"retry_min", "60"},
+        {"retry_max", "3600"}, {"delivery_concurrency", "50"},
     };
     struct rn_bootstrap b;
     char err[RN_ERRLEN];
@@ -96,7 +98,8 @@ static void every_default(void **state)
     const char *got[] = {b.uri, b.bind_dn, b.bind_password_file, b.sasl_mech, b.base_dn,
                          b.user_base, b.user_filter, b.node, b.spool_dir, b.log, b.ldap_timeout,
                          b.tls_cert, b.tls_key, b.cluster_bind, b.protocol_log_dir,
-                         b.max_command_line, b.max_text_line, b.drain_timeout};
+                         b.max_command_line, b.max_text_line, b.drain_timeout, b.dns_server,
+                         b.queue_lifetime, b.retry_min, b.retry_max, b.delivery_concurrency};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(got[i], t[i].want) != 0)
             fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);
