@@ -44,6 +44,7 @@ static const struct bootkey keys[] = {
     {"retry_min", O(retry_min), "60", "first retry delay in seconds (doubles per attempt)"},
     {"retry_max", O(retry_max), "3600", "longest retry delay in seconds"},
     {"delivery_concurrency", O(delivery_concurrency), "50", "messages delivered at once"},
+    {"mx_port", O(mx_port), "25", "TCP port for deliveries by MX (tests use a loopback one)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -28,6 +28,7 @@ struct rn_bootstrap {
     char *queue_lifetime;      /* seconds before a deferred message bounces, "172800" */
     char *retry_min, *retry_max;   /* retry backoff bounds in seconds, "60" / "3600" */
     char *delivery_concurrency;    /* messages in delivery at once, "50" */
+    char *mx_port;             /* port for deliveries by MX, "25" */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */
