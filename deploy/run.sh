@@ -87,7 +87,8 @@ Node: $BR/relaynode pid $NODE_PID, log $RUN/relaynode.log
   swaks --server 127.0.0.1:$SMTP_PORT --from someone@outside.example --to alice@example.com
   swaks --server 127.0.0.1:$SMTP_PORT --local-interface 127.0.2.55 --from app@example.com --to someone@outside.example
   swaks --server 127.0.0.1:$SMTP_PORT --from app@example.com --to someone@outside.example   (refused: no relay right)
-  swaks --server 127.0.0.1:$SUBMISSION_PORT --from alice@example.com --to bob@example.com
+  swaks --server 127.0.0.1:$SUBMISSION_PORT --tls --tls-ca-path $RUN/tls/ca.pem --auth PLAIN --auth-user alice --auth-password alice-Relay-2026 --from alice@example.com --to someone@outside.example
+  swaks --server 127.0.0.1:$SUBMISSION_PORT --tls --auth PLAIN --auth-user bob --auth-password bob-Relay-2026 --from alice@example.com --to x@outside.example   (refused: bob may not send as alice)
   kill -HUP $NODE_PID      # reload now (after an ldapmodify); the node also reloads every 60 s
   $BR/relaynode -c run/relaynode.conf --check        # what the node runs with
   $BR/relaynode -c run/relaynode.conf --list-spool   # accepted messages

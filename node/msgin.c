@@ -23,6 +23,7 @@ struct msgin {
     uint64_t size;             /* content bytes fed */
     struct spool_msg *msg;     /* owned until msgin_finish hands it over */
     struct verdict v;          /* the refusal, once state is MSGIN_REFUSED */
+    char bad_sender[512];      /* the sender address a send-as refusal was about */
 };
 
 static void msgin_refuse(struct msgin *m, const struct verdict *v)
@@ -77,6 +78,11 @@ bool msgin_refused(const struct msgin *m)
     return m->state == MSGIN_REFUSED;
 }
 
+const char *msgin_bad_sender(const struct msgin *m)
+{
+    return m->bad_sender[0] ? m->bad_sender : NULL;
+}
+
 uint64_t msgin_size(const struct msgin *m)
 {
     return m->size;
@@ -109,6 +115,7 @@ static void msgin_end_of_headers(struct msgin *m, size_t blen)
     policy_sender(p->snap, p->r, p->t, p->env->sender, p->owned, p->nowned, &v);
     if (!v.ok) {
         v.why = "envelope (P1) sender refused";
+        rn_strlcpy(m->bad_sender, p->env->sender, sizeof m->bad_sender);
         msgin_refuse(m, &v);
         return;
     }
@@ -117,6 +124,7 @@ static void msgin_end_of_headers(struct msgin *m, size_t blen)
         policy_sender(p->snap, p->r, p->t, hsender, p->owned, p->nowned, &v);
         if (!v.ok) {
             v.why = "header (P2) sender refused";
+            rn_strlcpy(m->bad_sender, hsender, sizeof m->bad_sender);
             msgin_refuse(m, &v);
             return;
         }

@@ -47,6 +47,8 @@ bool msgin_refused(const struct msgin *m);
  * 554 5.4.6 hops, 550 5.7.1 send-as, 451 4.3.0 spool failure). */
 void msgin_finish(struct msgin *m, struct verdict *v, struct spool_msg **out);
 
+/* After a send-as refusal: the address it was about (envelope or header sender). */
+const char *msgin_bad_sender(const struct msgin *m);
 /* Content bytes seen so far (for logs). */
 uint64_t msgin_size(const struct msgin *m);
 #endif

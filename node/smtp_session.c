@@ -262,6 +262,23 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
     }
     msgin_finish(s->msg, &v, &m);
     uint64_t size = msgin_size(s->msg);
+    const char *bad = msgin_bad_sender(s->msg);
+    if (!v.ok && bad) {
+        /* Say exactly what did not match (issue #4): the address and what the session may
+         * use. */
+        char qb[600], qo[1200], owned[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < s->nowned && used < sizeof owned; i++) {
+            int k = snprintf(owned + used, sizeof owned - used, "%s%s", i ? "," : "",
+                             s->owned[i]);
+            if (k < 0)
+                break;
+            used += (size_t)k;
+        }
+        log_fact(s->id, "smtp", "send-as-refused", "sender=%s login=%s owned=%s",
+                 log_quote(bad, qb, sizeof qb), s->tok.authenticated ? s->tok.name : "-",
+                 log_quote(owned[0] ? owned : "-", qo, sizeof qo));
+    }
     msgin_free(&s->msg);
     if (!v.ok) {
         session_reply_verdict(s, &v, "data");
