@@ -45,6 +45,7 @@ static const struct bootkey keys[] = {
     {"retry_max", O(retry_max), "3600", "longest retry delay in seconds"},
     {"delivery_concurrency", O(delivery_concurrency), "50", "messages delivered at once"},
     {"mx_port", O(mx_port), "25", "TCP port for deliveries by MX (tests use a loopback one)"},
+    {"queue_hold", O(queue_hold), "no", "yes: accept and queue, deliver nothing (maintenance)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

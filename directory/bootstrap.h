@@ -29,6 +29,7 @@ struct rn_bootstrap {
     char *retry_min, *retry_max;   /* retry backoff bounds in seconds, "60" / "3600" */
     char *delivery_concurrency;    /* messages in delivery at once, "50" */
     char *mx_port;             /* port for deliveries by MX, "25" */
+    char *queue_hold;          /* "yes": queue everything, deliver nothing; "no" */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */

@@ -28,7 +28,9 @@
 #include "directory/model.h"
 #include "directory/util.h"
 #include "node/listener.h"
+#include "node/delivery.h"
 #include "node/log.h"
+#include "node/queue.h"
 #include "node/saslauth.h"
 #include "node/tlsctx.h"
 #include "node/node.h"
@@ -184,7 +186,10 @@ static void load_start(struct daemon *d)
 /* SIGUSR1 (relayctl queue retry): the queue re-reads the delivery state of waiting messages. */
 static void on_queue_rescan(evutil_socket_t fd, short what, void *arg)
 {
+    struct daemon *d = arg;
     log_fact("-", "queue", "rescan-requested", "by=SIGUSR1");
+    if (d->n.queue)
+        queue_rescan(d->n.queue);
 }
 
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)
@@ -385,6 +390,25 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
         event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
         return rn_err(err, errlen, "cannot register signal and timer events");
     signal(SIGPIPE, SIG_IGN);         /* a peer that vanishes mid-write is an EPIPE, not death */
+    n->delivery = delivery_new(n, err, errlen);
+    if (!n->delivery)
+        return -1;
+    unsigned long life, rmin, rmax, conc;
+    if (parse_num("queue_lifetime", n->boot.queue_lifetime, 1, 365UL * 86400, &life, err,
+                  errlen) < 0 ||
+        parse_num("retry_min", n->boot.retry_min, 1, 86400, &rmin, err, errlen) < 0 ||
+        parse_num("retry_max", n->boot.retry_max, 1, 7 * 86400, &rmax, err, errlen) < 0 ||
+        parse_num("delivery_concurrency", n->boot.delivery_concurrency, 1, 10000, &conc, err,
+                  errlen) < 0)
+        return -1;
+    const char *hold = n->boot.queue_hold ? n->boot.queue_hold : "no";
+    if (strcmp(hold, "yes") != 0 && strcmp(hold, "no") != 0)
+        return rn_err(err, errlen, "queue_hold: '%s' is not yes or no", hold);
+    struct queue_opts qo = {(unsigned)life, (unsigned)rmin, (unsigned)rmax, (unsigned)conc,
+                            strcmp(hold, "yes") == 0};
+    n->queue = queue_new(n, n->delivery, &qo, err, errlen);
+    if (!n->queue)
+        return -1;
     return 0;
 }
 
@@ -393,10 +417,15 @@ static void daemon_teardown(struct daemon *d)
     struct node *n = &d->n;
     d->stopping = true;
     listeners_free(&d->listeners);
+    if (n->queue)
+        queue_stop(n->queue);         /* no new attempts; results from now on recorded inline */
+    worker_free(&n->worker);          /* spool reads for attempts, state writes, a load */
+    delivery_free(&n->delivery);      /* open connections and lookups end as temporary */
     committer_free(&n->committer);    /* pending commits finish and are answered */
     worker_free(&n->authworker);      /* AUTH steps in flight finish (directory timeout) */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
+    queue_free(&n->queue);
     conncount_free(&n->conns);
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
                             &d->ev_retry,

@@ -27,12 +27,13 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: relaynode -c FILE [--foreground] [--pidfile PATH] [--check] "
-               "[--list-spool] [--version]\n"
+               "[--list-spool] [--help-config] [--version]\n"
                "  -c FILE         bootstrap file (key = value)\n"
                "  --foreground    stay attached; log to the bootstrap's log target\n"
                "  --pidfile PATH  write the daemon's pid to PATH\n"
                "  --check         load the directory, print the configuration, exit 0/1/2\n"
                "  --list-spool    list committed messages in the spool, exit 0\n"
+               "  --help-config   print every bootstrap key with its value and meaning\n"
                "  --version       print the version\n");
 }
 
@@ -222,6 +223,26 @@ out:
     return rc;
 }
 
+static void print_line(const char *line, void *arg)
+{
+    fprintf(arg, "%s\n", line);
+}
+
+/* --help-config: every bootstrap key with its value (the defaults, or FILE's with -c before
+ * it) and what it means. */
+static int print_config(const char *conf)
+{
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    if (bootstrap_load(conf, &b, err, sizeof err) < 0) {
+        fprintf(stderr, "relaynode: %s\n", err);
+        return 2;
+    }
+    bootstrap_describe(&b, print_line, stdout);
+    bootstrap_clear(&b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon_opts o = {0};
@@ -241,6 +262,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--version") == 0) {
             printf("relaynode %s\n", RELAYNODE_VERSION);
             return 0;
+        } else if (strcmp(a, "--help-config") == 0) {
+            return print_config(o.conf);
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;

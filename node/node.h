@@ -11,6 +11,8 @@
 
 struct event_base;
 struct committer;
+struct delivery;
+struct queue;
 struct conncount;
 struct smtp_session;
 struct spool;
@@ -27,6 +29,8 @@ struct node {
     struct committer *committer;       /* owned: group commit of accepted messages */
     struct worker *authworker;         /* owned: SMTP AUTH directory lookups and binds */
     struct tlsctx *tls;                /* owned: STARTTLS context; NULL = no certificate */
+    struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
+    struct queue *queue;               /* owned: committed messages until delivered */
     size_t max_command_line, max_text_line;
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     uint64_t nsessions;                /* open sessions (for drain) */

@@ -28,6 +28,7 @@
 #include "node/committer.h"
 #include "node/conncount.h"
 #include "node/log.h"
+#include "node/queue.h"
 #include "node/saslauth.h"
 #include "node/smtp_auth.h"
 #include "node/spool.h"
@@ -220,6 +221,9 @@ static void commit_done(void *arg, int rc, const char *err)
                  (unsigned long long)j->size, log_quote(s->c->name, qe, sizeof qe),
                  s->client_ip, policy_auth_as(&s->rights, &s->tok));
         session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", j->qid, session_fqdn(s));
+        if (s->n->queue)
+            queue_add(s->n->queue, j->qid, s->mail.path.addr, (const char *const *)s->rcpts,
+                      s->nrcpts, s->env.received);
     } else {
         log_fact(j->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
                  log_quote(err, qe, sizeof qe));

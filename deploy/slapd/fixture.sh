@@ -178,6 +178,9 @@ SERVICE_PW_FILE='$dir/service.pw'
 ENV
   # A throwaway CA and node certificate for STARTTLS (kept across restarts of this DIR).
   bash "$ROOT/deploy/pki/mkcerts.sh" "$dir/tls" node1.example.com localhost
+  # dns_server: no test or demo may query real DNS. MX lookups go to a loopback port where
+  # nothing answers (a temporary failure: messages stay queued); tests that deliver by MX
+  # point it at their own DNS stub.
   cat >"$dir/relaynode.conf" <<CONF
 uri = ldap://127.0.0.1:$port/
 bind_dn = $SERVICE_DN
@@ -190,6 +193,7 @@ log = $dir/relaynode.log
 protocol_log_dir = $dir/protocol
 tls_cert = $dir/tls/node.pem
 tls_key = $dir/tls/node.key
+dns_server = 127.0.0.1:1
 CONF
 }
 

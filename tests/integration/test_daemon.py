@@ -12,6 +12,7 @@ organisation (deploy/slapd/fixture.sh).
 Banner assertions need the SMTP session (node/smtp_session.c); without it they are TAP SKIPs.
 """
 import os
+import re
 import resource
 import signal
 import socket
@@ -107,6 +108,10 @@ def main():
     t.ok(rc == 2 and "usage:" in err, "unknown flag: usage on stderr, exit 2", err)
     rc, out, err = relaynode("--foreground")
     t.ok(rc == 2 and "usage:" in err, "no -c: usage, exit 2", err)
+    rc, out, err = relaynode("--help-config")
+    t.ok(rc == 0 and all(re.search(r"^%s +=" % k, out, re.M) for k in (
+         "uri", "spool_dir", "tls_cert", "dns_server", "queue_lifetime", "queue_hold")),
+         "--help-config lists every bootstrap key with its default", out + err)
 
     fx = rntest.Slapd().start()
     node = None

