@@ -104,8 +104,8 @@ int spool_state_write(struct spool *s, const char *id, const struct spool_state 
 int spool_state_read(struct spool *s, const char *id, size_t nrcpts, struct spool_state *st,
                      char *err, size_t errlen);
 /* The message is finished (delivered, or bounced with its DSN committed): unlink queue/<id>
- * and its state, then fsync queue/ (a lost unlink means a duplicate, never a loss).
- * Blocking: run on a worker. -1 with err if queue/<id> could not be removed. */
+ * and its state, without a directory fsync (a lost unlink means a duplicate, never a loss).
+ * Run on a worker. -1 with err if queue/<id> could not be removed. */
 int spool_remove(struct spool *s, const char *id, char *err, size_t errlen);
 
 /* Files spool_open found in queue/ that are not messages (bad name, not a regular file, torn

@@ -19,4 +19,9 @@ for b in "${bins[@]}"; do
   echo "## $(basename "$b")"
   "$b" || { echo "$(basename "$b") exited $?" >&2; rc=1; }
 done
+# The SMTP throughput benchmark against Postfix (installs postfix if missing; needs root).
+if [ -x "$B/relaynode" ]; then
+  echo "## smtp_bench (relaynode vs Postfix)"
+  bash tests/bench/smtp_bench.sh "$B" || { echo "smtp_bench exited $?" >&2; rc=1; }
+fi
 exit $rc
