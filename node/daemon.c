@@ -309,6 +309,10 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
     n->max_text_line = v;
     if (parse_num("drain_timeout", n->boot.drain_timeout, 0, 86400, &v, err, errlen) < 0)
         return -1;
+    unsigned long reserve;
+    if (parse_num("spool_reserve", n->boot.spool_reserve, 0, ~0UL, &reserve, err, errlen) < 0)
+        return -1;
+    n->spool_reserve = reserve;
     d->drain_timeout = (unsigned)v;
     /* Detached, stderr is /dev/null: "stderr" would lose every line, so use syslog. */
     const char *target = n->boot.log;

@@ -32,6 +32,7 @@ struct node {
     struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
     struct queue *queue;               /* owned: committed messages until delivered */
     size_t max_command_line, max_text_line;
+    uint64_t spool_reserve;            /* MAIL gets 452 4.3.1 below this much free space */
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     uint64_t nsessions;                /* open sessions (for drain) */
     struct smtp_session *sessions;     /* the open sessions (owned by themselves) */

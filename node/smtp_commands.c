@@ -17,6 +17,7 @@
 #include "node/log.h"
 #include "node/saslauth.h"
 #include "node/smtp_auth.h"
+#include "node/spool.h"
 
 #define ST(x) (1u << (x))
 #define CMD_STATES (ST(S_GREETING) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT) | ST(S_CHUNKING))
@@ -110,6 +111,18 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
             session_close(s, "rate-limit");
             return;
         }
+    }
+    /* Refuse early rather than fail mid-DATA: the message must fit with the reserve to
+     * spare (a temporary condition: the client retries, nothing is lost). */
+    uint64_t avail;
+    char err[256];
+    if (spool_free_bytes(s->n->spool, &avail, err, sizeof err) == 0 &&
+        avail < s->n->spool_reserve + (m.has_size ? m.size : 0)) {
+        session_reply(s, "452 4.3.1 Insufficient system resources");
+        log_fact(s->id, "smtp", "refused", "stage=mail reply=\"452 4.3.1\" free=%llu "
+                 "reserve=%llu", (unsigned long long)avail,
+                 (unsigned long long)s->n->spool_reserve);
+        return;
     }
     s->mail = m;
     session_enter(s, S_MAIL);

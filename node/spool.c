@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -238,6 +239,15 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 fail:
     spool_free(&s);
     return -1;
+}
+
+int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen)
+{
+    struct statvfs v;
+    if (fstatvfs(s->dirfd, &v) < 0)
+        return rn_err(err, errlen, "statvfs %s: %s", s->dir, strerror(errno));
+    *out = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    return 0;
 }
 
 bool spool_is_owner(const struct spool *s)

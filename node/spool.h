@@ -35,6 +35,8 @@ void spool_free(struct spool **s);
  * once it has the lock), or 0 when no live process holds the lock. A process that owns the
  * spool itself gets its own pid. */
 pid_t spool_owner_pid(const char *dir);
+/* Bytes free for unprivileged writers on the spool's filesystem; -1 with err. */
+int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen);
 /* True when s got the lock (a node must: two writers would clean each other's files). */
 bool spool_is_owner(const struct spool *s);
 
