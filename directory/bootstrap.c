@@ -46,6 +46,7 @@ static const struct bootkey keys[] = {
     {"delivery_concurrency", O(delivery_concurrency), "50", "messages delivered at once"},
     {"mx_port", O(mx_port), "25", "TCP port for deliveries by MX (tests use a loopback one)"},
     {"queue_hold", O(queue_hold), "no", "yes: accept and queue, deliver nothing (maintenance)"},
+    {"smarthost_auth_file", O(smarthost_auth_file), "", "lines 'host[:port] user password' for AUTH to smart hosts"},
     {"spool_reserve", O(spool_reserve), "16777216", "bytes kept free: below it MAIL gets 452 4.3.1"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -30,6 +30,7 @@ struct rn_bootstrap {
     char *delivery_concurrency;    /* messages in delivery at once, "50" */
     char *mx_port;             /* port for deliveries by MX, "25" */
     char *queue_hold;          /* "yes": queue everything, deliver nothing; "no" */
+    char *smarthost_auth_file; /* "host[:port] user password" lines (kept out of the directory) */
     char *spool_reserve;       /* bytes the spool filesystem keeps free, "16777216" */
 };
 

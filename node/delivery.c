@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -34,7 +35,9 @@ struct delivery {
     size_t inflight;
     bool stopping;
     unsigned mx_port;
-    struct group *active;         /* groups with an SMTP connection open (for shutdown) */
+    struct group *active;
+    struct cred { char *host, *user, *pass; } *creds;   /* owned: smarthost_auth_file */
+    size_t ncreds;         /* groups with an SMTP connection open (for shutdown) */
 };
 
 struct attempt {
@@ -95,6 +98,56 @@ static void group_deactivate(struct group *g)
     g->prev = g->next = NULL;
 }
 
+/* smarthost_auth_file: "host[:port] user password" per line, '#' comments. The secrets stay
+ * out of the directory's readable attributes (issue #5). */
+static int creds_load(struct delivery *d, const char *path, char *err, size_t errlen)
+{
+    if (!path || !*path)
+        return 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return rn_err(err, errlen, "smarthost_auth_file %s: %s", path, strerror(errno));
+    char line[1024];
+    unsigned no = 0;
+    while (fgets(line, sizeof line, f)) {
+        no++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *save = NULL, *h = strtok_r(line, " \t", &save);
+        if (!h || *h == '#')
+            continue;
+        char *u = strtok_r(NULL, " \t", &save), *p = strtok_r(NULL, " \t", &save);
+        if (!u || !p || strtok_r(NULL, " \t", &save)) {
+            fclose(f);
+            return rn_err(err, errlen, "smarthost_auth_file %s:%u: want 'host user password'",
+                          path, no);
+        }
+        d->creds = xrealloc(d->creds, (d->ncreds + 1) * sizeof *d->creds);
+        d->creds[d->ncreds++] = (struct cred){xstrdup(h), xstrdup(u), xstrdup(p)};
+    }
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    return 0;
+}
+
+static const struct cred *creds_find(const struct delivery *d, const char *spec)
+{
+    for (size_t i = 0; i < d->ncreds; i++)
+        if (rn_strieq(d->creds[i].host, spec))
+            return &d->creds[i];
+    return NULL;
+}
+
+static void creds_free(struct delivery *d)
+{
+    for (size_t i = 0; i < d->ncreds; i++) {
+        explicit_bzero(d->creds[i].pass, strlen(d->creds[i].pass));
+        free(d->creds[i].host);
+        free(d->creds[i].user);
+        free(d->creds[i].pass);
+    }
+    free(d->creds);
+}
+
 struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
 {
     struct delivery *d = xcalloc(1, sizeof *d);
@@ -102,8 +155,14 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
     d->mx_port = (unsigned)strtoul(n->boot.mx_port ? n->boot.mx_port : "25", NULL, 10);
     if (d->mx_port == 0 || d->mx_port > 65535)
         d->mx_port = 25;
+    if (creds_load(d, n->boot.smarthost_auth_file, err, errlen) < 0) {
+        creds_free(d);
+        free(d);
+        return NULL;
+    }
     d->dns = dnsres_new(n->base, n->boot.dns_server, err, errlen);
     if (!d->dns) {
+        creds_free(d);
         free(d);
         return NULL;
     }
@@ -126,6 +185,7 @@ void delivery_free(struct delivery **dp)
         smtpout_abort(d->active->client);
     dnsres_free(&d->dns);          /* pending lookups end now as temporary failures */
     tlsctx_client_free(d->client_tls);
+    creds_free(d);
     free(d);
     *dp = NULL;
 }
@@ -254,6 +314,11 @@ static void group_try(struct group *g)
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
         .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
     };
+    const struct cred *cr = g->mx ? NULL : creds_find(d, g->sc->smart_hosts[g->next_host - 1]);
+    if (cr) {
+        o.auth_user = cr->user;
+        o.auth_pass = cr->pass;
+    }
     struct smtpout *c = smtpout_start(d->n->base, sa, g->addrs.len[i], &o, on_smtpout, g);
     free(rcpts);
     if (c)

@@ -219,9 +219,16 @@ static void after_ehlo(struct smtpout *c)
         finish(c, SMTPOUT_TEMPFAIL, "4.7.4 TLS is required but the next hop does not offer it");
         return;
     }
-    if (c->o.auth_user && c->o.auth_pass && c->ext_auth_plain) {
-        send_auth(c);
-        return;
+    if (c->o.auth_user && c->o.auth_pass) {
+        if (!c->tls) {            /* credentials never travel in clear text */
+            send_line(c, "QUIT");
+            finish(c, SMTPOUT_TEMPFAIL, "4.7.0 smart host credentials need TLS, not offered");
+            return;
+        }
+        if (c->ext_auth_plain) {
+            send_auth(c);
+            return;
+        }
     }
     send_envelope(c);
 }

@@ -163,6 +163,18 @@ def case_tls_hop(E, tls_sink):
     return c.result()
 
 
+def case_auth_hop(E, auth_sink):
+    c = Check()
+    s = tag("auth")
+    c.true(queued_id(send(E, "app@crm.example", ["a@auth.test"], s)), "accepted")
+    got = eventually(lambda: with_subject(auth_sink, s), 15)
+    c.true(got and got[0]["tls"] and got[0]["auth"] == "relay",
+           "delivered over STARTTLS with AUTH PLAIN as 'relay' (smarthost_auth_file)",
+           got and got[0])
+    c.true("s3cret-%d" % PID not in E.node.log(), "the smart host password is not logged")
+    return c.result()
+
+
 def case_kill9_loop(E, sink):
     """Load from a client thread while the node is killed with -9 three times: every
     acknowledged Message-ID reaches the sink (at least once, never truncated)."""
@@ -224,6 +236,10 @@ def main():
         tls_sink = smtpsink.Sink(os.path.join(work, "tlssink"),
                                  tls_cert=os.path.join(E.dir, "tls", "node.pem"),
                                  tls_key=os.path.join(E.dir, "tls", "node.key")).start()
+        auth_sink = smtpsink.Sink(os.path.join(work, "authsink"),
+                                  tls_cert=os.path.join(E.dir, "tls", "node.pem"),
+                                  tls_key=os.path.join(E.dir, "tls", "node.key"),
+                                  auth=("relay", "s3cret-%d" % PID)).start()
         dns = dnsstub.DnsStub({"mx.test.": {"MX": [(10, "mx1.mx.test.")]},
                                "mx1.mx.test.": {"A": ["127.0.0.1"]}}).start()
         try:
@@ -232,13 +248,20 @@ def main():
             with open(E.conf, "w") as f:
                 f.write("".join(conf))
                 f.write("dns_server = 127.0.0.1:%d\nmx_port = %d\nretry_min = 1\n"
-                        "retry_max = 2\nqueue_lifetime = 8\n" % (dns.port, sink.port))
+                        "retry_max = 2\nqueue_lifetime = 8\nsmarthost_auth_file = %s\n"
+                        % (dns.port, sink.port, os.path.join(E.dir, "smarthost.auth")))
+            with open(os.path.join(E.dir, "smarthost.auth"), "w") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write("# host[:port] user password\n127.0.0.1:%d relay s3cret-%d\n"
+                        % (auth_sink.port, PID))
             base = "ou=Relay,dc=example,dc=com"
             for name, spaces, hosts in [("To sink", ["sink.test", "example.com"],
                                          ["127.0.0.1:%d" % sink.port]),
                                         ("By MX", ["mx.test"], []),
                                         ("TLS hop", ["tls.test"],
-                                         ["127.0.0.1:%d" % tls_sink.port])]:
+                                         ["127.0.0.1:%d" % tls_sink.port]),
+                                        ("Auth hop", ["auth.test"],
+                                         ["127.0.0.1:%d" % auth_sink.port])]:
                 ldif = ("dn: cn=%s,cn=Send Connectors,%s\nchangetype: add\n"
                         "objectClass: relaySendConnector\ncn: %s\nrelayEnabled: TRUE\n"
                         % (name, base, name))
@@ -257,10 +280,13 @@ def main():
             t.run("always 451: DSN 4.4.7 once the lifetime ends", case_expiry, E, sink)
             t.run("opportunistic STARTTLS to a next hop that offers it", case_tls_hop, E,
                   tls_sink)
+            t.run("smart host with STARTTLS and AUTH (credentials outside the directory)",
+                  case_auth_hop, E, auth_sink)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
         finally:
             dns.stop()
+            auth_sink.stop()
             tls_sink.stop()
             sink.stop()
     return t.done()

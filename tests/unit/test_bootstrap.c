@@ -91,7 +91,8 @@ static void every_default(void **state)
         {"max_command_line", "512"}, {"max_text_line", "1000"}, {"drain_timeout", "30"},
         {"dns_server", ""}, {"queue_lifetime", "172800"}, {"retry_min", "60"},
         {"retry_max", "3600"}, {"delivery_concurrency", "50"}, {"mx_port", "25"},
-        {"queue_hold", "no"}, {"spool_reserve", "16777216"},
+        {"queue_hold", "no"}, {"smarthost_auth_file", ""},
+        {"spool_reserve", "16777216"},
     };
     struct rn_bootstrap b;
     char err[RN_ERRLEN];
@@ -101,7 +102,8 @@ static void every_default(void **state)
                          b.tls_cert, b.tls_key, b.cluster_bind, b.protocol_log_dir,
                          b.max_command_line, b.max_text_line, b.drain_timeout, b.dns_server,
                          b.queue_lifetime, b.retry_min, b.retry_max, b.delivery_concurrency,
-                         b.mx_port, b.queue_hold, b.spool_reserve};
+                         b.mx_port, b.queue_hold, b.smarthost_auth_file,
+                         b.spool_reserve};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(got[i], t[i].want) != 0)
             fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);
