@@ -27,6 +27,7 @@
 #include "node/worker.h"
 
 #define MESSAGE_MAX (256u * 1024u * 1024u)   /* never read more than this into memory */
+#define DEST_CONCURRENCY 20        /* connections at once to one next-hop address */
 
 struct delivery {
     struct node *n;
@@ -36,6 +37,8 @@ struct delivery {
     bool stopping;
     unsigned mx_port;
     struct group *active;
+    struct group *waiting, *waiting_tail;   /* FIFO of groups held by the limit */
+    unsigned per_dest;            /* connections at once to one destination */
     struct cred { char *host, *user, *pass; } *creds;   /* owned: smarthost_auth_file */
     size_t ncreds;         /* groups with an SMTP connection open (for shutdown) */
 };
@@ -70,7 +73,11 @@ struct group {
     char remote[300];
     struct smtpout *client;         /* the open connection, if any */
     struct group *prev, *next;    /* in d->active while client is set */
+    struct group *wnext;          /* in d->waiting: held by the per-destination limit */
+    char dest[300];               /* "host[ip]:port" this group connects to next */
 };
+
+static void group_try(struct group *g);
 
 static void group_activate(struct group *g, struct smtpout *c)
 {
@@ -155,6 +162,7 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
     d->mx_port = (unsigned)strtoul(n->boot.mx_port ? n->boot.mx_port : "25", NULL, 10);
     if (d->mx_port == 0 || d->mx_port > 65535)
         d->mx_port = 25;
+    d->per_dest = DEST_CONCURRENCY;
     if (creds_load(d, n->boot.smarthost_auth_file, err, errlen) < 0) {
         creds_free(d);
         free(d);
@@ -183,6 +191,12 @@ void delivery_free(struct delivery **dp)
     d->stopping = true;
     while (d->active)              /* each abort answers its group (temporary) */
         smtpout_abort(d->active->client);
+    while (d->waiting) {           /* held groups end as temporary failures too */
+        struct group *g = d->waiting;
+        d->waiting = g->wnext;
+        group_try(g);
+    }
+    d->waiting_tail = NULL;
     dnsres_free(&d->dns);          /* pending lookups end now as temporary failures */
     tlsctx_client_free(d->client_tls);
     creds_free(d);
@@ -239,18 +253,22 @@ static void group_fail(struct group *g, enum delivery_class cls, const char *why
 /* ---- the SMTP conversation ---- */
 
 static void group_next_host(struct group *g);
-static void group_try(struct group *g);
 
 static int code_class(int code)
 {
     return code / 100;
 }
 
+static void group_wake(struct delivery *d, const char *dest);
+
 static void on_smtpout(void *arg, const struct smtpout_result *r)
 {
     struct group *g = arg;
     struct attempt *a = g->a;
+    char dest[sizeof g->dest];
+    rn_strlcpy(dest, g->dest, sizeof dest);
     group_deactivate(g);
+    group_wake(a->d, dest);
     bool reached_rcpt = r->data_code != 0;
     for (size_t k = 0; k < r->nrcpts && k < g->n; k++)
         reached_rcpt |= r->rcpts[k].code != 0;
@@ -297,7 +315,7 @@ static void group_try(struct group *g)
         group_next_host(g);
         return;
     }
-    size_t i = g->next_addr++;
+    size_t i = g->next_addr;
     char ip[64] = "";
     const struct sockaddr *sa = (const struct sockaddr *)&g->addrs.addr[i];
     if (sa->sa_family == AF_INET)
@@ -305,6 +323,23 @@ static void group_try(struct group *g)
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
     snprintf(g->remote, sizeof g->remote, "%s[%s]", g->addrs.host[i], ip);
+    unsigned port = ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+                                                   : ((const struct sockaddr_in6 *)sa)->sin6_port);
+    snprintf(g->dest, sizeof g->dest, "%s:%u", ip, port);
+    /* Per-destination limit: wait for a connection to that address to end. */
+    size_t open = 0;
+    for (struct group *o = d->active; o; o = o->next)
+        open += strcmp(o->dest, g->dest) == 0;
+    if (open >= d->per_dest) {
+        g->wnext = NULL;
+        if (d->waiting_tail)
+            d->waiting_tail->wnext = g;
+        else
+            d->waiting = g;
+        d->waiting_tail = g;
+        return;
+    }
+    g->next_addr++;
     const char **rcpts = xcalloc(g->n, sizeof *rcpts);
     for (size_t k = 0; k < g->n; k++)
         rcpts[k] = a->rcpts[g->idx[k]];
@@ -326,6 +361,22 @@ static void group_try(struct group *g)
     if (!c) {
         snprintf(g->last, sizeof g->last, "4.4.1 cannot create a socket for %s", g->remote);
         group_try(g);
+    }
+}
+
+/* A connection to dest ended: the first group waiting for dest tries now. */
+static void group_wake(struct delivery *d, const char *dest)
+{
+    for (struct group **pp = &d->waiting, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->wnext) {
+        struct group *g = *pp;
+        if (strcmp(g->dest, dest) != 0)
+            continue;
+        *pp = g->wnext;
+        if (d->waiting_tail == g)
+            d->waiting_tail = prev;
+        g->wnext = NULL;
+        group_try(g);
+        return;
     }
 }
 

@@ -175,6 +175,30 @@ def case_auth_hop(E, auth_sink):
     return c.result()
 
 
+def case_per_destination(E, sink):
+    """40 messages at once to one slow smart host: never more than 20 connections to it."""
+    c = Check()
+    sink.max_active = 0
+    sink.slow = 0.3
+    try:
+        subj = [tag("conc") for _ in range(40)]
+        threads = [threading.Thread(target=send, args=(E, "app@crm.example",
+                                                       ["c%d@sink.test" % i], s))
+                   for i, s in enumerate(subj)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        ok = eventually(lambda: all(with_subject(sink, s) for s in subj), 30)
+        c.true(ok, "all 40 delivered")
+        c.true(sink.max_active <= 20, "at most 20 connections at once to the destination "
+               "(saw %d)" % sink.max_active)
+        c.true(sink.max_active >= 2, "deliveries do run in parallel (saw %d)" % sink.max_active)
+    finally:
+        sink.slow = 0
+    return c.result()
+
+
 def case_kill9_loop(E, sink):
     """Load from a client thread while the node is killed with -9 three times: every
     acknowledged Message-ID reaches the sink (at least once, never truncated)."""
@@ -282,6 +306,7 @@ def main():
                   tls_sink)
             t.run("smart host with STARTTLS and AUTH (credentials outside the directory)",
                   case_auth_hop, E, auth_sink)
+            t.run("per-destination concurrency limit (20)", case_per_destination, E, sink)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
         finally:

@@ -46,6 +46,9 @@ class Sink:
         self.count = 0
         self.attempts = {}            # rcpt -> RCPT attempts seen
         self.sessions = 0
+        self.active = 0               # sessions open now, and the most at once
+        self.max_active = 0
+        self.slow = 0.0               # seconds to sleep before answering the final dot
         self.stopping = False
 
     def start(self):
@@ -77,12 +80,17 @@ class Sink:
     def _session(self, c):
         with self.lock:
             self.sessions += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         st = {"sock": c, "buf": b"", "tls": False, "user": None}
         try:
             self._converse(st)
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:
+            with self.lock:
+                if not st.get("released"):
+                    self.active -= 1
             try:
                 st["sock"].close()
             except OSError:
@@ -155,10 +163,18 @@ class Sink:
                     continue
                 self._send(st, "354 go ahead")
                 data = self._data(st)
+                if self.slow:
+                    time.sleep(self.slow)
                 if any(r.split("@")[0].startswith("data5-") for r in rcpts):
                     self._send(st, "554 5.6.0 content rejected")
                 else:
                     self._store(st, sender, rcpts, data)
+                    # A connection counts as busy until its message is answered: a client
+                    # may close right after that, before this thread sees the EOF.
+                    with self.lock:
+                        if not st.get("released"):
+                            self.active -= 1
+                            st["released"] = True
                     self._send(st, "250 2.0.0 Ok: queued")
                 sender, rcpts = None, []
             elif verb == "RSET":
