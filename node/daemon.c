@@ -425,6 +425,11 @@ static void daemon_teardown(struct daemon *d)
         queue_stop(n->queue);         /* no new attempts; results from now on recorded inline */
     worker_free(&n->worker);          /* spool reads for attempts, state writes, a load */
     delivery_free(&n->delivery);      /* open connections and lookups end as temporary */
+    if (n->committer) {
+        unsigned long long batches, msgs;
+        committer_stats(n->committer, &batches, &msgs);
+        log_fact("-", "spool", "commit-stats", "batches=%llu messages=%llu", batches, msgs);
+    }
     committer_free(&n->committer);    /* pending commits finish and are answered */
     worker_free(&n->authworker);      /* AUTH steps in flight finish (directory timeout) */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */

@@ -540,9 +540,3 @@ void queue_rescan(struct queue *q)
     }
     on_tick(-1, 0, q);
 }
-
-void queue_counts(const struct queue *q, size_t *total, size_t *inflight)
-{
-    *total = q->ready.n + q->waiting.n + q->busy;
-    *inflight = q->inflight;
-}

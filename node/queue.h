@@ -36,6 +36,4 @@ void queue_add(struct queue *q, const char *id, const char *sender, const char *
 /* relayctl queue retry (SIGUSR1): re-read the state of every waiting message and deliver
  * what is due now; drop messages removed from the spool meanwhile. */
 void queue_rescan(struct queue *q);
-/* Messages known, and those being delivered now. */
-void queue_counts(const struct queue *q, size_t *total, size_t *inflight);
 #endif

@@ -561,37 +561,39 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     session_settle(s);
 }
 
-static void on_idle(evutil_socket_t fd, short what, void *arg)
+/* A timeout fired: answer it and close, unless a worker holds the session (our own disk or
+ * directory is slow, not the client): then look again later. */
+static void session_timeout(struct smtp_session *s, struct event *ev, const char *reply,
+                            const char *kind, uint64_t seconds)
 {
-    struct smtp_session *s = arg;
-    if (s->busy) {                 /* our own disk is slow, not the client */
-        session_arm_idle(s);
+    if (s->busy) {
+        struct timeval tv = {1, 0};
+        evtimer_add(ev, &tv);
         return;
     }
     if (s->state != S_CLOSING) {
-        session_reply(s, "451 4.7.0 Timeout waiting for client input");
-        log_fact(s->id, "smtp", "timeout", "kind=inactivity seconds=%llu",
-                 (unsigned long long)s->c->inactivity_timeout);
-        session_close(s, "inactivity-timeout");
+        session_reply(s, "%s", reply);
+        log_fact(s->id, "smtp", "timeout", "kind=%s seconds=%llu", kind,
+                 (unsigned long long)seconds);
+        char reason[64];
+        snprintf(reason, sizeof reason, "%s-timeout", kind);
+        session_close(s, reason);
     }
     session_settle(s);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    session_timeout(s, s->ev_idle, "451 4.7.0 Timeout waiting for client input", "inactivity",
+                    s->c->inactivity_timeout);
 }
 
 static void on_life(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
-    if (s->busy) {                 /* let the commit answer first, then time out */
-        struct timeval tv = {1, 0};
-        evtimer_add(s->ev_life, &tv);
-        return;
-    }
-    if (s->state != S_CLOSING) {
-        session_reply(s, "421 4.4.1 Connection timed out");
-        log_fact(s->id, "smtp", "timeout", "kind=connection seconds=%llu",
-                 (unsigned long long)s->c->connection_timeout);
-        session_close(s, "connection-timeout");
-    }
-    session_settle(s);
+    session_timeout(s, s->ev_life, "421 4.4.1 Connection timed out", "connection",
+                    s->c->connection_timeout);
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)

@@ -23,7 +23,7 @@
 #define REPLY_LINES_MAX 100
 
 enum st { ST_BANNER, ST_EHLO, ST_HELO, ST_STARTTLS, ST_AUTH, ST_MAIL, ST_RCPT, ST_DATA,
-          ST_DOT, ST_QUIT, ST_END };
+          ST_DOT, ST_QUIT };
 
 struct smtpout {
     struct event_base *base;
@@ -361,7 +361,7 @@ static void on_reply(struct smtpout *c)
         /* The message's fate is known: do not wait for the 221. */
         finish(c, cls == 5 ? SMTPOUT_PERMFAIL : SMTPOUT_DONE, c->last);
         return;
-    case ST_QUIT: case ST_END:
+    case ST_QUIT:
         return;
     }
 }
