@@ -28,6 +28,16 @@
 
 #define MESSAGE_MAX (256u * 1024u * 1024u)   /* never read more than this into memory */
 #define DEST_CONCURRENCY 20        /* connections at once to one next-hop address */
+#define IDLE_S 5                   /* a connection waits this long for the next message */
+
+/* A connection parked after a delivery, for the next message to the same destination with
+ * the same TLS and AUTH settings (several messages per connection, issue #5). */
+struct idle {
+    char key[400];
+    struct smtpout *c;
+    struct delivery *d;
+    struct idle *next;
+};
 
 struct delivery {
     struct node *n;
@@ -39,6 +49,7 @@ struct delivery {
     struct group *active;
     struct group *waiting, *waiting_tail;   /* FIFO of groups held by the limit */
     unsigned per_dest;            /* connections at once to one destination */
+    struct idle *idle;            /* parked connections */
     struct cred { char *host, *user, *pass; } *creds;   /* owned: smarthost_auth_file */
     size_t ncreds;         /* groups with an SMTP connection open (for shutdown) */
 };
@@ -72,9 +83,11 @@ struct group {
     char last[512];               /* the last reason, for a temporary failure */
     char remote[300];
     struct smtpout *client;         /* the open connection, if any */
+    struct smtpout *last_client;    /* the connection of the last transaction */
     struct group *prev, *next;    /* in d->active while client is set */
     struct group *wnext;          /* in d->waiting: held by the per-destination limit */
     char dest[300];               /* "host[ip]:port" this group connects to next */
+    char key[400];                /* dest plus the TLS/AUTH settings: which idle ones fit */
 };
 
 static void group_try(struct group *g);
@@ -83,6 +96,7 @@ static void group_activate(struct group *g, struct smtpout *c)
 {
     struct delivery *d = g->a->d;
     g->client = c;
+    g->last_client = c;
     g->prev = NULL;
     g->next = d->active;
     if (d->active)
@@ -189,6 +203,12 @@ void delivery_free(struct delivery **dp)
     if (!d)
         return;
     d->stopping = true;
+    while (d->idle) {
+        struct idle *e = d->idle;
+        d->idle = e->next;
+        smtpout_quit(e->c);
+        free(e);
+    }
     while (d->active)              /* each abort answers its group (temporary) */
         smtpout_abort(d->active->client);
     while (d->waiting) {           /* held groups end as temporary failures too */
@@ -261,6 +281,18 @@ static int code_class(int code)
 
 static void group_wake(struct delivery *d, const char *dest);
 
+/* A parked connection closed or idled out: forget it (it frees itself). */
+static void idle_lost(void *arg, struct smtpout *c)
+{
+    struct idle *e = arg;
+    for (struct idle **pp = &e->d->idle; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    free(e);
+}
+
 static void on_smtpout(void *arg, const struct smtpout_result *r)
 {
     struct group *g = arg;
@@ -268,6 +300,17 @@ static void on_smtpout(void *arg, const struct smtpout_result *r)
     char dest[sizeof g->dest];
     rn_strlcpy(dest, g->dest, sizeof dest);
     group_deactivate(g);
+    if (r->reusable && !a->d->stopping) {
+        struct idle *e = xcalloc(1, sizeof *e);
+        rn_strlcpy(e->key, g->key, sizeof e->key);
+        e->c = g->last_client;
+        e->d = a->d;
+        e->next = a->d->idle;
+        a->d->idle = e;
+        smtpout_park(e->c, idle_lost, e, IDLE_S);
+    } else if (r->reusable) {
+        smtpout_quit(g->last_client);
+    }
     group_wake(a->d, dest);
     bool reached_rcpt = r->data_code != 0;
     for (size_t k = 0; k < r->nrcpts && k < g->n; k++)
@@ -349,10 +392,24 @@ static void group_try(struct group *g)
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
         .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
     };
+    o.keep_open = 1;
     const struct cred *cr = g->mx ? NULL : creds_find(d, g->sc->smart_hosts[g->next_host - 1]);
     if (cr) {
         o.auth_user = cr->user;
         o.auth_pass = cr->pass;
+    }
+    snprintf(g->key, sizeof g->key, "%s|%s|%d", g->dest, cr ? cr->user : "", o.tls_required);
+    for (struct idle **pp = &d->idle; *pp; pp = &(*pp)->next) {
+        struct idle *e = *pp;
+        if (strcmp(e->key, g->key) != 0)
+            continue;
+        *pp = e->next;
+        struct smtpout *c = e->c;
+        free(e);
+        group_activate(g, c);
+        smtpout_reuse(c, &o, on_smtpout, g);
+        free(rcpts);
+        return;
     }
     struct smtpout *c = smtpout_start(d->n->base, sa, g->addrs.len[i], &o, on_smtpout, g);
     free(rcpts);

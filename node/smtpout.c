@@ -23,7 +23,7 @@
 #define REPLY_LINES_MAX 100
 
 enum st { ST_BANNER, ST_EHLO, ST_HELO, ST_STARTTLS, ST_AUTH, ST_MAIL, ST_RCPT, ST_DATA,
-          ST_DOT, ST_QUIT };
+          ST_DOT, ST_QUIT, ST_IDLE };
 
 struct smtpout {
     struct event_base *base;
@@ -40,6 +40,8 @@ struct smtpout {
     struct smtpout_result res;
     bool finished;
     bool in_read;                /* on_read is on the stack: it frees, not finish() */
+    smtpout_idle_fn *idle_lost;  /* ST_IDLE: the owner of an idle connection */
+    void *idle_arg;
     struct event *ev_async;      /* finish from the loop when start fails early */
     /* the reply being read */
     int code;
@@ -356,21 +358,36 @@ static void on_reply(struct smtpout *c)
     case ST_DOT:
         c->res.data_code = c->code;
         rn_strlcpy(c->res.reply, c->last, sizeof c->res.reply);
+        if (cls == 2 && c->o.keep_open) {
+            /* The next message may use this connection (smtpout_reuse). */
+            c->st = ST_IDLE;
+            c->res.status = SMTPOUT_DONE;
+            c->res.reusable = true;
+            c->res.nrcpts = c->o.nrcpts;
+            c->res.rcpts = c->rr;
+            c->done(c->arg, &c->res);
+            return;
+        }
         send_line(c, "QUIT");
         c->st = ST_QUIT;
         /* The message's fate is known: do not wait for the 221. */
         finish(c, cls == 5 ? SMTPOUT_PERMFAIL : SMTPOUT_DONE, c->last);
         return;
-    case ST_QUIT:
+    case ST_QUIT: case ST_IDLE:
         return;
     }
 }
 
 static void smtpout_read(struct smtpout *c, struct evbuffer *in);
+static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtpout *c = arg;
+    if (c->st == ST_IDLE) {       /* a parked connection speaks only when it closes */
+        on_event(bev, BEV_EVENT_EOF, c);
+        return;
+    }
     c->in_read = true;
     smtpout_read(c, bufferevent_get_input(bev));
     c->in_read = false;
@@ -426,6 +443,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct smtpout *c = arg;
     if (what & BEV_EVENT_CONNECTED)
         return;
+    if (c->st == ST_IDLE) {       /* closed or timed out while parked: nothing was pending */
+        if (c->idle_lost)
+            c->idle_lost(c->idle_arg, c);
+        bufferevent_free(c->bev);
+        smtpout_free(c);
+        return;
+    }
     char why[200];
     if (what & BEV_EVENT_TIMEOUT)
         snprintf(why, sizeof why, "4.4.2 timeout waiting for the next hop");
@@ -500,4 +524,53 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
 void smtpout_abort(struct smtpout *c)
 {
     finish(c, SMTPOUT_TEMPFAIL, "4.3.2 aborted");
+}
+
+void smtpout_park(struct smtpout *c, smtpout_idle_fn *lost, void *arg, unsigned idle_s)
+{
+    c->idle_lost = lost;
+    c->idle_arg = arg;
+    struct timeval tv = {idle_s, 0};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+}
+
+void smtpout_reuse(struct smtpout *c, const struct smtpout_opts *o, smtpout_done_fn *done,
+                   void *arg)
+{
+    c->o = *o;
+    c->done = done;
+    c->arg = arg;
+    c->idle_lost = NULL;
+    free(c->rr);
+    free(c->rcpts);
+    c->rr = xcalloc(o->nrcpts ? o->nrcpts : 1, sizeof *c->rr);
+    c->rcpts = xcalloc(o->nrcpts ? o->nrcpts : 1, sizeof *c->rcpts);
+    for (size_t i = 0; i < o->nrcpts; i++)
+        c->rcpts[i] = o->rcpts[i];
+    c->o.rcpts = c->rcpts;
+    c->rcpt_next = c->accepted = 0;
+    memset(&c->res, 0, sizeof c->res);
+    c->nlines = 0;
+    const char *bad = data_check(c);
+    unsigned t = c->o.timeout_s ? c->o.timeout_s : 300;
+    struct timeval tv = {t, 0};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    if (bad) {
+        /* Answer from the loop, as smtpout_start does; the connection is not reused. */
+        send_line(c, "QUIT");
+        c->res.status = SMTPOUT_PERMFAIL;
+        rn_strlcpy(c->res.reply, bad, sizeof c->res.reply);
+        c->st = ST_QUIT;
+        struct timeval now = {0, 0};
+        evtimer_add(c->ev_async, &now);
+        return;
+    }
+    send_envelope(c);
+}
+
+void smtpout_quit(struct smtpout *c)
+{
+    send_line(c, "QUIT");
+    bufferevent_free(c->bev);      /* the 221 is not awaited */
+    smtpout_free(c);
 }

@@ -7,6 +7,7 @@
  * at most 2048 octets, a reply at most 100 lines). Loop thread. */
 #ifndef RN_SMTPOUT_H
 #define RN_SMTPOUT_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,7 @@ struct smtpout_result {
     enum smtpout_status status;
     char reply[512];    /* the reply or local reason that decided status */
     int data_code;      /* the reply to the final dot, 0 if not reached */
+    bool reusable;      /* keep_open and it worked: the client is parked, not freed */
     size_t nrcpts;
     const struct smtpout_rcpt_result *rcpts;    /* valid during the callback only */
 };
@@ -44,6 +46,7 @@ struct smtpout_opts {
     void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never */
     int tls_required;                         /* no TLS possible -> TEMPFAIL */
     const char *auth_user, *auth_pass;        /* AUTH PLAIN (after TLS) when both set */
+    int keep_open;                            /* after a 2xx to the dot, stay connected */
 };
 
 /* Connect to addr and deliver. The strings and the data are borrowed until done() runs (the
@@ -55,4 +58,15 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
                               smtpout_done_fn *done, void *arg);
 /* End now: done() runs (inside this call) with TEMPFAIL "aborted". */
 void smtpout_abort(struct smtpout *c);
+
+/* Connection reuse (several messages per connection). A result with reusable set means
+ * the client stays connected after done(); its owner then either parks it (lost() runs if
+ * the server closes it or idle_s pass; the client frees itself after lost()), sends the
+ * next message with smtpout_reuse (same contract as smtpout_start: done() once, from the
+ * loop), or ends it with smtpout_quit (no callback). */
+typedef void smtpout_idle_fn(void *arg, struct smtpout *c);
+void smtpout_park(struct smtpout *c, smtpout_idle_fn *lost, void *arg, unsigned idle_s);
+void smtpout_reuse(struct smtpout *c, const struct smtpout_opts *o, smtpout_done_fn *done,
+                   void *arg);
+void smtpout_quit(struct smtpout *c);
 #endif

@@ -199,6 +199,21 @@ def case_per_destination(E, sink):
     return c.result()
 
 
+def case_reuse(E, sink):
+    """Ten messages one after the other to one smart host share connections."""
+    c = Check()
+    before = sink.sessions
+    subj = [tag("reuse") for _ in range(10)]
+    for s in subj:
+        c.true(queued_id(send(E, "app@crm.example", ["r@sink.test"], s)), "accepted")
+    c.true(eventually(lambda: all(with_subject(sink, s) for s in subj), 20), "all delivered")
+    used = sink.sessions - before
+    c.true(used < 10, "%d connections for 10 messages (several messages per connection)"
+           % used)
+    c.true(re.search(r"queue send .*to=<r@sink.test>", E.node.log()), "tracking log")
+    return c.result()
+
+
 def case_kill9_loop(E, sink):
     """Load from a client thread while the node is killed with -9 three times: every
     acknowledged Message-ID reaches the sink (at least once, never truncated)."""
@@ -307,6 +322,7 @@ def main():
             t.run("smart host with STARTTLS and AUTH (credentials outside the directory)",
                   case_auth_hop, E, auth_sink)
             t.run("per-destination concurrency limit (20)", case_per_destination, E, sink)
+            t.run("connections are reused for the next message", case_reuse, E, sink)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
         finally:

@@ -80,17 +80,13 @@ class Sink:
     def _session(self, c):
         with self.lock:
             self.sessions += 1
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        st = {"sock": c, "buf": b"", "tls": False, "user": None}
+        st = {"sock": c, "buf": b"", "tls": False, "user": None, "busy": False}
         try:
             self._converse(st)
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:
-            with self.lock:
-                if not st.get("released"):
-                    self.active -= 1
+            self._idle(st)
             try:
                 st["sock"].close()
             except OSError:
@@ -150,6 +146,7 @@ class Sink:
                     continue
                 m = re.match(r"MAIL FROM:<([^>]*)>", cmd, re.I)
                 sender, rcpts = (m.group(1) if m else ""), []
+                self._busy(st)
                 self._send(st, "250 2.1.0 ok")
             elif verb == "RCPT":
                 m = re.match(r"RCPT TO:<([^>]*)>", cmd, re.I)
@@ -169,12 +166,9 @@ class Sink:
                     self._send(st, "554 5.6.0 content rejected")
                 else:
                     self._store(st, sender, rcpts, data)
-                    # A connection counts as busy until its message is answered: a client
-                    # may close right after that, before this thread sees the EOF.
-                    with self.lock:
-                        if not st.get("released"):
-                            self.active -= 1
-                            st["released"] = True
+                    # Busy until the message is answered: a client may close (or start the
+                    # next message) right after that.
+                    self._idle(st)
                     self._send(st, "250 2.0.0 Ok: queued")
                 sender, rcpts = None, []
             elif verb == "RSET":
@@ -187,6 +181,20 @@ class Sink:
                 return
             else:
                 self._send(st, "500 5.5.1 unknown command")
+
+    def _busy(self, st):
+        """A transaction started on this connection (counted in active/max_active)."""
+        with self.lock:
+            if not st["busy"]:
+                st["busy"] = True
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+
+    def _idle(self, st):
+        with self.lock:
+            if st["busy"]:
+                st["busy"] = False
+                self.active -= 1
 
     def _rcpt_decision(self, r, count):
         local = r.split("@")[0]
