@@ -888,14 +888,17 @@ static char *user_base_get(const struct rn_bootstrap *b)
     return p ? p : xstrdup(b->base_dn ? b->base_dn : "");
 }
 
-enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                   const char *login_or_dn, struct token *t, char ***addresses,
-                                   size_t *naddresses, char *err, size_t errlen)
+/* ldapdir_user_token and ldapdir_login_token; allow_dn says whether a name that parses as a
+ * DN is taken as one (base search) or is only ever a value for user_filter. */
+static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                  const char *login_or_dn, bool allow_dn, struct token *t,
+                                  char ***addresses, size_t *naddresses, char *err,
+                                  size_t errlen)
 {
     *addresses = NULL;
     *naddresses = 0;
     char norm[DNBUF], nerr[RN_ERRLEN];
-    bool by_dn = strchr(login_or_dn, '=') &&
+    bool by_dn = allow_dn && strchr(login_or_dn, '=') &&
                  dn_normalize(login_or_dn, norm, sizeof norm, nerr, sizeof nerr) == 0;
     char *base = user_base_get(b), *filter;
     char *attrs[] = {"mail", "relayMailAlias", NULL};
@@ -965,4 +968,18 @@ enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap 
     ldap_memfree(user_dn);
     free(base);
     return r;
+}
+
+enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                   const char *login_or_dn, struct token *t, char ***addresses,
+                                   size_t *naddresses, char *err, size_t errlen)
+{
+    return user_token(d, b, login_or_dn, true, t, addresses, naddresses, err, errlen);
+}
+
+enum dir_result ldapdir_login_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                    const char *login, struct token *t, char ***addresses,
+                                    size_t *naddresses, char *err, size_t errlen)
+{
+    return user_token(d, b, login, false, t, addresses, naddresses, err, errlen);
 }

@@ -32,6 +32,12 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
 enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
                                    const char *login_or_dn, struct token *t, char ***addresses,
                                    size_t *naddresses, char *err, size_t errlen);
+/* The same for a login typed by a client (SMTP AUTH): only ever a user_filter value under
+ * user_base, never taken as a DN, so a client cannot name an entry the filter (and the
+ * administrator's restrictions in it) would not select. */
+enum dir_result ldapdir_login_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                    const char *login, struct token *t, char ***addresses,
+                                    size_t *naddresses, char *err, size_t errlen);
 
 /* Check a user's password by a simple bind as dn on a connection of its own (the password
  * is verified by the directory; no hash is ever read). DIR_FOUND = the password is right;

@@ -140,7 +140,7 @@ static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, cons
     struct token t = {0};
     char **addrs = NULL;
     size_t naddrs = 0;
-    r = ldapdir_user_token(d, a->b, user, &t, &addrs, &naddrs, err, sizeof err);
+    r = ldapdir_login_token(d, a->b, user, &t, &addrs, &naddrs, err, sizeof err);
     ldapdir_free(&d);
     if (r != DIR_FOUND) {
         snprintf(a->why, sizeof a->why, "lookup: %s", err);

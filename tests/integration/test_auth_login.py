@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""SMTP AUTH logins are only ever values for user_filter (issue #4: "the user's entry is found
+by a configurable filter ... exactly one match or failure").
+
+A login that happens to parse as a DN must not name an entry directly: that would skip
+user_filter and user_base, and with them whatever restriction an administrator wrote into
+the filter (a disabled flag, a group). Conversely a login holding '=' (legal in a mail
+address) is a filter value like any other. Real node, real slapd, the example organisation.
+"""
+import base64
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import rnnode  # noqa: E402
+import rntest  # noqa: E402
+from rnnode import Check  # noqa: E402
+
+PW = {"alice": "alice-Relay-2026", "bob": "bob-Relay-2026", "carol": "carol-Relay-2026"}
+OK_AUTH = "235 2.7.0 Authentication successful"
+BAD = "535 5.7.3 Authentication unsuccessful"
+_src = [10]
+
+
+def src():
+    _src[0] += 1
+    return "127.0.6.%d" % _src[0]
+
+
+def plain(user, pw):
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode()).decode()
+
+
+class TLSClient(rnnode.Client):
+    def starttls(self, ca):
+        import ssl
+        r = self.cmd("STARTTLS")
+        if r.startswith("220 "):
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.check_hostname = False
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="node1.example.com")
+            self.buf = b""
+        return r
+
+
+def auth(E, user, pw):
+    """The reply to AUTH PLAIN after STARTTLS on the submission connector."""
+    with TLSClient("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
+        cl.ehlo()
+        cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
+        cl.ehlo()
+        return cl.cmd("AUTH PLAIN " + plain(user, pw), timeout=20)
+
+
+def case_dn_login(E):
+    c = Check()
+    c.eq(auth(E, "alice", PW["alice"]), OK_AUTH, "alice by uid")
+    c.eq(auth(E, E.slapd.user_dn("alice"), PW["alice"]), BAD,
+         "alice by her DN (right password): not a filter value, 535")
+    c.true("no such user" in E.node.log(), "logged as no such user", E.node.log_tail(5))
+    return c.result()
+
+
+def case_equals_in_mail(E):
+    c = Check()
+    E.ldapmodify("dn: %s\nchangetype: modify\nadd: mail\nmail: bob=sales@example.com\n"
+                 % E.slapd.user_dn("bob"))
+    c.eq(auth(E, "bob=sales@example.com", PW["bob"]), OK_AUTH,
+         "bob by a mail address holding '=' (user_filter mail=%s)")
+    return c.result()
+
+
+def case_filter_restriction(E):
+    """An administrator excludes carol in user_filter: neither her uid nor her DN logs in."""
+    c = Check()
+    with open(E.conf, "a") as f:
+        f.write("user_filter = (&(uid=%s)(!(uid=carol)))\n")
+    E.node.stop()
+    E.node.start()
+    c.eq(auth(E, "alice", PW["alice"]), OK_AUTH, "alice still logs in")
+    c.eq(auth(E, "carol", PW["carol"]), BAD, "carol by uid: excluded by the filter")
+    c.eq(auth(E, E.slapd.user_dn("carol"), PW["carol"]), BAD,
+         "carol by her DN: the filter cannot be bypassed")
+    return c.result()
+
+
+def main():
+    if rnnode.skip_without_node():
+        return 0
+    t = rntest.Tap()
+    with rnnode.Env("auth_login") as E:
+        t.run("a login that parses as a DN is a filter value, not an entry", case_dn_login, E)
+        t.run("a login holding '=' (mail address) is found by user_filter",
+              case_equals_in_mail, E)
+        t.run("user_filter restrictions hold for DN-shaped logins", case_filter_restriction, E)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
