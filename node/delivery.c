@@ -297,49 +297,54 @@ static void on_smtpout(void *arg, const struct smtpout_result *r)
 {
     struct group *g = arg;
     struct attempt *a = g->a;
+    struct delivery *d = a->d;
     char dest[sizeof g->dest];
     rn_strlcpy(dest, g->dest, sizeof dest);
     group_deactivate(g);
-    if (r->reusable && !a->d->stopping) {
+    /* Take everything from r first: once the connection is parked, the next message may
+     * reuse it (and its result) at once. */
+    bool reached_rcpt = r->data_code != 0;
+    for (size_t k = 0; k < r->nrcpts && k < g->n; k++)
+        reached_rcpt |= r->rcpts[k].code != 0;
+    bool retry = r->status == SMTPOUT_TEMPFAIL && !reached_rcpt;
+    if (retry) {
+        /* Only the server was unreachable or unwilling: try the next address. */
+        rn_strlcpy(g->last, r->reply, sizeof g->last);
+    } else {
+        for (size_t k = 0; k < g->n; k++) {
+            struct delivery_rcpt_result *res = &a->res[g->idx[k]];
+            const struct smtpout_rcpt_result *rr = k < r->nrcpts ? &r->rcpts[k] : NULL;
+            int rc = rr ? rr->code : 0;
+            if (code_class(rc) == 5)
+                set_result(res, DELIVERY_PERM, rr->reply, g->remote);
+            else if (r->status == SMTPOUT_PERMFAIL)
+                set_result(res, DELIVERY_PERM, r->reply, g->remote);
+            else if (r->status == SMTPOUT_TEMPFAIL || code_class(rc) != 2)
+                set_result(res, DELIVERY_TEMP, rc ? rr->reply : r->reply, g->remote);
+            else if (code_class(r->data_code) == 2)
+                set_result(res, DELIVERY_OK, r->reply, g->remote);
+            else if (code_class(r->data_code) == 5)
+                set_result(res, DELIVERY_PERM, r->reply, g->remote);
+            else
+                set_result(res, DELIVERY_TEMP, r->reply, g->remote);
+        }
+    }
+    if (r->reusable && !d->stopping) {
         struct idle *e = xcalloc(1, sizeof *e);
         rn_strlcpy(e->key, g->key, sizeof e->key);
         e->c = g->last_client;
-        e->d = a->d;
-        e->next = a->d->idle;
-        a->d->idle = e;
+        e->d = d;
+        e->next = d->idle;
+        d->idle = e;
         smtpout_park(e->c, idle_lost, e, IDLE_S);
     } else if (r->reusable) {
         smtpout_quit(g->last_client);
     }
-    group_wake(a->d, dest);
-    bool reached_rcpt = r->data_code != 0;
-    for (size_t k = 0; k < r->nrcpts && k < g->n; k++)
-        reached_rcpt |= r->rcpts[k].code != 0;
-    if (r->status == SMTPOUT_TEMPFAIL && !reached_rcpt) {
-        /* Only the server was unreachable or unwilling: try the next address. */
-        rn_strlcpy(g->last, r->reply, sizeof g->last);
+    group_wake(d, dest);
+    if (retry)
         group_try(g);
-        return;
-    }
-    for (size_t k = 0; k < g->n; k++) {
-        struct delivery_rcpt_result *res = &a->res[g->idx[k]];
-        const struct smtpout_rcpt_result *rr = k < r->nrcpts ? &r->rcpts[k] : NULL;
-        int rc = rr ? rr->code : 0;
-        if (code_class(rc) == 5) {
-            set_result(res, DELIVERY_PERM, rr->reply, g->remote);
-        } else if (r->status == SMTPOUT_PERMFAIL) {
-            set_result(res, DELIVERY_PERM, r->reply, g->remote);
-        } else if (r->status == SMTPOUT_TEMPFAIL || code_class(rc) != 2) {
-            set_result(res, DELIVERY_TEMP, rc ? rr->reply : r->reply, g->remote);
-        } else if (code_class(r->data_code) == 2) {
-            set_result(res, DELIVERY_OK, r->reply, g->remote);
-        } else if (code_class(r->data_code) == 5) {
-            set_result(res, DELIVERY_PERM, r->reply, g->remote);
-        } else {
-            set_result(res, DELIVERY_TEMP, r->reply, g->remote);
-        }
-    }
-    group_done(g);
+    else
+        group_done(g);
 }
 
 static void group_try(struct group *g)
