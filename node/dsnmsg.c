@@ -113,10 +113,12 @@ char *dsnmsg_build(const char *fqdn, const char *qid, const char *orig_sender, t
             rn_strlcpy(st, "5.0.0", sizeof st);
         put(&b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", rc, st);
         if (rm[0]) {
+            /* "name[ip]" -> name; a bare "[ip]" -> ip (never an empty field) */
             char host[TEXT_MAX + 1];
-            rn_strlcpy(host, rm, sizeof host);
-            host[strcspn(host, "[")] = '\0';
-            put(&b, "Remote-MTA: dns; %s\r\n", host);
+            rn_strlcpy(host, rm[0] == '[' ? rm + 1 : rm, sizeof host);
+            host[strcspn(host, rm[0] == '[' ? "]" : "[")] = '\0';
+            if (host[0])
+                put(&b, "Remote-MTA: dns; %s\r\n", host);
         }
         bool smtp = isdigit((unsigned char)dg[0]) && isdigit((unsigned char)dg[1]) &&
                     isdigit((unsigned char)dg[2]) && dg[3] == ' ';

@@ -82,8 +82,8 @@ int sendroute_parse_host(const char *spec, char *host, size_t hostlen, unsigned 
     }
     if (*p == '\0')
         return 0;
-    if (*p != ':' || !p[1])
-        return -1;
+    if (*p != ':' || !(p[1] >= '0' && p[1] <= '9'))
+        return -1;            /* strtoul alone would take "+25" or " 25" */
     char *e;
     unsigned long v = strtoul(p + 1, &e, 10);
     if (*e || v == 0 || v > 65535)

@@ -199,6 +199,24 @@ def case_per_destination(E, sink):
     return c.result()
 
 
+def case_8bit(E, sink, sink7):
+    """An 8-bit message to a next hop without 8BITMIME is refused cleanly (DSN 5.6.3),
+    never sent mangled."""
+    c = Check()
+    s = tag("eightbit")
+    with Client("127.0.0.1", E.smtp_port, source=CRM) as cl:
+        cl.ehlo()
+        c.eq(cl.cmd("MAIL FROM:<owner@sink.test> BODY=8BITMIME"), "250 2.1.0 Sender OK", "MAIL")
+        cl.cmd("RCPT TO:<u@seven.test>")
+        _, fin = cl.data(b"Subject: " + s.encode() + b"\r\n\r\ncaf\xc3\xa9\r\n")
+    c.true(queued_id(fin), "accepted", fin)
+    got = eventually(lambda: dsn_for(sink, s), 20)
+    c.true(got and "Status: 5.6.3" in got[0]["data"].decode(errors="replace"),
+           "DSN 5.6.3 to the sender", got and got[0]["data"][:1500])
+    c.eq(with_subject(sink7, s), [], "nothing reached the 7-bit hop")
+    return c.result()
+
+
 def case_reuse(E, sink):
     """Ten messages one after the other to one smart host share connections."""
     c = Check()
@@ -279,6 +297,7 @@ def main():
                                   tls_cert=os.path.join(E.dir, "tls", "node.pem"),
                                   tls_key=os.path.join(E.dir, "tls", "node.key"),
                                   auth=("relay", "s3cret-%d" % PID)).start()
+        sink7 = smtpsink.Sink(os.path.join(work, "sink7"), eightbit=False).start()
         dns = dnsstub.DnsStub({"mx.test.": {"MX": [(10, "mx1.mx.test.")]},
                                "mx1.mx.test.": {"A": ["127.0.0.1"]}}).start()
         try:
@@ -300,7 +319,9 @@ def main():
                                         ("TLS hop", ["tls.test"],
                                          ["127.0.0.1:%d" % tls_sink.port]),
                                         ("Auth hop", ["auth.test"],
-                                         ["127.0.0.1:%d" % auth_sink.port])]:
+                                         ["127.0.0.1:%d" % auth_sink.port]),
+                                        ("Seven bit", ["seven.test"],
+                                         ["127.0.0.1:%d" % sink7.port])]:
                 ldif = ("dn: cn=%s,cn=Send Connectors,%s\nchangetype: add\n"
                         "objectClass: relaySendConnector\ncn: %s\nrelayEnabled: TRUE\n"
                         % (name, base, name))
@@ -323,10 +344,13 @@ def main():
                   case_auth_hop, E, auth_sink)
             t.run("per-destination concurrency limit (20)", case_per_destination, E, sink)
             t.run("connections are reused for the next message", case_reuse, E, sink)
+            t.run("8-bit message, next hop without 8BITMIME: DSN 5.6.3, never mangled",
+                  case_8bit, E, sink, sink7)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
         finally:
             dns.stop()
+            sink7.stop()
             auth_sink.stop()
             tls_sink.stop()
             sink.stop()

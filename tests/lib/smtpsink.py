@@ -32,7 +32,7 @@ import time
 
 class Sink:
     def __init__(self, directory, port=0, tls_cert=None, tls_key=None, auth=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", eightbit=True):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.host = host
@@ -42,6 +42,7 @@ class Sink:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls.load_cert_chain(tls_cert, tls_key)
         self.auth = auth              # (user, password) or None
+        self.eightbit = eightbit      # advertise 8BITMIME and SMTPUTF8
         self.lock = threading.Lock()
         self.count = 0
         self.attempts = {}            # rcpt -> RCPT attempts seen
@@ -115,8 +116,9 @@ class Sink:
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
                 sender, rcpts = None, []
-                ext = ["PIPELINING", "SIZE 52428800", "8BITMIME", "SMTPUTF8",
-                       "ENHANCEDSTATUSCODES"]
+                ext = ["PIPELINING", "SIZE 52428800", "ENHANCEDSTATUSCODES"]
+                if self.eightbit:
+                    ext += ["8BITMIME", "SMTPUTF8"]
                 if self.tls and not st["tls"]:
                     ext.append("STARTTLS")
                 if self.auth and (st["tls"] or not self.tls):

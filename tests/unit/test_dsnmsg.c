@@ -21,7 +21,7 @@ static void fields(void **state)
         {"fail@example.net", "550 5.1.1 <fail@example.net>: no such user", "mx.example.net[192.0.2.1]"},
         {"late@example.net", "4.4.7 message expired after 5 attempts; last reply: 451 4.3.0 busy", ""},
         {"evil@example.net", "550 5.0.0 bad\r\nX-Injected: yes\r\n\r\nbody", "mx[192.0.2.2]"},
-        {"long@example.net", longdiag, ""},
+        {"long@example.net", longdiag, "[192.0.2.9]"},
     };
     const char hdr[] = "From: <a@b.example>\r\nSubject: hello\r\nMessage-ID: <m1@b.example>\r\n";
     size_t len;
@@ -46,6 +46,8 @@ static void fields(void **state)
         if (!strstr(m, want[i]))
             fail_msg("missing: %s", want[i]);
     assert_null(strstr(m, "\r\nX-Injected"));
+    assert_non_null(strstr(m, "Remote-MTA: dns; 192.0.2.9\r\n"));
+    assert_null(strstr(m, "Remote-MTA: dns; \r\n"));
     /* CRLF only, no line over 998 octets */
     size_t line = 0;
     for (size_t i = 0; i < len; i++) {

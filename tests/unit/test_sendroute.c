@@ -77,7 +77,7 @@ static void hosts(void **state)
     assert_int_equal(sendroute_parse_host("[192.0.2.7]", h, sizeof h, &port), 0);
     assert_int_equal(port, 25);
     const char *bad[] = {"", ":25", "host:", "host:0", "host:70000", "host:2x", "[]", "[::1",
-                         "[::1]x"};
+                         "[::1]x", "host:+25", "host: 25"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (sendroute_parse_host(bad[i], h, sizeof h, &port) != -1)
             fail_msg("'%s' accepted", bad[i]);
