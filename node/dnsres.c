@@ -208,10 +208,12 @@ static void addrinfo_next(struct lookup *l)
         }
         return;
     }
+    /* c-ares can answer inside this call (names in /etc/hosts): l may be freed before it
+     * returns, so only r is used after it. */
+    struct dnsres *r = l->r;
     struct ares_addrinfo_hints h = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    ares_getaddrinfo(l->r->ch, l->implicit ? l->domain : l->mx[l->next], NULL, &h, on_addrinfo,
-                     l);
-    dnsres_rearm(l->r);
+    ares_getaddrinfo(r->ch, l->implicit ? l->domain : l->mx[l->next], NULL, &h, on_addrinfo, l);
+    dnsres_rearm(r);
 }
 
 static int mx_cmp(const void *a, const void *b)

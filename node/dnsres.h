@@ -28,6 +28,10 @@ struct dnsres_addrs {
 typedef void dnsres_fn(void *arg, enum dnsres_status st, const char *why,
                        const struct dnsres_addrs *addrs);
 
+/* Every dnsres_mail/dnsres_host answers exactly once, possibly before it returns (IP
+ * literals, /etc/hosts names). There is no cancel: arg must stay valid until the answer,
+ * and dnsres_free is the way to end lookups early. Never call dnsres_free from a callback. */
+
 /* servers "" or NULL = the system's resolv.conf; else "ip[:port],..." NULL with err. */
 struct dnsres *dnsres_new(struct event_base *base, const char *servers, char *err,
                           size_t errlen);
