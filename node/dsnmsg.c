@@ -72,7 +72,9 @@ char *dsnmsg_build(const char *fqdn, const char *qid, const char *orig_sender, t
                    size_t hlen, size_t *len)
 {
     struct buf b = {0};
-    char date[64], arr[64], boundary[96], sender[TEXT_MAX + 1];
+    /* RFC 2046 §5.1.1: a boundary is at most 70 characters; the queue id and the time
+     * at its front keep it unique when a long fqdn is cut. */
+    char date[64], arr[64], boundary[71], sender[TEXT_MAX + 1];
     rfc5322_date(now, date, sizeof date);
     rfc5322_date(arrival, arr, sizeof arr);
     snprintf(boundary, sizeof boundary, "%s.%ld/%s", qid, (long)now, fqdn);

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <stdio.h>
 
 #include "node/dsnmsg.h"
 
@@ -61,8 +63,83 @@ static void fields(void **state)
     free(m);
 }
 
+/* RFC 2046 §5.1.1: at most 70 boundary characters, even with a long host name; every part
+ * delimiter and the close delimiter present. */
+static void boundary_bounded(void **state)
+{
+    (void)state;
+    char fqdn[201];
+    memset(fqdn, 'h', sizeof fqdn - 1);
+    fqdn[sizeof fqdn - 1] = '\0';
+    const struct dsnmsg_rcpt r[] = {{"x@example.net", "550 5.1.1 no", "mx.example.net[192.0.2.1]"}};
+    const char hdr[] = "Subject: s\r\n";
+    size_t len;
+    char *m = dsnmsg_build(fqdn, "0123456789ABCDEF01234567", "a@b.example", 1795000000,
+                           1795000100, r, 1, hdr, sizeof hdr - 1, &len);
+    const char *p = strstr(m, "boundary=\"");
+    assert_non_null(p);
+    p += strlen("boundary=\"");
+    size_t bl = strcspn(p, "\"");
+    assert_true(bl >= 1 && bl <= 70);
+    char delim[80], close[84];
+    snprintf(delim, sizeof delim, "\r\n--%.*s\r\n", (int)bl, p);
+    snprintf(close, sizeof close, "\r\n--%.*s--\r\n", (int)bl, p);
+    int parts = 0;
+    for (const char *q = m; (q = strstr(q, delim)); q++)
+        parts++;
+    assert_int_equal(parts, 3);
+    assert_non_null(strstr(m, close));
+    free(m);
+}
+
+/* A standard MIME parser (Python's email package) sees the report RFC 3464 describes. */
+static void python_email_parses_it(void **state)
+{
+    (void)state;
+    const struct dsnmsg_rcpt r[] = {
+        {"fail@example.net", "550 5.1.1 <fail@example.net>: no such user", "mx.example.net[192.0.2.1]"},
+        {"late@example.net", "4.4.7 message expired", ""},
+    };
+    const char hdr[] = "From: <a@b.example>\r\nSubject: hello\r\n";
+    size_t len;
+    char *m = dsnmsg_build("relay.example.com", "0123ABCD", "a@b.example", 1795000000,
+                           1795000100, r, 2, hdr, sizeof hdr - 1, &len);
+    char path[] = "/tmp/test_dsnmsg.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, m, len), (ssize_t)len);
+    close(fd);
+    free(m);
+    static const char script[] =
+        "import email, email.policy, sys\n"
+        "m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.compat32)\n"
+        "assert m.get_content_type() == 'multipart/report', m.get_content_type()\n"
+        "assert m.get_param('report-type') == 'delivery-status'\n"
+        "assert m['Auto-Submitted'] == 'auto-replied' and m['Message-ID'] and m['Date']\n"
+        "assert 'MAILER-DAEMON@relay.example.com' in m['From'] and m['To'] == '<a@b.example>'\n"
+        "p = m.get_payload()\n"
+        "assert [x.get_content_type() for x in p] == "
+        "['text/plain', 'message/delivery-status', 'text/rfc822-headers'], p\n"
+        "blocks = p[1].get_payload()\n"
+        "assert len(blocks) == 3, len(blocks)\n"
+        "assert blocks[0]['Reporting-MTA'] == 'dns; relay.example.com' and blocks[0]['Arrival-Date']\n"
+        "r1, r2 = blocks[1], blocks[2]\n"
+        "assert r1['Final-Recipient'] == 'rfc822; fail@example.net' and r1['Action'] == 'failed'\n"
+        "assert r1['Status'] == '5.1.1' and r1['Remote-MTA'] == 'dns; mx.example.net'\n"
+        "assert r1['Diagnostic-Code'].startswith('smtp; 550 5.1.1') and r1['Last-Attempt-Date']\n"
+        "assert r2['Final-Recipient'] == 'rfc822; late@example.net' and r2['Status'] == '4.4.7'\n"
+        "assert 'Subject: hello' in p[2].get_payload()\n";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"$DSN_CHECK\" %s", path);
+    setenv("DSN_CHECK", script, 1);
+    int rc = system(cmd);
+    unlink(path);
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(fields)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(fields), cmocka_unit_test(boundary_bounded),
+                                       cmocka_unit_test(python_email_parses_it)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
