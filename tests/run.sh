@@ -20,7 +20,8 @@ pass=0; fail=0; skipped=0; failed=()
 run_unit() {
   local t=$1 name out p f
   name=$(basename "$t"); out=$LOGDIR/$name.log
-  "$t" >"$out" 2>&1; local rc=$?
+  # A hung unit test must fail, never stall the suite.
+  timeout 300 "$t" >"$out" 2>&1; local rc=$?
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
   p=${p:-0}; f=${f:-0}
