@@ -169,8 +169,10 @@ def main():
             n1.reload(0.1)
             return final_reply(p1, "alice@example.com", "bob@example.com",
                                "ms-%d" % os.getpid()) == ANON_SEND_AS
-        t.ok(eventually(send_as_refused, 15),
-             "revoke written on site B: node1 (site A) refuses anonymous alice@example.com")
+        ok = eventually(send_as_refused, 30)
+        t.ok(ok, "revoke written on site B: node1 (site A) refuses anonymous alice@example.com",
+             "" if ok else "A has: %s\nB has: %s\nnode1 log:\n%s" % (
+                 default_node1_aces(a), default_node1_aces(b), n1.log_tail(15)))
 
         def same_version():
             for n in nodes:
