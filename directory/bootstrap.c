@@ -48,6 +48,7 @@ static const struct bootkey keys[] = {
     {"queue_hold", O(queue_hold), "no", "yes: accept and queue, deliver nothing (maintenance)"},
     {"smarthost_auth_file", O(smarthost_auth_file), "", "lines 'host[:port] user password' for AUTH to smart hosts"},
     {"spool_reserve", O(spool_reserve), "16777216", "bytes kept free: below it MAIL gets 452 4.3.1"},
+    {"cluster_secret_key_file", O(cluster_secret_key_file), "", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

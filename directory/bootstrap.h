@@ -32,6 +32,8 @@ struct rn_bootstrap {
     char *queue_hold;          /* "yes": queue everything, deliver nothing; "no" */
     char *smarthost_auth_file; /* "host[:port] user password" lines (kept out of the directory) */
     char *spool_reserve;       /* bytes the spool filesystem keeps free, "16777216" */
+    char *cluster_secret_key_file; /* Z85 CURVE secret key of this node (or relayctl) for the
+                                    * cluster bus; "" = no bus (schema/cluster-protocol.md §4) */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */
