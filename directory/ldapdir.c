@@ -685,6 +685,11 @@ static char *version_read(struct ldapdir *d, const char *base)
     return version;
 }
 
+char *ldapdir_version_read(struct ldapdir *d, const char *base)
+{
+    return version_read(d, base);
+}
+
 /* A version that differs from every other load: the daemon skips a reload whose version it
  * already runs, so an unreadable contextCSN must never look unchanged. */
 static char *version_stamp(void)
