@@ -150,7 +150,7 @@ int cluster_wire_decode(const uint8_t *frame, size_t len, struct cluster_msg *m,
             get_u64(&r, &m->seq, "seq", err, errlen) < 0)
             return -1;
     } else {
-        uint8_t flags;
+        uint8_t flags = 0;
         if (get(&r, &flags, 1, "flags", err, errlen) < 0)
             return -1;
         if (flags & ~CLUSTER_FLAG_STALE)
