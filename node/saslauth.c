@@ -231,6 +231,15 @@ static enum saslauth_rc map_rc(struct saslauth *a, int rc, char *why, size_t why
         snprintf(why, whylen, "%s", a->why);
         return a->tempfail ? SASLAUTH_TEMP : SASLAUTH_BAD;
     }
+    /* The password was right but libsasl2 refused what followed, i.e. a PLAIN authzid
+     * other than the user (no proxy authorization here): a failed AUTH (535), not an
+     * unknown mechanism, and the identity found is not kept. */
+    if (a->have_identity) {
+        a->have_identity = false;
+        snprintf(why, whylen, "authorization identity refused: %s",
+                 sasl_errstring(rc, NULL, NULL));
+        return SASLAUTH_BAD;
+    }
     switch (rc) {
     case SASL_NOMECH: case SASL_TOOWEAK: case SASL_ENCRYPT:
         snprintf(why, whylen, "mechanism not available");

@@ -27,8 +27,9 @@ def src():
     return "127.0.6.%d" % _src[0]
 
 
-def plain(user, pw):
-    return base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode()).decode()
+def plain(user, pw, authzid=""):
+    return base64.b64encode(authzid.encode() + b"\0" + user.encode() + b"\0" +
+                            pw.encode()).decode()
 
 
 class TLSClient(rnnode.Client):
@@ -43,13 +44,13 @@ class TLSClient(rnnode.Client):
         return r
 
 
-def auth(E, user, pw):
+def auth(E, user, pw, authzid=""):
     """The reply to AUTH PLAIN after STARTTLS on the submission connector."""
     with TLSClient("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
         cl.ehlo()
         cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
         cl.ehlo()
-        return cl.cmd("AUTH PLAIN " + plain(user, pw), timeout=20)
+        return cl.cmd("AUTH PLAIN " + plain(user, pw, authzid), timeout=20)
 
 
 def case_dn_login(E):
@@ -67,6 +68,15 @@ def case_equals_in_mail(E):
                  % E.slapd.user_dn("bob"))
     c.eq(auth(E, "bob=sales@example.com", PW["bob"]), OK_AUTH,
          "bob by a mail address holding '=' (user_filter mail=%s)")
+    return c.result()
+
+
+def case_authzid(E):
+    """PLAIN's authorization identity: only the user's own (or none) is accepted."""
+    c = Check()
+    c.eq(auth(E, "alice", PW["alice"], authzid="alice"), OK_AUTH, "authzid = authcid")
+    c.eq(auth(E, "alice", PW["alice"], authzid="bob"), BAD,
+         "alice's credentials asking to act as bob: 535")
     return c.result()
 
 
@@ -92,6 +102,7 @@ def main():
         t.run("a login that parses as a DN is a filter value, not an entry", case_dn_login, E)
         t.run("a login holding '=' (mail address) is found by user_filter",
               case_equals_in_mail, E)
+        t.run("AUTH PLAIN with another user's authzid is refused", case_authzid, E)
         t.run("user_filter restrictions hold for DN-shaped logins", case_filter_restriction, E)
     return t.done()
 
