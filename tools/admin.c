@@ -3,6 +3,7 @@
  * validate_conflict), so a write relayctl accepts is a connector every node will load, and
  * one it refuses is refused with the message the loader would have logged. */
 #include "tools/admin.h"
+#include "tools/relayctl.h"
 #include "directory/ldapdir.h"
 #include "directory/util.h"
 #include "directory/validate.h"
@@ -165,6 +166,16 @@ int admin_write(struct admin *a, const struct changeset *cs, const char *done_ms
         return admin_fail(a, r == DIR_TEMPFAIL ? 2 : 1, "%s", err);
     if (done_msg && !a->json)
         printf("%s\n", done_msg);
+    /* News for the cluster bus (schema/cluster-protocol.md §3), when relayctl has a key.
+     * Nodes also watch the directory and exchange heartbeats, so a lost notice only delays
+     * convergence: a warning, never a failed write. */
+    const char *key = a->dc.boot.cluster_secret_key_file;
+    if (key && *key) {
+        fflush(stdout);
+        if (relayctl_cluster_notice(a, 500, NULL, err, sizeof err) < 0)
+            fprintf(stderr, "relayctl %s: warning: cluster notice not sent: %s\n", a->verb,
+                    err);
+    }
     return 0;
 }
 

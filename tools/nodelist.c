@@ -1,19 +1,32 @@
 /* nodelist: `relayctl node list`, the relay nodes in the directory with their site, host
  * name, cluster endpoint and a fingerprint of their CURVE public key (SHA-256 of the Z85 text,
- * first 16 bytes in hex, the way ssh-keygen -l shortens a key for eyes to compare). */
+ * first 16 bytes in hex, the way ssh-keygen -l shortens a key for eyes to compare); and
+ * `relayctl node keygen`, a CURVE keypair for a node or for relayctl itself
+ * (schema/cluster-protocol.md §4): the secret key goes to a new 0600 file, never to stdout,
+ * and the public key is printed for the relayNode entry's relayCurvePublicKey. */
 #include <openssl/evp.h>
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/util.h"
+#include "node/cluster.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char help_text[] =
-    "usage: relayctl node list [--json]\n\n"
-    "List the relay nodes (relayNode entries) with their site, host name, cluster endpoint\n"
-    "and key fingerprint (SHA256:<first 16 bytes of the SHA-256 of the Z85 public key>).\n\n";
+    "usage: relayctl node list [--json]\n"
+    "       relayctl node keygen --secret-file PATH [--json]\n\n"
+    "list: the relay nodes (relayNode entries) with their site, host name, cluster endpoint\n"
+    "and key fingerprint (SHA256:<first 16 bytes of the SHA-256 of the Z85 public key>).\n\n"
+    "keygen: a new CURVE keypair for the cluster bus. The Z85 secret key is written to PATH\n"
+    "(created with mode 0600; an existing file is never overwritten: exit 1) for the\n"
+    "bootstrap key cluster_secret_key_file; the public key is printed, for the node's\n"
+    "relayCurvePublicKey. relayctl's own key is a relayNode entry without\n"
+    "relayClusterEndpoint. No directory connection is made.\n\n";
 
 static void fingerprint(const char *key, char *out, size_t len)
 {
@@ -29,11 +42,83 @@ static void fingerprint(const char *key, char *out, size_t len)
         w += (size_t)snprintf(out + w, len - w, "%02x", md[i]);
 }
 
+/* Write the secret key to a file that did not exist (O_EXCL: a key is never replaced by
+ * accident, which would cut the node off the bus). 0, 1 when it exists, 2 on other errors. */
+static int key_write(const struct admin *a, const char *path, const char *secret)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return admin_fail(a, 1, "%s exists: refusing to overwrite a key file", path);
+    if (fd < 0)
+        return admin_fail(a, 2, "%s: %s", path, strerror(errno));
+    char line[CLUSTER_KEY_LEN + 2];
+    snprintf(line, sizeof line, "%s\n", secret);
+    size_t len = strlen(line);
+    bool ok = write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
+    int saved = errno;
+    ok = close(fd) == 0 && ok;
+    explicit_bzero(line, sizeof line);
+    if (!ok) {
+        unlink(path);
+        return admin_fail(a, 2, "%s: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+static int node_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"secret-file", required_argument, 0, 's'},
+        {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    struct admin a;
+    admin_init(&a, "node keygen");
+    const char *path = NULL;
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help_text, stdout);
+            return admin_close(&a), 0;
+        }
+        if (c == 's')
+            path = optarg;
+        else if (c == 'j')
+            a.json = true;
+        else
+            return admin_close(&a), 2;
+    }
+    if (optind != argc)
+        return admin_close(&a), admin_fail(&a, 2, "keygen takes no arguments");
+    if (!path || !*path)
+        return admin_close(&a), admin_fail(&a, 2, "--secret-file PATH is required");
+    char public[CLUSTER_KEY_LEN + 1], secret[CLUSTER_KEY_LEN + 1], err[RN_ERRLEN];
+    if (cluster_keypair_new(public, secret, err, sizeof err) != 0)
+        return admin_close(&a), admin_fail(&a, 2, "%s", err);
+    int rc = key_write(&a, path, secret);
+    explicit_bzero(secret, sizeof secret);
+    if (rc == 0 && a.json) {
+        struct json *j = json_new(stdout);
+        json_begin_object(j, NULL);
+        json_string(j, "PublicKey", public);
+        json_string(j, "SecretFile", path);
+        json_end_object(j);
+        json_free(&j);
+    } else if (rc == 0) {
+        printf("%s\n", public);
+    }
+    admin_close(&a);
+    return rc;
+}
+
 int relayctl_node(int argc, char **argv)
 {
     static const struct option opts[] = {ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
+    if (!strcmp(sub, "keygen"))
+        return node_keygen(argc - 1, argv + 1);
     if (strcmp(sub, "list")) {
         fputs(help_text, help ? stdout : stderr);
         if (help)

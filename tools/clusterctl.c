@@ -1,0 +1,397 @@
+/* clusterctl: `relayctl cluster status` and `relayctl cluster notify`, relayctl's two looks
+ * at the cluster bus (schema/cluster-protocol.md).
+ *
+ * status compares what every node says it runs (its HEARTBEAT, heard with clusterprobe as
+ * an allowed admin key) with the directory's version as relayctl reads it: the directory
+ * is the truth, the bus only says who has caught up with it. notify sends the NOTICE that
+ * admin writes also send (admin_write), for changes made with other tools (ldapmodify,
+ * --ldif); nodes converge without it, from their own watcher and from heartbeats, so it
+ * only shortens the wait. relayctl's key is its own bootstrap's cluster_secret_key_file,
+ * whose public key is a relayNode entry without relayClusterEndpoint (§4). */
+#include "tools/relayctl.h"
+#include "tools/admin.h"
+#include "tools/output.h"
+#include "directory/ldapdir-private.h"
+#include "directory/util.h"
+#include "node/cluster.h"
+#include "node/cluster_wire.h"
+#include "node/clusterprobe.h"
+#include "node/clusterver.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_DEFAULT_MS 2500u     /* two heartbeat periods and a CURVE handshake */
+#define WAIT_MAX_MS     60000u
+#define NOTIFY_LINGER_MS 2000u    /* §3: relayctl closes with a linger so the frame leaves */
+
+static const char help_text[] =
+    "usage: relayctl cluster status [--wait MS] [--json]\n"
+    "       relayctl cluster notify\n\n"
+    "status: the directory's version (contextCSN) and, for every relay node, the version it\n"
+    "runs as its last heartbeat on the cluster bus says (listening up to --wait ms, default\n"
+    "2500, stopping once every node is heard). State:\n"
+    "  current      runs the directory's version\n"
+    "  behind       runs an older (or concurrent) version; Lag = seconds since the oldest\n"
+    "               change it lacks\n"
+    "  ahead        runs a newer version than the directory server relayctl reads (that\n"
+    "               replica lags; the node is fine)\n"
+    "  stale        its directory is unreachable: it serves its last good snapshot\n"
+    "  unreachable  no heartbeat heard (node down, endpoint wrong, or relayctl's key not\n"
+    "               in its allow-list)\n"
+    "  no-key       has an endpoint but no valid relayCurvePublicKey: not on the bus\n"
+    "  admin-key    a relayNode entry without an endpoint (relayctl's key): not probed\n"
+    "Exit 0 when every probed node is current or ahead, 1 when any is behind, stale,\n"
+    "unreachable or no-key, 2 on errors.\n\n"
+    "notify: send a NOTICE of the directory's version to every node (after changes made\n"
+    "with other tools; relayctl's own writes send one themselves). Prints\n"
+    "\"notice for version V sent to N node(s)\"; delivery is not confirmed.\n\n"
+    "Both need relayctl's CURVE key: cluster_secret_key_file in the bootstrap file (relayctl\n"
+    "node keygen), its public key in a relayNode entry without relayClusterEndpoint.\n\n";
+
+/* relayctl's secret key from the bootstrap; -1 with err. */
+static int key_load(struct admin *a, char secret[CLUSTER_KEY_LEN + 1], char *err,
+                    size_t errlen)
+{
+    const char *path = a->dc.boot.cluster_secret_key_file;
+    if (!path || !*path)
+        return rn_err(err, errlen, "no cluster_secret_key_file in the bootstrap file: relayctl "
+                      "needs its own CURVE key (relayctl node keygen --secret-file PATH, its "
+                      "public key in a relayNode entry without relayClusterEndpoint)");
+    char public[CLUSTER_KEY_LEN + 1];
+    return cluster_key_load(path, secret, public, err, errlen);
+}
+
+/* The nodes and a cluster_peer view of them (pointing into *nodes). */
+static int nodes_read(struct admin *a, struct ldapadmin_node **nodes, size_t *n,
+                      struct cluster_peer **peers, char *err, size_t errlen)
+{
+    if (ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, nodes, n, err, errlen) != DIR_FOUND)
+        return -1;
+    *peers = xcalloc(*n ? *n : 1, sizeof **peers);
+    for (size_t i = 0; i < *n; i++)
+        (*peers)[i] = (struct cluster_peer){(*nodes)[i].name, (*nodes)[i].endpoint,
+                                            (*nodes)[i].pubkey};
+    return 0;
+}
+
+static char *version_read(struct admin *a, char *err, size_t errlen)
+{
+    char *v = ldapdir_version_read(a->d, a->dc.boot.base_dn);
+    if (!v || !clusterver_valid(v)) {
+        rn_err(err, errlen, "cannot read the directory's version (contextCSN of the suffix "
+               "holding %s)%s%s", a->dc.boot.base_dn, v ? ": " : "", v ? v : "");
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+int relayctl_cluster_notice(struct admin *a, unsigned linger_ms, char **version_out,
+                            char *err, size_t errlen)
+{
+    if (version_out)
+        *version_out = NULL;
+    char secret[CLUSTER_KEY_LEN + 1];
+    if (key_load(a, secret, err, errlen) != 0)
+        return -1;
+    char *version = version_read(a, err, errlen);
+    struct ldapadmin_node *nodes = NULL;
+    size_t n = 0;
+    struct cluster_peer *peers = NULL;
+    int rc = -1;
+    if (version && nodes_read(a, &nodes, &n, &peers, err, errlen) == 0) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host) != 0)
+            rn_strlcpy(host, "localhost", sizeof host);
+        host[sizeof host - 1] = '\0';
+        char sender[CLUSTER_NODE_MAX + 1] = "relayctl@";
+        size_t at = strlen(sender);           /* the node field is at most 255 bytes */
+        rn_strlcpy(sender + at, host, sizeof sender - at);
+        rc = cluster_send_notice(peers, n, secret, sender, version, "relayctl", linger_ms,
+                                 err, errlen);
+    }
+    explicit_bzero(secret, sizeof secret);
+    free(peers);
+    ldapadmin_nodes_free(&nodes, n);
+    if (rc >= 0 && version_out)
+        *version_out = version;
+    else
+        free(version);
+    return rc;
+}
+
+/* ---- status ---- */
+
+/* Seconds since the epoch of a CSN's time field "YYYYmmddHHMMSS[.ffffff]Z"; -1 if bad. */
+static long long csn_time(const char *csn, size_t len)
+{
+    if (len < 15)
+        return -1;
+    for (size_t i = 0; i < 14; i++)
+        if (csn[i] < '0' || csn[i] > '9')
+            return -1;
+    size_t k = 14;
+    if (csn[k] == '.')
+        for (k++; k < len && csn[k] >= '0' && csn[k] <= '9'; k++)
+            ;
+    if (k >= len || csn[k] != 'Z')
+        return -1;
+    struct tm tm = {0};
+    int f[6] = {0};
+    static const int w[6] = {4, 2, 2, 2, 2, 2};
+    for (int i = 0, at = 0; i < 6; at += w[i++])
+        for (int d = 0; d < w[i]; d++)
+            f[i] = f[i] * 10 + (csn[at + d] - '0');
+    tm.tm_year = f[0] - 1900;
+    tm.tm_mon = f[1] - 1;
+    tm.tm_mday = f[2];
+    tm.tm_hour = f[3];
+    tm.tm_min = f[4];
+    tm.tm_sec = f[5];
+    return (long long)timegm(&tm);
+}
+
+/* The sid field (third '#' field) of a CSN of length len, upper-cased into sid. */
+static bool csn_sid(const char *csn, size_t len, char *sid, size_t cap)
+{
+    const char *p = memchr(csn, '#', len);
+    p = p ? memchr(p + 1, '#', len - (size_t)(p + 1 - csn)) : NULL;
+    if (!p)
+        return false;
+    const char *s = p + 1, *e = memchr(s, '#', len - (size_t)(s - csn));
+    if (!e || (size_t)(e - s) >= cap)
+        return false;
+    size_t i = 0;
+    for (; s < e; s++)
+        sid[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+    sid[i] = '\0';
+    return true;
+}
+
+/* The CSN of `sid` in version v (a copy, caller frees), or NULL. */
+static char *csn_of_sid(const char *v, const char *sid)
+{
+    for (const char *p = v; p && *p;) {
+        size_t len = strcspn(p, ",");
+        char s[16];
+        if (csn_sid(p, len, s, sizeof s) && !strcmp(s, sid))
+            return xstrndup(p, len);
+        p = p[len] ? p + len + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* How long `applied` has been behind `dir`: now minus the time of the oldest CSN of dir
+ * that applied does not cover (no CSN of that sid, or an older one). The change itself may
+ * be older than the newest CSN of its sid, so this is a lower bound. 0 when all covered. */
+static unsigned long long lag_seconds(const char *applied, const char *dir, time_t now)
+{
+    long long oldest = -1;
+    for (const char *p = dir; p && *p;) {
+        size_t len = strcspn(p, ",");
+        char sid[16];
+        char *mine = NULL, *d = xstrndup(p, len);
+        bool covered = false;
+        if (applied && csn_sid(p, len, sid, sizeof sid) && (mine = csn_of_sid(applied, sid))) {
+            enum clusterver_order o = clusterver_compare(mine, d);
+            covered = o == CV_EQUAL || o == CV_NEWER;
+        }
+        long long t = covered ? -1 : csn_time(p, len);
+        if (t >= 0 && (oldest < 0 || t < oldest))
+            oldest = t;
+        free(mine);
+        free(d);
+        p = p[len] ? p + len + 1 : NULL;
+    }
+    return oldest >= 0 && (long long)now > oldest ? (unsigned long long)(now - oldest) : 0;
+}
+
+static void duration(unsigned long long s, char *out, size_t len)
+{
+    if (s < 60)
+        snprintf(out, len, "%llus", s);
+    else if (s < 3600)
+        snprintf(out, len, "%llum%02llus", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(out, len, "%lluh%02llum", s / 3600, s / 60 % 60);
+    else
+        snprintf(out, len, "%llud%02lluh", s / 86400, s / 3600 % 24);
+}
+
+struct row {
+    const char *state;
+    bool probed_bad;               /* counts towards exit 1 */
+    unsigned long long lag;
+};
+
+static struct row row_state(const struct ldapadmin_node *nd, const struct clusterprobe_beat *b,
+                            const char *dirv, time_t now)
+{
+    if (!nd->endpoint || !*nd->endpoint)
+        return (struct row){"admin-key", false, 0};
+    if (!cluster_key_valid(nd->pubkey))
+        return (struct row){"no-key", true, 0};
+    if (!b->heard)
+        return (struct row){"unreachable", true, 0};
+    enum clusterver_order o = clusterver_compare(b->version, dirv);
+    unsigned long long lag = o == CV_EQUAL || o == CV_NEWER ? 0
+                             : lag_seconds(b->version, dirv, now);
+    if (b->stale)
+        return (struct row){"stale", true, lag};
+    if (o == CV_EQUAL)
+        return (struct row){"current", false, 0};
+    if (o == CV_NEWER)
+        return (struct row){"ahead", false, 0};
+    return (struct row){"behind", true, lag};
+}
+
+static int cluster_status_run(struct admin *a, unsigned wait_ms)
+{
+    char err[RN_ERRLEN], secret[CLUSTER_KEY_LEN + 1];
+    if (key_load(a, secret, err, sizeof err) != 0)
+        return admin_fail(a, 2, "%s", err);
+    char *dirv = version_read(a, err, sizeof err);
+    struct ldapadmin_node *nodes = NULL;
+    size_t n = 0;
+    struct cluster_peer *peers = NULL;
+    struct clusterprobe_beat *beats = NULL;
+    size_t nbeats = 0;
+    int rc = 2;
+    if (!dirv || nodes_read(a, &nodes, &n, &peers, err, sizeof err) != 0 ||
+        clusterprobe_collect(peers, n, secret, wait_ms, &beats, &nbeats, err,
+                             sizeof err) != 0) {
+        explicit_bzero(secret, sizeof secret);
+        admin_fail(a, 2, "%s", err);
+        goto out;
+    }
+    explicit_bzero(secret, sizeof secret);
+    time_t now = time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long now_ms = (unsigned long long)ts.tv_sec * 1000u +
+                                (unsigned long long)ts.tv_nsec / 1000000u;
+    static const char *hdr[] = {"Node", "Site", "Endpoint", "Applied", "State", "Lag", "Uptime"};
+    struct table *t = table_new(7, hdr);
+    struct json *j = a->json ? json_new(stdout) : NULL;
+    if (j) {
+        json_begin_object(j, NULL);
+        json_string(j, "DirectoryVersion", dirv);
+        json_begin_array(j, "Nodes");
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct clusterprobe_beat *b = &beats[i];
+        struct row r = row_state(&nodes[i], b, dirv, now);
+        if (r.probed_bad)
+            rc = 1;
+        const char *applied = b->heard && b->version && *b->version ? b->version : NULL;
+        if (j) {
+            json_begin_object(j, NULL);
+            json_string(j, "Name", nodes[i].name);
+            json_string(j, "Site", nodes[i].site);
+            json_string(j, "Endpoint", nodes[i].endpoint && *nodes[i].endpoint
+                                           ? nodes[i].endpoint : NULL);
+            json_string(j, "Applied", applied);
+            json_string(j, "State", r.state);
+            json_bool(j, "Stale", b->heard && b->stale);
+            json_uint(j, "LagSeconds", r.lag);
+            if (b->heard) {
+                json_uint(j, "UptimeSeconds", b->uptime_s);
+                json_uint(j, "HeardSecondsAgo", now_ms > b->received_ms
+                                                    ? (now_ms - b->received_ms) / 1000u : 0);
+            } else {
+                json_string(j, "UptimeSeconds", NULL);
+                json_string(j, "HeardSecondsAgo", NULL);
+            }
+            json_end_object(j);
+            continue;
+        }
+        char lag[32] = "-", up[32] = "-";
+        if (b->heard) {
+            snprintf(lag, sizeof lag, "%llus", r.lag);
+            duration(b->uptime_s, up, sizeof up);
+        }
+        const char *cells[7] = {nodes[i].name, nodes[i].site,
+                                nodes[i].endpoint && *nodes[i].endpoint ? nodes[i].endpoint : "-",
+                                applied ? applied : "-", r.state, lag, up};
+        table_row(t, cells);
+    }
+    if (j) {
+        json_end_array(j);
+        json_end_object(j);
+        json_free(&j);
+    } else {
+        printf("Directory version: %s\n\n", dirv);
+        table_print(t, stdout);
+    }
+    table_free(&t);
+out:
+    clusterprobe_free(&beats, nbeats);
+    free(peers);
+    ldapadmin_nodes_free(&nodes, n);
+    free(dirv);
+    return rc;
+}
+
+static int cluster_notify_run(struct admin *a)
+{
+    char err[RN_ERRLEN], *version = NULL;
+    int n = relayctl_cluster_notice(a, NOTIFY_LINGER_MS, &version, err, sizeof err);
+    if (n < 0)
+        return admin_fail(a, 2, "%s", err);
+    printf("notice for version %s sent to %d node(s)\n", version, n);
+    free(version);
+    return 0;
+}
+
+int relayctl_cluster(int argc, char **argv)
+{
+    static const struct option opts[] = {ADMIN_LONGOPTS, {"wait", required_argument, 0, 'w'},
+                                         {0, 0, 0, 0}};
+    const char *sub = argc >= 2 ? argv[1] : "";
+    bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
+    bool status = !strcmp(sub, "status");
+    if (!status && strcmp(sub, "notify")) {
+        if (!help && *sub)
+            fprintf(stderr, "relayctl cluster: unknown sub-verb '%s'\n", sub);
+        fputs(help_text, help ? stdout : stderr);
+        if (help)
+            fputs(admin_help_options(), stdout);
+        return help ? 0 : 2;
+    }
+    struct admin a;
+    admin_init(&a, status ? "cluster status" : "cluster notify");
+    unsigned wait_ms = WAIT_DEFAULT_MS;
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            printf("%s%s", help_text, admin_help_options());
+            return admin_close(&a), 0;
+        }
+        if (c == 'w') {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!status || !*optarg || *end || optarg[0] == '-' || v > WAIT_MAX_MS)
+                return admin_close(&a),
+                       admin_fail(&a, 2, status ? "--wait takes milliseconds, 0..%u"
+                                                : "--wait is for status (max %u)", WAIT_MAX_MS);
+            wait_ms = (unsigned)v;
+            continue;
+        }
+        if (!admin_option(&a, c, optarg))
+            return admin_close(&a), 2;
+    }
+    if (optind != argc - 1)
+        return admin_close(&a), admin_fail(&a, 2, "%s takes no arguments", sub);
+    if (a.ldif)
+        return admin_close(&a), admin_fail(&a, 2, "--ldif does not apply to cluster");
+    int rc = admin_open_nodeless(&a);
+    if (rc == 0)
+        rc = status ? cluster_status_run(&a, wait_ms) : cluster_notify_run(&a);
+    admin_close(&a);
+    return rc;
+}
