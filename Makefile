@@ -60,10 +60,12 @@ $(B)/tests/bench_%: tests/bench/bench_%.c $(B)/libnode.a $(B)/librelaydir.a
 deps:
 	@bash deploy/deps.sh
 
-# The test build: sanitizers on, warnings are errors, then every test.
+# The test build: sanitizers on, warnings are errors, fault injection compiled in
+# (RN_FAULTS: RELAYNODE_FAULT=... hooks the tests use; never in the release build), then
+# every test.
 test: deps
 	@$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DRN_FAULTS" \
 	  all unit-bins
 	@bash tests/run.sh build/asan
 

@@ -34,7 +34,7 @@ static const struct bootkey keys[] = {
     {"ldap_timeout", O(ldap_timeout), "5", "seconds per directory operation"},
     {"tls_cert", O(tls_cert), "", "PEM certificate for STARTTLS; empty = none"},
     {"tls_key", O(tls_key), "", "PEM private key for STARTTLS"},
-    {"cluster_bind", O(cluster_bind), "", "ZeroMQ endpoint of the cluster bus; empty = standalone"},
+    {"cluster_bind", O(cluster_bind), "", "ZeroMQ endpoint the bus binds; empty = the node's relayClusterEndpoint"},
     {"protocol_log_dir", O(protocol_log_dir), "", "per-connector protocol logs; empty = off"},
     {"max_command_line", O(max_command_line), "512", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"},
     {"max_text_line", O(max_text_line), "1000", "octets incl. CRLF (RFC 5321 4.5.3.1.6)"},
@@ -49,6 +49,9 @@ static const struct bootkey keys[] = {
     {"smarthost_auth_file", O(smarthost_auth_file), "", "lines 'host[:port] user password' for AUTH to smart hosts"},
     {"spool_reserve", O(spool_reserve), "16777216", "bytes kept free: below it MAIL gets 452 4.3.1"},
     {"cluster_secret_key_file", O(cluster_secret_key_file), "", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"},
+    {"cluster_heartbeat_ms", O(cluster_heartbeat_ms), "1000", "milliseconds between heartbeats on the bus"},
+    {"directory_watch", O(directory_watch), "auto", "change watcher: auto (persist, else poll), persist, poll, off"},
+    {"directory_poll_interval", O(directory_poll_interval), "10", "seconds between polls of contextCSN (poll mode, probes)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -19,7 +19,7 @@ struct rn_bootstrap {
     char *log;                 /* "stderr", "syslog" or a file path */
     char *ldap_timeout;        /* seconds for each directory operation, "5" */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
-    char *cluster_bind;        /* ZeroMQ endpoint for the cluster bus; empty = standalone */
+    char *cluster_bind;        /* endpoint the bus binds; "" = the node's relayClusterEndpoint */
     char *protocol_log_dir;    /* per-connector protocol logs (Verbose connectors); "" = off */
     char *max_command_line;    /* octets incl. CRLF, "512" (RFC 5321 §4.5.3.1.4) */
     char *max_text_line;       /* octets incl. CRLF, "1000" (RFC 5321 §4.5.3.1.6) */
@@ -34,6 +34,9 @@ struct rn_bootstrap {
     char *spool_reserve;       /* bytes the spool filesystem keeps free, "16777216" */
     char *cluster_secret_key_file; /* Z85 CURVE secret key of this node (or relayctl) for the
                                     * cluster bus; "" = no bus (schema/cluster-protocol.md §4) */
+    char *cluster_heartbeat_ms;    /* "1000" */
+    char *directory_watch;     /* "auto", "persist", "poll" or "off" (ldapsync.h) */
+    char *directory_poll_interval; /* seconds, "10" */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */

@@ -738,6 +738,12 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
     ldap_msgfree(res);
 
     struct rn_snapshot *s = snapshot_new();
+    /* The version is read before the data: a snapshot labelled V then holds at least V's
+     * changes. Read after, a change landing between the two reads would label old data
+     * with the new version, and every later reload of that version would be skipped. */
+    s->version = version_read(d, b->base_dn);
+    if (!s->version)
+        s->version = version_stamp();
     s->node_name = xstrdup(b->node);
     s->node_dn = xstrdup(node_dn ? node_dn : "");
     ldap_memfree(node_dn);
@@ -780,9 +786,6 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
         snapshot_unref(&s);
         return r;
     }
-    s->version = version_read(d, b->base_dn);
-    if (!s->version)
-        s->version = version_stamp();
     policy_index(s);   /* the connector list is final: build the selection index */
     *out = s;
     return DIR_FOUND;

@@ -283,6 +283,17 @@ static void frame_in(struct cluster *c, struct sockev *se, const uint8_t *data, 
             c->bad_frames++;
             return;
         }
+#ifdef RN_FAULTS
+        /* Test builds only (make test compiles with -DRN_FAULTS): RELAYNODE_FAULT=
+         * drop-notices loses every NOTICE, so a test can show convergence by heartbeats. */
+        const char *fault = getenv("RELAYNODE_FAULT");
+        if (fault && strstr(fault, "drop-notices")) {
+            char qv[CLUSTER_VERSION_MAX + 8];
+            log_fact("-", "cluster", "fault-dropped-notice", "from=%s version=%s",
+                     log_quote(m.node, qn, sizeof qn), log_quote(m.version, qv, sizeof qv));
+            return;
+        }
+#endif
         c->notices_in++;
         if (se->kind == SK_XPUB) {            /* relayctl's news: pass it on unchanged */
             uint8_t buf[CLUSTER_FRAME_MAX];

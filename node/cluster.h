@@ -3,7 +3,8 @@
  * SUB per peer (CURVE client pinning the peer's key), periodic HEARTBEATs, NOTICEs, and the
  * per-sender replay check. It carries news only; what to do with it is the daemon's choice
  * (clusterver_decide). Loop thread only; no callback may call cluster_free or
- * cluster_set_peers. The only file that includes <zmq.h>. */
+ * cluster_set_peers. With node/clusterprobe.c (relayctl's probe), the only
+ * files that include <zmq.h>. */
 #ifndef RN_CLUSTER_H
 #define RN_CLUSTER_H
 #include <stdbool.h>

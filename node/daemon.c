@@ -8,7 +8,13 @@
  * never frees a snapshot under a live session. At most one load is in flight; a SIGHUP during
  * a load is remembered and served when it finishes. A failed load keeps the last good
  * snapshot and retries with backoff 1 s .. 30 s; before the first success nothing listens:
- * no snapshot, no service (never fail open). */
+ * no snapshot, no service (never fail open).
+ *
+ * Cluster (schema/cluster-protocol.md §5): the change watcher (ldapsync, its own thread)
+ * reports the version of the node's own directory server; the bus (cluster) brings NOTICEs
+ * and peers' HEARTBEATs. Every version learned goes through clusterver_decide: old news is
+ * ignored, news the local replica has triggers a load, news it lacks waits for the watcher.
+ * A load is swapped in only if it is not older than what runs (clusterver_accept). */
 #include "node/daemon.h"
 #include "node/committer.h"
 #include "node/conncount.h"
@@ -16,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,9 +31,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "directory/ldapadmin.h"
 #include "directory/ldapdir.h"
+#include "directory/ldapsync.h"
 #include "directory/model.h"
 #include "directory/util.h"
+#include "node/cluster.h"
+#include "node/clusterver.h"
 #include "node/listener.h"
 #include "node/delivery.h"
 #include "node/log.h"
@@ -39,7 +50,8 @@
 
 #define WORKER_THREADS   2
 #define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
-#define RELOAD_PERIOD_S  60     /* safety net until the cluster notifier tells us of changes */
+#define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
+#define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
 #define BACKOFF_MIN_S    1
 #define BACKOFF_MAX_S    30
 #define DRAIN_TICK_MS    100
@@ -60,6 +72,22 @@ struct daemon {
     unsigned drain_timeout;           /* seconds */
     struct timespec drain_deadline;
     uint64_t loads_failed;
+    /* cluster */
+    struct cluster *bus;              /* owned; NULL: standalone (no key, or not bound yet) */
+    char secret[CLUSTER_KEY_LEN + 1]; /* "" when no cluster_secret_key_file */
+    unsigned heartbeat_ms;
+    struct ldapsync *watch;           /* owned; NULL when directory_watch = off */
+    bool watch_persist;               /* the watcher runs refreshAndPersist (not polling) */
+    char *replica;                    /* own server's version per the watcher; NULL unknown */
+    char *wanted;                     /* announced version the replica lacks (WAIT) */
+    char *load_floor;                 /* replica version when the in-flight load started */
+    bool stale;                       /* the last load failed: serving the last good snapshot */
+    struct event *ev_watch;           /* owned: activated by the watcher thread */
+    struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
+    pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
+    char *w_version;                  /* latest VERSION not yet taken by the loop */
+    bool w_down, w_up;
+    char w_detail[256];
 };
 
 struct load_job {
@@ -67,6 +95,9 @@ struct load_job {
     struct rn_snapshot *snap;         /* result, owned until swapped in */
     enum dir_result rc;
     char err[RN_ERRLEN];
+    struct ldapadmin_node *nodes;     /* the relayNode entries (cluster peers), with the bus */
+    size_t nnodes;
+    bool want_nodes;
 };
 
 static void load_start(struct daemon *d);
@@ -82,6 +113,9 @@ static void load_run(void *arg)
         j->rc = ldapdir_open(&d->n.boot, &d->dir, j->err, sizeof j->err);
     if (j->rc == DIR_FOUND)
         j->rc = ldapdir_load_snapshot(d->dir, &d->n.boot, &j->snap, j->err, sizeof j->err);
+    if (j->rc == DIR_FOUND && j->want_nodes)
+        j->rc = ldapadmin_list_nodes(d->dir, d->n.boot.base_dn, &j->nodes, &j->nnodes, j->err,
+                                     sizeof j->err);
     if (j->rc != DIR_FOUND) {
         ldapdir_free(&d->dir);
         if (j->snap)
@@ -121,47 +155,156 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
              listeners_count(d->listeners), failed);
 }
 
+static const char *applied_version(const struct daemon *d)
+{
+    return d->n.snap ? d->n.snap->version : NULL;
+}
+
+/* Whether a snapshot at version `have` holds everything of `want`. */
+static bool covers(const char *have, const char *want)
+{
+    enum clusterver_order o = clusterver_compare(have, want);
+    return o == CV_EQUAL || o == CV_NEWER;
+}
+
+static void set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = v ? xstrdup(v) : NULL;
+}
+
+static void load_job_free(struct load_job *j)
+{
+    if (j->snap)
+        snapshot_unref(&j->snap);
+    ldapadmin_nodes_free(&j->nodes, j->nnodes);
+    free(j);
+}
+
+static void on_bus_notice(void *arg, const char *from, const char *version, const char *origin);
+static void on_bus_heartbeat(void *arg, const char *peer, const char *version, bool stale);
+
+/* Start the bus once the directory has said where this node listens (its relayNode entry's
+ * relayClusterEndpoint, or the bootstrap's cluster_bind), then keep its peers and its
+ * heartbeat in step with the snapshot that runs. */
+static void bus_update(struct daemon *d, const struct load_job *j)
+{
+    if (!d->secret[0])
+        return;
+    if (!d->bus && j->nodes) {
+        const struct ldapadmin_node *self = NULL;
+        for (size_t i = 0; i < j->nnodes; i++)
+            if (j->nodes[i].name && strcasecmp(j->nodes[i].name, d->n.boot.node) == 0)
+                self = &j->nodes[i];
+        const char *bind = d->n.boot.cluster_bind && *d->n.boot.cluster_bind
+                               ? d->n.boot.cluster_bind
+                               : self && self->endpoint ? self->endpoint : NULL;
+        if (!bind || !*bind) {
+            log_fact("-", "cluster", "standalone", "reason=%s",
+                     "no-relayClusterEndpoint-and-no-cluster_bind");
+            return;
+        }
+        struct cluster_opts o = {d->n.boot.node, bind, d->secret, d->heartbeat_ms};
+        struct cluster_callbacks cb = {on_bus_notice, on_bus_heartbeat, d};
+        char err[RN_ERRLEN], qe[RN_ERRLEN + 64], qb[512];
+        d->bus = cluster_new(d->n.base, &o, &cb, err, sizeof err);
+        if (!d->bus) {
+            log_fact("-", "cluster", "bus-failed", "bind=%s error=%s retry=next-load",
+                     log_quote(bind, qb, sizeof qb), log_quote(err, qe, sizeof qe));
+            return;
+        }
+        log_fact("-", "cluster", "bus-start", "bind=%s public_key=%s heartbeat_ms=%u",
+                 log_quote(bind, qb, sizeof qb), cluster_public_key(d->bus), d->heartbeat_ms);
+        if (!self || !self->pubkey || strcmp(self->pubkey, cluster_public_key(d->bus)) != 0)
+            log_fact("-", "cluster", "key-mismatch",
+                     "node=%s detail=%s", d->n.boot.node,
+                     "relayCurvePublicKey of this node's entry is not the public key of "
+                     "cluster_secret_key_file: peers will refuse this node");
+    }
+    if (!d->bus)
+        return;
+    if (j->nodes) {
+        struct cluster_peer *p = xcalloc(j->nnodes ? j->nnodes : 1, sizeof *p);
+        for (size_t i = 0; i < j->nnodes; i++)
+            p[i] = (struct cluster_peer){j->nodes[i].name, j->nodes[i].endpoint,
+                                         j->nodes[i].pubkey};
+        char err[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        size_t skipped = cluster_set_peers(d->bus, p, j->nnodes, err, sizeof err);
+        if (skipped)
+            log_fact("-", "cluster", "peers-skipped", "count=%zu first=%s", skipped,
+                     log_quote(err, qe, sizeof qe));
+        free(p);
+    }
+    cluster_set_applied(d->bus, applied_version(d), d->stale);
+}
+
+static void load_failed(struct daemon *d, const struct load_job *j)
+{
+    char qe[RN_ERRLEN + 64];
+    d->loads_failed++;
+    d->stale = d->n.snap != NULL;
+    log_fact("-", "config", "load-failed",
+             "result=%s error=%s retry_in=%u keeping=%s failures=%llu",
+             dir_result_name(j->rc), log_quote(j->err, qe, sizeof qe), d->backoff,
+             d->n.snap ? "last-good" : "none", (unsigned long long)d->loads_failed);
+    struct timeval tv = {d->backoff, 0};
+    evtimer_add(d->ev_retry, &tv);
+    d->backoff = d->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d->backoff * 2;
+    if (d->bus)
+        cluster_set_applied(d->bus, applied_version(d), d->stale);
+}
+
 /* Loop thread: apply a finished load, or keep the last good snapshot and schedule a retry. */
 static void load_done(void *arg)
 {
     struct load_job *j = arg;
     struct daemon *d = j->d;
     d->loading = false;
+    free(d->load_floor);
+    d->load_floor = NULL;
     if (d->stopping || d->n.draining) {
-        if (j->snap)
-            snapshot_unref(&j->snap);
-        free(j);
+        load_job_free(j);
         return;
     }
-    if (j->rc == DIR_FOUND && d->n.snap && j->snap->version && d->n.snap->version &&
-        strcmp(j->snap->version, d->n.snap->version) == 0) {
-        /* Same directory version (the periodic safety net, mostly): keep the snapshot the
-         * sessions already share; only retry bindings that failed to open. */
-        char qv[256];
+    char qv[256], qa[256];
+    const char *applied = applied_version(d);
+    if (j->rc != DIR_FOUND) {
+        load_failed(d, j);
+    } else if (d->n.snap && j->snap->version && applied &&
+               (strcmp(j->snap->version, applied) == 0 ||
+                clusterver_compare(j->snap->version, applied) == CV_EQUAL)) {
+        /* Same directory version (the periodic safety net, a duplicate notice): keep the
+         * snapshot the sessions already share; only retry bindings that failed to open. */
         log_fact("-", "config", "unchanged", "version=%s",
                  log_quote(j->snap->version, qv, sizeof qv));
-        snapshot_unref(&j->snap);
         listeners_reconcile(d->listeners, d->n.snap);
         d->backoff = BACKOFF_MIN_S;
+        d->stale = false;
         evtimer_del(d->ev_retry);
-    } else if (j->rc == DIR_FOUND) {
-        snapshot_swap(d, j->snap);
-        j->snap = NULL;
-        d->backoff = BACKOFF_MIN_S;
-        evtimer_del(d->ev_retry);
-    } else {
-        char qe[RN_ERRLEN + 64];
-        d->loads_failed++;
-        log_fact("-", "config", "load-failed",
-                 "result=%s error=%s retry_in=%u keeping=%s failures=%llu",
-                 dir_result_name(j->rc), log_quote(j->err, qe, sizeof qe), d->backoff,
-                 d->n.snap ? "last-good" : "none",
-                 (unsigned long long)d->loads_failed);
+        bus_update(d, j);
+    } else if (!clusterver_accept(applied, j->snap->version)) {
+        /* Older than (or concurrent with) what runs: a replica behind the one we loaded
+         * from last (failover). Never go backwards; try again later. */
+        log_fact("-", "config", "older-discarded", "loaded=%s applied=%s retry_in=%u",
+                 log_quote(j->snap->version, qv, sizeof qv),
+                 log_quote(applied, qa, sizeof qa), d->backoff);
         struct timeval tv = {d->backoff, 0};
         evtimer_add(d->ev_retry, &tv);
         d->backoff = d->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d->backoff * 2;
+    } else {
+        snapshot_swap(d, j->snap);
+        j->snap = NULL;
+        d->backoff = BACKOFF_MIN_S;
+        d->stale = false;
+        evtimer_del(d->ev_retry);
+        bus_update(d, j);
     }
-    free(j);
+    if (d->wanted && covers(applied_version(d), d->wanted)) {
+        free(d->wanted);
+        d->wanted = NULL;
+        evtimer_del(d->ev_wait);
+    }
+    load_job_free(j);
     if (d->reload_pending) {
         d->reload_pending = false;
         load_start(d);
@@ -178,9 +321,120 @@ static void load_start(struct daemon *d)
     }
     struct load_job *j = xcalloc(1, sizeof *j);
     j->d = d;
+    j->want_nodes = d->secret[0] != '\0';
     d->loading = true;
+    set_str(&d->load_floor, d->replica);   /* the load reads its version first: >= this */
     evtimer_del(d->ev_retry);
     worker_submit(d->n.worker, load_run, load_done, j);
+}
+
+/* A version learned from the watcher, a NOTICE or a peer's HEARTBEAT (§5 of the spec). */
+static void cluster_news(struct daemon *d, const char *version, const char *via,
+                         const char *from)
+{
+    if (d->stopping || d->n.draining || !clusterver_valid(version))
+        return;
+    if (d->loading && d->load_floor && covers(d->load_floor, version))
+        return;                       /* the load in flight already holds it */
+    enum clusterver_action a = clusterver_decide(applied_version(d), version, d->replica);
+    char qv[256], qa[256], qf[300];
+    if (a == CV_IGNORE)
+        return;
+    if (a == CV_WAIT) {
+        if (!d->wanted || clusterver_compare(version, d->wanted) == CV_NEWER) {
+            set_str(&d->wanted, version);
+            log_fact("-", "cluster", "wait", "from=%s via=%s version=%s replica=%s",
+                     log_quote(from, qf, sizeof qf), via, log_quote(version, qv, sizeof qv),
+                     log_quote(d->replica, qa, sizeof qa));
+        }
+        if (!d->watch_persist && !evtimer_pending(d->ev_wait, NULL)) {
+            struct timeval tv = {WAIT_RETRY_S, 0};
+            evtimer_add(d->ev_wait, &tv);
+        }
+        return;
+    }
+    if (d->loading && d->reload_pending)
+        return;                       /* a load is already queued behind the one in flight */
+    log_fact("-", "cluster", "news", "from=%s via=%s version=%s applied=%s action=reload",
+             log_quote(from, qf, sizeof qf), via, log_quote(version, qv, sizeof qv),
+             log_quote(applied_version(d), qa, sizeof qa));
+    load_start(d);
+}
+
+static void on_bus_notice(void *arg, const char *from, const char *version, const char *origin)
+{
+    char via[80];
+    snprintf(via, sizeof via, "notice/%s", origin && *origin ? origin : "-");
+    cluster_news(arg, version, via, from);
+}
+
+static void on_bus_heartbeat(void *arg, const char *peer, const char *version, bool stale)
+{
+    cluster_news(arg, version, "heartbeat", peer);
+}
+
+/* Watcher thread: leave the event in the slot and wake the loop. */
+static void on_watch_thread(void *arg, enum ldapsync_event ev, const char *version,
+                            const char *detail)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->watch_mu);
+    if (ev == LDAPSYNC_VERSION) {
+        free(d->w_version);
+        d->w_version = xstrdup(version);
+    } else {
+        d->w_down = ev == LDAPSYNC_DOWN;
+        d->w_up = ev == LDAPSYNC_UP;
+        rn_strlcpy(d->w_detail, detail ? detail : "", sizeof d->w_detail);
+    }
+    pthread_mutex_unlock(&d->watch_mu);
+    event_active(d->ev_watch, EV_READ, 0);
+}
+
+/* Loop thread: what the watcher saw of the node's own directory server. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->watch_mu);
+    char *version = d->w_version;
+    d->w_version = NULL;
+    bool down = d->w_down, up = d->w_up;
+    d->w_down = d->w_up = false;
+    char detail[sizeof d->w_detail], qd[600], qv[256];
+    rn_strlcpy(detail, d->w_detail, sizeof detail);
+    pthread_mutex_unlock(&d->watch_mu);
+    if (down) {
+        log_fact("-", "cluster", "watcher-down", "reason=%s", log_quote(detail, qd, sizeof qd));
+        free(d->replica);             /* unknown now: news is loaded for, not waited on */
+        d->replica = NULL;
+    }
+    if (up) {
+        d->watch_persist = strcmp(detail, "persist") == 0;
+        log_fact("-", "cluster", "watcher-up", "mode=%s", log_quote(detail, qd, sizeof qd));
+    }
+    if (version) {
+        set_str(&d->replica, version);
+        const char *applied = applied_version(d);
+        enum clusterver_order o = clusterver_compare(version, applied);
+        log_fact("-", "cluster", "directory-version", "version=%s",
+                 log_quote(version, qv, sizeof qv));
+        if (d->bus && applied && (o == CV_NEWER || o == CV_CONCURRENT)) {
+            char err[RN_ERRLEN], qe[RN_ERRLEN + 64];
+            if (cluster_publish_notice(d->bus, version, d->watch_persist ? "sync" : "poll",
+                                       err, sizeof err) < 0)
+                log_fact("-", "cluster", "notice-failed", "error=%s",
+                         log_quote(err, qe, sizeof qe));
+        }
+        cluster_news(d, version, "watcher", d->n.boot.node);
+        free(version);
+    }
+}
+
+static void on_wait_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->wanted)
+        load_start(d);
 }
 
 /* SIGUSR1 (relayctl queue retry): the queue re-reads the delivery state of waiting messages. */
@@ -416,10 +670,59 @@ static int loop_setup(struct daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+/* The key (a configured key that cannot be read stops the start: never a bus without
+ * CURVE, never a silent standalone node) and the change watcher. The bus itself starts after
+ * the first load, which says where this node listens. */
+static int cluster_setup(struct daemon *d, char *err, size_t errlen)
+{
+    struct node *n = &d->n;
+    unsigned long hb, poll_s;
+    if (parse_num("cluster_heartbeat_ms", n->boot.cluster_heartbeat_ms, 50, 60000, &hb, err,
+                  errlen) < 0 ||
+        parse_num("directory_poll_interval", n->boot.directory_poll_interval, 1, 3600, &poll_s,
+                  err, errlen) < 0)
+        return -1;
+    d->heartbeat_ms = (unsigned)hb;
+    const char *w = n->boot.directory_watch ? n->boot.directory_watch : "auto";
+    enum ldapsync_mode mode;
+    if (strcmp(w, "auto") == 0)
+        mode = LDAPSYNC_AUTO;
+    else if (strcmp(w, "persist") == 0)
+        mode = LDAPSYNC_PERSIST;
+    else if (strcmp(w, "poll") == 0)
+        mode = LDAPSYNC_POLL;
+    else if (strcmp(w, "off") == 0)
+        mode = (enum ldapsync_mode)-1;
+    else
+        return rn_err(err, errlen, "directory_watch: '%s' is not auto, persist, poll or off", w);
+    const char *kf = n->boot.cluster_secret_key_file;
+    if (kf && *kf) {
+        char public[CLUSTER_KEY_LEN + 1], kerr[RN_ERRLEN];
+        if (cluster_key_load(kf, d->secret, public, kerr, sizeof kerr) < 0)
+            return rn_err(err, errlen, "cluster_secret_key_file: %s", kerr);
+    } else {
+        log_fact("-", "cluster", "standalone", "reason=%s", "no-cluster_secret_key_file");
+    }
+    d->ev_watch = event_new(n->base, -1, 0, on_watch, d);
+    d->ev_wait = evtimer_new(n->base, on_wait_retry, d);
+    if (!d->ev_watch || !d->ev_wait)
+        return rn_err(err, errlen, "cannot create the watcher events");
+    if ((int)mode == -1) {
+        log_fact("-", "cluster", "watcher-off", "reload=%s", "SIGHUP, bus news, every 60 s");
+        return 0;
+    }
+    struct ldapsync_opts o = {mode, (unsigned)poll_s};
+    d->watch = ldapsync_start(&n->boot, &o, on_watch_thread, d, err, errlen);
+    return d->watch ? 0 : -1;
+}
+
 static void daemon_teardown(struct daemon *d)
 {
     struct node *n = &d->n;
     d->stopping = true;
+    ldapsync_stop(&d->watch);         /* before its event goes: the thread activates it */
+    cluster_free(&d->bus);
+    explicit_bzero(d->secret, sizeof d->secret);
     listeners_free(&d->listeners);
     if (n->queue)
         queue_stop(n->queue);         /* no new attempts; results from now on recorded inline */
@@ -437,14 +740,17 @@ static void daemon_teardown(struct daemon *d)
     queue_free(&n->queue);
     conncount_free(&n->conns);
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
-                            &d->ev_retry,
-                            &d->ev_drain};
+                            &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
     ldapdir_free(&d->dir);
+    free(d->replica);
+    free(d->wanted);
+    free(d->load_floor);
+    free(d->w_version);
     if (n->snap)
         snapshot_unref(&n->snap);
     spool_free(&n->spool);
@@ -465,6 +771,7 @@ int daemon_run(const struct daemon_opts *o)
     int rc = 1;
     bool logging = false;
     d->backoff = BACKOFF_MIN_S;
+    pthread_mutex_init(&d->watch_mu, NULL);
     if (node_setup(d, o, err, sizeof err) < 0)
         goto out;
     logging = true;
@@ -472,7 +779,7 @@ int daemon_run(const struct daemon_opts *o)
         goto out;
     if (o->pidfile && write_pidfile(o->pidfile, err, sizeof err) < 0)
         goto out;
-    if (loop_setup(d, err, sizeof err) < 0)
+    if (loop_setup(d, err, sizeof err) < 0 || cluster_setup(d, err, sizeof err) < 0)
         goto out;
     log_fact("-", "node", "start", "node=%s pid=%ld foreground=%s", d->n.boot.node,
              (long)getpid(), o->foreground ? "yes" : "no");
@@ -490,6 +797,7 @@ out:
     if (o->pidfile && rc == 0)
         unlink(o->pidfile);
     daemon_teardown(d);
+    pthread_mutex_destroy(&d->watch_mu);
     free(d);
     log_close();
     return rc;

@@ -83,8 +83,9 @@ class Node:
     """One relaynode in the foreground. Use as a context manager, or start()/stop()."""
 
     def __init__(self, conf, ports=(), host="127.0.0.1", log_path=None, binary=None,
-                 extra_args=()):
+                 extra_args=(), env=None):
         self.conf = conf
+        self.env = env                  # extra environment variables (e.g. RELAYNODE_FAULT)
         self.ports = list(ports)
         self.host = host
         self.binary = binary or relaynode_binary()
@@ -100,7 +101,8 @@ class Node:
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "-c", self.conf, "--foreground"] + self.extra_args,
-            stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **self.env) if self.env else None, stdin=subprocess.DEVNULL,
+            stdout=self._logf, stderr=subprocess.STDOUT,
             start_new_session=True)
         for p in self.ports:
             left = max(0.1, timeout)

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Cluster convergence benchmark (not a test): the time from `ldapmodify` returning to every
+node enforcing the change, p50 and p99 over CHANGES changes, for 3 and 10 nodes on one slapd
+(deploy/cluster/cluster.py), and, as the peer measured in the same run, OpenLDAP syncrepl
+alone replicating one change between two servers (deploy/multisite/multisite.sh).
+
+  tests/bench/cluster_bench.py [BUILD_DIR] [--nodes 3,10] [--changes 100]
+
+A change alternates granting and removing ms-Exch-SMTP-Accept-Any-Recipient for ANONYMOUS
+LOGON on every node's CRM connector (one ldapmodify). "Enforcing" is observed over SMTP: one
+thread per node keeps a session open from 127.0.2.55 (the CRM server) and repeats
+RSET/MAIL/RCPT until the RCPT reply is the new one (a live session applies a reload from
+its next MAIL); the change's latency is the slowest node's. Nothing here asserts a time.
+"""
+import argparse
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import rnnode  # noqa: E402
+
+CLUSTER = os.path.join(ROOT, "deploy", "cluster", "cluster.py")
+MULTISITE = os.path.join(ROOT, "deploy", "multisite", "multisite.sh")
+SITE = "cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com"
+ANON = "NT AUTHORITY\\ANONYMOUS LOGON"
+BASE = ("allow; %s; ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Sender, "
+        "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, ms-Exch-Accept-Headers-Routing" % ANON)
+GRANT = "allow; %s; ms-Exch-SMTP-Accept-Any-Recipient" % ANON
+OK, NO = "250", "550"
+
+
+def env_file(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k:
+                out[k] = v.strip("'")
+    return out
+
+
+def crm_dn(k):
+    return ("cn=CRM Application,cn=node1,%s" % SITE if k == 1
+            else "cn=CRM Application node%d,cn=node%d,%s" % (k, k, SITE))
+
+
+def crm_ldif(n, grant):
+    return "\n".join("dn: %s\nchangetype: modify\nreplace: relayAuthMechanism\n"
+                     "relayAuthMechanism: Tls\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
+                     % (crm_dn(k), BASE, ("relayAce: %s\n" % GRANT) if grant else "")
+                     for k in range(1, n + 1))
+
+
+class Prober(threading.Thread):
+    """Keeps an SMTP session to one node and reports when its RCPT reply code is `want`."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.want = None
+        self.t0 = 0.0
+        self.seen = None            # ms after t0 when `want` was first seen
+        self.cv = threading.Condition()
+        self.stop = False
+        self.cl = None
+
+    def session(self):
+        if self.cl is None:
+            self.cl = rnnode.Client("127.0.0.1", self.port, source="127.0.2.55", timeout=10)
+            self.cl.ehlo()
+
+    def probe(self):
+        try:
+            self.session()
+            self.cl.cmd("RSET")
+            self.cl.cmd("MAIL FROM:<app@example.com>")
+            return self.cl.cmd("RCPT TO:<someone@outside.example>")[:3]
+        except (OSError, rnnode.Closed):
+            if self.cl:
+                self.cl.close()
+            self.cl = None
+            return None
+
+    def arm(self, want, t0):
+        with self.cv:
+            self.want, self.t0, self.seen = want, t0, None
+            self.cv.notify()
+
+    def run(self):
+        while True:
+            with self.cv:
+                while self.want is None and not self.stop:
+                    self.cv.wait()
+                if self.stop:
+                    return
+                want, t0 = self.want, self.t0
+            if self.probe() == want:
+                with self.cv:
+                    if self.want == want and self.t0 == t0:
+                        self.seen = (time.monotonic() - t0) * 1000
+                        self.want = None
+                        self.cv.notify_all()
+
+
+def run_cluster(build, n, changes):
+    work = tempfile.mkdtemp(prefix="clbench.")
+    nodes = []
+    try:
+        r = subprocess.run(["/usr/bin/python3", CLUSTER, "setup", work, "--nodes", str(n),
+                            "--build", build], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            print("cluster setup failed:\n" + r.stdout.decode(errors="replace"))
+            return None
+        env, cenv = env_file(os.path.join(work, "env")), env_file(os.path.join(work, "cluster.env"))
+        ports = [int(cenv["NODE%d_SMTP_PORT" % k]) for k in range(1, n + 1)]
+        for k in range(1, n + 1):
+            nd = rnnode.Node(cenv["NODE%d_CONF" % k], ports=[ports[k - 1]],
+                             binary=os.path.join(build, "relaynode"))
+            nd.start(timeout=60)
+            nodes.append(nd)
+        ldapmodify = ["ldapmodify", "-x", "-H", env["SLAPD_URI"], "-D", env["ADMIN_DN"], "-y",
+                      env["ADMIN_PW_FILE"]]
+        probers = [Prober(p) for p in ports]
+        for p in probers:
+            p.start()
+        time.sleep(2)                 # buses connected, first heartbeats exchanged
+        lat = []
+        for i in range(changes + 1):
+            grant = i % 2 == 0
+            subprocess.run(ldapmodify, input=crm_ldif(n, grant).encode(), check=True,
+                           stdout=subprocess.DEVNULL)
+            t0 = time.monotonic()
+            for p in probers:
+                p.arm(OK if grant else NO, t0)
+            worst = 0.0
+            for p in probers:
+                with p.cv:
+                    ok = p.cv.wait_for(lambda: p.seen is not None, timeout=30)
+                    if not ok:
+                        print("node on port %d never enforced change %d" % (p.port, i))
+                        return None
+                    worst = max(worst, p.seen)
+            if i > 0:                 # the first change warms caches and connections
+                lat.append(worst)
+        for p in probers:
+            with p.cv:
+                p.stop = True
+                p.cv.notify()
+        return lat
+    finally:
+        for nd in nodes:
+            nd.stop()
+        subprocess.run(["/usr/bin/python3", CLUSTER, "stop", work], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_syncrepl(changes):
+    """Two slapd servers in multi-provider replication: write on A, poll B (ldapsearch)."""
+    work = tempfile.mkdtemp(prefix="srbench.")
+    try:
+        r = subprocess.run(["bash", MULTISITE, "start", work], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            print("multisite start failed:\n" + r.stdout.decode(errors="replace"))
+            return None
+        top = env_file(os.path.join(work, "env"))
+        a, b = env_file(os.path.join(top["SITE_A_DIR"], "env")), \
+            env_file(os.path.join(top["SITE_B_DIR"], "env"))
+        dn = crm_dn(1)
+        lat = []
+        for i in range(changes):
+            marker = "bench-%d-%d" % (os.getpid(), i)
+            subprocess.run(["ldapmodify", "-x", "-H", a["SLAPD_URI"], "-D", a["ADMIN_DN"], "-y",
+                            a["ADMIN_PW_FILE"]], check=True, stdout=subprocess.DEVNULL,
+                           input=("dn: %s\nchangetype: modify\nreplace: description\n"
+                                  "description: %s\n" % (dn, marker)).encode())
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 10:
+                out = subprocess.run(["ldapsearch", "-x", "-LLL", "-H", b["SLAPD_URI"], "-D",
+                                      b["ADMIN_DN"], "-y", b["ADMIN_PW_FILE"], "-s", "base",
+                                      "-b", dn, "description"], stdout=subprocess.PIPE).stdout
+                if marker.encode() in out:
+                    lat.append((time.monotonic() - t0) * 1000)
+                    break
+        return lat
+    finally:
+        subprocess.run(["bash", MULTISITE, "stop", work], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pct(v, p):
+    """Nearest-rank percentile."""
+    s = sorted(v)
+    return s[min(len(s) - 1, max(0, math.ceil(p / 100.0 * len(s)) - 1))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--nodes", default="3,10")
+    ap.add_argument("--changes", type=int, default=100)
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    print("# cluster convergence: ldapmodify returned -> every node enforcing (over SMTP), "
+          "%d changes" % a.changes)
+    sr = run_syncrepl(min(a.changes, 50))
+    sr_p50 = statistics.median(sr) if sr else None
+    if sr:
+        print("%-28s p50 %6.1f ms  p99 %6.1f ms  (%d changes; the peer: ldapsearch on B "
+              "polls every round trip)" % ("syncrepl A->B (peer)", sr_p50, pct(sr, 99), len(sr)))
+    rc = 0
+    for n in [int(x) for x in a.nodes.split(",") if x.strip()]:
+        lat = run_cluster(build, n, a.changes)
+        if not lat:
+            rc = 1
+            continue
+        p50, p99 = statistics.median(lat), pct(lat, 99)
+        ratio = " ratio p50/syncrepl p50 %.1fx" % (p50 / sr_p50) if sr_p50 else ""
+        print("%-28s p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms%s  (target p99 < 50 ms)"
+              % ("relaynode, %d nodes" % n, p50, p99, max(lat), ratio))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
