@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Two sites, two directory servers in OpenLDAP multi-provider replication (RFC 4533 syncrepl
-# in both directions, olcMultiProvider), one relay node per site attached to its own server.
-# A change written on either server is enforced by both sites' nodes once replicated.
+# in both directions, olcMultiProvider), one relay node per site attached to its own server,
+# both on the cluster bus (schema/cluster-protocol.md). A change written on either server is
+# enforced by both sites' nodes once replicated: each node's watcher sees its own server
+# change, and a NOTICE from the other site that arrives before replication waits for it.
 #
 #   multisite.sh start DIR     site A in DIR/a (node1, the example organisation), site B in
 #                              DIR/b (node2 under cn=Site-B); prints DIR/env
@@ -12,12 +14,16 @@
 # both hold the same entries before they replicate. Then each server gets olcServerID and a
 # syncrepl stanza pointing at the other (bound as the other's rootdn), and
 # olcMultiProvider TRUE. B uses A's service password (the hash is in the shared data).
+# Bus: each node gets a CURVE keypair (relayctl node keygen; RELAYNODE_BUILD or build/ has
+# relayctl) in DIR/keys/, and its relayNode entry an endpoint on a free loopback port and the
+# public key, written to A before the export so both servers start with them.
 # Production: use TLS (ldaps:// or starttls=critical) and a dedicated replicator identity
 # instead of the rootdn; see schema/README.md for the service account ACLs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 FIXTURE="$ROOT/deploy/slapd/fixture.sh"
+RELAYCTL=${RELAYNODE_BUILD:-$ROOT/build}/relayctl
 SLAPCAT=${SLAPCAT:-$(command -v slapcat || echo /usr/sbin/slapcat)}
 SUFFIX="dc=example,dc=com"
 ADMIN_DN="cn=admin,$SUFFIX"
@@ -58,6 +64,11 @@ cmd_start() {
   local dir=$1
   mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
   cmd_stop "$dir" 2>/dev/null || true
+  [ -x "$RELAYCTL" ] || die "no relayctl at $RELAYCTL (build first, or set RELAYNODE_BUILD)"
+  rm -rf "$dir/keys"; mkdir -p "$dir/keys"
+  local key1 key2 bus1 bus2
+  key1=$("$RELAYCTL" node keygen --secret-file "$dir/keys/node1.key") || die "keygen failed"
+  key2=$("$RELAYCTL" node keygen --secret-file "$dir/keys/node2.key") || die "keygen failed"
   "$FIXTURE" start "$dir/a" >/dev/null
   . "$dir/a/env"
   local a_uri=$SLAPD_URI a_pw; a_pw=$(cat "$ADMIN_PW_FILE")
@@ -65,6 +76,20 @@ cmd_start() {
   while [ "$b_smtp" = "$SMTP_PORT" ] || [ "$b_smtp" = "$SUBMISSION_PORT" ] || [ "$b_smtp" = "$SLAPD_PORT" ]; do
     b_smtp=$(free_port)
   done
+  bus1=$(free_port); bus2=$(free_port)
+  while [ "$bus1" = "$bus2" ] || [ "$bus2" = "$b_smtp" ] || [ "$bus1" = "$b_smtp" ]; do
+    bus2=$(free_port)
+  done
+  ldapmodify -x -H "$a_uri" -D "$ADMIN_DN" -y "$ADMIN_PW_FILE" >/dev/null <<LDIF
+dn: cn=node1,cn=Default-Site,cn=Sites,ou=Relay,$SUFFIX
+changetype: modify
+replace: relayClusterEndpoint
+relayClusterEndpoint: tcp://127.0.0.1:$bus1
+-
+replace: relayCurvePublicKey
+relayCurvePublicKey: $key1
+-
+LDIF
   # Site B and its node, with a default connector on its own port (written to A).
   ldapadd -x -H "$a_uri" -D "$ADMIN_DN" -y "$ADMIN_PW_FILE" >/dev/null <<LDIF
 dn: cn=Site-B,cn=Sites,ou=Relay,$SUFFIX
@@ -75,6 +100,8 @@ dn: cn=node2,cn=Site-B,cn=Sites,ou=Relay,$SUFFIX
 objectClass: relayNode
 cn: node2
 relayHostName: node2.example.com
+relayClusterEndpoint: tcp://127.0.0.1:$bus2
+relayCurvePublicKey: $key2
 
 dn: cn=Default node2,cn=node2,cn=Site-B,cn=Sites,ou=Relay,$SUFFIX
 objectClass: relayReceiveConnector
@@ -94,6 +121,8 @@ LDIF
   local b_uri=$SLAPD_URI b_pw; b_pw=$(cat "$ADMIN_PW_FILE")
   sed -e "s|^node = .*|node = node2|" -e "s|^hostname = .*|hostname = node2.example.com|" \
       -i "$dir/b/relaynode.conf"
+  echo "cluster_secret_key_file = $dir/keys/node1.key" >>"$dir/a/relaynode.conf"
+  echo "cluster_secret_key_file = $dir/keys/node2.key" >>"$dir/b/relaynode.conf"
   replicate "$dir/a" 1 "$b_uri" "$b_pw"
   replicate "$dir/b" 2 "$a_uri" "$a_pw"
   local i
@@ -110,6 +139,8 @@ SITE_B_URI='$b_uri'
 NODE1_CONF='$dir/a/relaynode.conf'
 NODE2_CONF='$dir/b/relaynode.conf'
 NODE2_SMTP_PORT='$b_smtp'
+NODE1_BUS='tcp://127.0.0.1:$bus1'
+NODE2_BUS='tcp://127.0.0.1:$bus2'
 ENV
   cat "$dir/env"
 }
