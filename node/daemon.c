@@ -52,6 +52,7 @@
 #define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
 #define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
 #define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
+#define BACKWARDS_S      300    /* an older directory for this long is the truth (restore) */
 #define BACKOFF_MIN_S    1
 #define BACKOFF_MAX_S    30
 #define DRAIN_TICK_MS    100
@@ -82,6 +83,7 @@ struct daemon {
     char *wanted;                     /* announced version the replica lacks (WAIT) */
     char *load_floor;                 /* replica version when the in-flight load started */
     bool stale;                       /* the last load failed: serving the last good snapshot */
+    struct timespec older_since;      /* first load discarded as older; {0}: none pending */
     struct event *ev_watch;           /* owned: activated by the watcher thread */
     struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
@@ -254,6 +256,23 @@ static void load_failed(struct daemon *d, const struct load_job *j)
         cluster_set_applied(d->bus, applied_version(d), d->stale);
 }
 
+/* A load older than what runs is refused (a lagging replica after a failover catches up in
+ * seconds), but a directory that stays older for BACKWARDS_S was restored from a backup or
+ * lost a provider's CSN: it is the truth, and a node must not serve a config it no longer
+ * holds forever. True once that long has passed since the first refusal. */
+static bool older_for_long(struct daemon *d)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!d->older_since.tv_sec) {
+        d->older_since = now;
+        if (!d->older_since.tv_sec)
+            d->older_since.tv_sec = 1;
+        return false;
+    }
+    return now.tv_sec - d->older_since.tv_sec >= BACKWARDS_S;
+}
+
 /* Loop thread: apply a finished load, or keep the last good snapshot and schedule a retry. */
 static void load_done(void *arg)
 {
@@ -278,11 +297,12 @@ static void load_done(void *arg)
         log_fact("-", "config", "unchanged", "version=%s",
                  log_quote(j->snap->version, qv, sizeof qv));
         listeners_reconcile(d->listeners, d->n.snap);
+        memset(&d->older_since, 0, sizeof d->older_since);
         d->backoff = BACKOFF_MIN_S;
         d->stale = false;
         evtimer_del(d->ev_retry);
         bus_update(d, j);
-    } else if (!clusterver_accept(applied, j->snap->version)) {
+    } else if (!clusterver_accept(applied, j->snap->version) && !older_for_long(d)) {
         /* Older than (or concurrent with) what runs: a replica behind the one we loaded
          * from last (failover). Never go backwards; try again later. */
         log_fact("-", "config", "older-discarded", "loaded=%s applied=%s retry_in=%u",
@@ -292,6 +312,11 @@ static void load_done(void *arg)
         evtimer_add(d->ev_retry, &tv);
         d->backoff = d->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d->backoff * 2;
     } else {
+        if (d->older_since.tv_sec && !clusterver_accept(applied, j->snap->version))
+            log_fact("-", "config", "version-reset", "loaded=%s applied=%s older_for_s=%d",
+                     log_quote(j->snap->version, qv, sizeof qv),
+                     log_quote(applied, qa, sizeof qa), BACKWARDS_S);
+        memset(&d->older_since, 0, sizeof d->older_since);
         snapshot_swap(d, j->snap);
         j->snap = NULL;
         d->backoff = BACKOFF_MIN_S;
@@ -336,6 +361,8 @@ static void cluster_news(struct daemon *d, const char *version, const char *via,
         return;
     if (d->loading && d->load_floor && covers(d->load_floor, version))
         return;                       /* the load in flight already holds it */
+    if (evtimer_pending(d->ev_retry, NULL))
+        return;                       /* in backoff after a failure: the retry loads it */
     enum clusterver_action a = clusterver_decide(applied_version(d), version, d->replica);
     char qv[256], qa[256], qf[300];
     if (a == CV_IGNORE)
