@@ -8,6 +8,7 @@
   - a node that loses every NOTICE (fault injection, test build) and has no change watcher
     of its own converges from its peers' heartbeats;
   - a rogue CURVE key is refused (every node's ZAP logs it, it hears no heartbeat);
+  - relayctl's write sends a NOTICE: a node without a watcher reloads on it;
   - slapd stopped: every node keeps its last snapshot (allows what it allowed, nothing
     new); slapd back: a change made then is enforced everywhere;
   - `relayctl cluster status` shows every node current.
@@ -261,16 +262,47 @@ def main():
              "rogue key: cluster status hears no node (exit %d)" % rc, json.dumps(js))
         t.ok(refused, "rogue key: every node's ZAP refused it and logged the key")
 
+        # relayctl's NOTICE: node1 alone, without a watcher, learns of relayctl's write only
+        # from the notice relayctl sends after it.
+        for n in c.nodes:
+            n.stop()
+        with open(c.confs[0]) as f:
+            conf1 = f.read()
+        with open(c.confs[0], "a") as f:
+            f.write("directory_watch = off\n")
+        n1 = c.start(0)
+        eventually(lambda: "cluster bus-start" in n1.log(), 10)
+        mark = len(n1.log())
+        t.ok(rcpt(c.ports[0]) == NO_RELAY, "node1 alone, no watcher: refuses relay")
+        rc, out, err = relayctl("permission", "add", "CRM Application", "--user", ANON,
+                                "--extended-rights", "ms-Exch-SMTP-Accept-Any-Recipient",
+                                "--config", c.cenv["RELAYCTL_CONF"])
+        t0 = time.monotonic()
+        ms = converge(c, RCPT_OK, t0, idx=[0])
+        t.ok(rc == 0 and None not in ms, "relayctl permission add: node1 relays (ms: %s)"
+             % fmt(ms), out + err + n1.log_tail(10))
+        t.ok(re.search(r"cluster news from=relayctl@\S+ via=notice/relayctl",
+                       n1.log()[mark:]), "node1 reloaded on relayctl's notice",
+             n1.log()[mark:][-2000:])
+        n1.stop()
+        with open(c.confs[0], "w") as f:
+            f.write(conf1)
+        c.start(0)
+        c.start(1)
+        c.start(2, env={"RELAYNODE_FAULT": "drop-notices"})
+
         # slapd stopped: last snapshot kept, nothing new allowed.
         c.set_crm(grant=True)
         converge(c, RCPT_OK, time.monotonic())
         pid = c.slapd_pid()
+        marks = [len(n.log()) for n in c.nodes]
         os.kill(pid, signal.SIGTERM)
         gone = eventually(lambda: not rntest.pid_alive(pid), 10)
         t.ok(gone, "slapd stopped")
         for n in c.nodes:
             n.reload(0)               # a reload now fails: the node must keep what it has
-        failed = eventually(lambda: all("keeping=last-good" in n.log() for n in c.nodes), 15)
+        failed = eventually(lambda: all("keeping=last-good" in n.log()[m:]
+                                        for n, m in zip(c.nodes, marks)), 15)
         t.ok(failed, "every node: load failed, keeping the last good snapshot")
         t.ok(all(rcpt(p) == RCPT_OK for p in c.ports),
              "directory down: the CRM servers still relay (nothing allowed before is refused)")

@@ -63,6 +63,21 @@ class Site:
         if r.returncode != 0:
             raise RuntimeError("ldapmodify on %s: %s" % (self.uri, r.stderr.decode()))
 
+    def config_read(self, dn, attr):
+        r = subprocess.run(["ldapsearch", "-Q", "-LLL", "-o", "ldif-wrap=no", "-Y", "EXTERNAL",
+                            "-H", self.env["SLAPD_LDAPI"], "-s", "base", "-b", dn, attr],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return [l.split(": ", 1)[1] for l in r.stdout.decode().splitlines()
+                if l.lower().startswith(attr.lower() + ": ")]
+
+    def config_replace(self, dn, attr, value):
+        r = subprocess.run(["ldapmodify", "-Q", "-Y", "EXTERNAL", "-H", self.env["SLAPD_LDAPI"]],
+                           input=("dn: %s\nchangetype: modify\nreplace: %s\n%s: %s\n"
+                                  % (dn, attr, attr, value)).encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise RuntimeError("cn=config modify: %s" % r.stderr.decode())
+
     def read(self, dn, attr):
         r = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.uri,
                             "-D", ADMIN, "-y", self.pw, "-s", "base", "-b", dn, attr],
@@ -182,6 +197,27 @@ def main():
         v = eventually(same_version, 15)
         t.ok(v, "both nodes run the same snapshot version",
              "node1 %s / node2 %s" % (version_of(n1), version_of(n2)))
+        # Rule 3 of the spec: a node whose replica lags waits for it. Site B stops
+        # replicating (its syncrepl points at a closed port); a grant written on A is applied
+        # by node1, whose news reaches node2 over the bus: node2 waits and keeps refusing
+        # (its own server does not have the change), and applies it once B has replicated.
+        sr = b.config_read("olcDatabase={1}mdb,cn=config", "olcSyncrepl")
+        t.ok(len(sr) == 1 and "provider=" in sr[0], "site B's syncrepl stanza read", repr(sr))
+        orig = re.sub(r"^\{\d+\}", "", sr[0]) if sr else ""
+        b.config_replace("olcDatabase={1}mdb,cn=config", "olcSyncrepl",
+                         re.sub(r"provider=\S+", "provider=ldap://127.0.0.1:9/", orig))
+        mark2 = len(n2.log())
+        set_anon_rights(a, NODE2_CONN, BASE_RIGHTS + ["ms-Exch-SMTP-Accept-Any-Recipient"])
+        waited = eventually(lambda: re.search(r"cluster wait from=node1 ", n2.log()[mark2:]), 10)
+        t.ok(waited, "replication to B paused, grant written on A: node2 hears it from node1 "
+             "and waits for its replica", n2.log_tail(20))
+        time.sleep(1.5)               # heartbeats go on; node2 must still not apply it
+        t.ok(rcpt_reply(p2, "x@outside.example") == NO_RELAY and
+             "ms-Exch-SMTP-Accept-Any-Recipient" not in " ".join(b.read(NODE2_CONN, "relayAce")),
+             "while B lags, node2 keeps B's config (refuses relay): it never loads from "
+             "elsewhere")
+        b.config_replace("olcDatabase={1}mdb,cn=config", "olcSyncrepl", orig)
+        t.ok(eventually(relays, 30), "replication resumed: node2 relays once B has the grant")
         for n in nodes:
             log = n.log()
             t.ok("AddressSanitizer" not in log and "runtime error:" not in log,
