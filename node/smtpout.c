@@ -33,6 +33,7 @@ struct smtpout {
     void *arg;
     enum st st;
     bool tls, ext_pipelining, ext_8bit, ext_utf8, ext_starttls, ext_auth_plain, ext_size;
+    unsigned long long size_max; /* SIZE's fixed maximum (RFC 1870); 0: none given */
     size_t rcpt_next;            /* replies to RCPT received so far */
     size_t accepted;             /* RCPTs answered 2xx */
     struct smtpout_rcpt_result *rr;
@@ -147,6 +148,7 @@ static void send_ehlo(struct smtpout *c)
 {
     c->ext_pipelining = c->ext_8bit = c->ext_utf8 = c->ext_starttls = false;
     c->ext_auth_plain = c->ext_size = false;
+    c->size_max = 0;
     send_line(c, "EHLO %s", c->o.helo);
     c->st = ST_EHLO;
 }
@@ -158,6 +160,15 @@ static void send_envelope(struct smtpout *c)
         finish(c, SMTPOUT_PERMFAIL, c->o.needs_smtputf8 && !c->ext_utf8
                    ? "5.6.7 the next hop does not offer SMTPUTF8, which the message needs"
                    : "5.6.3 the next hop does not offer 8BITMIME, which the message needs");
+        return;
+    }
+    if (c->ext_size && c->size_max && c->o.len > c->size_max) {
+        /* RFC 1870 §6: a message over the server's fixed maximum is not sent. */
+        char why[160];
+        snprintf(why, sizeof why, "5.3.4 message of %zu octets exceeds the next hop's fixed "
+                 "maximum message size of %llu", c->o.len, c->size_max);
+        send_line(c, "QUIT");
+        finish(c, SMTPOUT_PERMFAIL, why);
         return;
     }
     char params[96] = "";
@@ -249,8 +260,14 @@ static void on_ehlo_line(struct smtpout *c, const char *line, size_t len)
         c->ext_utf8 = true;
     else if (kl >= 8 && strncasecmp(kw, "STARTTLS", 8) == 0)
         c->ext_starttls = true;
-    else if (kl >= 4 && strncasecmp(kw, "SIZE", 4) == 0)
+    else if (kl >= 4 && strncasecmp(kw, "SIZE", 4) == 0 && (kl == 4 || kw[4] == ' ')) {
         c->ext_size = true;
+        unsigned long long v = 0;
+        size_t i = 5;
+        for (; i < kl && i < 25 && kw[i] >= '0' && kw[i] <= '9'; i++)
+            v = v * 10 + (unsigned long long)(kw[i] - '0');
+        c->size_max = i < 25 ? v : 0;   /* absurdly long numbers: no limit we can hold */
+    }
     else if (kl >= 5 && strncasecmp(kw, "AUTH", 4) == 0) {
         char tmp[256];
         clean_copy(tmp, sizeof tmp, kw, kl);

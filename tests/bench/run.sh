@@ -25,4 +25,10 @@ if [ -x "$B/relaynode" ]; then
   echo "## smtp_bench (relaynode vs Postfix)"
   bash tests/bench/smtp_bench.sh "$B" || { echo "smtp_bench exited $?" >&2; rc=1; }
 fi
+# Cluster convergence, 3 and 10 nodes on one slapd, against syncrepl (CLUSTER_CHANGES=100).
+if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
+  echo "## cluster_bench (ldapmodify -> every node enforcing)"
+  /usr/bin/python3 tests/bench/cluster_bench.py "$B" --changes "${CLUSTER_CHANGES:-100}" ||
+    { echo "cluster_bench exited $?" >&2; rc=1; }
+fi
 exit $rc

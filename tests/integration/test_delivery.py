@@ -217,6 +217,24 @@ def case_8bit(E, sink, sink7):
     return c.result()
 
 
+def case_size(E, sink, sink7):
+    """A message over the next hop's SIZE maximum (8192 here) is not sent: DSN 5.3.4."""
+    c = Check()
+    s = tag("oversize")
+    pad = "".join("X-Pad-%d: %s\r\n" % (i, "x" * 90) for i in range(100))
+    r = send(E, "owner@sink.test", ["u@seven.test"], s, extra=pad)
+    c.true(queued_id(r), "accepted (within our own limit)", r)
+    got = eventually(lambda: dsn_for(sink, s), 20)
+    body = got[0]["data"].decode(errors="replace") if got else ""
+    c.true("Status: 5.3.4" in body and "fixed maximum message size of 8192" in body,
+           "DSN 5.3.4 names the next hop's maximum", body[:1500])
+    c.eq(with_subject(sink7, s), [], "nothing reached the hop")
+    s2 = tag("undersize")
+    c.true(queued_id(send(E, "owner@sink.test", ["u@seven.test"], s2)), "a small one")
+    c.true(eventually(lambda: with_subject(sink7, s2), 20), "a small message still goes")
+    return c.result()
+
+
 def case_reuse(E, sink):
     """Ten messages one after the other to one smart host share connections."""
     c = Check()
@@ -297,7 +315,8 @@ def main():
                                   tls_cert=os.path.join(E.dir, "tls", "node.pem"),
                                   tls_key=os.path.join(E.dir, "tls", "node.key"),
                                   auth=("relay", "s3cret-%d" % PID)).start()
-        sink7 = smtpsink.Sink(os.path.join(work, "sink7"), eightbit=False).start()
+        sink7 = smtpsink.Sink(os.path.join(work, "sink7"), eightbit=False,
+                              size_max=8192).start()
         dns = dnsstub.DnsStub({"mx.test.": {"MX": [(10, "mx1.mx.test.")]},
                                "mx1.mx.test.": {"A": ["127.0.0.1"]}}).start()
         try:
@@ -346,6 +365,8 @@ def main():
             t.run("connections are reused for the next message", case_reuse, E, sink)
             t.run("8-bit message, next hop without 8BITMIME: DSN 5.6.3, never mangled",
                   case_8bit, E, sink, sink7)
+            t.run("over the next hop's SIZE maximum: DSN 5.3.4, not sent", case_size, E, sink,
+                  sink7)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
         finally:

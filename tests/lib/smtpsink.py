@@ -32,7 +32,7 @@ import time
 
 class Sink:
     def __init__(self, directory, port=0, tls_cert=None, tls_key=None, auth=None,
-                 host="127.0.0.1", eightbit=True):
+                 host="127.0.0.1", eightbit=True, size_max=52428800):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.host = host
@@ -43,6 +43,7 @@ class Sink:
             self.tls.load_cert_chain(tls_cert, tls_key)
         self.auth = auth              # (user, password) or None
         self.eightbit = eightbit      # advertise 8BITMIME and SMTPUTF8
+        self.size_max = size_max      # advertised as SIZE (not enforced: a client must)
         self.lock = threading.Lock()
         self.count = 0
         self.attempts = {}            # rcpt -> RCPT attempts seen
@@ -116,7 +117,7 @@ class Sink:
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
                 sender, rcpts = None, []
-                ext = ["PIPELINING", "SIZE 52428800", "ENHANCEDSTATUSCODES"]
+                ext = ["PIPELINING", "SIZE %d" % self.size_max, "ENHANCEDSTATUSCODES"]
                 if self.eightbit:
                     ext += ["8BITMIME", "SMTPUTF8"]
                 if self.tls and not st["tls"]:
