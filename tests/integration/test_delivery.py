@@ -15,6 +15,7 @@ import os
 import random
 import re
 import smtplib
+import subprocess
 import sys
 import tempfile
 import threading
@@ -235,6 +236,36 @@ def case_size(E, sink, sink7):
     return c.result()
 
 
+def case_queue_retry(E, sink):
+    """relayctl queue retry on a live node: a message deferred with the next attempt ten
+    minutes away is delivered at once (SIGUSR1, the node re-reads its state)."""
+    c = Check()
+    with open(E.conf) as f:
+        conf = [l for l in f if not l.startswith(("retry_min", "retry_max"))]
+    with open(E.conf, "w") as f:
+        f.write("".join(conf) + "retry_min = 600\nretry_max = 600\n")
+    E.node.stop()
+    E.node.start()
+    s = tag("qretry")
+    rcpt = "defer1-%d@sink.test" % PID
+    qid = (queued_id(send(E, "owner@sink.test", [rcpt], s)) or "").split("@")[0]
+    c.true(qid, "accepted")
+    deferred = eventually(lambda: re.search(r"%s queue defer " % re.escape(qid or "-"),
+                                            E.node.log()), 15)
+    c.true(deferred, "first attempt deferred (451 from the sink)", E.node.log_tail(10))
+    time.sleep(1)
+    c.eq(with_subject(sink, s), [], "not delivered before the retry")
+    relayctl = os.path.join(os.path.dirname(rnnode.relaynode_binary()), "relayctl")
+    r = subprocess.run([relayctl, "queue", "retry", qid or "-", "-c", E.conf],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = r.stdout.decode(errors="replace")
+    c.true(r.returncode == 0 and "signalled relaynode pid %d" % E.node.pid in out,
+           "relayctl queue retry signals the running node", out)
+    c.true(eventually(lambda: with_subject(sink, s), 10),
+           "delivered right after the retry (the next attempt was 600 s away)")
+    return c.result()
+
+
 def case_reuse(E, sink):
     """Ten messages one after the other to one smart host share connections."""
     c = Check()
@@ -369,6 +400,8 @@ def main():
                   sink7)
             t.run("kill -9 three times under load: every acknowledged message delivered",
                   case_kill9_loop, E, sink)
+            t.run("relayctl queue retry on a live node delivers a deferred message now",
+                  case_queue_retry, E, sink)
         finally:
             dns.stop()
             sink7.stop()
