@@ -27,40 +27,14 @@ import shutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import rncluster  # noqa: E402
 import rnnode  # noqa: E402
+from rntest import read_env  # noqa: E402
 
 CLUSTER = os.path.join(ROOT, "deploy", "cluster", "cluster.py")
 MULTISITE = os.path.join(ROOT, "deploy", "multisite", "multisite.sh")
-SITE = "cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com"
-ANON = "NT AUTHORITY\\ANONYMOUS LOGON"
-BASE = ("allow; %s; ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Sender, "
-        "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, ms-Exch-Accept-Headers-Routing" % ANON)
-GRANT = "allow; %s; ms-Exch-SMTP-Accept-Any-Recipient" % ANON
 OK, NO = "250", "550"
 PROBE_GAP_S = 0.001   # between probes of one node: the resolution of the measurement
-
-
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                out[k] = v.strip("'")
-    return out
-
-
-def crm_dn(k):
-    return ("cn=CRM Application,cn=node1,%s" % SITE if k == 1
-            else "cn=CRM Application node%d,cn=node%d,%s" % (k, k, SITE))
-
-
-def crm_ldif(n, grant):
-    return "\n".join("dn: %s\nchangetype: modify\nreplace: relayAuthMechanism\n"
-                     "relayAuthMechanism: Tls\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
-                     % (crm_dn(k), BASE, ("relayAce: %s\n" % GRANT) if grant else "")
-                     for k in range(1, n + 1))
 
 
 class Prober(threading.Thread):
@@ -127,7 +101,7 @@ def run_cluster(build, n, changes):
         if r.returncode != 0:
             print("cluster setup failed:\n" + r.stdout.decode(errors="replace"))
             return None
-        env, cenv = env_file(os.path.join(work, "env")), env_file(os.path.join(work, "cluster.env"))
+        env, cenv = read_env(os.path.join(work, "env")), read_env(os.path.join(work, "cluster.env"))
         ports = [int(cenv["NODE%d_SMTP_PORT" % k]) for k in range(1, n + 1)]
         for k in range(1, n + 1):
             nd = rnnode.Node(cenv["NODE%d_CONF" % k], ports=[ports[k - 1]],
@@ -143,8 +117,8 @@ def run_cluster(build, n, changes):
         lat = []
         for i in range(changes + 1):
             grant = i % 2 == 0
-            subprocess.run(ldapmodify, input=crm_ldif(n, grant).encode(), check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(ldapmodify, input=rncluster.crm_ldif(range(1, n + 1), grant).encode(),
+                           check=True, stdout=subprocess.DEVNULL)
             t0 = time.monotonic()
             for p in probers:
                 p.arm(OK if grant else NO, t0)
@@ -180,10 +154,10 @@ def run_syncrepl(changes):
         if r.returncode != 0:
             print("multisite start failed:\n" + r.stdout.decode(errors="replace"))
             return None
-        top = env_file(os.path.join(work, "env"))
-        a, b = env_file(os.path.join(top["SITE_A_DIR"], "env")), \
-            env_file(os.path.join(top["SITE_B_DIR"], "env"))
-        dn = crm_dn(1)
+        top = read_env(os.path.join(work, "env"))
+        a, b = read_env(os.path.join(top["SITE_A_DIR"], "env")), \
+            read_env(os.path.join(top["SITE_B_DIR"], "env"))
+        dn = rncluster.crm_dn(1)
         lat = []
         for i in range(changes):
             marker = "bench-%d-%d" % (os.getpid(), i)

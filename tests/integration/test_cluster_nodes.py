@@ -25,17 +25,14 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import rncluster  # noqa: E402
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
 from rnnode import Client, eventually  # noqa: E402
+from rncluster import ANON  # noqa: E402
 
 ROOT = rnnode.ROOT
 CLUSTER = os.path.join(ROOT, "deploy", "cluster", "cluster.py")
-SITE = "cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com"
-ANON = "NT AUTHORITY\\ANONYMOUS LOGON"
-BASE = ("allow; %s; ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Sender, "
-        "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, ms-Exch-Accept-Headers-Routing" % ANON)
-GRANT = "allow; %s; ms-Exch-SMTP-Accept-Any-Recipient" % ANON
 NO_RELAY = "550 5.7.1 Unable to relay"
 RCPT_OK = "250 2.1.5 Recipient OK"
 N = 3
@@ -51,21 +48,6 @@ def relayctl(*args):
     return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                out[k] = v.strip("'")
-    return out
-
-
-def crm_dn(k):
-    return ("cn=CRM Application,cn=node1,%s" % SITE if k == 1
-            else "cn=CRM Application node%d,cn=node%d,%s" % (k, k, SITE))
-
-
 class Cluster:
     def __init__(self, work):
         self.work = work
@@ -76,8 +58,8 @@ class Cluster:
         self.ok = r.returncode == 0
         if not self.ok:
             return
-        self.env = env_file(os.path.join(work, "env"))
-        self.cenv = env_file(os.path.join(work, "cluster.env"))
+        self.env = rntest.read_env(os.path.join(work, "env"))
+        self.cenv = rntest.read_env(os.path.join(work, "cluster.env"))
         self.ports = [int(self.cenv["NODE%d_SMTP_PORT" % k]) for k in range(1, N + 1)]
         self.confs = [self.cenv["NODE%d_CONF" % k] for k in range(1, N + 1)]
         self.nodes = [None] * N
@@ -98,13 +80,8 @@ class Cluster:
             raise RuntimeError("ldapmodify: %s" % r.stderr.decode())
         return t
 
-    def set_crm(self, grant, nodes=range(1, N + 1)):
-        recs = []
-        for k in nodes:
-            recs.append("dn: %s\nchangetype: modify\nreplace: relayAuthMechanism\n"
-                        "relayAuthMechanism: Tls\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
-                        % (crm_dn(k), BASE, ("relayAce: %s\n" % GRANT) if grant else ""))
-        return self.modify("\n".join(recs))
+    def set_crm(self, grant):
+        return self.modify(rncluster.crm_ldif(range(1, N + 1), grant))
 
     def slapd_pid(self):
         with open(os.path.join(self.work, "slapd.pid")) as f:
@@ -116,26 +93,20 @@ class Cluster:
                 n.stop()
 
 
-def rcpt(port):
-    """The CRM application server (127.0.2.55) asks to relay to an outside address."""
+def rcpt(port, source="127.0.2.55", sender="app@example.com"):
+    """A client asks to relay to an outside address: by default the CRM application server
+    (127.0.2.55); outsider_rcpt is an anonymous outsider on the Default connector."""
     try:
-        with Client("127.0.0.1", port, source="127.0.2.55", timeout=5) as cl:
+        with Client("127.0.0.1", port, source=source, timeout=5) as cl:
             cl.ehlo()
-            cl.cmd("MAIL FROM:<app@example.com>")
+            cl.cmd("MAIL FROM:<%s>" % sender)
             return cl.cmd("RCPT TO:<someone@outside.example>")
     except (OSError, rnnode.Closed) as e:
         return "error: %s" % e
 
 
 def outsider_rcpt(port):
-    """An anonymous outsider (127.0.0.1, the Default connector) asks the same."""
-    try:
-        with Client("127.0.0.1", port, source="127.0.0.1", timeout=5) as cl:
-            cl.ehlo()
-            cl.cmd("MAIL FROM:<x@outside.example>")
-            return cl.cmd("RCPT TO:<someone@outside.example>")
-    except (OSError, rnnode.Closed) as e:
-        return "error: %s" % e
+    return rcpt(port, source="127.0.0.1", sender="x@outside.example")
 
 
 def converge(c, want, t0, idx=None, timeout=15.0):

@@ -39,20 +39,10 @@ RCPT_OK = "250 2.1.5 Recipient OK"
 ANON_SEND_AS = "550 5.7.1 Anonymous client does not have permissions to send as this sender"
 
 
-def env_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                out[k] = v.strip("'")
-    return out
-
-
 class Site:
     def __init__(self, d):
         self.dir = d
-        self.env = env_file(os.path.join(d, "env"))
+        self.env = rntest.read_env(os.path.join(d, "env"))
         self.uri = self.env["SLAPD_URI"]
         self.pw = self.env["ADMIN_PW_FILE"]
 
@@ -137,7 +127,7 @@ def main():
         if not t.ok(r.returncode == 0, "multisite.sh start: two replicating servers",
                     r.stdout.decode(errors="replace")):
             return t.done()
-        top = env_file(os.path.join(work, "env"))
+        top = rntest.read_env(os.path.join(work, "env"))
         a, b = Site(top["SITE_A_DIR"]), Site(top["SITE_B_DIR"])
         p2 = int(top["NODE2_SMTP_PORT"])
         p1 = int(a.env["SMTP_PORT"])
