@@ -34,6 +34,7 @@ static const struct bootkey keys[] = {
     {"ldap_timeout", O(ldap_timeout), "5", "seconds per directory operation"},
     {"tls_cert", O(tls_cert), "", "PEM certificate for STARTTLS; empty = none"},
     {"tls_key", O(tls_key), "", "PEM private key for STARTTLS"},
+    {"tls_cert_dir", O(tls_cert_dir), "", "directory of named STARTTLS certificates NAME.pem + NAME.key (relayTlsCertificateName)"},
     {"cluster_bind", O(cluster_bind), "", "ZeroMQ endpoint the bus binds; empty = the node's relayClusterEndpoint"},
     {"protocol_log_dir", O(protocol_log_dir), "", "per-connector protocol logs; empty = off"},
     {"max_command_line", O(max_command_line), "512", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"},

@@ -19,6 +19,8 @@ struct rn_bootstrap {
     char *log;                 /* "stderr", "syslog" or a file path */
     char *ldap_timeout;        /* seconds for each directory operation, "5" */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
+    char *tls_cert_dir;        /* named certificates NAME.pem + NAME.key (relayTlsCertificateName);
+                                * "" = none */
     char *cluster_bind;        /* endpoint the bus binds; "" = the node's relayClusterEndpoint */
     char *protocol_log_dir;    /* per-connector protocol logs (Verbose connectors); "" = off */
     char *max_command_line;    /* octets incl. CRLF, "512" (RFC 5321 §4.5.3.1.4) */

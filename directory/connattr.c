@@ -61,6 +61,9 @@ const struct connattr connattr_table[] = {
      F(protocol_logging), "None or Verbose (per-connector protocol log)"},
     {"relayAce", "(security descriptor)", CA_ACES, true, 0, 0, 0, false, F(aces),
      "allow|deny; principal; right[, right...] (see the ACE grammar)"},
+    {"relayTlsCertificateName", "TlsCertificateName", CA_STRING, false, 0, 0, 64, false,
+     F(tls_cert_name),
+     "STARTTLS certificate tls_cert_dir/NAME.pem + NAME.key; default the node's"},
 };
 const size_t connattr_count = sizeof connattr_table / sizeof connattr_table[0];
 
@@ -117,6 +120,31 @@ static int parse_limit(const struct connattr *a, const char *v, uint64_t *out, c
     return 0;
 }
 
+/* relayTlsCertificateName becomes a file name stem under tls_cert_dir, so it must not be able
+ * to leave that directory ("../x", "/etc/...") or name a hidden file: a conservative portable
+ * file name ([A-Za-z0-9._-], POSIX 3.282) that does not start with '.'. */
+static int check_cert_name(const struct connattr *a, const char *v, char *err, size_t errlen)
+{
+    if (v[0] == '.')
+        return rn_err(err, errlen, "%s: '%.64s' starts with '.'", a->ldap, v);
+    for (size_t i = 0; v[i]; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return rn_err(err, errlen, "%s: character 0x%02x at offset %zu is not A-Z, a-z, "
+                          "0-9, '.', '_' or '-'", a->ldap, ch, i);
+    }
+    return 0;
+}
+
+/* CA_STRING values that are more than text get an extra check, found by their field. */
+static const struct {
+    size_t offset;
+    int (*check)(const struct connattr *a, const char *v, char *err, size_t errlen);
+} string_checks[] = {
+    {F(tls_cert_name), check_cert_name},
+};
+
 static int parse_string(const struct connattr *a, const char *v, char *err, size_t errlen)
 {
     size_t len = strlen(v);
@@ -133,6 +161,9 @@ static int parse_string(const struct connattr *a, const char *v, char *err, size
             return rn_err(err, errlen, "%s: control character 0x%02x at offset %zu", a->ldap,
                           ch, i);
     }
+    for (size_t i = 0; i < sizeof string_checks / sizeof string_checks[0]; i++)
+        if (string_checks[i].offset == a->offset)
+            return string_checks[i].check(a, v, err, errlen);
     return 0;
 }
 

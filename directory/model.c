@@ -131,6 +131,7 @@ void connector_clear(struct rn_connector *c)
     free(c->fqdn);
     free(c->banner);
     free(c->comment);
+    free(c->tls_cert_name);
     for (size_t i = 0; i < c->naces; i++)
         ace_clear(&c->aces[i]);
     free(c->aces);

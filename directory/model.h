@@ -42,6 +42,8 @@ struct rn_connector {
     uint64_t message_rate_limit;   /* messages per minute per source */
     unsigned protocol_logging;     /* 0 None, 1 Verbose */
     struct ace *aces; size_t naces;  /* owned: the security descriptor */
+    char *tls_cert_name;           /* owned; NULL: the node certificate. A file name stem in
+                                    * tls_cert_dir ([A-Za-z0-9._-], no leading '.') */
 };
 
 enum rn_domain_type { DOMAIN_AUTHORITATIVE, DOMAIN_INTERNAL_RELAY, DOMAIN_EXTERNAL_RELAY };

@@ -152,6 +152,23 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
     }
+    /* The named certificates this snapshot's connectors use, read again from tls_cert_dir
+     * at every swap (so a new directory version also picks up renewed files); the old set
+     * goes. Sessions keep no pointer into it (node_tls_for at STARTTLS; an upgraded SSL
+     * holds its own SSL_CTX reference). */
+    struct tlsctx_named *named = NULL;
+    size_t nnamed = 0;
+    for (size_t i = 0; i < snap->nconnectors; i++) {
+        const char *name = snap->connectors[i].tls_cert_name;
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        if (name && tlsctx_named_add(&named, &nnamed, n->boot.tls_cert_dir, name, terr,
+                                     sizeof terr) < 0)
+            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
+                     log_quote(terr, qe, sizeof qe));
+    }
+    tlsctx_named_free(&n->tls_named, &n->ntls_named);
+    n->tls_named = named;
+    n->ntls_named = nnamed;
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);
@@ -629,6 +646,16 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         if (!n->tls)
             return rn_err(err, errlen, "tls: %s", terr);
     }
+    /* A tls_cert_dir that is not a directory is a typo, stopped here like a bad tls_cert;
+     * a missing NAME.pem inside it only costs the connectors naming it (snapshot_swap). */
+    const char *cdir = n->boot.tls_cert_dir;
+    if (cdir && *cdir) {
+        struct stat st;
+        if (stat(cdir, &st) != 0)
+            return rn_err(err, errlen, "tls_cert_dir %s: %s", cdir, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return rn_err(err, errlen, "tls_cert_dir %s: not a directory", cdir);
+    }
     if (saslauth_init(err, errlen) < 0)
         return -1;
     d->sasl = true;
@@ -782,6 +809,7 @@ static void daemon_teardown(struct daemon *d)
         snapshot_unref(&n->snap);
     spool_free(&n->spool);
     tlsctx_free(&n->tls);
+    tlsctx_named_free(&n->tls_named, &n->ntls_named);
     if (d->sasl)
         saslauth_done();
     if (n->base) {

@@ -17,6 +17,7 @@ struct conncount;
 struct smtp_session;
 struct spool;
 struct tlsctx;
+struct tlsctx_named;
 struct worker;
 
 struct node {
@@ -29,6 +30,9 @@ struct node {
     struct committer *committer;       /* owned: group commit of accepted messages */
     struct worker *authworker;         /* owned: SMTP AUTH directory lookups and binds */
     struct tlsctx *tls;                /* owned: STARTTLS context; NULL = no certificate */
+    struct tlsctx_named *tls_named;    /* owned: the certificates n->snap's connectors name,
+                                        * rebuilt at every swap; use node_tls_for (tlsctx.h) */
+    size_t ntls_named;
     struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
     struct queue *queue;               /* owned: committed messages until delivered */
     size_t max_command_line, max_text_line;

@@ -27,9 +27,12 @@
 #define AUTH_FAIL_PER_SOURCE 10     /* failures per source address per minute */
 #define AUTH_DELAY_MAX_S 3          /* a failure is answered after min(failures, this) s */
 
+/* The connector's certificate (relayTlsCertificateName) or the node's; a named one that did
+ * not load means no STARTTLS here, so RequireTLS and BasicAuthRequireTLS refuse as without
+ * a certificate (fail closed). */
 bool smtp_auth_tls_offered(const struct smtp_session *s)
 {
-    return (s->c->auth & AUTH_TLS) && s->n->tls && !s->tls;
+    return (s->c->auth & AUTH_TLS) && !s->tls && node_tls_for(s->n, s->c) != NULL;
 }
 
 bool smtp_auth_offered(const struct smtp_session *s)
@@ -56,7 +59,9 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     }
     session_reply(s, "220 2.0.0 SMTP server ready");
     char err[256];
-    if (tlsctx_upgrade(s->n->tls, s->n->base, &s->bev, err, sizeof err) < 0) {
+    /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
+     * reference on the SSL_CTX). smtp_auth_tls_offered checked it is not NULL. */
+    if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, err, sizeof err) < 0) {
         char qe[400];
         log_fact(s->id, "smtp", "starttls-failed", "error=%s", log_quote(err, qe, sizeof qe));
         session_close(s, "starttls-failed");

@@ -14,7 +14,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "directory/model.h"
 #include "directory/util.h"
+#include "node/node.h"
 
 struct tlsctx {
     SSL_CTX *ctx;
@@ -30,7 +32,11 @@ static int tls_error(char *err, size_t errlen, const char *what)
     return rn_err(err, errlen, "%s%s%s", what, *buf ? ": " : "", buf);
 }
 
-struct tlsctx *tlsctx_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+/* Errors name the files by `what` ("tls_cert" / "tls_key" for the bootstrap's, "certificate"
+ * / "key" for a named one), so the operator knows which setting to fix. */
+static struct tlsctx *tlsctx_load(const char *cert_pem, const char *key_pem,
+                                  const char *cert_what, const char *key_what, char *err,
+                                  size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
@@ -46,18 +52,20 @@ struct tlsctx *tlsctx_new(const char *cert_pem, const char *key_pem, char *err, 
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_pem) != 1) {
         char what[600];
-        snprintf(what, sizeof what, "tls_cert %s", cert_pem);
+        snprintf(what, sizeof what, "%s %s", cert_what, cert_pem);
         tls_error(err, errlen, what);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_pem, SSL_FILETYPE_PEM) != 1) {
         char what[600];
-        snprintf(what, sizeof what, "tls_key %s", key_pem);
+        snprintf(what, sizeof what, "%s %s", key_what, key_pem);
         tls_error(err, errlen, what);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        tls_error(err, errlen, "tls_key does not match tls_cert");
+        char what[600];
+        snprintf(what, sizeof what, "%s does not match %s", key_what, cert_what);
+        tls_error(err, errlen, what);
         goto fail;
     }
     struct tlsctx *t = xcalloc(1, sizeof *t);
@@ -66,6 +74,11 @@ struct tlsctx *tlsctx_new(const char *cert_pem, const char *key_pem, char *err, 
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+struct tlsctx *tlsctx_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+    return tlsctx_load(cert_pem, key_pem, "tls_cert", "tls_key", err, errlen);
 }
 
 void tlsctx_free(struct tlsctx **tp)
@@ -78,9 +91,64 @@ void tlsctx_free(struct tlsctx **tp)
     *tp = NULL;
 }
 
+/* ---- named certificates (relayTlsCertificateName) ---- */
+
+static const struct tlsctx_named *named_find(const struct tlsctx_named *set, size_t n,
+                                             const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(set[i].name, name) == 0)      /* caseExactIA5Match, like the file name */
+            return &set[i];
+    return NULL;
+}
+
+int tlsctx_named_add(struct tlsctx_named **set, size_t *n, const char *dir, const char *name,
+                     char *err, size_t errlen)
+{
+    if (named_find(*set, *n, name))
+        return 0;
+    *set = xrealloc(*set, (*n + 1) * sizeof **set);
+    struct tlsctx_named *e = &(*set)[(*n)++];
+    e->name = xstrdup(name);
+    e->ctx = NULL;
+    if (!dir || !*dir)
+        return rn_err(err, errlen, "tls_cert_dir is not set");
+    /* The loader allows only [A-Za-z0-9._-] without a leading '.', so the path stays in dir. */
+    char *cert = xasprintf("%s/%s.pem", dir, name), *key = xasprintf("%s/%s.key", dir, name);
+    e->ctx = tlsctx_load(cert, key, "certificate", "key", err, errlen);
+    free(cert);
+    free(key);
+    return e->ctx ? 0 : -1;
+}
+
+void tlsctx_named_free(struct tlsctx_named **set, size_t *n)
+{
+    for (size_t i = 0; *set && i < *n; i++) {
+        free((*set)[i].name);
+        tlsctx_free(&(*set)[i].ctx);
+    }
+    free(*set);
+    *set = NULL;
+    *n = 0;
+}
+
+struct tlsctx *node_tls_for(const struct node *n, const struct rn_connector *c)
+{
+    if (!c->tls_cert_name)
+        return n->tls;
+    /* Fail closed: a connector that names a certificate presents that one or none. Falling
+     * back to the node certificate would show clients a name they were not told to expect. */
+    const struct tlsctx_named *e = named_find(n->tls_named, n->ntls_named, c->tls_cert_name);
+    return e ? e->ctx : NULL;
+}
+
+/* ---- sessions ---- */
+
 int tlsctx_upgrade(struct tlsctx *t, struct event_base *base, struct bufferevent **bev,
                    char *err, size_t errlen)
 {
+    /* SSL_new takes its own reference on the SSL_CTX (released by SSL_free with the filter),
+     * and nothing below keeps t: a reload may free t while this connection lives. */
     SSL *ssl = SSL_new(t->ctx);
     if (!ssl)
         return tls_error(err, errlen, "SSL_new");

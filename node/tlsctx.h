@@ -1,14 +1,23 @@
 /* tlsctx: the node's STARTTLS server side (RFC 3207) with OpenSSL through libevent's OpenSSL
  * bufferevents: one server context from the bootstrap's tls_cert / tls_key (TLS 1.2 and
- * later, no compression, no renegotiation, the server's cipher order), and the upgrade of a
- * session's plaintext bufferevent to TLS. Loop thread. */
+ * later, no compression, no renegotiation, the server's cipher order), the named contexts of
+ * connectors with relayTlsCertificateName (tls_cert_dir/NAME.pem + NAME.key), and the upgrade
+ * of a session's plaintext bufferevent to TLS. Loop thread. */
 #ifndef RN_TLSCTX_H
 #define RN_TLSCTX_H
 #include <stddef.h>
 
 struct bufferevent;
 struct event_base;
+struct node;
+struct rn_connector;
 struct tlsctx;
+
+/* One named certificate (relayTlsCertificateName). Both fields owned by the set holding it. */
+struct tlsctx_named {
+    char *name;
+    struct tlsctx *ctx;            /* NULL: it failed to load (the connector gets no STARTTLS) */
+};
 
 /* Load and check the certificate chain and key (they must match). NULL with err. */
 struct tlsctx *tlsctx_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen);
@@ -17,9 +26,25 @@ void tlsctx_free(struct tlsctx **t);
 /* Replace *bev (a socket bufferevent that has just queued "220 Ready to start TLS") by a
  * TLS filter over it, accepting. Input already buffered is discarded first: it arrived
  * before the handshake and must never be taken as protected (CVE-2011-0411). The old
- * bufferevent now belongs to the filter (freed with it). -1 with err (bev unchanged). */
+ * bufferevent now belongs to the filter (freed with it). The connection keeps no pointer to
+ * t (its SSL holds its own reference on the SSL_CTX), so t may be freed while it runs.
+ * -1 with err (bev unchanged). */
 int tlsctx_upgrade(struct tlsctx *t, struct event_base *base, struct bufferevent **bev,
                    char *err, size_t errlen);
+
+/* Add `name` to the set *set (*n entries, grown here): load dir/NAME.pem and dir/NAME.key.
+ * A name already in the set is left as it is (0). On failure the name is still added, without
+ * a context, so lookups fail closed; -1 with err (also when dir is NULL or empty). */
+int tlsctx_named_add(struct tlsctx_named **set, size_t *n, const char *dir, const char *name,
+                     char *err, size_t errlen);
+/* Free every entry and the array; *set = NULL, *n = 0. */
+void tlsctx_named_free(struct tlsctx_named **set, size_t *n);
+
+/* The context a session on connector c upgrades with: its named certificate when it has
+ * relayTlsCertificateName (NULL when that did not load or no tls_cert_dir is set: never the
+ * node certificate instead), else n->tls (NULL without tls_cert). Borrowed: valid until the
+ * next snapshot swap, so callers use it at once and keep no pointer. */
+struct tlsctx *node_tls_for(const struct node *n, const struct rn_connector *c);
 
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" for a TLS bufferevent after its handshake; "" otherwise. */
 void tlsctx_describe(struct bufferevent *bev, char *buf, size_t len);

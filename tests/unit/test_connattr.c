@@ -244,6 +244,66 @@ static void apply_lists(void **state)
     connector_clear(&c);
 }
 
+/* relayTlsCertificateName becomes tls_cert_dir/NAME.pem: only names that stay in that
+ * directory and are not hidden files are accepted; a refused value leaves the field unset. */
+static void apply_tls_certificate_name(void **state)
+{
+    (void)state;
+#define NOT_ALLOWED " is not A-Z, a-z, 0-9, '.', '_' or '-'"
+    static const char c64[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    static const char c65[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    static const struct { const char *name, *value, *err; } t[] = {
+        {"plain", "crm", NULL},
+        {"every allowed character", "CRM-app_2024.v2", NULL},
+        {"host-like", "mail.example.com", NULL},
+        {"trailing dot", "crm.", NULL},
+        {"64 characters", c64, NULL},
+        {"parent directory", "../x", "relayTlsCertificateName: '../x' starts with '.'"},
+        {"hidden file", ".hidden", "relayTlsCertificateName: '.hidden' starts with '.'"},
+        {"absolute path", "/etc", "relayTlsCertificateName: character 0x2f at offset 0" NOT_ALLOWED},
+        {"slash inside", "a/b", "relayTlsCertificateName: character 0x2f at offset 1" NOT_ALLOWED},
+        {"backslash", "a\\b", "relayTlsCertificateName: character 0x5c at offset 1" NOT_ALLOWED},
+        {"space", "crm app", "relayTlsCertificateName: character 0x20 at offset 3" NOT_ALLOWED},
+        {"non-ASCII", "cr\xc3\xa9", "relayTlsCertificateName: character 0xc3 at offset 2"
+                                     NOT_ALLOWED},
+        {"control character", "crm\n", "relayTlsCertificateName: control character 0x0a at "
+                                        "offset 3"},
+        {"65 characters", c65, "relayTlsCertificateName: value is 65 octets, longer than the "
+                               "maximum 64"},
+        {"empty", "", "relayTlsCertificateName: empty value"},
+    };
+#undef NOT_ALLOWED
+    const struct connattr *a = connattr_lookup("relayTlsCertificateName");
+    assert_non_null(a);
+    assert_false(a->multi);
+    assert_string_equal(a->exchange, "TlsCertificateName");
+    for (size_t i = 0; i < N(t); i++) {
+        struct rn_connector c;
+        memset(&c, 0, sizeof c);
+        char err[RN_ERRLEN] = "";
+        const char *v[] = {t[i].value};
+        int rc = connattr_apply(&c, a, v, 1, err, sizeof err);
+        if (!t[i].err && (rc != 0 || !c.tls_cert_name || strcmp(c.tls_cert_name, t[i].value)))
+            fail_msg("case '%s': refused: %s", t[i].name, err);
+        if (t[i].err && (rc != -1 || strcmp(err, t[i].err) != 0 || c.tls_cert_name))
+            fail_msg("case '%s': rc %d error '%s'", t[i].name, rc, err);
+        connector_clear(&c);
+    }
+    /* Replaced by a good value, kept on a bad one, cleared when absent. */
+    struct rn_connector c;
+    memset(&c, 0, sizeof c);
+    char err[RN_ERRLEN];
+    const char *good[] = {"crm"}, *other[] = {"billing"}, *bad[] = {"../x"};
+    assert_int_equal(connattr_apply(&c, a, good, 1, err, sizeof err), 0);
+    assert_int_equal(connattr_apply(&c, a, other, 1, err, sizeof err), 0);
+    assert_string_equal(c.tls_cert_name, "billing");
+    assert_int_equal(connattr_apply(&c, a, bad, 1, err, sizeof err), -1);
+    assert_string_equal(c.tls_cert_name, "billing");
+    assert_int_equal(connattr_apply(&c, a, NULL, 0, err, sizeof err), 0);
+    assert_null(c.tls_cert_name);
+    connector_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +313,7 @@ int main(void)
         cmocka_unit_test(apply_scalars),
         cmocka_unit_test(apply_no_values_restores_defaults),
         cmocka_unit_test(apply_lists),
+        cmocka_unit_test(apply_tls_certificate_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
