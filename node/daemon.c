@@ -135,6 +135,48 @@ static const char *dir_result_name(enum dir_result r)
     }
 }
 
+/* The named certificates the snapshot's connectors use, read from tls_cert_dir at every swap
+ * and on SIGHUP (so renewed files are picked up without a restart); the old set goes.
+ * Sessions keep no pointer into it (node_tls_for at STARTTLS; an upgraded SSL holds its own
+ * SSL_CTX reference). */
+static void certs_load(struct node *n, const struct rn_snapshot *snap)
+{
+    struct tlsctx_named *named = NULL;
+    size_t nnamed = 0;
+    for (size_t i = 0; i < snap->nconnectors; i++) {
+        const char *name = snap->connectors[i].tls_cert_name;
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        if (name && tlsctx_named_add(&named, &nnamed, n->boot.tls_cert_dir, name, terr,
+                                     sizeof terr) < 0)
+            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
+                     log_quote(terr, qe, sizeof qe));
+    }
+    tlsctx_named_free(&n->tls_named, &n->ntls_named);
+    n->tls_named = named;
+    n->ntls_named = nnamed;
+}
+
+/* SIGHUP: the node certificate (tls_cert/tls_key) and the named ones are read again. A node
+ * certificate that no longer loads keeps the one in use (logged), never drops STARTTLS. */
+static void certs_reread(struct daemon *d)
+{
+    struct node *n = &d->n;
+    if (n->tls) {
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        struct tlsctx *t = tlsctx_new(n->boot.tls_cert, n->boot.tls_key, terr, sizeof terr);
+        if (t) {
+            tlsctx_free(&n->tls);
+            n->tls = t;
+            log_fact("-", "tls", "certificate-reloaded", "name=%s", "node");
+        } else {
+            log_fact("-", "tls", "certificate-failed", "name=node error=%s keeping=current",
+                     log_quote(terr, qe, sizeof qe));
+        }
+    }
+    if (n->snap)
+        certs_load(n, n->snap);
+}
+
 static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
 {
     struct node *n = &d->n;
@@ -152,23 +194,7 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
     }
-    /* The named certificates this snapshot's connectors use, read again from tls_cert_dir
-     * at every swap (so a new directory version also picks up renewed files); the old set
-     * goes. Sessions keep no pointer into it (node_tls_for at STARTTLS; an upgraded SSL
-     * holds its own SSL_CTX reference). */
-    struct tlsctx_named *named = NULL;
-    size_t nnamed = 0;
-    for (size_t i = 0; i < snap->nconnectors; i++) {
-        const char *name = snap->connectors[i].tls_cert_name;
-        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
-        if (name && tlsctx_named_add(&named, &nnamed, n->boot.tls_cert_dir, name, terr,
-                                     sizeof terr) < 0)
-            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
-                     log_quote(terr, qe, sizeof qe));
-    }
-    tlsctx_named_free(&n->tls_named, &n->ntls_named);
-    n->tls_named = named;
-    n->ntls_named = nnamed;
+    certs_load(n, snap);
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);
@@ -493,8 +519,10 @@ static void on_queue_rescan(evutil_socket_t fd, short what, void *arg)
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
-    if (what & EV_SIGNAL)
+    if (what & EV_SIGNAL) {
         log_fact("-", "config", "reload-requested", "by=SIGHUP");
+        certs_reread(d);
+    }
     load_start(d);
 }
 

@@ -6,7 +6,7 @@ against a real node and the example organisation.
 node1" (everyone else) share the SMTP port, so the certificate a client sees depends only on
 the connector its address selects. The node certificate is the fixture's tls/node.pem; a
 second one (CN crm.example.com, its own throwaway CA) goes into tls_cert_dir as crm.pem and
-crm.key. A name whose files are missing fails closed: no STARTTLS on that connector, never
+crm.key. Renewed files are read on SIGHUP. A name whose files are missing fails closed: no STARTTLS on that connector, never
 the node certificate instead. A name that could leave tls_cert_dir refuses the connector.
 """
 import os
@@ -147,6 +147,44 @@ def case_removed(E, crm_der, node_der):
     return c.result()
 
 
+def case_renewal(E, crm_der, node_der, certdir):
+    """Renewed files are read on SIGHUP, with no directory change: both the named certificate
+    and the node's own (tls_cert/tls_key); a node certificate that no longer loads keeps the
+    one in use."""
+    c = Check()
+    set_name(E, ["crm"])
+    wait_cert(E, CRM_SRC, crm_der)
+    fresh = {}
+    for name, cn in (("crm2", "crm.example.com"), ("node2", "node1.example.com")):
+        d = os.path.join(certdir, name + "-tmp")
+        rc, _, err = rntest.run(["bash", os.path.join(E.root, "deploy", "pki", "mkcerts.sh"),
+                                 d, cn])
+        c.eq(rc, 0, "mkcerts.sh " + name)
+        fresh[name] = d
+    for src, dst in ((fresh["crm2"], os.path.join(certdir, "crm")),
+                     (fresh["node2"], os.path.join(E.dir, "tls", "node"))):
+        shutil.copy(os.path.join(src, "node.key"), dst + ".key.new")
+        shutil.copy(os.path.join(src, "node.pem"), dst + ".pem.new")
+        os.replace(dst + ".key.new", dst + ".key")
+        os.replace(dst + ".pem.new", dst + ".pem")
+    crm2 = leaf_der(os.path.join(certdir, "crm.pem"))
+    node2 = leaf_der(os.path.join(E.dir, "tls", "node.pem"))
+    c.true(crm2 != crm_der and node2 != node_der, "new certificates on disk")
+    E.node.reload()
+    der, _, r = wait_cert(E, CRM_SRC, crm2)
+    c.true(der == crm2, "SIGHUP: CRM Application presents the renewed crm certificate", r)
+    der, _, r = wait_cert(E, DEFAULT_SRC, node2)
+    c.true(der == node2, "SIGHUP: Default node1 presents the renewed node certificate", r)
+    with open(os.path.join(E.dir, "tls", "node.key"), "w") as f:
+        f.write("not a key\n")
+    E.node.reload()
+    c.true(eventually(lambda: "tls certificate-failed name=node" in E.node.log(), 5.0),
+           "a broken node key is logged", E.node.log_tail(5))
+    der, _, r = peer_cert(E, DEFAULT_SRC)
+    c.true(der == node2, "and the certificate in use is kept (STARTTLS still works)", r)
+    return c.result()
+
+
 def case_relayctl_flag(E, crm_der, node_der):
     """relayctl's connector flags come from the attribute table."""
     relayctl = os.path.join(os.environ.get("RELAYNODE_BUILD", "build/asan"), "relayctl")
@@ -184,6 +222,8 @@ def main():
               case_invalid, E, crm_der, node_der)
         t.run("attribute removed: back to the node certificate", case_removed, E, crm_der,
               node_der)
+        t.run("renewed certificate files are read on SIGHUP; a broken one keeps the current",
+              case_renewal, E, crm_der, node_der, certdir)
         t.run("relayctl connector set --tls-certificate-name", case_relayctl_flag, E,
               crm_der, node_der)
         rc = E.node.stop()
