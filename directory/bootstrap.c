@@ -49,6 +49,7 @@ static const struct bootkey keys[] = {
     {"queue_hold", O(queue_hold), "no", "yes: accept and queue, deliver nothing (maintenance)"},
     {"smarthost_auth_file", O(smarthost_auth_file), "", "lines 'host[:port] user password' for AUTH to smart hosts"},
     {"spool_reserve", O(spool_reserve), "16777216", "bytes kept free: below it MAIL gets 452 4.3.1"},
+    {"max_stale", O(max_stale), "0", "seconds the last good config serves while the directory is down; then 421/451 4.3.2; 0 = no limit"},
     {"cluster_secret_key_file", O(cluster_secret_key_file), "", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"},
     {"cluster_heartbeat_ms", O(cluster_heartbeat_ms), "1000", "milliseconds between heartbeats on the bus"},
     {"directory_watch", O(directory_watch), "auto", "change watcher: auto (persist, else poll), persist, poll, off"},

@@ -34,6 +34,7 @@ struct rn_bootstrap {
     char *queue_hold;          /* "yes": queue everything, deliver nothing; "no" */
     char *smarthost_auth_file; /* "host[:port] user password" lines (kept out of the directory) */
     char *spool_reserve;       /* bytes the spool filesystem keeps free, "16777216" */
+    char *max_stale;           /* seconds a stale snapshot may serve; "0" = no limit */
     char *cluster_secret_key_file; /* Z85 CURVE secret key of this node (or relayctl) for the
                                     * cluster bus; "" = no bus (schema/cluster-protocol.md §4) */
     char *cluster_heartbeat_ms;    /* "1000" */

@@ -84,6 +84,8 @@ struct daemon {
     char *load_floor;                 /* replica version when the in-flight load started */
     bool stale;                       /* the last load failed: serving the last good snapshot */
     struct timespec older_since;      /* first load discarded as older; {0}: none pending */
+    unsigned max_stale;               /* seconds; 0 = a stale snapshot serves for ever */
+    struct event *ev_expire;          /* owned: fires max_stale after the first failed load */
     struct event *ev_watch;           /* owned: activated by the watcher thread */
     struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
@@ -283,10 +285,35 @@ static void bus_update(struct daemon *d, const struct load_job *j)
     cluster_set_applied(d->bus, applied_version(d), d->stale);
 }
 
+/* The directory answered again: the snapshot is fresh, whatever max_stale said. */
+static void stale_end(struct daemon *d)
+{
+    d->stale = false;
+    evtimer_del(d->ev_expire);
+    if (d->n.snap_expired) {
+        d->n.snap_expired = false;
+        log_fact("-", "config", "serving-again", "reason=%s", "directory-reachable");
+    }
+}
+
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (!d->stale)
+        return;
+    d->n.snap_expired = true;
+    log_fact("-", "config", "expired", "max_stale=%u refusing=\"421 4.3.2 at connect, "
+             "451 4.3.2 at MAIL\"", d->max_stale);
+}
+
 static void load_failed(struct daemon *d, const struct load_job *j)
 {
     char qe[RN_ERRLEN + 64];
     d->loads_failed++;
+    if (d->n.snap && !d->stale && d->max_stale) {
+        struct timeval tv = {d->max_stale, 0};
+        evtimer_add(d->ev_expire, &tv);
+    }
     d->stale = d->n.snap != NULL;
     log_fact("-", "config", "load-failed",
              "result=%s error=%s retry_in=%u keeping=%s failures=%llu",
@@ -342,7 +369,7 @@ static void load_done(void *arg)
         listeners_reconcile(d->listeners, d->n.snap);
         memset(&d->older_since, 0, sizeof d->older_since);
         d->backoff = BACKOFF_MIN_S;
-        d->stale = false;
+        stale_end(d);
         evtimer_del(d->ev_retry);
         bus_update(d, j);
     } else if (!clusterver_accept(applied, j->snap->version) && !older_for_long(d)) {
@@ -363,7 +390,7 @@ static void load_done(void *arg)
         snapshot_swap(d, j->snap);
         j->snap = NULL;
         d->backoff = BACKOFF_MIN_S;
-        d->stale = false;
+        stale_end(d);
         evtimer_del(d->ev_retry);
         bus_update(d, j);
     }
@@ -638,6 +665,10 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
     unsigned long reserve;
     if (parse_num("spool_reserve", n->boot.spool_reserve, 0, ~0UL, &reserve, err, errlen) < 0)
         return -1;
+    unsigned long max_stale;
+    if (parse_num("max_stale", n->boot.max_stale, 0, 365UL * 86400, &max_stale, err, errlen) < 0)
+        return -1;
+    d->max_stale = (unsigned)max_stale;
     n->spool_reserve = reserve;
     d->drain_timeout = (unsigned)v;
     /* Detached, stderr is /dev/null: "stderr" would lose every line, so use syslog. */
@@ -787,7 +818,8 @@ static int cluster_setup(struct daemon *d, char *err, size_t errlen)
     }
     d->ev_watch = event_new(n->base, -1, 0, on_watch, d);
     d->ev_wait = evtimer_new(n->base, on_wait_retry, d);
-    if (!d->ev_watch || !d->ev_wait)
+    d->ev_expire = evtimer_new(n->base, on_expire, d);
+    if (!d->ev_watch || !d->ev_wait || !d->ev_expire)
         return rn_err(err, errlen, "cannot create the watcher events");
     if ((int)mode == -1) {
         log_fact("-", "cluster", "watcher-off", "reload=%s", "SIGHUP, bus news, every 60 s");
@@ -822,7 +854,8 @@ static void daemon_teardown(struct daemon *d)
     queue_free(&n->queue);
     conncount_free(&n->conns);
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
-                            &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait};
+                            &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait,
+                            &d->ev_expire};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);

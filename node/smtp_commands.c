@@ -94,6 +94,14 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
     /* A right revoked in the directory applies from the next MAIL (issue #3). */
     if (!session_refresh(s))
         return;
+    if (s->n->snap_expired) {
+        /* The directory has been unreachable for longer than max_stale: what the snapshot
+         * allows may have been revoked since. Exchange's reply to a directory failure. */
+        session_reply(s, "451 4.3.2 System not accepting network messages");
+        log_fact(s->id, "smtp", "mail-refused", "reply=\"451 4.3.2\" why=%s",
+                 "configuration-stale-beyond-max_stale");
+        return;
+    }
     struct verdict v;
     policy_mail(s->c, &s->rights, &s->tok, s->tls, m.has_size ? m.size : 0, &v);
     if (!v.ok) {

@@ -728,9 +728,11 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
 
     struct verdict v;
     const struct rn_connector *c = NULL;
-    if (n->draining || !n->snap)
+    if (n->draining || !n->snap || n->snap_expired)
         v = (struct verdict){.code = 421, .enh = "4.3.2", .text = "Service not available",
-                             .why = n->draining ? "draining" : "no configuration loaded"};
+                             .why = n->draining ? "draining"
+                                    : n->snap ? "configuration stale beyond max_stale"
+                                              : "no configuration loaded"};
     else
         c = policy_select(n->snap, &la, lport, &ra, rv4 && lv4, &v);
     if (!c) {

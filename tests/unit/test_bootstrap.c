@@ -93,7 +93,9 @@ static void every_default(void **state)
         {"dns_server", ""}, {"queue_lifetime", "172800"}, {"retry_min", "60"},
         {"retry_max", "3600"}, {"delivery_concurrency", "50"}, {"mx_port", "25"},
         {"queue_hold", "no"}, {"smarthost_auth_file", ""},
-        {"spool_reserve", "16777216"},
+        {"spool_reserve", "16777216"}, {"max_stale", "0"}, {"cluster_secret_key_file", ""},
+        {"cluster_heartbeat_ms", "1000"}, {"directory_watch", "auto"},
+        {"directory_poll_interval", "10"},
     };
     struct rn_bootstrap b;
     char err[RN_ERRLEN];
@@ -105,7 +107,8 @@ static void every_default(void **state)
                          b.max_command_line, b.max_text_line, b.drain_timeout, b.dns_server,
                          b.queue_lifetime, b.retry_min, b.retry_max, b.delivery_concurrency,
                          b.mx_port, b.queue_hold, b.smarthost_auth_file,
-                         b.spool_reserve};
+                         b.spool_reserve, b.max_stale, b.cluster_secret_key_file,
+                         b.cluster_heartbeat_ms, b.directory_watch, b.directory_poll_interval};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(got[i], t[i].want) != 0)
             fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);
