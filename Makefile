@@ -76,6 +76,15 @@ unit: unit-bins
 bench: all $(BENCH_BIN)
 	@bash tests/bench/run.sh $(B)
 
+# libFuzzer targets (clang): the libraries rebuilt with coverage, then every target for
+# FUZZ_TIME seconds (tests/fuzz/run.sh). Not part of `make test`.
+FUZZ_TIME ?= 30
+fuzz:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT=-O1 \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+	  build/fuzz/libnode.a build/fuzz/librelaydir.a
+	@bash tests/fuzz/run.sh build/fuzz $(FUZZ_TIME)
+
 run: deps all
 	@bash deploy/run.sh $(B)
 
