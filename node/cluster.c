@@ -150,6 +150,16 @@ static struct sockev *sock_open(struct cluster *c, int type, enum sock_kind kind
     }
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (kind != SK_ZAP) {
+        /* A frame over the protocol's limit drops the connection before it is read into
+         * memory; ZMTP PINGs find a peer that vanished without a FIN (power loss) within
+         * seconds, so its SUB reconnects instead of waiting for TCP keepalive. */
+        int64_t maxmsg = CLUSTER_FRAME_MAX;
+        int ivl = 2000, timeout = 6000;
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    }
     struct sockev *se = xcalloc(1, sizeof *se);
     se->c = c;
     se->sock = s;
