@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rncluster  # noqa: E402
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Client, eventually  # noqa: E402
+from rnnode import eventually  # noqa: E402
 from rncluster import ANON  # noqa: E402
 
 ROOT = rnnode.ROOT
@@ -93,16 +93,7 @@ class Cluster:
                 n.stop()
 
 
-def rcpt(port, source="127.0.2.55", sender="app@example.com"):
-    """A client asks to relay to an outside address: by default the CRM application server
-    (127.0.2.55); outsider_rcpt is an anonymous outsider on the Default connector."""
-    try:
-        with Client("127.0.0.1", port, source=source, timeout=5) as cl:
-            cl.ehlo()
-            cl.cmd("MAIL FROM:<%s>" % sender)
-            return cl.cmd("RCPT TO:<someone@outside.example>")
-    except (OSError, rnnode.Closed) as e:
-        return "error: %s" % e
+rcpt = rncluster.crm_rcpt
 
 
 def outsider_rcpt(port):

@@ -23,23 +23,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rncluster  # noqa: E402
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Client, eventually  # noqa: E402
+from rnnode import eventually  # noqa: E402
 
 ROOT = rnnode.ROOT
 CLUSTER = os.path.join(ROOT, "deploy", "cluster", "cluster.py")
 N = 3
 CHANGES = 400
 RCPT_OK = "250 2.1.5 Recipient OK"
-
-
-def rcpt(port):
-    try:
-        with Client("127.0.0.1", port, source="127.0.2.55", timeout=5) as cl:
-            cl.ehlo()
-            cl.cmd("MAIL FROM:<app@example.com>")
-            return cl.cmd("RCPT TO:<someone@outside.example>")
-    except (OSError, rnnode.Closed) as e:
-        return "error: %s" % e
 
 
 def applied_versions(log):
@@ -118,7 +108,8 @@ def main():
         ok = eventually(current, 15, 0.5)
         t.ok(ok, "all %d nodes current within 15 s of the last change (%.1f s)"
              % (N, time.monotonic() - t_last))
-        t.ok(all(rcpt(p) == RCPT_OK for p in ports), "every node enforces the final change")
+        t.ok(all(rncluster.crm_rcpt(p) == RCPT_OK for p in ports),
+             "every node enforces the final change")
         for k, n in enumerate(nodes, 1):
             vs = applied_versions(n.log())
             back = [(a, b) for a, b in zip(vs, vs[1:]) if b < a]

@@ -23,3 +23,16 @@ def crm_ldif(nodes, grant):
                      "relayAuthMechanism: Tls\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
                      % (crm_dn(k), BASE_ACE, ("relayAce: %s\n" % GRANT_ACE) if grant else "")
                      for k in nodes)
+
+
+def crm_rcpt(port, source="127.0.2.55", sender="app@example.com"):
+    """A client asks a node to relay to an outside address (by default the CRM application
+    server, 127.0.2.55): the RCPT reply, or "error: ..." when the session broke."""
+    import rnnode
+    try:
+        with rnnode.Client("127.0.0.1", port, source=source, timeout=5) as cl:
+            cl.ehlo()
+            cl.cmd("MAIL FROM:<%s>" % sender)
+            return cl.cmd("RCPT TO:<someone@outside.example>")
+    except (OSError, rnnode.Closed) as e:
+        return "error: %s" % e
