@@ -7,6 +7,7 @@ PKGS=(
   libldap-dev libevent-dev libssl-dev libsasl2-dev libsasl2-modules libzmq3-dev
   libcmocka-dev libc-ares-dev
   slapd ldap-utils swaks openssl python3 python3-dnspython
+  libsasl2-modules-gssapi-mit libkrb5-dev krb5-kdc krb5-admin-server krb5-user python3-gssapi
 )
 missing=()
 for p in "${PKGS[@]}"; do

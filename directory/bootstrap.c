@@ -54,6 +54,9 @@ static const struct bootkey keys[] = {
     {"cluster_heartbeat_ms", O(cluster_heartbeat_ms), "1000", "milliseconds between heartbeats on the bus"},
     {"directory_watch", O(directory_watch), "auto", "change watcher: auto (persist, else poll), persist, poll, off"},
     {"directory_poll_interval", O(directory_poll_interval), "10", "seconds between polls of contextCSN (poll mode, probes)"},
+    {"gssapi_keytab", O(gssapi_keytab), "", "keytab for AUTH GSSAPI on Integrated connectors; empty = GSSAPI never offered"},
+    {"gssapi_service", O(gssapi_service), "smtp", "service part of the GSSAPI principal service/<connector FQDN>@REALM"},
+    {"gssapi_realm", O(gssapi_realm), "", "Kerberos realm whose principals may log in (user@REALM -> user); empty = GSSAPI logins refused"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -40,6 +40,9 @@ struct rn_bootstrap {
     char *cluster_heartbeat_ms;    /* "1000" */
     char *directory_watch;     /* "auto", "persist", "poll" or "off" (ldapsync.h) */
     char *directory_poll_interval; /* seconds, "10" */
+    char *gssapi_keytab;       /* keytab for AUTH GSSAPI (Integrated); "" = GSSAPI never offered */
+    char *gssapi_service;      /* service part of the principal service/fqdn@REALM, "smtp" */
+    char *gssapi_realm;        /* the only realm whose principals may log in; "" = none (refused) */
 };
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */

@@ -1,11 +1,21 @@
 /* saslauth: the libsasl2 server side. The only file that includes <sasl/sasl.h>.
  *
  * Configuration is given entirely through callbacks, so no /etc/sasl2 file or sasldb is
- * consulted: GETOPT pins mech_list to PLAIN LOGIN and names an auxprop plugin that does not
- * exist (no password store is ever read), CANON_USER keeps the login exactly as sent
- * (validated), and SERVER_USERDB_CHECKPASS does the directory lookup and bind. */
+ * consulted: GETOPT pins mech_list to PLAIN LOGIN GSSAPI and names an auxprop plugin that
+ * does not exist (no password store is ever read), CANON_USER keeps the login exactly as sent
+ * (validated), and SERVER_USERDB_CHECKPASS does the directory lookup and bind. Each exchange
+ * accepts only the mechanisms its connector offers (saslauth_new's set), checked before
+ * libsasl2 sees the name.
+ *
+ * GSSAPI (gssapiv2 plugin, Debian libsasl2-modules-gssapi-mit) reads the service key from
+ * the default keytab, which KRB5_KTNAME names: set from gssapi_keytab before the first
+ * exchange that may use it (libsasl2 is initialised before this module sees the bootstrap).
+ * After the plugin's SASL_OK its authid (the client's principal, without "@REALM" when that
+ * is the node's Kerberos default realm) is mapped to a directory user here, on the worker
+ * thread: only principals of gssapi_realm, by their local part and user_filter. */
 #include "node/saslauth.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +24,7 @@
 
 #include <sasl/sasl.h>
 #include <sasl/saslutil.h>
+#include <krb5.h>
 
 #include "directory/ldapdir.h"
 #include "directory/util.h"
@@ -26,6 +37,8 @@
 struct saslauth {
     const struct rn_bootstrap *b;
     sasl_conn_t *conn;
+    unsigned mechs;              /* SASLAUTH_* accepted by this exchange */
+    unsigned mech;               /* the one started */
     bool started;
     /* What the checkpass callback found (valid after SASL_OK). */
     bool have_identity;
@@ -43,7 +56,7 @@ static int cb_getopt(void *context, const char *plugin, const char *option, cons
                      unsigned *len)
 {
     if (strcmp(option, "mech_list") == 0)
-        *result = "PLAIN LOGIN";
+        *result = "PLAIN LOGIN GSSAPI";   /* each exchange narrows it (saslauth_new) */
     else if (strcmp(option, "auxprop_plugin") == 0)
         *result = "relaynode-none";
     else if (strcmp(option, "pwcheck_method") == 0)
@@ -92,6 +105,61 @@ int saslauth_init(char *err, size_t errlen)
 void saslauth_done(void)
 {
     sasl_server_done();
+}
+
+bool saslauth_gssapi_configured(const struct rn_bootstrap *b)
+{
+    return b->gssapi_keytab && *b->gssapi_keytab;
+}
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} mech_names[] = {{SASLAUTH_GSSAPI, "GSSAPI"}, {SASLAUTH_PLAIN, "PLAIN"},
+                  {SASLAUTH_LOGIN, "LOGIN"}};
+
+unsigned saslauth_mech_bit(const char *name)
+{
+    for (size_t i = 0; i < sizeof mech_names / sizeof *mech_names; i++)
+        if (rn_strieq(name, mech_names[i].name))
+            return mech_names[i].bit;
+    return 0;
+}
+
+void saslauth_mech_names(unsigned mechs, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < sizeof mech_names / sizeof *mech_names; i++) {
+        if (!(mechs & mech_names[i].bit))
+            continue;
+        int w = snprintf(buf + n, len - n, "%s%s", n ? " " : "", mech_names[i].name);
+        if (w < 0 || (size_t)w >= len - n)
+            return;
+        n += (size_t)w;
+    }
+}
+
+/* The gssapiv2 plugin's acceptor reads the default keytab name at each exchange; setenv
+ * once, on the loop thread, before the first exchange can start. glibc keeps the array
+ * other threads may be reading (a new variable reallocates only what setenv allocated), and
+ * the value never changes afterwards (the bootstrap is read once per process). */
+static pthread_mutex_t ktname_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool ktname_set;
+
+static int ktname_ensure(const char *keytab, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ktname_lock);
+    if (!ktname_set) {
+        if (setenv("KRB5_KTNAME", keytab, 1) != 0)
+            rc = rn_err(err, errlen, "setenv KRB5_KTNAME failed");
+        else
+            ktname_set = true;
+    }
+    pthread_mutex_unlock(&ktname_lock);
+    return rc;
 }
 
 /* ---- per exchange ---- */
@@ -169,24 +237,32 @@ static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, cons
     return SASL_OK;
 }
 
-struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, char *err,
-                              size_t errlen)
+struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, unsigned mechs,
+                              char *err, size_t errlen)
 {
+    if (!saslauth_gssapi_configured(b))
+        mechs &= ~(unsigned)SASLAUTH_GSSAPI;
+    else if ((mechs & SASLAUTH_GSSAPI) && ktname_ensure(b->gssapi_keytab, err, errlen) < 0)
+        return NULL;
+    const char *service = b->gssapi_service && *b->gssapi_service ? b->gssapi_service : "smtp";
     struct saslauth *a = xcalloc(1, sizeof *a);
     a->b = b;
+    a->mechs = mechs;
     a->cbs = xcalloc(3, sizeof *a->cbs);
     a->cbs[0] = (sasl_callback_t){SASL_CB_SERVER_USERDB_CHECKPASS,
                                   CB(cb_checkpass), a};
     a->cbs[1] = (sasl_callback_t){SASL_CB_CANON_USER, CB(cb_canon), a};
     a->cbs[2] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
-    int rc = sasl_server_new("smtp", fqdn, NULL, NULL, NULL, a->cbs, 0, &a->conn);
+    int rc = sasl_server_new(service, fqdn, NULL, NULL, NULL, a->cbs, 0, &a->conn);
     if (rc != SASL_OK) {
         rn_err(err, errlen, "sasl_server_new: %s", sasl_errstring(rc, NULL, NULL));
         free(a->cbs);
         free(a);
         return NULL;
     }
-    /* No security layer (TLS is the layer); no anonymous mechanism. */
+    /* No security layer (TLS is the layer): GSSAPI's RFC 4752 §3.1 final message offers
+     * "no security layer" only, so the session stays plain or under STARTTLS after AUTH.
+     * No anonymous mechanism. */
     sasl_security_properties_t sp = {.min_ssf = 0, .max_ssf = 0, .maxbufsize = 0,
                                      .security_flags = SASL_SEC_NOANONYMOUS};
     sasl_setprop(a->conn, SASL_SEC_PROPS, &sp);
@@ -208,6 +284,116 @@ void saslauth_free(struct saslauth **ap)
     explicit_bzero(a, sizeof *a);
     free(a);
     *ap = NULL;
+}
+
+/* Whether the node's Kerberos default realm (its krb5.conf) is realm. The gssapiv2 plugin
+ * names a client of that realm without "@REALM", so this is what such a name means.
+ * libkrb5 is the library the plugin itself loaded (this binary does not link it): reached
+ * with dlopen(RTLD_NOLOAD); anything missing is -1 with why (the login is then refused). */
+static int default_realm_is(const char *realm, bool *is, char *why, size_t whylen)
+{
+    void *lib = dlopen("libkrb5.so.3", RTLD_LAZY | RTLD_NOLOAD);
+    __typeof__(krb5_init_context) *init = NULL;
+    __typeof__(krb5_get_default_realm) *get = NULL;
+    __typeof__(krb5_free_default_realm) *free_realm = NULL;
+    __typeof__(krb5_free_context) *free_ctx = NULL;
+    if (lib) {
+        *(void **)&init = dlsym(lib, "krb5_init_context");
+        *(void **)&get = dlsym(lib, "krb5_get_default_realm");
+        *(void **)&free_realm = dlsym(lib, "krb5_free_default_realm");
+        *(void **)&free_ctx = dlsym(lib, "krb5_free_context");
+    }
+    int rc = -1;
+    krb5_context ctx = NULL;
+    char *def = NULL;
+    if (!init || !get || !free_realm || !free_ctx)
+        snprintf(why, whylen, "GSSAPI: libkrb5 not available to read the default realm");
+    else if (init(&ctx) != 0)
+        snprintf(why, whylen, "GSSAPI: krb5_init_context failed");
+    else if (get(ctx, &def) != 0)
+        snprintf(why, whylen, "GSSAPI: the node has no Kerberos default realm");
+    else {
+        *is = strcmp(def, realm) == 0;
+        rc = 0;
+    }
+    if (def)
+        free_realm(ctx, def);
+    if (ctx)
+        free_ctx(ctx);
+    if (lib)
+        dlclose(lib);
+    return rc;
+}
+
+/* After GSSAPI's SASL_OK: principal user@REALM -> the directory user "user" (user_filter,
+ * exactly one match), only for REALM == gssapi_realm; a principal with an instance
+ * ("a/b@R") or escapes is no user. Sets the identity or why (tempfail for the directory). */
+static enum saslauth_rc gssapi_identity(struct saslauth *a, char *why, size_t whylen)
+{
+    /* The plugin's authid (canonicalised by cb_canon): "user@REALM", or "user" when REALM is
+     * the node's default realm. An authzid other than the authid was already refused by
+     * libsasl2's default proxy policy. */
+    const void *v = NULL;
+    if (sasl_getprop(a->conn, SASL_AUTHUSER, &v) != SASL_OK || !v) {
+        snprintf(why, whylen, "GSSAPI: no authentication identity");
+        return SASLAUTH_BAD;
+    }
+    const char *realm = a->b->gssapi_realm ? a->b->gssapi_realm : "";
+    if (!*realm) {
+        snprintf(why, whylen, "GSSAPI: gssapi_realm is not set, every principal is refused");
+        return SASLAUTH_BAD;
+    }
+    char principal[LOGIN_MAX + 1];
+    rn_strlcpy(principal, v, sizeof principal);
+    char *at = strrchr(principal, '@');
+    if (at) {
+        if (strcmp(at + 1, realm) != 0) {
+            snprintf(why, whylen, "GSSAPI: principal %.300s is not in realm %.100s",
+                     principal, realm);
+            return SASLAUTH_BAD;
+        }
+        *at = '\0';
+    } else {
+        bool is = false;
+        if (default_realm_is(realm, &is, why, whylen) < 0)
+            return SASLAUTH_BAD;
+        if (!is) {
+            snprintf(why, whylen, "GSSAPI: principal %.300s of the default realm, which is not "
+                     "%.100s", principal, realm);
+            return SASLAUTH_BAD;
+        }
+    }
+    /* A user is name@REALM: an instance ("host/x@R") or an escaped character is no user. */
+    if (!login_ok(principal, (unsigned)strlen(principal)) || strpbrk(principal, "/\\@")) {
+        snprintf(why, whylen, "GSSAPI: principal refused before any lookup (instance or bytes)");
+        return SASLAUTH_BAD;
+    }
+    char err[512];
+    struct ldapdir *d;
+    enum dir_result r = ldapdir_open(a->b, &d, err, sizeof err);
+    if (r != DIR_FOUND) {
+        snprintf(why, whylen, "directory: %s", err);
+        return SASLAUTH_TEMP;
+    }
+    struct token t = {0};
+    char **addrs = NULL;
+    size_t naddrs = 0;
+    r = ldapdir_login_token(d, a->b, principal, &t, &addrs, &naddrs, err, sizeof err);
+    ldapdir_free(&d);
+    if (r != DIR_FOUND) {
+        snprintf(why, whylen, "GSSAPI %.200s@%.100s: lookup: %s", principal, realm, err);
+        return r == DIR_TEMPFAIL ? SASLAUTH_TEMP : SASLAUTH_BAD;
+    }
+    token_clear(&a->tok);
+    for (size_t i = 0; i < a->naddrs; i++)
+        free(a->addrs[i]);
+    free(a->addrs);
+    a->tok = t;
+    a->addrs = addrs;
+    a->naddrs = naddrs;
+    snprintf(a->login, sizeof a->login, "%.200s@%.54s", principal, realm);
+    a->have_identity = true;
+    return SASLAUTH_OK;
 }
 
 static enum saslauth_rc map_rc(struct saslauth *a, int rc, char *why, size_t whylen)
@@ -285,12 +471,14 @@ enum saslauth_rc saslauth_step(struct saslauth *a, const char *mech, const char 
     unsigned outlen = 0;
     int rc;
     if (mech) {
-        if (!rn_strieq(mech, "PLAIN") && !rn_strieq(mech, "LOGIN")) {
+        unsigned bit = saslauth_mech_bit(mech);
+        if (!bit || !(a->mechs & bit)) {
             free(in);
             snprintf(why, whylen, "mechanism not offered");
             return SASLAUTH_BADMECH;
         }
         a->started = true;
+        a->mech = bit;
         rc = sasl_server_start(a->conn, mech, have_in ? in : NULL, have_in ? inlen : 0, &out,
                                &outlen);
     } else {
@@ -298,6 +486,12 @@ enum saslauth_rc saslauth_step(struct saslauth *a, const char *mech, const char 
     }
     explicit_bzero(in, len + 1);
     free(in);
+    /* GSSAPI never calls checkpass: the identity is mapped here, before map_rc's check. */
+    if (rc == SASL_OK && a->mech == SASLAUTH_GSSAPI) {
+        enum saslauth_rc g = gssapi_identity(a, why, whylen);
+        if (g != SASLAUTH_OK)
+            return g;
+    }
     enum saslauth_rc r = map_rc(a, rc, why, whylen);
     if (r == SASLAUTH_CONTINUE) {
         unsigned n = 0;

@@ -1,6 +1,7 @@
 /* smtp_auth: STARTTLS (RFC 3207) and AUTH (RFC 4954) for the SMTP session, with Exchange's
  * per-connector rules (exchange-model.md §3.1, §3.3, §6): Tls offers STARTTLS; BasicAuth
- * offers AUTH PLAIN LOGIN, and with BasicAuthRequireTLS only after STARTTLS. A successful
+ * offers AUTH PLAIN LOGIN, and with BasicAuthRequireTLS only after STARTTLS; Integrated
+ * offers AUTH GSSAPI (Kerberos) when the node has a keytab (gssapi_keytab). A successful
  * AUTH replaces the anonymous token by the user's (user, groups, Authenticated Users,
  * Everyone) and the rights are recomputed; a token without Submit fails like a bad password.
  * The SASL steps (which bind to the directory) run on the auth worker pool, never on the
@@ -35,10 +36,31 @@ bool smtp_auth_tls_offered(const struct smtp_session *s)
     return (s->c->auth & AUTH_TLS) && !s->tls && node_tls_for(s->n, s->c) != NULL;
 }
 
+unsigned smtp_auth_mechs(const struct smtp_session *s)
+{
+    if (s->tok.authenticated)
+        return 0;
+    unsigned m = 0;
+    if ((s->c->auth & AUTH_BASIC) && (s->tls || !(s->c->auth & AUTH_BASIC_REQUIRE_TLS)))
+        m |= SASLAUTH_BASIC;
+    /* Exchange offers GSSAPI under Integrated (§3.1); NTLM is not implemented. */
+    if ((s->c->auth & AUTH_INTEGRATED) && saslauth_gssapi_configured(&s->n->boot))
+        m |= SASLAUTH_GSSAPI;
+    return m;
+}
+
 bool smtp_auth_offered(const struct smtp_session *s)
 {
-    return (s->c->auth & AUTH_BASIC) && !s->tok.authenticated &&
-           (s->tls || !(s->c->auth & AUTH_BASIC_REQUIRE_TLS));
+    return smtp_auth_mechs(s) != 0;
+}
+
+bool smtp_auth_ehlo_line(const struct smtp_session *s, char *buf, size_t len)
+{
+    unsigned m = smtp_auth_mechs(s);
+    char names[64];
+    saslauth_mech_names(m, names, sizeof names);
+    snprintf(buf, len, "%s%s", m ? "AUTH " : "", m ? names : "");
+    return m != 0;
 }
 
 /* ---- STARTTLS ---- */
@@ -184,12 +206,15 @@ static void auth_success(struct smtp_session *s, const char *mech)
     free(s->owned);
     s->owned = addrs;
     s->nowned = naddrs;
-    s->auth_mechanism = s->tls ? "06" : "07";    /* TLSAuthLogin / Login (§9.3) */
+    /* GSSAPI / TLSAuthLogin / Login (§9.3) */
+    s->auth_mechanism = !strcmp(mech, "GSSAPI") ? "0b" : s->tls ? "06" : "07";
     session_set_permissions(s, "auth");
     session_raise_limits(s);
-    char ql[400];
-    log_fact(s->id, "smtp", "auth", "login=%s mechanism=%s tls=%s groups=%zu",
-             log_quote(login, ql, sizeof ql), mech, s->tls ? "yes" : "no", s->tok.ngroups);
+    char ql[400], qu[700];
+    log_fact(s->id, "smtp", "auth", "login=%s mechanism=%s user=%s tls=%s groups=%zu",
+             log_quote(login, ql, sizeof ql), mech,
+             log_quote(s->tok.user_dn ? s->tok.user_dn : "", qu, sizeof qu),
+             s->tls ? "yes" : "no", s->tok.ngroups);
     session_reply(s, "235 2.7.0 Authentication successful");
 }
 
@@ -258,7 +283,8 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
         session_protocol_error(s, "503 5.5.2 Auth command already specified");
         return;
     }
-    if (!smtp_auth_offered(s)) {
+    unsigned offered = smtp_auth_mechs(s);
+    if (!offered) {
         session_reply(s, "504 5.7.4 Unrecognized authentication type");
         return;
     }
@@ -273,7 +299,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
     }
     memcpy(mech, args, mlen);
     mech[mlen] = '\0';
-    if (!rn_strieq(mech, "PLAIN") && !rn_strieq(mech, "LOGIN")) {
+    if (!(saslauth_mech_bit(mech) & offered)) {
         session_reply(s, "504 5.7.4 Unrecognized authentication type");
         return;
     }
@@ -288,7 +314,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
         }
     }
     char err[256];
-    s->auth = saslauth_new(&s->n->boot, session_fqdn(s), err, sizeof err);
+    s->auth = saslauth_new(&s->n->boot, session_fqdn(s), offered, err, sizeof err);
     if (!s->auth) {
         char qe[400];
         log_fact(s->id, "smtp", "auth-tempfail", "why=%s", log_quote(err, qe, sizeof qe));

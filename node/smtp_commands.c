@@ -74,8 +74,9 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
     size_t next = 6;
     if (smtp_auth_tls_offered(s))
         ext[next++] = "STARTTLS";
-    if (smtp_auth_offered(s))
-        ext[next++] = "AUTH " SASLAUTH_MECHS;
+    char auth[80];
+    if (smtp_auth_ehlo_line(s, auth, sizeof auth))
+        ext[next++] = auth;
     session_reply(s, "250-%s Hello [%s]", session_fqdn(s), s->client_ip);
     for (size_t i = 0; i < next; i++)
         session_reply(s, "250%c%s", i + 1 == next ? ' ' : '-', ext[i]);

@@ -95,7 +95,8 @@ static void every_default(void **state)
         {"queue_hold", "no"}, {"smarthost_auth_file", ""},
         {"spool_reserve", "16777216"}, {"max_stale", "0"}, {"cluster_secret_key_file", ""},
         {"cluster_heartbeat_ms", "1000"}, {"directory_watch", "auto"},
-        {"directory_poll_interval", "10"},
+        {"directory_poll_interval", "10"}, {"gssapi_keytab", ""}, {"gssapi_service", "smtp"},
+        {"gssapi_realm", ""},
     };
     struct rn_bootstrap b;
     char err[RN_ERRLEN];
@@ -108,7 +109,8 @@ static void every_default(void **state)
                          b.queue_lifetime, b.retry_min, b.retry_max, b.delivery_concurrency,
                          b.mx_port, b.queue_hold, b.smarthost_auth_file,
                          b.spool_reserve, b.max_stale, b.cluster_secret_key_file,
-                         b.cluster_heartbeat_ms, b.directory_watch, b.directory_poll_interval};
+                         b.cluster_heartbeat_ms, b.directory_watch, b.directory_poll_interval,
+                         b.gssapi_keytab, b.gssapi_service, b.gssapi_realm};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(got[i], t[i].want) != 0)
             fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);

@@ -123,6 +123,12 @@ struct step {
 };
 
 /* One step; the line is given as text (NULL = no initial response). */
+/* An exchange as on a BasicAuth connector (PLAIN and LOGIN). */
+static struct saslauth *basic_new(const struct rn_bootstrap *b)
+{
+    return saslauth_new(b, "node1.example.com", SASLAUTH_BASIC, NULL, 0);
+}
+
 static struct step run(struct saslauth *a, const char *mech, const char *line)
 {
     struct step s;
@@ -135,7 +141,7 @@ static struct step run(struct saslauth *a, const char *mech, const char *line)
 /* AUTH PLAIN with authzid \0 authcid \0 password given as raw bytes. */
 static struct step plain(struct fx *f, const struct rn_bootstrap *b, const char *raw, size_t len)
 {
-    struct saslauth *a = saslauth_new(b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(b);
     assert_non_null(a);
     char *enc = b64(raw, len);
     struct step s = run(a, "PLAIN", enc);
@@ -147,7 +153,42 @@ static struct step plain(struct fx *f, const struct rn_bootstrap *b, const char 
 
 static void offered_mechanisms(void **state)
 {
-    assert_string_equal(SASLAUTH_MECHS, "PLAIN LOGIN");
+    static const struct { unsigned mechs; const char *want; } t[] = {
+        {0, ""}, {SASLAUTH_BASIC, "PLAIN LOGIN"}, {SASLAUTH_GSSAPI, "GSSAPI"},
+        {SASLAUTH_BASIC | SASLAUTH_GSSAPI, "GSSAPI PLAIN LOGIN"}, {SASLAUTH_LOGIN, "LOGIN"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        char buf[64];
+        saslauth_mech_names(t[i].mechs, buf, sizeof buf);
+        assert_string_equal(buf, t[i].want);
+    }
+    assert_int_equal(saslauth_mech_bit("gssapi"), SASLAUTH_GSSAPI);
+    assert_int_equal(saslauth_mech_bit("Plain"), SASLAUTH_PLAIN);
+    assert_int_equal(saslauth_mech_bit("LOGIN"), SASLAUTH_LOGIN);
+    assert_int_equal(saslauth_mech_bit("NTLM"), 0);
+    assert_int_equal(saslauth_mech_bit("GSSAPIX"), 0);
+}
+
+/* A mechanism the connector does not offer is refused before libsasl2 sees it: GSSAPI on a
+ * BasicAuth-only exchange, PLAIN on an Integrated-only one, and GSSAPI asked for while the
+ * node has no keytab (gssapi_keytab empty: never offered). */
+static void mechanisms_outside_the_set_are_504(void **state)
+{
+    struct fx *f = *state;
+    static const struct { unsigned mechs; const char *mech; } t[] = {
+        {SASLAUTH_BASIC, "GSSAPI"}, {SASLAUTH_GSSAPI, "PLAIN"}, {SASLAUTH_GSSAPI, "LOGIN"},
+        {SASLAUTH_GSSAPI, "GSSAPI"}, {SASLAUTH_PLAIN, "LOGIN"}, {0, "PLAIN"},
+    };
+    assert_false(saslauth_gssapi_configured(&f->silent_b));
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", t[i].mechs,
+                                          NULL, 0);
+        assert_non_null(a);
+        struct step s = run(a, t[i].mech, NULL);
+        assert_int_equal(s.rc, SASLAUTH_BADMECH);
+        saslauth_free(&a);
+    }
+    assert_false(touched(f));
 }
 
 static void other_mechanisms_are_504(void **state)
@@ -156,7 +197,7 @@ static void other_mechanisms_are_504(void **state)
     const char *mechs[] = {"CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "GSSAPI",
                            "ANONYMOUS", "EXTERNAL", "NTLM", "PLAINX", "", "PLAIN LOGIN"};
     for (size_t i = 0; i < sizeof mechs / sizeof *mechs; i++) {
-        struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+        struct saslauth *a = basic_new(&f->silent_b);
         assert_non_null(a);
         struct step s = run(a, mechs[i], NULL);
         assert_int_equal(s.rc, SASLAUTH_BADMECH);
@@ -168,7 +209,7 @@ static void other_mechanisms_are_504(void **state)
 static void plain_without_initial_response_asks_with_empty_challenge(void **state)
 {
     struct fx *f = *state;
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     struct step s = run(a, "plain", NULL);          /* case-insensitive, RFC 4954 §4 */
     assert_int_equal(s.rc, SASLAUTH_CONTINUE);
     assert_string_equal(s.challenge, "");
@@ -181,7 +222,7 @@ static void plain_without_initial_response_asks_with_empty_challenge(void **stat
 static void login_prompts_without_the_directory(void **state)
 {
     struct fx *f = *state;
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     struct step s = run(a, "LOGIN", NULL);
     assert_int_equal(s.rc, SASLAUTH_CONTINUE);
     assert_string_equal(s.challenge, "VXNlcm5hbWU6");      /* "Username:" */
@@ -200,7 +241,7 @@ static void login_prompts_without_the_directory(void **state)
 static void login_with_initial_response_skips_username_prompt(void **state)
 {
     struct fx *f = *state;
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     char *u = b64("alice", 5);
     struct step s = run(a, "LOGIN", u);
     free(u);
@@ -215,7 +256,7 @@ static void bad_base64_is_501(void **state)
     struct fx *f = *state;
     const char *bad[] = {"!!!!", "AGFsaWNl$", "AGFs aWNl", "=", "a"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+        struct saslauth *a = basic_new(&f->silent_b);
         /* As an initial response "=" means empty (tested below); as a continuation it is
          * not base64 of anything. */
         struct step s = run(a, "PLAIN", i < 3 ? bad[i] : NULL);
@@ -236,7 +277,7 @@ static void overlong_line_is_501(void **state)
     char *line = malloc(n + 1);
     memset(line, 'A', n);
     line[n] = '\0';
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     struct step s = run(a, "PLAIN", line);
     assert_int_equal(s.rc, SASLAUTH_SYNTAX);
     saslauth_free(&a);
@@ -247,7 +288,7 @@ static void overlong_line_is_501(void **state)
 static void empty_initial_response_is_a_failure_not_a_prompt(void **state)
 {
     struct fx *f = *state;
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     struct step s = run(a, "PLAIN", "=");
     assert_int_equal(s.rc, SASLAUTH_BAD);
     saslauth_free(&a);
@@ -257,7 +298,7 @@ static void empty_initial_response_is_a_failure_not_a_prompt(void **state)
 static void continuation_without_an_exchange_fails(void **state)
 {
     struct fx *f = *state;
-    struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", NULL, 0);
+    struct saslauth *a = basic_new(&f->silent_b);
     struct step s = run(a, NULL, "YWxpY2U=");
     assert_int_equal(s.rc, SASLAUTH_BAD);
     saslauth_free(&a);
@@ -347,6 +388,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(offered_mechanisms),
+        cmocka_unit_test(mechanisms_outside_the_set_are_504),
         cmocka_unit_test(other_mechanisms_are_504),
         cmocka_unit_test(plain_without_initial_response_asks_with_empty_challenge),
         cmocka_unit_test(login_prompts_without_the_directory),
