@@ -16,7 +16,7 @@ SAN      ?=
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -Wformat=2 -Wvla -fno-strict-aliasing -D_GNU_SOURCE -I. $(SAN)
 LDFLAGS  += $(SAN)
-LIBS     := -lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lzmq -lcares -lpthread -lm
+LIBS     := -lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lkrb5 -lzmq -lcares -lpthread -lm
 
 DIR_SRC  := $(sort $(wildcard directory/*.c))
 NODE_SRC := $(sort $(filter-out node/main.c,$(wildcard node/*.c)))

@@ -715,7 +715,7 @@ static int node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         if (!S_ISDIR(st.st_mode))
             return rn_err(err, errlen, "tls_cert_dir %s: not a directory", cdir);
     }
-    if (saslauth_init(err, errlen) < 0)
+    if (saslauth_init(&n->boot, err, errlen) < 0)
         return -1;
     d->sasl = true;
     const struct spool_quarantined *q;

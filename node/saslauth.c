@@ -8,14 +8,13 @@
  * libsasl2 sees the name.
  *
  * GSSAPI (gssapiv2 plugin, Debian libsasl2-modules-gssapi-mit) reads the service key from
- * the default keytab, which KRB5_KTNAME names: set from gssapi_keytab before the first
- * exchange that may use it (libsasl2 is initialised before this module sees the bootstrap).
+ * the default keytab, which KRB5_KTNAME names: set from gssapi_keytab by saslauth_init,
+ * before libsasl2 and any thread start, together with the node's Kerberos default realm.
  * After the plugin's SASL_OK its authid (the client's principal, without "@REALM" when that
  * is the node's Kerberos default realm) is mapped to a directory user here, on the worker
  * thread: only principals of gssapi_realm, by their local part and user_filter. */
 #include "node/saslauth.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -93,8 +92,25 @@ static sasl_callback_t global_cbs[] = {
     {SASL_CB_LIST_END, NULL, NULL},
 };
 
-int saslauth_init(char *err, size_t errlen)
+/* The node's Kerberos default realm (krb5.conf), read once by saslauth_init when GSSAPI is
+ * configured: the gssapiv2 plugin names a client of that realm without "@REALM". "" when
+ * there is none (such names are then refused). */
+static char default_realm[256];
+
+int saslauth_init(const struct rn_bootstrap *b, char *err, size_t errlen)
 {
+    if (b && saslauth_gssapi_configured(b)) {
+        if (setenv("KRB5_KTNAME", b->gssapi_keytab, 1) != 0)
+            return rn_err(err, errlen, "setenv KRB5_KTNAME failed");
+        krb5_context ctx = NULL;
+        char *def = NULL;
+        if (krb5_init_context(&ctx) == 0 && krb5_get_default_realm(ctx, &def) == 0)
+            rn_strlcpy(default_realm, def, sizeof default_realm);
+        if (def)
+            krb5_free_default_realm(ctx, def);
+        if (ctx)
+            krb5_free_context(ctx);
+    }
     sasl_set_mutex(mutex_alloc, mutex_lock, mutex_unlock, mutex_free);
     int rc = sasl_server_init(global_cbs, "relaynode");
     if (rc != SASL_OK)
@@ -139,27 +155,6 @@ void saslauth_mech_names(unsigned mechs, char *buf, size_t len)
             return;
         n += (size_t)w;
     }
-}
-
-/* The gssapiv2 plugin's acceptor reads the default keytab name at each exchange; setenv
- * once, on the loop thread, before the first exchange can start. glibc keeps the array
- * other threads may be reading (a new variable reallocates only what setenv allocated), and
- * the value never changes afterwards (the bootstrap is read once per process). */
-static pthread_mutex_t ktname_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool ktname_set;
-
-static int ktname_ensure(const char *keytab, char *err, size_t errlen)
-{
-    int rc = 0;
-    pthread_mutex_lock(&ktname_lock);
-    if (!ktname_set) {
-        if (setenv("KRB5_KTNAME", keytab, 1) != 0)
-            rc = rn_err(err, errlen, "setenv KRB5_KTNAME failed");
-        else
-            ktname_set = true;
-    }
-    pthread_mutex_unlock(&ktname_lock);
-    return rc;
 }
 
 /* ---- per exchange ---- */
@@ -242,8 +237,6 @@ struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, un
 {
     if (!saslauth_gssapi_configured(b))
         mechs &= ~(unsigned)SASLAUTH_GSSAPI;
-    else if ((mechs & SASLAUTH_GSSAPI) && ktname_ensure(b->gssapi_keytab, err, errlen) < 0)
-        return NULL;
     const char *service = b->gssapi_service && *b->gssapi_service ? b->gssapi_service : "smtp";
     struct saslauth *a = xcalloc(1, sizeof *a);
     a->b = b;
@@ -286,45 +279,6 @@ void saslauth_free(struct saslauth **ap)
     *ap = NULL;
 }
 
-/* Whether the node's Kerberos default realm (its krb5.conf) is realm. The gssapiv2 plugin
- * names a client of that realm without "@REALM", so this is what such a name means.
- * libkrb5 is the library the plugin itself loaded (this binary does not link it): reached
- * with dlopen(RTLD_NOLOAD); anything missing is -1 with why (the login is then refused). */
-static int default_realm_is(const char *realm, bool *is, char *why, size_t whylen)
-{
-    void *lib = dlopen("libkrb5.so.3", RTLD_LAZY | RTLD_NOLOAD);
-    __typeof__(krb5_init_context) *init = NULL;
-    __typeof__(krb5_get_default_realm) *get = NULL;
-    __typeof__(krb5_free_default_realm) *free_realm = NULL;
-    __typeof__(krb5_free_context) *free_ctx = NULL;
-    if (lib) {
-        *(void **)&init = dlsym(lib, "krb5_init_context");
-        *(void **)&get = dlsym(lib, "krb5_get_default_realm");
-        *(void **)&free_realm = dlsym(lib, "krb5_free_default_realm");
-        *(void **)&free_ctx = dlsym(lib, "krb5_free_context");
-    }
-    int rc = -1;
-    krb5_context ctx = NULL;
-    char *def = NULL;
-    if (!init || !get || !free_realm || !free_ctx)
-        snprintf(why, whylen, "GSSAPI: libkrb5 not available to read the default realm");
-    else if (init(&ctx) != 0)
-        snprintf(why, whylen, "GSSAPI: krb5_init_context failed");
-    else if (get(ctx, &def) != 0)
-        snprintf(why, whylen, "GSSAPI: the node has no Kerberos default realm");
-    else {
-        *is = strcmp(def, realm) == 0;
-        rc = 0;
-    }
-    if (def)
-        free_realm(ctx, def);
-    if (ctx)
-        free_ctx(ctx);
-    if (lib)
-        dlclose(lib);
-    return rc;
-}
-
 /* After GSSAPI's SASL_OK: principal user@REALM -> the directory user "user" (user_filter,
  * exactly one match), only for REALM == gssapi_realm; a principal with an instance
  * ("a/b@R") or escapes is no user. Sets the identity or why (tempfail for the directory). */
@@ -354,10 +308,11 @@ static enum saslauth_rc gssapi_identity(struct saslauth *a, char *why, size_t wh
         }
         *at = '\0';
     } else {
-        bool is = false;
-        if (default_realm_is(realm, &is, why, whylen) < 0)
+        if (!default_realm[0]) {
+            snprintf(why, whylen, "GSSAPI: the node has no Kerberos default realm");
             return SASLAUTH_BAD;
-        if (!is) {
+        }
+        if (strcmp(default_realm, realm) != 0) {
             snprintf(why, whylen, "GSSAPI: principal %.300s of the default realm, which is not "
                      "%.100s", principal, realm);
             return SASLAUTH_BAD;

@@ -34,8 +34,9 @@ enum saslauth_rc {
     SASLAUTH_CANCELLED,  /* 501 5.0.0 Authentication cancelled ("*") */
 };
 
-/* Once per process, before any saslauth_new. -1 with err. */
-int saslauth_init(char *err, size_t errlen);
+/* Once per process, before any thread and any saslauth_new: with gssapi_keytab set in b
+ * (NULL: no GSSAPI), KRB5_KTNAME is set and the Kerberos default realm read. -1 with err. */
+int saslauth_init(const struct rn_bootstrap *b, char *err, size_t errlen);
 void saslauth_done(void);
 
 /* Whether the node can offer GSSAPI at all: b names a keytab (gssapi_keytab not empty). */

@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 T=${2:-30}
-LIBS="-lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lzmq -lcares -lpthread -lm"
+LIBS="-lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lkrb5 -lzmq -lcares -lpthread -lm"
 rc=0
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)

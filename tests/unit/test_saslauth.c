@@ -60,7 +60,7 @@ static int group_setup(void **state)
 {
     static struct fx f;
     char uri[64], err[256];
-    if (saslauth_init(err, sizeof err) != 0)
+    if (saslauth_init(NULL, err, sizeof err) != 0)
         return -1;
     if ((f.silent = bound_socket(true, uri, sizeof uri)) < 0 || boot(&f.silent_b, uri) != 0)
         return -1;
