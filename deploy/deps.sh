@@ -20,5 +20,14 @@ SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
+# No package may start a system service (slapd, krb5-kdc, kadmind, postfix): tests start
+# their own on free ports. Where no policy-rc.d says so already, one does for the install.
+POLICY=/usr/sbin/policy-rc.d
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# relaynode deps.sh: no service starts during the install\nexit 101\n' |
+    $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  trap '$SUDO rm -f "$POLICY"' EXIT
+fi
 $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
