@@ -196,6 +196,7 @@ def main():
         orig = re.sub(r"^\{\d+\}", "", sr[0]) if sr else ""
         b.config_replace("olcDatabase={1}mdb,cn=config", "olcSyncrepl",
                          re.sub(r"provider=\S+", "provider=ldap://127.0.0.1:9/", orig))
+        time.sleep(1)                 # the consumer's old session to A is gone for sure
         mark2 = len(n2.log())
         set_anon_rights(a, NODE2_CONN, BASE_RIGHTS + ["ms-Exch-SMTP-Accept-Any-Recipient"])
         waited = eventually(lambda: re.search(r"cluster wait from=node1 ", n2.log()[mark2:]), 10)
