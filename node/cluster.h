@@ -3,8 +3,8 @@
  * SUB per peer (CURVE client pinning the peer's key), periodic HEARTBEATs, NOTICEs, and the
  * per-sender replay check. It carries news only; what to do with it is the daemon's choice
  * (clusterver_decide). Loop thread only; no callback may call cluster_free or
- * cluster_set_peers. With node/clusterprobe.c (relayctl's probe), the only
- * files that include <zmq.h>. */
+ * cluster_set_peers. Also relayctl's two blocking clients of the bus: cluster_send_notice and
+ * cluster_probe. The only file that includes <zmq.h>. */
 #ifndef RN_CLUSTER_H
 #define RN_CLUSTER_H
 #include <stdbool.h>
@@ -101,4 +101,28 @@ bool cluster_key_valid(const char *z85);
 int cluster_send_notice(const struct cluster_peer *peers, size_t n, const char *secret_key,
                         const char *sender, const char *version, const char *origin,
                         unsigned linger_ms, char *err, size_t errlen);
+
+/* relayctl's probe for `relayctl cluster status` (blocking, own ZeroMQ context, never for
+ * the daemon, which learns the same from cluster_status). */
+/* What one peer said; out[i] answers peers[i]. */
+struct cluster_beat {
+    char *name;             /* owned: the peer's name */
+    bool probed;            /* it had an endpoint and a valid key, and was connected to */
+    bool heard;             /* a HEARTBEAT carrying its own name arrived */
+    char *version;          /* owned: its applied version ("" = none yet); NULL unless heard */
+    bool stale;             /* it runs its last good snapshot (directory unreachable) */
+    uint64_t uptime_s;      /* its uptime */
+    uint64_t time_ms;       /* its wall clock when it sent the heartbeat, ms since the epoch */
+    uint64_t received_ms;   /* our wall clock when the heartbeat arrived */
+};
+
+/* Connect one SUB per peer with an endpoint and a valid key (CURVE client with the keypair
+ * of secret_key, pinning the peer's key) and collect HEARTBEATs for up to wait_ms, or until
+ * every probed peer has been heard. A frame whose node is not that peer's name, a frame
+ * over CLUSTER_FRAME_MAX or one that does not decode is dropped. Returns 0 with *out (n
+ * entries, caller cluster_probe_free()s), or -1 with err (bad secret key, no ZeroMQ). */
+int cluster_probe(const struct cluster_peer *peers, size_t n, const char *secret_key,
+                         unsigned wait_ms, struct cluster_beat **out, size_t *nout,
+                         char *err, size_t errlen);
+void cluster_probe_free(struct cluster_beat **beats, size_t n);
 #endif

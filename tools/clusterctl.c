@@ -1,7 +1,7 @@
 /* clusterctl: `relayctl cluster status` and `relayctl cluster notify`, relayctl's two looks
  * at the cluster bus (schema/cluster-protocol.md).
  *
- * status compares what every node says it runs (its HEARTBEAT, heard with clusterprobe as
+ * status compares what every node says it runs (its HEARTBEAT, heard with cluster_probe as
  * an allowed admin key) with the directory's version as relayctl reads it: the directory
  * is the truth, the bus only says who has caught up with it. notify sends the NOTICE that
  * admin writes also send (admin_write), for changes made with other tools (ldapmodify,
@@ -15,7 +15,6 @@
 #include "directory/util.h"
 #include "node/cluster.h"
 #include "node/cluster_wire.h"
-#include "node/clusterprobe.h"
 #include "node/clusterver.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,7 +226,7 @@ struct row {
     unsigned long long lag;
 };
 
-static struct row row_state(const struct ldapadmin_node *nd, const struct clusterprobe_beat *b,
+static struct row row_state(const struct ldapadmin_node *nd, const struct cluster_beat *b,
                             const char *dirv, time_t now)
 {
     if (!nd->endpoint || !*nd->endpoint)
@@ -257,11 +256,11 @@ static int cluster_status_run(struct admin *a, unsigned wait_ms)
     struct ldapadmin_node *nodes = NULL;
     size_t n = 0;
     struct cluster_peer *peers = NULL;
-    struct clusterprobe_beat *beats = NULL;
+    struct cluster_beat *beats = NULL;
     size_t nbeats = 0;
     int rc = 2;
     if (!dirv || nodes_read(a, &nodes, &n, &peers, err, sizeof err) != 0 ||
-        clusterprobe_collect(peers, n, secret, wait_ms, &beats, &nbeats, err,
+        cluster_probe(peers, n, secret, wait_ms, &beats, &nbeats, err,
                              sizeof err) != 0) {
         explicit_bzero(secret, sizeof secret);
         admin_fail(a, 2, "%s", err);
@@ -283,7 +282,7 @@ static int cluster_status_run(struct admin *a, unsigned wait_ms)
     }
     rc = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct clusterprobe_beat *b = &beats[i];
+        const struct cluster_beat *b = &beats[i];
         struct row r = row_state(&nodes[i], b, dirv, now);
         if (r.probed_bad)
             rc = 1;
@@ -329,7 +328,7 @@ static int cluster_status_run(struct admin *a, unsigned wait_ms)
     }
     table_free(&t);
 out:
-    clusterprobe_free(&beats, nbeats);
+    cluster_probe_free(&beats, nbeats);
     free(peers);
     ldapadmin_nodes_free(&nodes, n);
     free(dirv);

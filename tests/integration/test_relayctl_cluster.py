@@ -9,7 +9,7 @@ missing or malformed key file -> exit 2 with a message; with relayctl's admin ke
 `unreachable` (exit 1), the admin entry `admin-key`, a node with an endpoint but no key
 `no-key`; table and --json, the directory version = the suffix's contextCSN. `cluster notify`
 and the notice after an admin write (a warning, never a failure, when the key is bad). The
-bus itself (heartbeats heard from a real cluster_new bus) is tests/unit/test_clusterprobe.c;
+bus itself (heartbeats heard from a real cluster_new bus) is tests/unit/test_clusterprobe.c (cluster_probe);
 three real nodes are test_cluster_nodes.py.
 """
 import json

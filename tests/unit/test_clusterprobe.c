@@ -1,6 +1,6 @@
-/* Unit tests for clusterprobe (relayctl cluster status's listener) against real buses: two
+/* Unit tests for cluster_probe (relayctl cluster status's listener) against real buses: two
  * cluster_new buses on free loopback ports publish heartbeats on the event loop (main
- * thread) while clusterprobe_collect blocks on another thread, as relayctl would. It hears
+ * thread) while cluster_probe blocks on another thread, as relayctl would. It hears
  * each node's applied version, stale flag and uptime and returns as soon as all are heard;
  * a peer listed under another name (a heartbeat naming someone else), a closed port, a
  * wrongly pinned server key and a probe key outside the allow-list are never heard; a bad
@@ -23,7 +23,6 @@
 #include <unistd.h>
 #include "directory/util.h"
 #include "node/cluster.h"
-#include "node/clusterprobe.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"
 #define CSN2 "20240501101010.000002Z#000000#000#000000"
@@ -100,7 +99,7 @@ struct probe {
     const char *secret;
     unsigned wait_ms;
     int rc;
-    struct clusterprobe_beat *out;
+    struct cluster_beat *out;
     size_t nout;
     char err[RN_ERRLEN];
     double took_ms;
@@ -111,7 +110,7 @@ static void *probe_thread(void *arg)
 {
     struct probe *p = arg;
     double t0 = mono_ms();
-    p->rc = clusterprobe_collect(p->peers, p->n, p->secret, p->wait_ms, &p->out, &p->nout,
+    p->rc = cluster_probe(p->peers, p->n, p->secret, p->wait_ms, &p->out, &p->nout,
                                  p->err, sizeof p->err);
     p->took_ms = mono_ms() - t0;
     atomic_store(&p->done, true);
@@ -151,7 +150,7 @@ static void test_hears_every_node(void **state)
     assert_int_equal(p.rc, 0);
     assert_int_equal(p.nout, 3);
     assert_true(p.took_ms < 5000);             /* returned once both were heard */
-    struct clusterprobe_beat *a = &p.out[0], *r = &p.out[1], *b = &p.out[2];
+    struct cluster_beat *a = &p.out[0], *r = &p.out[1], *b = &p.out[2];
     assert_string_equal(a->name, "nodeA");
     assert_true(a->probed && a->heard);
     assert_string_equal(a->version, CSN1);
@@ -165,7 +164,7 @@ static void test_hears_every_node(void **state)
     assert_string_equal(r->name, "relayctl");  /* an admin key: listed, never probed */
     assert_false(r->probed || r->heard);
     assert_null(r->version);
-    clusterprobe_free(&p.out, p.nout);
+    cluster_probe_free(&p.out, p.nout);
     assert_null(p.out);
 }
 
@@ -190,7 +189,7 @@ static void test_unheard_peers(void **state)
         assert_null(p.out[i].version);
     }
     assert_true(p.took_ms >= 1400);            /* waited the whole time for the others */
-    clusterprobe_free(&p.out, p.nout);
+    cluster_probe_free(&p.out, p.nout);
 
     /* A probe key outside the allow-list: ZAP refuses it, nothing is heard. */
     struct probe q = {.peers = peers, .n = 1, .secret = other_sec, .wait_ms = 1200};
@@ -198,16 +197,16 @@ static void test_unheard_peers(void **state)
     assert_int_equal(q.rc, 0);
     assert_true(q.out[0].probed);
     assert_false(q.out[0].heard);
-    clusterprobe_free(&q.out, q.nout);
+    cluster_probe_free(&q.out, q.nout);
 }
 
 static void test_errors(void **state)
 {
     char err[RN_ERRLEN] = "";
-    struct clusterprobe_beat *out = (void *)1;
+    struct cluster_beat *out = (void *)1;
     size_t n = 9;
     struct cluster_peer peer = {"x", "tcp://127.0.0.1:1", admin_pub};
-    assert_int_equal(clusterprobe_collect(&peer, 1, "not a key", 100, &out, &n, err,
+    assert_int_equal(cluster_probe(&peer, 1, "not a key", 100, &out, &n, err,
                                           sizeof err), -1);
     assert_null(out);
     assert_int_equal(n, 0);
@@ -215,17 +214,17 @@ static void test_errors(void **state)
     /* Nothing to probe: returns at once with every entry unheard. */
     struct cluster_peer none[2] = {{"a", NULL, admin_pub}, {"b", "tcp://127.0.0.1:1", "bad"}};
     double t0 = mono_ms();
-    assert_int_equal(clusterprobe_collect(none, 2, admin_sec, 5000, &out, &n, err, sizeof err),
+    assert_int_equal(cluster_probe(none, 2, admin_sec, 5000, &out, &n, err, sizeof err),
                      0);
     assert_true(mono_ms() - t0 < 1000);
     assert_int_equal(n, 2);
     assert_false(out[0].probed || out[1].probed || out[0].heard || out[1].heard);
     assert_string_equal(out[1].name, "b");
-    clusterprobe_free(&out, n);
-    assert_int_equal(clusterprobe_collect(NULL, 0, admin_sec, 5000, &out, &n, err, sizeof err),
+    cluster_probe_free(&out, n);
+    assert_int_equal(cluster_probe(NULL, 0, admin_sec, 5000, &out, &n, err, sizeof err),
                      0);
     assert_int_equal(n, 0);
-    clusterprobe_free(&out, n);
+    cluster_probe_free(&out, n);
 }
 
 int main(void)
