@@ -67,6 +67,7 @@ test: deps
 	@$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DRN_FAULTS" \
 	  all unit-bins
+	@bash tests/check-deps.sh
 	@bash tests/run.sh build/asan
 
 unit-bins: $(UNIT_BIN)

@@ -84,6 +84,30 @@ void rn_strlower(char *s)
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
+size_t rn_base64_encode(const void *in, size_t n, char *out, size_t outlen)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = in;
+    size_t need = (n + 2) / 3 * 4;
+    if (outlen < need + 1)
+        return 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
 size_t rn_strlcpy(char *dst, const char *src, size_t dstlen)
 {
     size_t n = strlen(src);

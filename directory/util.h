@@ -24,4 +24,7 @@ bool rn_strnieq(const char *a, const char *b, size_t n);
 void rn_strlower(char *s);                                     /* ASCII lowercase in place */
 /* Copy src into dst of size dstlen, always NUL-terminated; returns strlen(src). */
 size_t rn_strlcpy(char *dst, const char *src, size_t dstlen);
+/* RFC 4648 base64 of n bytes into out (NUL-terminated); the length written, or 0 when out
+ * (which needs 4 * ceil(n / 3) + 1 bytes) is too small. */
+size_t rn_base64_encode(const void *in, size_t n, char *out, size_t outlen);
 #endif

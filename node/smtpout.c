@@ -12,12 +12,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
 
 #include "directory/util.h"
+#include "node/tlsctx.h"
 
 #define LINE_MAX_OUT 2048
 #define REPLY_LINES_MAX 100
@@ -188,17 +186,10 @@ static void send_envelope(struct smtpout *c)
 
 static void start_tls(struct smtpout *c)
 {
-    SSL *ssl = SSL_new(c->o.ssl_ctx);
-    struct bufferevent *f = ssl ? bufferevent_openssl_filter_new(
-        c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!f) {
-        if (ssl)
-            SSL_free(ssl);
+    if (tlsctx_client_upgrade(c->o.ssl_ctx, c->base, &c->bev) < 0) {
         finish(c, SMTPOUT_TEMPFAIL, "4.7.5 cannot start TLS");
         return;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-    c->bev = f;
     c->tls = true;
     smtpout_attach(c);
     send_ehlo(c);
@@ -212,7 +203,7 @@ static void send_auth(struct smtpout *c)
         finish(c, SMTPOUT_PERMFAIL, "5.7.8 smart host credentials too long");
         return;
     }
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)raw, n);
+    rn_base64_encode(raw, (size_t)n, b64, sizeof b64);
     explicit_bzero(raw, sizeof raw);
     send_line(c, "AUTH PLAIN %s", b64);
     explicit_bzero(b64, sizeof b64);

@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "directory/model.h"
@@ -197,4 +198,26 @@ void *tlsctx_client_new(char *err, size_t errlen)
 void tlsctx_client_free(void *ctx)
 {
     SSL_CTX_free(ctx);
+}
+
+int tlsctx_client_upgrade(void *ctx, struct event_base *base, struct bufferevent **bev)
+{
+    SSL *ssl = SSL_new(ctx);
+    struct bufferevent *f = ssl ? bufferevent_openssl_filter_new(
+        base, *bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!f) {
+        if (ssl)
+            SSL_free(ssl);
+        return -1;
+    }
+    /* Next hops often close without close_notify after QUIT; that is not an error here. */
+    bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+    *bev = f;
+    return 0;
+}
+
+int tlsctx_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) && n == 32 ? 0 : -1;
 }

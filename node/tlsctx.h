@@ -52,4 +52,10 @@ void tlsctx_describe(struct bufferevent *bev, char *buf, size_t len);
  * STARTTLS to next hops: TLS 1.2+, the peer not verified. NULL with err. */
 void *tlsctx_client_new(char *err, size_t errlen);
 void tlsctx_client_free(void *ctx);
+/* Replace *bev (a connected socket bufferevent after "220 Ready to start TLS") by a TLS
+ * client filter over it using ctx (from tlsctx_client_new); the old one belongs to the
+ * filter. -1 when OpenSSL refuses (bev unchanged). */
+int tlsctx_client_upgrade(void *ctx, struct event_base *base, struct bufferevent **bev);
+/* SHA-256 of len bytes (relayctl's key fingerprints); -1 on an OpenSSL failure. */
+int tlsctx_sha256(const void *data, size_t len, unsigned char out[32]);
 #endif

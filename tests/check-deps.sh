@@ -8,7 +8,7 @@ rc=0
 if grep -rn '#include "node/' directory/ 2>/dev/null; then echo "directory/ includes node/"; rc=1; fi
 bad=$(grep -rl '#include <ldap.h>' directory node tools 2>/dev/null | grep -v '^directory/ldap[^/]*\.c$')
 if [ -n "$bad" ]; then echo "<ldap.h> outside directory/ldap*.c:"; echo "$bad"; rc=1; fi
-for h in '<sasl/sasl.h>' '<zmq.h>' '<ares.h>' '<krb5.h>'; do
+for h in '<sasl/sasl.h>' '<zmq.h>' '<ares.h>' '<krb5.h>' '<openssl/' '<event2/bufferevent_ssl.h>'; do
   n=$(grep -rl "#include $h" directory node tools 2>/dev/null | wc -l)
   if [ "$n" -gt 1 ]; then echo "$h included from $n files:"; grep -rl "#include $h" directory node tools; rc=1; fi
 done

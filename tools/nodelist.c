@@ -4,12 +4,12 @@
  * `relayctl node keygen`, a CURVE keypair for a node or for relayctl itself
  * (schema/cluster-protocol.md §4): the secret key goes to a new 0600 file, never to stdout,
  * and the public key is printed for the relayNode entry's relayCurvePublicKey. */
-#include <openssl/evp.h>
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/util.h"
 #include "node/cluster.h"
+#include "node/tlsctx.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,10 +30,8 @@ static const char help_text[] =
 
 static void fingerprint(const char *key, char *out, size_t len)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!key || !*key ||
-        !EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) || mdlen < 16) {
+    unsigned char md[32];
+    if (!key || !*key || tlsctx_sha256(key, strlen(key), md) < 0) {
         rn_strlcpy(out, "", len);
         return;
     }
