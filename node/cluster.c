@@ -148,9 +148,10 @@ static struct sockev *sock_open(struct cluster *c, int type, enum sock_kind kind
         rn_err(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
         return NULL;
     }
-    int zero = 0;
+    int zero = 0, one = 1;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     if (kind != SK_ZAP) {
+        zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof one);   /* tcp://[2001:db8::5]:5670 too */
         /* A frame over the protocol's limit drops the connection before it is read into
          * memory; ZMTP PINGs find a peer that vanished without a FIN (power loss) within
          * seconds, so its SUB reconnects instead of waiting for TCP keepalive. */
@@ -859,8 +860,9 @@ int cluster_send_notice(const struct cluster_peer *peers, size_t n, const char *
             zmq_ctx_term(ctx);
         return rn_err(err, errlen, "zmq: %s", zmq_strerror(zmq_errno()));
     }
-    int linger = (int)linger_ms;
+    int linger = (int)linger_ms, one = 1;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public, CLUSTER_KEY_LEN);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret_key, CLUSTER_KEY_LEN);
     int connected = 0;
@@ -914,9 +916,10 @@ static void *probe_sub_open(void *ctx, const struct cluster_peer *p, const char 
     void *s = zmq_socket(ctx, ZMQ_SUB);
     if (!s)
         return NULL;
-    int linger = 0;
+    int linger = 0, one = 1;
     int64_t maxmsg = CLUSTER_FRAME_MAX;       /* a bigger frame is never read into memory */
     if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof one) != 0 ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public, CLUSTER_KEY_LEN) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, CLUSTER_KEY_LEN) != 0 ||
