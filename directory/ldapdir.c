@@ -30,6 +30,8 @@ struct ldapdir {
     LDAP *ld;                     /* owned; bound */
     char *uri;                    /* owned; for messages */
     struct timeval timeout;       /* per operation */
+    char *suffix_of, *suffix;     /* owned: the naming context holding suffix_of (a base),
+                                   * found once per connection by version_read */
 };
 
 struct ldap *ldapdir_handle(struct ldapdir *d)
@@ -172,6 +174,8 @@ void ldapdir_free(struct ldapdir **d)
     if ((*d)->ld)
         ldap_unbind_ext_s((*d)->ld, NULL, NULL);
     free((*d)->uri);
+    free((*d)->suffix_of);
+    free((*d)->suffix);
     free(*d);
     *d = NULL;
 }
@@ -632,12 +636,11 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* contextCSN of the naming context holding base (syncprov keeps it current; with several
- * providers there is one value per server id, joined in order). NULL when unreadable. */
-static char *version_read(struct ldapdir *d, const char *base)
+/* The naming context (from the root DSE's namingContexts) holding base; NULL if none. */
+static char *suffix_find(struct ldapdir *d, const char *base)
 {
     LDAPMessage *res;
-    char *attrs[] = {"namingContexts", NULL}, *version = NULL;
+    char *attrs[] = {"namingContexts", NULL};
     if (search(d, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, &res) != LDAP_SUCCESS) {
         ldap_msgfree(res);
         return NULL;
@@ -660,8 +663,27 @@ static char *version_read(struct ldapdir *d, const char *base)
     }
     values_free(ctx, n);
     ldap_msgfree(res);
-    if (!suffix)
-        return NULL;
+    return suffix;
+}
+
+/* contextCSN of the naming context holding base (syncprov keeps it current; with several
+ * providers there is one value per server id, joined in order). NULL when unreadable. */
+static char *version_read(struct ldapdir *d, const char *base)
+{
+    LDAPMessage *res, *m;
+    char *version = NULL;
+    size_t n = 0;
+    if (!d->suffix || strcmp(d->suffix_of, base) != 0) {
+        free(d->suffix_of);
+        free(d->suffix);
+        d->suffix_of = d->suffix = NULL;
+        char *s = suffix_find(d, base);
+        if (!s)
+            return NULL;
+        d->suffix = s;                    /* a connection's server keeps its naming contexts */
+        d->suffix_of = xstrdup(base);
+    }
+    const char *suffix = d->suffix;
     char *cattrs[] = {"contextCSN", NULL};
     if (search(d, suffix, LDAP_SCOPE_BASE, "(objectClass=*)", cattrs, 0, &res) == LDAP_SUCCESS &&
         (m = ldap_first_entry(d->ld, res)) != NULL) {
@@ -681,7 +703,6 @@ static char *version_read(struct ldapdir *d, const char *base)
         values_free(csn, n);
     }
     ldap_msgfree(res);
-    free(suffix);
     return version;
 }
 
