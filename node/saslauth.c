@@ -184,6 +184,20 @@ static int cb_canon(sasl_conn_t *conn, void *context, const char *in, unsigned i
     return SASL_OK;
 }
 
+/* The identity a successful login found (token and the user's own addresses, both moved
+ * into a), replacing any earlier one. */
+static void identity_set(struct saslauth *a, struct token *t, char **addrs, size_t naddrs)
+{
+    token_clear(&a->tok);
+    for (size_t i = 0; i < a->naddrs; i++)
+        free(a->addrs[i]);
+    free(a->addrs);
+    a->tok = *t;
+    a->addrs = addrs;
+    a->naddrs = naddrs;
+    a->have_identity = true;
+}
+
 static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, const char *pass,
                         unsigned passlen, struct propctx *propctx)
 {
@@ -220,15 +234,8 @@ static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, cons
         free(addrs);
         return r == DIR_TEMPFAIL ? SASL_UNAVAIL : SASL_BADAUTH;
     }
-    token_clear(&a->tok);
-    for (size_t i = 0; i < a->naddrs; i++)
-        free(a->addrs[i]);
-    free(a->addrs);
-    a->tok = t;
-    a->addrs = addrs;
-    a->naddrs = naddrs;
+    identity_set(a, &t, addrs, naddrs);
     rn_strlcpy(a->login, user, sizeof a->login);
-    a->have_identity = true;
     return SASL_OK;
 }
 
@@ -339,15 +346,8 @@ static enum saslauth_rc gssapi_identity(struct saslauth *a, char *why, size_t wh
         snprintf(why, whylen, "GSSAPI %.200s@%.100s: lookup: %s", principal, realm, err);
         return r == DIR_TEMPFAIL ? SASLAUTH_TEMP : SASLAUTH_BAD;
     }
-    token_clear(&a->tok);
-    for (size_t i = 0; i < a->naddrs; i++)
-        free(a->addrs[i]);
-    free(a->addrs);
-    a->tok = t;
-    a->addrs = addrs;
-    a->naddrs = naddrs;
+    identity_set(a, &t, addrs, naddrs);
     snprintf(a->login, sizeof a->login, "%.200s@%.54s", principal, realm);
-    a->have_identity = true;
     return SASLAUTH_OK;
 }
 
