@@ -5,6 +5,12 @@
 #define RN_LDAPDIR_PRIVATE_H
 #include "directory/ldapdir.h"
 
+/* A string that changes with every write under base, for polling directories whose
+ * contextCSN is absent or not maintained: Active Directory's highestCommittedUSN, else the
+ * newest entryCSN and modifyTimestamp under base and the entry count. NULL if unreadable.
+ * Caller frees. */
+char *ldapdir_change_mark(struct ldapdir *d, const char *base);
+
 struct ldap;
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);

@@ -191,6 +191,39 @@ static int search(struct ldapdir *d, const char *base, int scope, const char *fi
                              res);
 }
 
+/* Fold every entry of res (DN, attribute names, values, in the server's order) into the
+ * FNV-1a hash *h: two loads that read the same entries get the same hash, so a change that
+ * left contextCSN alone (no syncprov maintaining it, a directory without one) still shows. */
+static void hash_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        *h = (*h ^ b[i]) * 1099511628211ULL;
+    *h = (*h ^ 0xff) * 1099511628211ULL;     /* a separator: "ab"+"c" differs from "a"+"bc" */
+}
+
+static void hash_entries(uint64_t *h, LDAP *ld, LDAPMessage *res)
+{
+    for (LDAPMessage *m = ldap_first_entry(ld, res); m; m = ldap_next_entry(ld, m)) {
+        char *dn = ldap_get_dn(ld, m);
+        if (dn)
+            hash_bytes(h, dn, strlen(dn));
+        ldap_memfree(dn);
+        BerElement *ber = NULL;
+        for (char *a = ldap_first_attribute(ld, m, &ber); a;
+             a = ldap_next_attribute(ld, m, ber)) {
+            hash_bytes(h, a, strlen(a));
+            struct berval **vals = ldap_get_values_len(ld, m, a);
+            for (size_t i = 0; vals && vals[i]; i++)
+                hash_bytes(h, vals[i]->bv_val, vals[i]->bv_len);
+            ldap_value_free_len(vals);
+            ldap_memfree(a);
+        }
+        if (ber)
+            ber_free(ber, 0);
+    }
+}
+
 /* The values of attribute a as NUL-terminated strings (caller frees each and the array). */
 static char **values_get(LDAP *ld, LDAPMessage *m, const char *a, size_t *n)
 {
@@ -312,6 +345,7 @@ static int connectors_load(struct ldapdir *d, struct rn_snapshot *s, const char 
         snprintf(what, sizeof what, "search connectors under %s", base);
         return ld_error(d, rc, what, err, errlen);
     }
+    hash_entries(&s->content_hash, d->ld, res);
     size_t first = *n;
     for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
         char *dn = ldap_get_dn(d->ld, m);
@@ -578,6 +612,7 @@ static int domains_sendconns_load(struct ldapdir *d, struct rn_snapshot *s, cons
         snprintf(what, sizeof what, "search %s", base);
         return ld_error(d, rc, what, err, errlen);
     }
+    hash_entries(&s->content_hash, d->ld, res);
     for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
         char *dn = ldap_get_dn(d->ld, m), eerr[RN_ERRLEN];
         if (has_class(d->ld, m, "relayAcceptedDomain")) {
@@ -706,6 +741,46 @@ static char *version_read(struct ldapdir *d, const char *base)
     return version;
 }
 
+char *ldapdir_change_mark(struct ldapdir *d, const char *base)
+{
+    LDAPMessage *res, *m;
+    char *rattrs[] = {"highestCommittedUSN", NULL}, *mark = NULL;
+    size_t n = 0;
+    /* Active Directory: the DC's update sequence number moves with every write. */
+    if (search(d, "", LDAP_SCOPE_BASE, "(objectClass=*)", rattrs, 0, &res) == LDAP_SUCCESS &&
+        (m = ldap_first_entry(d->ld, res)) != NULL) {
+        char **usn = values_get(d->ld, m, "highestCommittedUSN", &n);
+        if (n)
+            mark = xasprintf("usn:%s", usn[0]);
+        values_free(usn, n);
+    }
+    ldap_msgfree(res);
+    if (mark)
+        return mark;
+    /* Otherwise the newest entryCSN (OpenLDAP keeps one per entry, microseconds) and
+     * modifyTimestamp under base, and the entry count (a delete changes only that). */
+    char *attrs[] = {"entryCSN", "modifyTimestamp", NULL};
+    if (search(d, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)", attrs, LDAP_NO_LIMIT, &res) !=
+        LDAP_SUCCESS) {
+        ldap_msgfree(res);
+        return NULL;
+    }
+    char csn[128] = "", ts[64] = "";
+    size_t count = 0;
+    for (m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m), count++) {
+        char **v = values_get(d->ld, m, "entryCSN", &n);
+        if (n && strlen(v[0]) < sizeof csn && strcmp(v[0], csn) > 0)
+            rn_strlcpy(csn, v[0], sizeof csn);
+        values_free(v, n);
+        v = values_get(d->ld, m, "modifyTimestamp", &n);
+        if (n && strlen(v[0]) < sizeof ts && strcmp(v[0], ts) > 0)
+            rn_strlcpy(ts, v[0], sizeof ts);
+        values_free(v, n);
+    }
+    ldap_msgfree(res);
+    return xasprintf("mark:%s|%s|%zu", csn, ts, count);
+}
+
 char *ldapdir_version_read(struct ldapdir *d, const char *base)
 {
     return version_read(d, base);
@@ -765,6 +840,8 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
     s->version = version_read(d, b->base_dn);
     if (!s->version)
         s->version = version_stamp();
+    s->content_hash = 14695981039346656037ULL;
+    hash_bytes(&s->content_hash, node_dn ? node_dn : "", node_dn ? strlen(node_dn) : 0);
     s->node_name = xstrdup(b->node);
     s->node_dn = xstrdup(node_dn ? node_dn : "");
     ldap_memfree(node_dn);

@@ -39,6 +39,7 @@ struct ldapsync {
     pthread_t thread;
     int stop_pipe[2];
     char *last;                    /* last version reported; owned by the thread */
+    char *last_mark;               /* poll mode: last change mark; owned by the thread */
     bool down;                     /* DOWN reported and not yet UP again */
 };
 
@@ -205,7 +206,18 @@ static enum run_end run_poll(struct ldapsync *s, struct ldapdir *d, char *why, s
             rn_err(why, len, "poll: %s", ldap_err2string(rc));
             return END_DOWN;
         }
+        char *before = s->last ? xstrdup(s->last) : NULL;
         report_version(s, d);
+        char *mark = ldapdir_change_mark(d, s->b->base_dn);
+        bool version_moved = (before == NULL) != (s->last == NULL) ||
+                             (before && s->last && strcmp(before, s->last) != 0);
+        if (mark && s->last_mark && strcmp(mark, s->last_mark) != 0 && !version_moved)
+            s->fn(s->arg, LDAPSYNC_CHANGED, mark, NULL);
+        free(before);
+        if (mark) {
+            free(s->last_mark);
+            s->last_mark = mark;
+        }
         if (stopping(s, (int)poll_ms))
             return END_STOP;
     }
@@ -282,6 +294,7 @@ void ldapsync_stop(struct ldapsync **sp)
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);
     free(s->last);
+    free(s->last_mark);
     free(s);
     *sp = NULL;
 }

@@ -16,6 +16,9 @@ enum ldapsync_event {
     LDAPSYNC_DOWN,       /* the directory cannot be reached or the search ended: detail says
                           * why; retried with backoff (1 s doubling to 30 s) */
     LDAPSYNC_UP,         /* connected again (after DOWN, or first); detail: "persist" or "poll" */
+    LDAPSYNC_CHANGED,    /* polling: something under base changed although the version did
+                          * not (no contextCSN, or one nobody maintains); version = the new
+                          * change mark (ldapdir_change_mark), not a cluster version */
 };
 
 struct ldapsync_opts {

@@ -66,6 +66,8 @@ struct rn_sendconn {
 struct rn_snapshot {
     int refs;                      /* atomic; snapshot_ref/snapshot_unref */
     char *version;                 /* the directory's contextCSN (or a load stamp); owned */
+    uint64_t content_hash;         /* FNV-1a of every entry the load read (DNs, attributes,
+                                    * values): tells a change the version missed */
     char *node_name, *node_dn, *site_dn;
     struct rn_connector *connectors; size_t nconnectors;  /* loaded, valid ones only */
     struct rn_domain *domains; size_t ndomains;

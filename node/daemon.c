@@ -90,6 +90,7 @@ struct daemon {
     struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
     char *w_version;                  /* latest VERSION not yet taken by the loop */
+    char *w_mark;                     /* latest CHANGED mark not yet taken by the loop */
     bool w_down, w_up;
     char w_detail[256];
 };
@@ -361,7 +362,8 @@ static void load_done(void *arg)
         load_failed(d, j);
     } else if (d->n.snap && j->snap->version && applied &&
                (strcmp(j->snap->version, applied) == 0 ||
-                clusterver_compare(j->snap->version, applied) == CV_EQUAL)) {
+                clusterver_compare(j->snap->version, applied) == CV_EQUAL) &&
+               j->snap->content_hash == d->n.snap->content_hash) {
         /* Same directory version (the periodic safety net, a duplicate notice): keep the
          * snapshot the sessions already share; only retry bindings that failed to open. */
         log_fact("-", "config", "unchanged", "version=%s",
@@ -382,6 +384,10 @@ static void load_done(void *arg)
         evtimer_add(d->ev_retry, &tv);
         d->backoff = d->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d->backoff * 2;
     } else {
+        if (d->n.snap && applied && j->snap->version && strcmp(j->snap->version, applied) == 0)
+            log_fact("-", "config", "changed-same-version", "version=%s detail=%s",
+                     log_quote(applied, qv, sizeof qv), "the entries changed but contextCSN "
+                     "did not (is syncprov maintaining it?): applied anyway");
         if (d->older_since.tv_sec && !clusterver_accept(applied, j->snap->version))
             log_fact("-", "config", "version-reset", "loaded=%s applied=%s older_for_s=%d",
                      log_quote(j->snap->version, qv, sizeof qv),
@@ -479,6 +485,9 @@ static void on_watch_thread(void *arg, enum ldapsync_event ev, const char *versi
     if (ev == LDAPSYNC_VERSION) {
         free(d->w_version);
         d->w_version = xstrdup(version);
+    } else if (ev == LDAPSYNC_CHANGED) {
+        free(d->w_mark);
+        d->w_mark = xstrdup(version);
     } else {
         d->w_down = ev == LDAPSYNC_DOWN;
         d->w_up = ev == LDAPSYNC_UP;
@@ -493,8 +502,8 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
     pthread_mutex_lock(&d->watch_mu);
-    char *version = d->w_version;
-    d->w_version = NULL;
+    char *version = d->w_version, *mark = d->w_mark;
+    d->w_version = d->w_mark = NULL;
     bool down = d->w_down, up = d->w_up;
     d->w_down = d->w_up = false;
     char detail[sizeof d->w_detail], qd[600], qv[256];
@@ -524,6 +533,13 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         }
         cluster_news(d, version, "watcher", d->n.boot.node);
         free(version);
+    }
+    if (mark) {
+        /* A write the version did not show (no contextCSN, or one syncprov does not keep):
+         * load; the snapshot's content hash tells the loader's result apart. */
+        log_fact("-", "cluster", "directory-changed", "mark=%s", log_quote(mark, qd, sizeof qd));
+        free(mark);
+        load_start(d);
     }
 }
 
@@ -866,6 +882,7 @@ static void daemon_teardown(struct daemon *d)
     free(d->wanted);
     free(d->load_floor);
     free(d->w_version);
+    free(d->w_mark);
     if (n->snap)
         snapshot_unref(&n->snap);
     spool_free(&n->spool);

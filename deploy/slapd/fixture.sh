@@ -34,7 +34,7 @@ SLAPADD=${SLAPADD:-$(command -v slapadd || echo /usr/sbin/slapadd)}
 SLAPPASSWD=${SLAPPASSWD:-$(command -v slappasswd || echo /usr/sbin/slappasswd)}
 
 die() { echo "fixture.sh: $*" >&2; exit 1; }
-usage() { die "usage: fixture.sh start DIR [--port N] [--smtp-port N] [--submission-port N] [--ldif FILE]... [--data FILE] | stop DIR"; }
+usage() { die "usage: fixture.sh start DIR [--port N] [--smtp-port N] [--submission-port N] [--ldif FILE]... [--data FILE] [--no-syncprov] | stop DIR"; }
 
 # A TCP port nobody listens on, below the ephemeral range (freeport.py says why).
 free_port() { /usr/bin/python3 "$HERE/freeport.py" 0; }
@@ -85,7 +85,7 @@ acl_lines() {
 
 cmd_start() {
   local dir=$1; shift
-  local port="" ldifs=() a data=""
+  local port="" ldifs=() a data="" syncprov=1
   SMTP_PORT=""; SUBMISSION_PORT=""
   while [ $# -gt 0 ]; do
     a=$1; shift
@@ -95,6 +95,7 @@ cmd_start() {
       --submission-port) SUBMISSION_PORT=${1:?--submission-port needs a value}; shift ;;
       --ldif) [ -r "${1:-}" ] || die "--ldif: cannot read '${1:-}'"; ldifs+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift ;;
       --data) [ -r "${1:-}" ] || die "--data: cannot read '${1:-}'"; data="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; shift ;;
+      --no-syncprov) syncprov= ;;
       *) usage ;;
     esac
   done
@@ -120,6 +121,15 @@ cmd_start() {
         -e "s|@CONFIG_ADMIN@|gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth|g" \
         >"$dir/config.ldif"
   rm -f "$dir/acl.lines"
+  # --no-syncprov: a directory without RFC 4533 (and whose contextCSN, written once by
+  # slapadd -w, nobody maintains), for the nodes' polling fallback.
+  if [ -z "$syncprov" ]; then
+    awk '/^olcModuleLoad: syncprov$/ {next}
+         /^dn: olcOverlay=\{0\}syncprov,/ {skip=1}
+         skip && /^$/ {skip=0; next}
+         !skip {print}' "$dir/config.ldif" >"$dir/config.ldif.new"
+    mv "$dir/config.ldif.new" "$dir/config.ldif"
+  fi
   "$SLAPADD" -n0 -F "$dir/slapd.d" -l "$dir/config.ldif" >"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; die "slapadd -n0 failed"; }
 

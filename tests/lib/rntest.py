@@ -172,11 +172,12 @@ class Slapd:
     """A throwaway slapd in its own directory (see the module docstring)."""
 
     def __init__(self, directory=None, port=None, smtp_port=None, submission_port=None,
-                 ldifs=(), keep=None):
+                 ldifs=(), keep=None, fixture_args=()):
         self._own_dir = directory is None
         self.dir = directory          # a temp dir is made by start() when None
         self.req_port, self.req_smtp, self.req_sub = port, smtp_port, submission_port
         self.ldifs = list(ldifs)
+        self.fixture_args = list(fixture_args)   # e.g. ["--no-syncprov"]
         self.keep = keep if keep is not None else bool(os.environ.get("RN_KEEP"))
         self.env = {}
         self.pid = None
@@ -192,6 +193,7 @@ class Slapd:
                 args += [flag, str(v)]
         for f in self.ldifs:
             args += ["--ldif", f]
+        args += self.fixture_args
         if self not in _live:          # from now on stop() must run fixture.sh stop
             _live.append(self)
         rc, out, err = run(args)
