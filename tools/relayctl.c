@@ -11,7 +11,7 @@ static const struct verb verbs[] = {
     {"permission", relayctl_permission, "connector ACEs: add, remove, get (like *-ADPermission)"},
     {"domain", relayctl_domain, "accepted domains: new, list, remove"},
     {"sendconnector", relayctl_sendconnector, "send connectors: new, set, list, remove"},
-    {"node", relayctl_node, "relay nodes: list, keygen"},
+    {"node", relayctl_node, "relay nodes: list, new, set, remove, keygen"},
     {"audit", relayctl_audit, "who can relay where; findings exit 1"},
     {"queue", relayctl_queue, "the node's spool: list, show, retry, remove"},
     {"cluster", relayctl_cluster, "the cluster bus: status (each node's version), notify"},
