@@ -43,7 +43,8 @@ unsigned smtp_auth_mechs(const struct smtp_session *s)
     unsigned m = 0;
     if ((s->c->auth & AUTH_BASIC) && (s->tls || !(s->c->auth & AUTH_BASIC_REQUIRE_TLS)))
         m |= SASLAUTH_BASIC;
-    /* Exchange offers GSSAPI under Integrated (§3.1); NTLM is not implemented. */
+    /* Integrated is Kerberos here (§3.1): GSSAPI. Exchange also offers NTLM under it, which
+     * needs NT password hashes or a domain controller, so it is out of scope (README). */
     if ((s->c->auth & AUTH_INTEGRATED) && saslauth_gssapi_configured(&s->n->boot))
         m |= SASLAUTH_GSSAPI;
     return m;
