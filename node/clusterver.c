@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CV_MAX_SIDS 32
 #define CSN_NORM    40    /* "YYYYmmddHHMMSS.ffffffZ#cccccc#sss#mmmmmm" */
@@ -134,6 +135,43 @@ static bool vec_covers(const struct vec *a, const struct vec *b)
             return false;
     }
     return true;
+}
+
+/* Seconds since the epoch of a normalised CSN's time field. */
+static long long csn_epoch(const struct csn *c)
+{
+    struct tm tm = {0};
+    int f[6] = {0};
+    static const int w[6] = {4, 2, 2, 2, 2, 2};
+    for (int i = 0, at = 0; i < 6; at += w[i++])
+        for (int d = 0; d < w[i]; d++)
+            f[i] = f[i] * 10 + (c->norm[at + d] - '0');
+    tm.tm_year = f[0] - 1900;
+    tm.tm_mon = f[1] - 1;
+    tm.tm_mday = f[2];
+    tm.tm_hour = f[3];
+    tm.tm_min = f[4];
+    tm.tm_sec = f[5];
+    return (long long)timegm(&tm);
+}
+
+long long clusterver_lag_s(const char *applied, const char *current, long long now)
+{
+    struct vec a, b;
+    if (!vec_parse(current, &b))
+        return -1;
+    if (!vec_parse(applied, &a))
+        a.n = 0;                           /* none applied: behind on every sid */
+    long long oldest = -1;
+    for (size_t i = 0; i < b.n; i++) {
+        const struct csn *x = vec_find(&a, b.v[i].sid);
+        if (x && strcmp(x->norm, b.v[i].norm) >= 0)
+            continue;
+        long long t = csn_epoch(&b.v[i]);
+        if (oldest < 0 || t < oldest)
+            oldest = t;
+    }
+    return oldest >= 0 && now > oldest ? now - oldest : 0;
 }
 
 bool clusterver_valid(const char *s)

@@ -34,6 +34,12 @@ enum clusterver_action clusterver_decide(const char *applied, const char *announ
  * loaded version is accepted only when applied is invalid too. */
 bool clusterver_accept(const char *applied, const char *loaded);
 
+/* How long a node at `applied` has been behind `current`: now (seconds since the epoch) minus
+ * the time of the oldest CSN of current that applied does not cover (a lower bound: the
+ * missing change may be older than its sid's newest CSN). 0 when applied covers current;
+ * -1 when current is not a version. */
+long long clusterver_lag_s(const char *applied, const char *current, long long now);
+
 const char *clusterver_order_name(enum clusterver_order o);
 const char *clusterver_action_name(enum clusterver_action a);
 #endif

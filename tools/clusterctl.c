@@ -124,90 +124,6 @@ int relayctl_cluster_notice(struct admin *a, unsigned linger_ms, char **version_
 
 /* ---- status ---- */
 
-/* Seconds since the epoch of a CSN's time field "YYYYmmddHHMMSS[.ffffff]Z"; -1 if bad. */
-static long long csn_time(const char *csn, size_t len)
-{
-    if (len < 15)
-        return -1;
-    for (size_t i = 0; i < 14; i++)
-        if (csn[i] < '0' || csn[i] > '9')
-            return -1;
-    size_t k = 14;
-    if (csn[k] == '.')
-        for (k++; k < len && csn[k] >= '0' && csn[k] <= '9'; k++)
-            ;
-    if (k >= len || csn[k] != 'Z')
-        return -1;
-    struct tm tm = {0};
-    int f[6] = {0};
-    static const int w[6] = {4, 2, 2, 2, 2, 2};
-    for (int i = 0, at = 0; i < 6; at += w[i++])
-        for (int d = 0; d < w[i]; d++)
-            f[i] = f[i] * 10 + (csn[at + d] - '0');
-    tm.tm_year = f[0] - 1900;
-    tm.tm_mon = f[1] - 1;
-    tm.tm_mday = f[2];
-    tm.tm_hour = f[3];
-    tm.tm_min = f[4];
-    tm.tm_sec = f[5];
-    return (long long)timegm(&tm);
-}
-
-/* The sid field (third '#' field) of a CSN of length len, upper-cased into sid. */
-static bool csn_sid(const char *csn, size_t len, char *sid, size_t cap)
-{
-    const char *p = memchr(csn, '#', len);
-    p = p ? memchr(p + 1, '#', len - (size_t)(p + 1 - csn)) : NULL;
-    if (!p)
-        return false;
-    const char *s = p + 1, *e = memchr(s, '#', len - (size_t)(s - csn));
-    if (!e || (size_t)(e - s) >= cap)
-        return false;
-    size_t i = 0;
-    for (; s < e; s++)
-        sid[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
-    sid[i] = '\0';
-    return true;
-}
-
-/* The CSN of `sid` in version v (a copy, caller frees), or NULL. */
-static char *csn_of_sid(const char *v, const char *sid)
-{
-    for (const char *p = v; p && *p;) {
-        size_t len = strcspn(p, ",");
-        char s[16];
-        if (csn_sid(p, len, s, sizeof s) && !strcmp(s, sid))
-            return xstrndup(p, len);
-        p = p[len] ? p + len + 1 : NULL;
-    }
-    return NULL;
-}
-
-/* How long `applied` has been behind `dir`: now minus the time of the oldest CSN of dir
- * that applied does not cover (no CSN of that sid, or an older one). The change itself may
- * be older than the newest CSN of its sid, so this is a lower bound. 0 when all covered. */
-static unsigned long long lag_seconds(const char *applied, const char *dir, time_t now)
-{
-    long long oldest = -1;
-    for (const char *p = dir; p && *p;) {
-        size_t len = strcspn(p, ",");
-        char sid[16];
-        char *mine = NULL, *d = xstrndup(p, len);
-        bool covered = false;
-        if (applied && csn_sid(p, len, sid, sizeof sid) && (mine = csn_of_sid(applied, sid))) {
-            enum clusterver_order o = clusterver_compare(mine, d);
-            covered = o == CV_EQUAL || o == CV_NEWER;
-        }
-        long long t = covered ? -1 : csn_time(p, len);
-        if (t >= 0 && (oldest < 0 || t < oldest))
-            oldest = t;
-        free(mine);
-        free(d);
-        p = p[len] ? p + len + 1 : NULL;
-    }
-    return oldest >= 0 && (long long)now > oldest ? (unsigned long long)(now - oldest) : 0;
-}
-
 static void duration(unsigned long long s, char *out, size_t len)
 {
     if (s < 60)
@@ -236,8 +152,9 @@ static struct row row_state(const struct ldapadmin_node *nd, const struct cluste
     if (!b->heard)
         return (struct row){"unreachable", true, 0};
     enum clusterver_order o = clusterver_compare(b->version, dirv);
-    unsigned long long lag = o == CV_EQUAL || o == CV_NEWER ? 0
-                             : lag_seconds(b->version, dirv, now);
+    long long l = o == CV_EQUAL || o == CV_NEWER ? 0
+                  : clusterver_lag_s(b->version, dirv, (long long)now);
+    unsigned long long lag = l > 0 ? (unsigned long long)l : 0;
     if (b->stale)
         return (struct row){"stale", true, lag};
     if (o == CV_EQUAL)

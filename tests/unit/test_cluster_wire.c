@@ -291,6 +291,28 @@ static void test_accept(void **state)
                                    CSN1 ",20240501101011.000001Z#000000#001#000000"));
 }
 
+/* clusterver_lag_s: seconds since the oldest uncovered CSN of the current version. */
+static void test_lag(void **state)
+{
+    (void)state;
+    /* 2026-11-29 06:00:00Z = 1795932000 */
+    const long long t0 = 1795932000;
+    const char *cur = "20261129060000.000000Z#000000#001#000000,"
+                      "20261129060010Z#000000#002#000000";
+    assert_int_equal(clusterver_lag_s(cur, cur, t0 + 100), 0);            /* covered */
+    /* behind on sid 1 only: lag counts from sid 1's CSN */
+    assert_int_equal(clusterver_lag_s("20261129055900Z#000000#001#000000,"
+                                      "20261129060010Z#000000#002#000000", cur, t0 + 30), 30);
+    /* behind on both: the older CSN counts */
+    assert_int_equal(clusterver_lag_s("20261129055900Z#000000#001#000000", cur, t0 + 30), 30);
+    /* behind on sid 2 only (a sid missing from applied is behind) */
+    assert_int_equal(clusterver_lag_s("20261129060000Z#000000#001#000000", cur, t0 + 30), 20);
+    assert_int_equal(clusterver_lag_s(NULL, cur, t0 + 5), 5);             /* none applied */
+    assert_int_equal(clusterver_lag_s("load-1-1", cur, t0 + 5), 5);       /* not a version */
+    assert_int_equal(clusterver_lag_s(cur, "load-1-1", t0), -1);
+    assert_int_equal(clusterver_lag_s(NULL, cur, t0 - 10), 0);            /* clock behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_version_compare),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_accept),
+        cmocka_unit_test(test_lag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
