@@ -37,6 +37,7 @@
 #include "directory/model.h"
 #include "directory/util.h"
 #include "node/cluster.h"
+#include "node/cluster_wire.h"
 #include "node/clusterver.h"
 #include "node/listener.h"
 #include "node/delivery.h"
@@ -56,6 +57,7 @@
 #define BACKOFF_MIN_S    1
 #define BACKOFF_MAX_S    30
 #define DRAIN_TICK_MS    100
+#define QVER (CLUSTER_VERSION_MAX + 64)   /* a version quoted for the log, whole */
 
 struct daemon {
     struct node n;
@@ -183,7 +185,7 @@ static void certs_reread(struct daemon *d)
 static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
 {
     struct node *n = &d->n;
-    char qv[256];
+    char qv[QVER];
     bool first = n->snap == NULL;
     if (n->snap)
         snapshot_unref(&n->snap);   /* sessions hold their own references */
@@ -356,7 +358,7 @@ static void load_done(void *arg)
         load_job_free(j);
         return;
     }
-    char qv[256], qa[256];
+    char qv[QVER], qa[QVER];
     const char *applied = applied_version(d);
     if (j->rc != DIR_FOUND) {
         load_failed(d, j);
@@ -440,7 +442,7 @@ static void cluster_news(struct daemon *d, const char *version, const char *via,
     if (evtimer_pending(d->ev_retry, NULL))
         return;                       /* in backoff after a failure: the retry loads it */
     enum clusterver_action a = clusterver_decide(applied_version(d), version, d->replica);
-    char qv[256], qa[256], qf[300];
+    char qv[QVER], qa[QVER], qf[300];
     if (a == CV_IGNORE)
         return;
     if (a == CV_WAIT) {
@@ -506,7 +508,7 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     d->w_version = d->w_mark = NULL;
     bool down = d->w_down, up = d->w_up;
     d->w_down = d->w_up = false;
-    char detail[sizeof d->w_detail], qd[600], qv[256];
+    char detail[sizeof d->w_detail], qd[600], qv[QVER];
     rn_strlcpy(detail, d->w_detail, sizeof detail);
     pthread_mutex_unlock(&d->watch_mu);
     if (down) {
