@@ -2,8 +2,8 @@
 """max_stale: how long the last good configuration serves while the directory is down.
 
 With max_stale = 0 (the default) a node keeps its last good snapshot for as long as the
-directory is unreachable (test_cluster_nodes shows that). With max_stale = 4 here: slapd
-stopped, the node keeps relaying for the CRM server for a while; once 4 s have passed since
+directory is unreachable (test_cluster_nodes shows that). With max_stale = 8 here: slapd
+stopped, the node keeps relaying for the CRM server for a while; once 8 s have passed since
 the first failed load, a new connection gets "421 4.3.2 Service not available" and MAIL in a
 session opened before gets "451 4.3.2 System not accepting network messages" (what may have
 been revoked meanwhile is not served); slapd back, the node serves again on its own.
@@ -43,7 +43,7 @@ def main():
     t = rntest.Tap()
     with rnnode.Env("maxstale") as E:
         with open(E.conf, "a") as f:
-            f.write("max_stale = 4\n")
+            f.write("max_stale = 8\n")
         E.node.stop()
         E.node.start()
         env = rntest.read_env(os.path.join(E.dir, "env"))
@@ -60,11 +60,10 @@ def main():
         t.ok(eventually(lambda: "keeping=last-good" in E.node.log(), 10),
              "load failed: the last good snapshot serves", E.node.log_tail(5))
         banner, r = relay(E)
-        within = time.monotonic() - t_down < 4
-        t.ok(r == RCPT_OK and within, "within max_stale the CRM server still relays",
-             "%s / %s" % (banner, r))
-        expired = eventually(lambda: "config expired" in E.node.log(), 10)
-        t.ok(expired and time.monotonic() - t_down >= 3.5,
+        t.ok(r == RCPT_OK and "config expired" not in E.node.log(),
+             "within max_stale the CRM server still relays", "%s / %s" % (banner, r))
+        expired = eventually(lambda: "config expired" in E.node.log(), 15)
+        t.ok(expired and time.monotonic() - t_down >= 8,
              "after max_stale the node logs 'config expired'", E.node.log_tail(5))
         banner, r = relay(E)
         t.eq(banner, "421 4.3.2 Service not available", "a new connection: 421 4.3.2")
