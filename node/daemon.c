@@ -140,19 +140,21 @@ static const char *dir_result_name(enum dir_result r)
     }
 }
 
-/* The named certificates the snapshot's connectors use, read from tls_cert_dir at every swap
- * and on SIGHUP (so renewed files are picked up without a restart); the old set goes.
- * Sessions keep no pointer into it (node_tls_for at STARTTLS; an upgraded SSL holds its own
- * SSL_CTX reference). */
-static void certs_load(struct node *n, const struct rn_snapshot *snap)
+/* The named certificates the snapshot's connectors use. At a swap, names already loaded keep
+ * their context (a burst of directory changes must not re-read files on the loop each time)
+ * and new or failed ones are read from tls_cert_dir; on SIGHUP (reread) every file is read
+ * again, so renewals need no restart. The old set goes. Sessions keep no pointer into it
+ * (node_tls_for at STARTTLS; an upgraded SSL holds its own SSL_CTX reference). */
+static void certs_load(struct node *n, const struct rn_snapshot *snap, bool reread)
 {
     struct tlsctx_named *named = NULL;
     size_t nnamed = 0;
     for (size_t i = 0; i < snap->nconnectors; i++) {
         const char *name = snap->connectors[i].tls_cert_name;
         char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
-        if (name && tlsctx_named_add(&named, &nnamed, n->boot.tls_cert_dir, name, terr,
-                                     sizeof terr) < 0)
+        if (name && tlsctx_named_add_reuse(&named, &nnamed, reread ? NULL : n->tls_named,
+                                           reread ? 0 : n->ntls_named, n->boot.tls_cert_dir,
+                                           name, terr, sizeof terr) < 0)
             log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
                      log_quote(terr, qe, sizeof qe));
     }
@@ -179,7 +181,7 @@ static void certs_reread(struct daemon *d)
         }
     }
     if (n->snap)
-        certs_load(n, n->snap);
+        certs_load(n, n->snap, true);
 }
 
 static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
@@ -199,7 +201,7 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
     }
-    certs_load(n, snap);
+    certs_load(n, snap, false);
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);

@@ -122,6 +122,21 @@ int tlsctx_named_add(struct tlsctx_named **set, size_t *n, const char *dir, cons
     return e->ctx ? 0 : -1;
 }
 
+int tlsctx_named_add_reuse(struct tlsctx_named **set, size_t *n, struct tlsctx_named *old,
+                           size_t nold, const char *dir, const char *name, char *err,
+                           size_t errlen)
+{
+    if (named_find(*set, *n, name))
+        return 0;
+    struct tlsctx_named *o = (struct tlsctx_named *)named_find(old, nold, name);
+    if (!o || !o->ctx)
+        return tlsctx_named_add(set, n, dir, name, err, errlen);
+    *set = xrealloc(*set, (*n + 1) * sizeof **set);
+    (*set)[(*n)++] = (struct tlsctx_named){xstrdup(name), o->ctx};
+    o->ctx = NULL;                        /* moved */
+    return 0;
+}
+
 void tlsctx_named_free(struct tlsctx_named **set, size_t *n)
 {
     for (size_t i = 0; *set && i < *n; i++) {

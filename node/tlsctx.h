@@ -37,6 +37,11 @@ int tlsctx_upgrade(struct tlsctx *t, struct event_base *base, struct bufferevent
  * a context, so lookups fail closed; -1 with err (also when dir is NULL or empty). */
 int tlsctx_named_add(struct tlsctx_named **set, size_t *n, const char *dir, const char *name,
                      char *err, size_t errlen);
+/* The same, but a name whose context loaded in *old (nold entries) takes it from there
+ * (moved: old keeps the name without a context) instead of reading the files again. */
+int tlsctx_named_add_reuse(struct tlsctx_named **set, size_t *n, struct tlsctx_named *old,
+                           size_t nold, const char *dir, const char *name, char *err,
+                           size_t errlen);
 /* Free every entry and the array; *set = NULL, *n = 0. */
 void tlsctx_named_free(struct tlsctx_named **set, size_t *n);
 
