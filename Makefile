@@ -1,13 +1,20 @@
 # Relaynode build. `make` builds release binaries into build/; `make test` builds an
 # ASan+UBSan tree into build/asan/ and runs every unit and integration test.
 #
-# Layout (sources are found by glob, so adding a module needs no edit here):
-#   directory/*.c         -> librelaydir.a   (model, engine, LDAP loader; never includes node/)
-#   node/*.c but main.c   -> libnode.a       (SMTP node pieces)
-#   node/main.c           -> relaynode
-#   tools/*.c             -> relayctl
-#   tests/unit/test_*.c   -> one cmocka binary each
-#   tests/fuzz/fuzz_*.c   -> libFuzzer targets (`make fuzz`, clang)
+# One static library per folder (sources found by glob, so adding a file needs no edit here),
+# listed from the bottom layer up; docs/architecture.md explains the layers and
+# tests/check-deps.sh keeps includes pointing down:
+#   directory/base    -> librnbase.a     utilities (strings, numbers, base64, clock)
+#   directory         -> librelaydir.a   the pure model and permission engine
+#   directory/ldap    -> librelayldap.a  libldap: loader, lookups, watcher, admin writes
+#   node/common       -> libnodecommon.a the node context, log, worker pool, TLS
+#   node/spool        -> libspool.a      durable store, records, state, group commit
+#   node/cluster      -> libcluster.a    the bus, its wire codec, version rules
+#   node/delivery     -> libdelivery.a   queue, routing, resolver, SMTP client, DSN
+#   node/smtp         -> libsmtp.a       the SMTP server session and AUTH
+#   node (no main.c)  -> libdaemon.a     daemon, listeners
+#   node/main.c       -> relaynode;  tools/*.c -> relayctl
+#   tests/unit/test_*.c -> one cmocka binary each; tests/fuzz/fuzz_*.c -> libFuzzer targets
 
 CC       ?= cc
 B        ?= build
@@ -18,44 +25,52 @@ CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-para
 LDFLAGS  += $(SAN)
 LIBS     := -lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lkrb5 -lzmq -lcares -lpthread -lm
 
-DIR_SRC  := $(sort $(wildcard directory/*.c))
-NODE_SRC := $(sort $(filter-out node/main.c,$(wildcard node/*.c)))
+# name:folder, bottom layer first
+LAYERS   := rnbase:directory/base relaydir:directory relayldap:directory/ldap \
+            nodecommon:node/common spool:node/spool cluster:node/cluster \
+            delivery:node/delivery smtp:node/smtp daemon:node
+lib_src   = $(sort $(filter-out node/main.c,$(wildcard $(1)/*.c)))
+lib_name  = $(B)/lib$(1).a
+$(foreach l,$(LAYERS),$(eval LIB_$(word 1,$(subst :, ,$(l))) := $(call lib_name,$(word 1,$(subst :, ,$(l))))) \
+  $(eval OBJ_$(word 1,$(subst :, ,$(l))) := $(patsubst %.c,$(B)/%.o,$(call lib_src,$(word 2,$(subst :, ,$(l)))))))
+# Link order: top layer first.
+NODE_LIBS := $(LIB_daemon) $(LIB_smtp) $(LIB_delivery) $(LIB_cluster) $(LIB_spool) \
+             $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
+# relayctl: the directory side, the spool reader, the bus client; no session, delivery or daemon.
+CTL_LIBS  := $(LIB_cluster) $(LIB_spool) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
+
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC:= $(sort $(wildcard tests/bench/bench_*.c))
-
-DIR_OBJ  := $(DIR_SRC:%.c=$(B)/%.o)
-NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:tests/bench/%.c=$(B)/tests/%)
 
-# relaynode links once the SMTP session (node/smtp_session.c, smtp_session_start) exists.
-BINS := $(B)/relayctl $(if $(and $(wildcard node/main.c),$(wildcard node/smtp_session.c)),$(B)/relaynode)
+BINS := $(B)/relayctl $(B)/relaynode
 
-.PHONY: all deps test unit run bench fuzz check-deps clean
+.PHONY: all libs deps test unit run bench fuzz check-deps clean
 all: $(BINS)
+libs: $(NODE_LIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/librelaydir.a: $(DIR_OBJ)
-	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(B)/libnode.a: $(NODE_OBJ)
+$(foreach l,$(LAYERS),$(eval $(LIB_$(word 1,$(subst :, ,$(l)))): $(OBJ_$(word 1,$(subst :, ,$(l))))))
+$(B)/lib%.a:
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 
-$(B)/relayctl: $(TOOL_OBJ) $(B)/libnode.a $(B)/librelaydir.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libnode.a $(B)/librelaydir.a $(LIBS)
-$(B)/relaynode: $(B)/node/main.o $(B)/libnode.a $(B)/librelaydir.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/relayctl: $(TOOL_OBJ) $(CTL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(CTL_LIBS) $(LIBS)
+$(B)/relaynode: $(B)/node/main.o $(NODE_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(B)/node/main.o $(NODE_LIBS) $(LIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libnode.a $(B)/librelaydir.a
+$(B)/tests/%: tests/unit/%.c $(NODE_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libnode.a $(B)/librelaydir.a -lcmocka $(LIBS)
-$(B)/tests/bench_%: tests/bench/bench_%.c $(B)/libnode.a $(B)/librelaydir.a
+	$(CC) $(CFLAGS) -o $@ $< $(NODE_LIBS) -lcmocka $(LIBS)
+$(B)/tests/bench_%: tests/bench/bench_%.c $(NODE_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libnode.a $(B)/librelaydir.a $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(NODE_LIBS) $(LIBS)
 
 deps:
 	@bash deploy/deps.sh
@@ -64,10 +79,11 @@ deps:
 # (RN_FAULTS: RELAYNODE_FAULT=... hooks the tests use; never in the release build), then
 # every test.
 test: deps
-	@$(MAKE) --no-print-directory B=build/asan OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(shell nproc) B=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DRN_FAULTS" \
 	  all unit-bins
 	@bash tests/check-deps.sh
+	@bash tests/check-size.sh || true
 	@bash tests/run.sh build/asan
 
 unit-bins: $(UNIT_BIN)
@@ -83,15 +99,16 @@ FUZZ_TIME ?= 30
 fuzz:
 	@$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
-	  build/fuzz/libnode.a build/fuzz/librelaydir.a
-	@bash tests/fuzz/run.sh build/fuzz $(FUZZ_TIME)
+	  libs
+	@FUZZ_LIBS="$(subst $(B)/,build/fuzz/,$(NODE_LIBS))" bash tests/fuzz/run.sh build/fuzz $(FUZZ_TIME)
 
 run: deps all
 	@bash deploy/run.sh $(B)
 
-# directory/ never includes node/; each external library header lives in one file.
+# Includes point down the layers, external headers stay confined (docs/architecture.md).
 check-deps:
 	@bash tests/check-deps.sh
+	@bash tests/check-size.sh
 
 clean:
 	rm -rf build

@@ -5,7 +5,7 @@
  * than guessed at, because a mistyped SID would otherwise silently grant nothing. */
 #include "directory/ace.h"
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

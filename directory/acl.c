@@ -5,7 +5,7 @@
  * ACEs, stripping removes each (principal, default set) pair (§1.5), and derivation
  * reproduces Get-ReceiveConnector's PermissionGroups including Custom (§1.4). */
 #include "directory/acl.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdint.h>
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * {key, default, doc} (STYLE.md rule 15). Unknown keys, duplicates and lines without '=' are
  * errors naming path:line, so a typo can never silently fall back to a default. */
 #include "directory/bootstrap.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * set to ldapadmin_apply or prints changeset_ldif: both paths read the same records, which is
  * what makes `--ldif | ldapmodify` reach exactly the state of a direct write. */
 #include "directory/change.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

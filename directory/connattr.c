@@ -5,7 +5,7 @@
  * connattr_apply parses one attribute's raw values by its table type; errors name the
  * attribute ("relayMaxRecipientsPerMessage: 0 is below the minimum 1"). */
 #include "directory/connattr.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

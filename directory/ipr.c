@@ -6,7 +6,7 @@
  * network address, a netmask must be contiguous. Messages say what is wrong with the value;
  * the caller names the attribute. */
 #include "directory/ipr.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * disagree. Accepted-domain lookup allocates nothing: it runs on every RCPT. */
 #include "directory/model.h"
 #include "directory/connattr.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

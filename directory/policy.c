@@ -6,7 +6,7 @@
  * Checks that pass without a reply of their own (connect limits, message and header size,
  * sender) answer "250 2.0.0 OK" so a caller that prints every verdict prints something true. */
 #include "directory/policy.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

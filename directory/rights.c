@@ -3,7 +3,7 @@
  * (§1.2, §7.2) and the permission groups as (principal, rights) pairs (§1.2, Exchange 2013+
  * "full server set" 0x3FC1EFD). Pure lookups; nothing here allocates. */
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <string.h>
 
 static const struct right_info rights_table[RIGHT_COUNT] = {

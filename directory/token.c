@@ -7,7 +7,7 @@
 #include "directory/token.h"
 #include "directory/ace.h"
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

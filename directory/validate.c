@@ -5,7 +5,7 @@
  * and says what to do; the caller prefixes the entry DN. */
 #include "directory/validate.h"
 #include "directory/acl.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -16,8 +16,8 @@
  * ignored, news the local replica has triggers a load, news it lacks waits for the watcher.
  * A load is swapped in only if it is not older than what runs (clusterver_accept). */
 #include "node/daemon.h"
-#include "node/committer.h"
-#include "node/conncount.h"
+#include "node/spool/committer.h"
+#include "node/smtp/conncount.h"
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -31,23 +31,24 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "directory/ldapadmin.h"
-#include "directory/ldapdir.h"
-#include "directory/ldapsync.h"
+#include "directory/ldap/ldapadmin.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/ldap/ldapsync.h"
 #include "directory/model.h"
-#include "directory/util.h"
-#include "node/cluster.h"
-#include "node/cluster_wire.h"
-#include "node/clusterver.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster.h"
+#include "node/cluster/cluster_wire.h"
+#include "node/cluster/clusterver.h"
 #include "node/listener.h"
-#include "node/delivery.h"
-#include "node/log.h"
-#include "node/queue.h"
-#include "node/saslauth.h"
-#include "node/tlsctx.h"
-#include "node/node.h"
-#include "node/spool.h"
-#include "node/worker.h"
+#include "node/delivery/delivery.h"
+#include "node/common/log.h"
+#include "node/delivery/queue.h"
+#include "node/smtp/saslauth.h"
+#include "node/common/tlsctx.h"
+#include "node/common/node.h"
+#include "node/smtp/smtp_session.h"
+#include "node/spool/spool.h"
+#include "node/common/worker.h"
 
 #define WORKER_THREADS   2
 #define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */

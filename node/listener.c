@@ -20,9 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "directory/model.h"
-#include "directory/util.h"
-#include "node/log.h"
-#include "node/node.h"
+#include "directory/base/util.h"
+#include "node/common/log.h"
+#include "node/common/node.h"
+#include "node/smtp/smtp_session.h"
 
 #define ACCEPT_PAUSE_MS 200   /* how long a listener rests after EMFILE/ENFILE/ENOBUFS */
 #define LISTEN_BACKLOG 1024

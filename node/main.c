@@ -14,13 +14,13 @@
 #include "directory/acl.h"
 #include "directory/bootstrap.h"
 #include "directory/ipr.h"
-#include "directory/ldapdir.h"
+#include "directory/ldap/ldapdir.h"
 #include "directory/model.h"
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include "node/daemon.h"
-#include "node/log.h"
-#include "node/spool.h"
+#include "node/common/log.h"
+#include "node/spool/spool.h"
 
 #define RELAYNODE_VERSION "0.1.0"
 

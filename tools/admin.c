@@ -4,8 +4,8 @@
  * one it refuses is refused with the message the loader would have logged. */
 #include "tools/admin.h"
 #include "tools/relayctl.h"
-#include "directory/ldapdir.h"
-#include "directory/util.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/base/util.h"
 #include "directory/validate.h"
 #include <ctype.h>
 #include <stdarg.h>

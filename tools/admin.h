@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include "directory/bootstrap.h"
 #include "directory/change.h"
-#include "directory/ldapadmin.h"
+#include "directory/ldap/ldapadmin.h"
 #include "directory/model.h"
 #include "tools/dirconf.h"
 

@@ -10,8 +10,8 @@
 #include "tools/output.h"
 #include "directory/acl.h"
 #include "directory/ipr.h"
-#include "directory/ldapdir.h"
-#include "directory/util.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/base/util.h"
 #include "directory/validate.h"
 #include <stdarg.h>
 #include <stdio.h>

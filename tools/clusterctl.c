@@ -11,11 +11,11 @@
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
-#include "directory/ldapdir-private.h"
-#include "directory/util.h"
-#include "node/cluster.h"
-#include "node/cluster_wire.h"
-#include "node/clusterver.h"
+#include "directory/ldap/ldapdir-private.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster.h"
+#include "node/cluster/cluster_wire.h"
+#include "node/cluster/clusterver.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,7 @@
 #include "directory/acl.h"
 #include "directory/connattr.h"
 #include "directory/validate.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

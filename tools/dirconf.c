@@ -2,7 +2,7 @@
  * offers each argument here first, so every verb spells them the same way and an override
  * always beats the file, whatever the order on the command line. */
 #include "tools/dirconf.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

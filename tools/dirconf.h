@@ -6,7 +6,7 @@
 #define RN_DIRCONF_H
 #include <stddef.h>
 #include "directory/bootstrap.h"
-#include "directory/ldapdir.h"
+#include "directory/ldap/ldapdir.h"
 
 struct dirconf {
     struct rn_bootstrap boot;   /* valid after dirconf_finish; owned */

@@ -4,8 +4,8 @@
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
-#include "directory/ldapdir.h"
-#include "directory/util.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/base/util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

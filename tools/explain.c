@@ -9,9 +9,9 @@
 #include "tools/dirconf.h"
 #include "directory/acl.h"
 #include "directory/ipr.h"
-#include "directory/ldapdir.h"
+#include "directory/ldap/ldapdir.h"
 #include "directory/policy.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

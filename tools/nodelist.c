@@ -10,9 +10,9 @@
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
-#include "directory/util.h"
-#include "node/cluster.h"
-#include "node/tlsctx.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster.h"
+#include "node/common/tlsctx.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

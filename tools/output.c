@@ -2,7 +2,7 @@
  * escaping; everything we print is UTF-8 already, so only quotes, backslashes and control
  * characters are escaped). */
 #include "tools/output.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -9,7 +9,7 @@
 #include "tools/output.h"
 #include "directory/ace.h"
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* queue: `relayctl queue list|show|retry|remove`, the operator's view of a node's spool
- * (issue #5). It goes through node/spool.h, the code the node itself uses, so it works with
+ * (issue #5). It goes through node/spool/spool.h, the code the node itself uses, so it works with
  * or without a running node: beside a node it is a second opener (reads, never cleans);
  * with no node it owns the spool while it runs. retry rewrites the delivery state with the
  * next attempt set to now and sends SIGUSR1 to the process holding the spool's lock, which
@@ -9,8 +9,8 @@
  * a message could not be changed (the others were still handled); 2 usage or spool error. */
 #include "tools/relayctl.h"
 #include "directory/bootstrap.h"
-#include "directory/util.h"
-#include "node/spool.h"
+#include "directory/base/util.h"
+#include "node/spool/spool.h"
 #include "tools/output.h"
 #include <errno.h>
 #include <getopt.h>

@@ -6,8 +6,8 @@
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/ipr.h"
-#include "directory/ldapdir.h"
-#include "directory/util.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/base/util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

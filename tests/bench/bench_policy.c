@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "directory/policy.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define FILLERS 1000
 #define RUNS 2000000

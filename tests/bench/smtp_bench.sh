@@ -11,7 +11,7 @@
 #
 # Load and sink: Postfix's smtp-source sends N messages of 2 KB (-l 2048) from
 # a@outside.example to alice@example.com; both relays hand them to one smtp-sink on loopback.
-# Durability is equal: relaynode commits with fsync (group commit, node/committer.h) before
+# Durability is equal: relaynode commits with fsync (group commit, node/spool/committer.h) before
 # its 250, Postfix fsyncs its queue files before its 250 (its default, kept).
 #   acknowledged/s = messages acknowledged (smtp-source's DATA counter) / smtp-source's wall time
 #   delivered/s    = messages that reached the sink / time from the first message sent until

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "directory/ace.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

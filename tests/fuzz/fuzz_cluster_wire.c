@@ -5,17 +5,17 @@
  * (a version equals itself; compare(a, b) and compare(b, a) are mirror images).
  *
  *   clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -o /tmp/fuzz_cluster_wire tests/fuzz/fuzz_cluster_wire.c node/cluster_wire.c \
- *     node/clusterver.c directory/util.c -lpthread
+ *     -o /tmp/fuzz_cluster_wire tests/fuzz/fuzz_cluster_wire.c node/cluster/cluster_wire.c \
+ *     node/cluster/clusterver.c directory/base/util.c -lpthread
  *   mkdir -p /tmp/cluster-corpus && /tmp/fuzz_cluster_wire -max_total_time=60 \
  *     -max_len=4200 /tmp/cluster-corpus
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "directory/util.h"
-#include "node/cluster_wire.h"
-#include "node/clusterver.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster_wire.h"
+#include "node/cluster/clusterver.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

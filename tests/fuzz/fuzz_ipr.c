@@ -4,13 +4,13 @@
  * form and formats identically; overlap is symmetric and a range is EQUAL to itself; an
  * accepted binding formats and parses back to the same binding.
  *     clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *       -o /tmp/fuzz_ipr tests/fuzz/fuzz_ipr.c directory/ipr.c directory/util.c
+ *       -o /tmp/fuzz_ipr tests/fuzz/fuzz_ipr.c directory/ipr.c directory/base/util.c
  *     mkdir -p /tmp/ipr-corpus && /tmp/fuzz_ipr -max_total_time=60 -max_len=256 /tmp/ipr-corpus */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "directory/ipr.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,11 +1,11 @@
 /* libFuzzer target for smtp_data: feeding the input whole and split at a fuzzer-chosen
  * stride must give the same verdict, consumed count, flags and output; output never holds a
  * bare CR or LF. Build: clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE \
- *   -fsanitize=fuzzer,address,undefined -o /tmp/fuzz_smtp_data tests/fuzz/fuzz_smtp_data.c node/smtp_data.c */
+ *   -fsanitize=fuzzer,address,undefined -o /tmp/fuzz_smtp_data tests/fuzz/fuzz_smtp_data.c node/smtp/smtp_data.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "node/smtp_data.h"
+#include "node/smtp/smtp_data.h"
 
 struct fuzz_sink {
     char *buf;

@@ -5,14 +5,14 @@
  * record when fed whole) reproduces the input byte for byte.
  *
  *   clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -o /tmp/fuzz_spool_record tests/fuzz/fuzz_spool_record.c node/spool_record.c \
- *     node/spool.c directory/util.c -lpthread
+ *     -o /tmp/fuzz_spool_record tests/fuzz/fuzz_spool_record.c node/spool/spool_record.c \
+ *     node/spool/spool.c directory/base/util.c -lpthread
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "directory/util.h"
-#include "node/spool_record.h"
+#include "directory/base/util.h"
+#include "node/spool/spool_record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,6 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 T=${2:-30}
+# The libraries, top layer first (the Makefile passes them).
+FUZZ_LIBS=${FUZZ_LIBS:?set by make fuzz}
 LIBS="-lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypto -lsasl2 -lkrb5 -lzmq -lcares -lpthread -lm"
 rc=0
 for src in tests/fuzz/fuzz_*.c; do
@@ -17,7 +19,7 @@ for src in tests/fuzz/fuzz_*.c; do
   # shellcheck disable=SC2086
   if ! clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-       -o "$bin" "$src" "$B/libnode.a" "$B/librelaydir.a" $LIBS; then
+       -o "$bin" "$src" $FUZZ_LIBS $LIBS; then
     echo "$name: build failed"; rc=1; continue
   fi
   mkdir -p "$B/corpus/$name"

@@ -3,7 +3,7 @@
 
 Three messages go through a node of the example org (rnnode.Env); the node is then stopped
 so the state of the spool is ours alone. The delivery state files are written by hand in
-the text format of node/spool_state.c. retry's signal is checked with a small Python
+the text format of node/spool/spool_state.c. retry's signal is checked with a small Python
 process that holds the spool's lock (and wrote its pid into it, as spool_open does) and
 records SIGUSR1, since the node's own handler belongs to the queue manager.
 """
@@ -48,7 +48,7 @@ def state_path(spool, mid):
 
 
 def write_state(spool, mid, attempts, nxt, lines):
-    """A state file as spool_state_write writes it (node/spool_state.c)."""
+    """A state file as spool_state_write writes it (node/spool/spool_state.c)."""
     with open(state_path(spool, mid), "w") as f:
         f.write("RNST 1\nattempts %d\nnext %d\n" % (attempts, nxt))
         for l in lines:
@@ -295,7 +295,7 @@ DRIVER = r"""
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "node/spool.h"
+#include "node/spool/spool.h"
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "owner")) {
@@ -325,8 +325,8 @@ def build_driver(work):
     rc, out, err = rntest.run(["cc", "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", ROOT,
                                "-o", exe, src] +
                               [os.path.join(ROOT, f) for f in
-                               ("node/spool.c", "node/spool_record.c", "node/spool_state.c",
-                                "directory/util.c")] + ["-lpthread"])
+                               ("node/spool/spool.c", "node/spool/spool_record.c", "node/spool/spool_state.c",
+                                "directory/base/util.c")] + ["-lpthread"])
     return exe if rc == 0 else None, out + err
 
 

@@ -7,8 +7,8 @@ spool (which empties tmp/ and quarantines undecodable files) and we require:
   - nothing is quarantined and every file in queue/ decodes (no torn file is ever in queue/),
     checked both by the C reader and by an independent Python decoder of the format;
   - tmp/ is empty after reopening.
-The driver is a small C program compiled here from node/spool.c, node/spool_record.c and
-directory/util.c. Prints TAP lines."""
+The driver is a small C program compiled here from node/spool/spool.c, node/spool/spool_record.c and
+directory/base/util.c. Prints TAP lines."""
 import os
 import random
 import shutil
@@ -29,9 +29,9 @@ DRIVER = r'''
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "directory/util.h"
-#include "node/spool.h"
-#include "node/spool_record.h"
+#include "directory/base/util.h"
+#include "node/spool/spool.h"
+#include "node/spool/spool_record.h"
 
 static int crc_fn(void *a, const void *p, size_t n)
 {
@@ -170,10 +170,10 @@ def main():
         with open(src, "w") as f:
             f.write(DRIVER)
         cc = subprocess.run(["cc", "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", ROOT, "-o",
-                             exe, src, os.path.join(ROOT, "node/spool.c"),
-                             os.path.join(ROOT, "node/spool_record.c"),
-                             os.path.join(ROOT, "node/spool_state.c"),
-                             os.path.join(ROOT, "directory/util.c"), "-lpthread"],
+                             exe, src, os.path.join(ROOT, "node/spool/spool.c"),
+                             os.path.join(ROOT, "node/spool/spool_record.c"),
+                             os.path.join(ROOT, "node/spool/spool_state.c"),
+                             os.path.join(ROOT, "directory/base/util.c"), "-lpthread"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ok(cc.returncode == 0, "driver compiles", cc.stdout.decode(errors="replace"))
         if cc.returncode != 0:

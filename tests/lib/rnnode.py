@@ -218,7 +218,7 @@ SPOOL_TEXT = {1: "sender", 2: "rcpt", 3: "client_ip", 4: "helo", 5: "connector",
 
 
 def spool_parse(raw):
-    """Decode a spool file (node/spool_record.h: "RNQ1" 1, then {type, u32 BE length,
+    """Decode a spool file (node/spool/spool_record.h: "RNQ1" 1, then {type, u32 BE length,
     payload} records, DATA pieces, END). Returns a dict with sender, rcpts, client_ip, helo,
     connector, auth_user, auth_as, flags, antispam_bypass, data (message bytes) and
     complete (an END record was seen), or None when raw is not in that format."""

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "directory/bootstrap.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 static char *write_tmp(const char *text)
 {

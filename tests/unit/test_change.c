@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "directory/change.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
-#include "directory/util.h"
-#include "node/cluster.h"
-#include "node/cluster_wire.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster.h"
+#include "node/cluster/cluster_wire.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"
 #define CSN2 "20240501101010.000002Z#000000#000#000000"

@@ -9,9 +9,9 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
-#include "directory/util.h"
-#include "node/cluster_wire.h"
-#include "node/clusterver.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster_wire.h"
+#include "node/cluster/clusterver.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"
 #define CSN2 "20240501101010.000002Z#000000#000#000000"

@@ -21,8 +21,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "directory/util.h"
-#include "node/cluster.h"
+#include "directory/base/util.h"
+#include "node/cluster/cluster.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"
 #define CSN2 "20240501101010.000002Z#000000#000#000000"

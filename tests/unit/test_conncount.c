@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include "node/conncount.h"
+#include "node/smtp/conncount.h"
 
 static void sessions_counted_and_released(void **state)
 {

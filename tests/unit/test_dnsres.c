@@ -25,7 +25,7 @@
 
 #include <event2/event.h>
 
-#include "node/dnsres.h"
+#include "node/delivery/dnsres.h"
 
 /* The zone, in dnsstub's form (JSON; MX as [pref, exchange]). */
 static const char ZONE[] =

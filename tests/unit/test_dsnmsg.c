@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <stdio.h>
 
-#include "node/dsnmsg.h"
+#include "node/delivery/dsnmsg.h"
 
 static void fields(void **state)
 {

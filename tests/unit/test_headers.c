@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
-#include "node/headers.h"
+#include "node/smtp/headers.h"
 
 static const char block[] =
     "Received: from a by b;\r\n\tSat, 1 Jan 2000 00:00:00 +0000\r\n"

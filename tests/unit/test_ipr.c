@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "directory/ipr.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
-#include "directory/ldapdir.h"
+#include "directory/ldap/ldapdir.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

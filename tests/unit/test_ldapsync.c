@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "directory/bootstrap.h"
-#include "directory/ldapsync.h"
-#include "directory/util.h"
-#include "node/clusterver.h"
+#include "directory/ldap/ldapsync.h"
+#include "directory/base/util.h"
+#include "node/cluster/clusterver.h"
 
 struct seen {
     pthread_mutex_t mu;

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "node/log.h"
+#include "node/common/log.h"
 
 struct qcase { const char *name, *in, *out; };
 

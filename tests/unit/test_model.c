@@ -9,7 +9,7 @@
 #include <string.h>
 #include "directory/connattr.h"
 #include "directory/model.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 #include "directory/rights.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

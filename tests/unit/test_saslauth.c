@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "directory/bootstrap.h"
-#include "node/saslauth.h"
+#include "node/smtp/saslauth.h"
 
 #define SECRET "Pw-Secret-4711"
 

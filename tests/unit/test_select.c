@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "directory/policy.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXL 4

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "node/sendroute.h"
+#include "node/delivery/sendroute.h"
 
 static char *as_all[] = {"*"}, *as_ex[] = {"example.com"}, *as_sub[] = {"*.example.com"},
             *as_deep[] = {"*.eu.example.com"}, *as_mx[] = {"mx.test", "other.test"};

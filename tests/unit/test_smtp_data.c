@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
-#include "node/smtp_data.h"
+#include "node/smtp/smtp_data.h"
 
 struct sink {
     char buf[4096];

@@ -18,8 +18,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "directory/util.h"
-#include "node/spool.h"
+#include "directory/base/util.h"
+#include "node/spool/spool.h"
 
 static const char *rcpts[] = {"a@example.org", "b@example.org"};
 static const struct spool_envelope env = {"sender@example.com", rcpts, 2, "192.168.2.55",

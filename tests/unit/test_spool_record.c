@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "directory/util.h"
-#include "node/spool_record.h"
+#include "directory/base/util.h"
+#include "node/spool/spool_record.h"
 
 struct buf {
     uint8_t *p;

@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "node/tlsctx.h"
+#include "node/common/tlsctx.h"
 
 static char dir_a[64], dir_b[64];
 

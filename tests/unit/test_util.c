@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 static void strlcpy_truncates(void **state)
 {

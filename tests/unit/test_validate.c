@@ -10,7 +10,7 @@
 #include <string.h>
 #include "directory/acl.h"
 #include "directory/validate.h"
-#include "directory/util.h"
+#include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXL 4

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "node/worker.h"
+#include "node/common/worker.h"
 
 struct fixture {
     struct event_base *base;

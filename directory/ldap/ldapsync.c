@@ -1,0 +1,300 @@
+/* ldapsync: the change watcher (see ldapsync.h, schema/cluster-protocol.md §5).
+ *
+ * refreshAndPersist is requested with the RFC 4533 Sync Request control on a plain
+ * ldap_search_ext and the responses are read one message at a time, rather than through
+ * libldap's ldap_sync_init/ldap_sync_poll: in 2.5 those read LDAP_MSG_RECEIVED chains but
+ * hand the chain's *first* message to every handler (an intermediate after an entry in one
+ * chain then fails to parse and ends the sync), and ldap_sync_init loops through the whole
+ * refresh phase with no way to stop it. We do not need their entry bookkeeping anyway: an
+ * entry message means "something under base changed", and the
+ * version is then read from the suffix's contextCSN exactly as the loader reads it
+ * (ldapdir_version_read), reported only when it differs from the last one. The fd is polled
+ * together with a stop pipe, so ldapsync_stop is prompt. Every poll_s seconds the watcher
+ * also probes the server (a dead peer without a FIN would otherwise look idle forever) and
+ * rereads the version (a safety net for a change whose message was lost). */
+#include "directory/ldap/ldapsync.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <lber.h>
+#include <ldap.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "directory/ldap/ldapdir-private.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/base/util.h"
+
+#define BACKOFF_MIN_S 1
+#define BACKOFF_MAX_S 30
+
+struct ldapsync {
+    const struct rn_bootstrap *b;
+    struct ldapsync_opts o;
+    ldapsync_fn fn;
+    void *arg;
+    pthread_t thread;
+    int stop_pipe[2];
+    char *last;                    /* last version reported; owned by the thread */
+    char *last_mark;               /* poll mode: last change mark; owned by the thread */
+    bool down;                     /* DOWN reported and not yet UP again */
+};
+
+enum run_end { END_STOP, END_DOWN, END_FALLBACK };
+
+static bool stopping(struct ldapsync *s, int timeout_ms)
+{
+    struct pollfd p = {s->stop_pipe[0], POLLIN, 0};
+    return poll(&p, 1, timeout_ms) > 0;
+}
+
+static void report_version(struct ldapsync *s, struct ldapdir *d)
+{
+    char *v = ldapdir_version_read(d, s->b->base_dn);
+    if (v && (!s->last || strcmp(v, s->last) != 0)) {
+        free(s->last);
+        s->last = v;
+        s->fn(s->arg, LDAPSYNC_VERSION, v, NULL);
+        return;
+    }
+    free(v);
+}
+
+static void report_up(struct ldapsync *s, const char *how)
+{
+    s->down = false;
+    s->fn(s->arg, LDAPSYNC_UP, NULL, how);
+}
+
+static void report_down(struct ldapsync *s, const char *why)
+{
+    s->down = true;
+    s->fn(s->arg, LDAPSYNC_DOWN, NULL, why);
+}
+
+/* A cheap read that must succeed on a live server: the base entry itself. */
+static int probe(LDAP *ld, const char *base, long timeout_s)
+{
+    char *attrs[] = {LDAP_NO_ATTRS, NULL};
+    struct timeval tv = {timeout_s, 0};
+    LDAPMessage *res = NULL;
+    int rc = ldap_search_ext_s(ld, base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+                               NULL, &tv, 1, &res);
+    ldap_msgfree(res);
+    return rc;
+}
+
+static long op_timeout(const struct rn_bootstrap *b)
+{
+    long t = b->ldap_timeout ? strtol(b->ldap_timeout, NULL, 10) : 5;
+    return t > 0 && t <= 3600 ? t : 5;
+}
+
+/* Start the persistent search: the Sync Request control {mode refreshAndPersist, no cookie,
+ * reloadHint FALSE} (RFC 4533 §2.2), critical so a server without it says so. */
+static int sync_start(LDAP *ld, const char *base, int *msgid)
+{
+    BerElement *ber = ber_alloc_t(LBER_USE_DER);
+    if (!ber)
+        return LDAP_NO_MEMORY;
+    LDAPControl ctrl = {0}, *ctrls[2] = {&ctrl, NULL};
+    int rc = LDAP_OTHER;
+    if (ber_printf(ber, "{eb}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, (ber_int_t)0) >= 0 &&
+        ber_flatten2(ber, &ctrl.ldctl_value, 0) == 0) {
+        ctrl.ldctl_oid = LDAP_CONTROL_SYNC;
+        ctrl.ldctl_iscritical = 1;
+        char *attrs[] = {LDAP_NO_ATTRS, NULL};
+        rc = ldap_search_ext(ld, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)", attrs, 0, ctrls,
+                             NULL, NULL, 0, msgid);
+    }
+    ber_free(ber, 1);
+    return rc;
+}
+
+/* Read every message already there for msgid. 1 = an entry arrived (something under base
+ * changed), 0 = nothing new, -1 = the connection failed, or the search ended (*result). */
+static int sync_drain(LDAP *ld, int msgid, int *result)
+{
+    struct timeval zero = {0, 0};
+    int got = 0;
+    for (;;) {
+        LDAPMessage *m = NULL;
+        int t = ldap_result(ld, msgid, LDAP_MSG_ONE, &zero, &m);
+        if (t == 0)
+            return got;
+        if (t < 0) {
+            ldap_get_option(ld, LDAP_OPT_RESULT_CODE, result);
+            return -1;
+        }
+        if (t == LDAP_RES_SEARCH_RESULT) {
+            int code = LDAP_OTHER;
+            ldap_parse_result(ld, m, &code, NULL, NULL, NULL, NULL, 1);
+            *result = code;
+            return -1;
+        }
+        /* In the persist stage every change under base, deletes included, is an entry
+         * (RFC 4533 §3.4); intermediates there are syncInfo newCookie messages, which
+         * syncprov also sends for changes elsewhere in the database: not news for us. */
+        if (t == LDAP_RES_SEARCH_ENTRY || t == LDAP_RES_SEARCH_REFERENCE)
+            got = 1;
+        ldap_msgfree(m);
+    }
+}
+
+static enum run_end run_persist(struct ldapsync *s, struct ldapdir *d, char *why, size_t len)
+{
+    LDAP *ld = ldapdir_handle(d);
+    int msgid = -1, fd = -1, result = LDAP_SUCCESS;
+    int rc = sync_start(ld, s->b->base_dn, &msgid);
+    if (rc != LDAP_SUCCESS) {
+        rn_err(why, len, "sync search: %s", ldap_err2string(rc));
+        return END_DOWN;
+    }
+    if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
+        rn_err(why, len, "no connection descriptor");
+        return END_DOWN;
+    }
+    report_up(s, "persist");
+    report_version(s, d);
+    unsigned poll_ms = (s->o.poll_s ? s->o.poll_s : 10) * 1000;
+    struct timespec last_probe;
+    clock_gettime(CLOCK_MONOTONIC, &last_probe);
+    for (;;) {
+        /* Messages may already be queued inside libldap (read while a version was read),
+         * where poll() cannot see them: drain before sleeping. */
+        int r;
+        while ((r = sync_drain(ld, msgid, &result)) == 1)
+            report_version(s, d);
+        if (r < 0)
+            break;
+        struct pollfd p[2] = {{s->stop_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
+        int n = poll(p, 2, 1000);
+        if (n > 0 && p[0].revents)
+            return END_STOP;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - last_probe.tv_sec) * 1000 >= (long)poll_ms) {
+            last_probe = now;
+            rc = probe(ld, s->b->base_dn, op_timeout(s->b));
+            if (rc != LDAP_SUCCESS) {
+                rn_err(why, len, "probe: %s", ldap_err2string(rc));
+                return END_DOWN;
+            }
+            report_version(s, d);
+        }
+    }
+    if (result == LDAP_UNAVAILABLE_CRITICAL_EXTENSION || result == LDAP_PROTOCOL_ERROR ||
+        result == LDAP_UNWILLING_TO_PERFORM) {
+        rn_err(why, len, "the server refuses RFC 4533 sync: %s", ldap_err2string(result));
+        return s->o.mode == LDAPSYNC_AUTO ? END_FALLBACK : END_DOWN;
+    }
+    rn_err(why, len, "sync search ended: %s", ldap_err2string(result));
+    return END_DOWN;
+}
+
+static enum run_end run_poll(struct ldapsync *s, struct ldapdir *d, char *why, size_t len)
+{
+    LDAP *ld = ldapdir_handle(d);
+    report_up(s, "poll");
+    unsigned poll_ms = (s->o.poll_s ? s->o.poll_s : 10) * 1000;
+    for (;;) {
+        int rc = probe(ld, s->b->base_dn, op_timeout(s->b));
+        if (rc != LDAP_SUCCESS) {
+            rn_err(why, len, "poll: %s", ldap_err2string(rc));
+            return END_DOWN;
+        }
+        char *before = s->last ? xstrdup(s->last) : NULL;
+        report_version(s, d);
+        char *mark = ldapdir_change_mark(d, s->b->base_dn);
+        bool version_moved = (before == NULL) != (s->last == NULL) ||
+                             (before && s->last && strcmp(before, s->last) != 0);
+        if (mark && s->last_mark && strcmp(mark, s->last_mark) != 0 && !version_moved)
+            s->fn(s->arg, LDAPSYNC_CHANGED, mark, NULL);
+        free(before);
+        if (mark) {
+            free(s->last_mark);
+            s->last_mark = mark;
+        }
+        if (stopping(s, (int)poll_ms))
+            return END_STOP;
+    }
+}
+
+static void *watch(void *arg)
+{
+    struct ldapsync *s = arg;
+    unsigned backoff = BACKOFF_MIN_S;
+    bool poll_only = s->o.mode == LDAPSYNC_POLL;
+    while (!stopping(s, 0)) {
+        struct ldapdir *d = NULL;
+        char err[RN_ERRLEN] = "";
+        enum dir_result r = ldapdir_open(s->b, &d, err, sizeof err);
+        enum run_end end = END_DOWN;
+        if (r == DIR_FOUND) {
+            end = poll_only ? run_poll(s, d, err, sizeof err) : run_persist(s, d, err, sizeof err);
+            if (end != END_DOWN)
+                backoff = BACKOFF_MIN_S;
+        }
+        ldapdir_free(&d);
+        if (end == END_STOP)
+            break;
+        if (end == END_FALLBACK) {
+            poll_only = true;
+            report_down(s, err);          /* say why we now poll; UP "poll" follows */
+            continue;
+        }
+        if (!s->down || r != DIR_FOUND)
+            report_down(s, err);
+        if (stopping(s, (int)backoff * 1000))
+            break;
+        backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+    }
+    return NULL;
+}
+
+struct ldapsync *ldapsync_start(const struct rn_bootstrap *b, const struct ldapsync_opts *o,
+                                ldapsync_fn fn, void *arg, char *err, size_t errlen)
+{
+    if (!b->base_dn || !*b->base_dn) {
+        rn_err(err, errlen, "ldapsync: base_dn is not configured");
+        return NULL;
+    }
+    struct ldapsync *s = xcalloc(1, sizeof *s);
+    s->b = b;
+    s->o = *o;
+    s->fn = fn;
+    s->arg = arg;
+    if (pipe2(s->stop_pipe, O_CLOEXEC) != 0) {
+        rn_err(err, errlen, "ldapsync: pipe: %s", strerror(errno));
+        free(s);
+        return NULL;
+    }
+    int rc = pthread_create(&s->thread, NULL, watch, s);
+    if (rc != 0) {
+        rn_err(err, errlen, "ldapsync: thread: %s", strerror(rc));
+        close(s->stop_pipe[0]);
+        close(s->stop_pipe[1]);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ldapsync_stop(struct ldapsync **sp)
+{
+    struct ldapsync *s = *sp;
+    if (!s)
+        return;
+    ssize_t w = write(s->stop_pipe[1], "x", 1);
+    (void)w;
+    pthread_join(s->thread, NULL);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    free(s->last);
+    free(s->last_mark);
+    free(s);
+    *sp = NULL;
+}

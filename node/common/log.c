@@ -1,0 +1,314 @@
+/* log: the node's fact lines and per-connector protocol logs (STYLE.md 13).
+ *
+ * A fact line is "<time> <id> <subsystem> <event> key=value ..." written with one write() (or
+ * one syslog() call), so lines from the loop and the worker threads never interleave. Values
+ * are quoted by log_quote where the caller builds the tail; log_fact also escapes any control
+ * byte that still reaches it, so a CR/LF smuggled in by a client can never forge a log line.
+ * Protocol logs keep one append-mode file per connector under protocol_log_dir; connector
+ * names come from the directory and are sanitised to [A-Za-z0-9._-] before they become file
+ * names, so a name like "../../etc/x" stays inside the directory. */
+#include "node/common/log.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include "directory/base/util.h"
+
+#define LOG_LINE_MAX 8192
+
+enum log_target { TARGET_STDERR, TARGET_SYSLOG, TARGET_FILE };
+
+struct protolog_file {
+    char *name;                    /* sanitised connector name; owned */
+    int fd;
+    struct protolog_file *next;
+};
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static enum log_target log_target_kind = TARGET_STDERR;
+static int log_fd = 2;
+static char *protolog_dir;                  /* owned; NULL = protocol logging off */
+static struct protolog_file *protolog_files;
+
+static bool needs_quotes(const char *v)
+{
+    if (!*v)
+        return true;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || *p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
+/* Append one escaped byte at *pos if it (and `reserve` more bytes) fits; false if not. */
+static bool put_escaped(char *buf, size_t len, size_t *pos, unsigned char c, bool quoted,
+                        size_t reserve)
+{
+    char tmp[5];
+    size_t n;
+    if (c < 0x20 || c == 0x7f)
+        n = (size_t)snprintf(tmp, sizeof tmp, "\\x%02X", c);
+    else if (quoted && (c == '"' || c == '\\')) {
+        tmp[0] = '\\'; tmp[1] = (char)c; n = 2;
+    } else {
+        tmp[0] = (char)c; n = 1;
+    }
+    if (*pos + n + reserve + 1 > len)
+        return false;
+    memcpy(buf + *pos, tmp, n);
+    *pos += n;
+    return true;
+}
+
+const char *log_quote(const char *value, char *buf, unsigned long len)
+{
+    if (!buf || len == 0)
+        return "";
+    if (!value)
+        value = "";
+    bool q = needs_quotes(value);
+    size_t pos = 0;
+    if (q) {
+        if (len < 3) { buf[0] = 0; return buf; }
+        buf[pos++] = '"';
+    }
+    /* A truncated value keeps its closing quote and never ends inside an escape. */
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (!put_escaped(buf, len, &pos, *p, q, q ? 1 : 0))
+            break;
+    if (q)
+        buf[pos++] = '"';
+    buf[pos] = 0;
+    return buf;
+}
+
+int log_open(const char *target, char *err, unsigned long errlen)
+{
+    if (!target || !*target || strcmp(target, "stderr") == 0) {
+        log_close();
+        pthread_mutex_lock(&log_mu);
+        log_target_kind = TARGET_STDERR;
+        log_fd = 2;
+        pthread_mutex_unlock(&log_mu);
+        return 0;
+    }
+    if (strcmp(target, "syslog") == 0) {
+        log_close();
+        pthread_mutex_lock(&log_mu);
+        openlog("relaynode", LOG_PID | LOG_NDELAY, LOG_MAIL);
+        log_target_kind = TARGET_SYSLOG;
+        pthread_mutex_unlock(&log_mu);
+        return 0;
+    }
+    /* O_APPEND: every line lands at the end even with logrotate's copytruncate or several
+     * writers; one write() per line is our line buffering. */
+    int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return rn_err(err, errlen, "log %s: %s", target, strerror(errno));
+    log_close();
+    pthread_mutex_lock(&log_mu);
+    log_target_kind = TARGET_FILE;
+    log_fd = fd;
+    pthread_mutex_unlock(&log_mu);
+    return 0;
+}
+
+static void protolog_close_files(void)
+{
+    while (protolog_files) {
+        struct protolog_file *f = protolog_files;
+        protolog_files = f->next;
+        close(f->fd);
+        free(f->name);
+        free(f);
+    }
+}
+
+void log_close(void)
+{
+    pthread_mutex_lock(&log_mu);
+    if (log_target_kind == TARGET_FILE && log_fd > 2)
+        close(log_fd);
+    else if (log_target_kind == TARGET_SYSLOG)
+        closelog();
+    log_target_kind = TARGET_STDERR;
+    log_fd = 2;
+    protolog_close_files();
+    free(protolog_dir);
+    protolog_dir = NULL;
+    pthread_mutex_unlock(&log_mu);
+}
+
+static size_t format_time(char *buf, size_t len)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+    return n < len ? n : len - 1;
+}
+
+/* Escape control bytes in place-built text (the caller's tail) into out. */
+static size_t copy_escaped(char *out, size_t len, size_t pos, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (!put_escaped(out, len, &pos, *p, false, 1))
+            break;
+    out[pos] = 0;
+    return pos;
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;                 /* nowhere left to report a logging failure */
+        }
+        s += w; n -= (size_t)w;
+    }
+}
+
+void log_fact(const char *id, const char *subsystem, const char *event, const char *fmt, ...)
+{
+    char tail[LOG_LINE_MAX];
+    char line[LOG_LINE_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+
+    size_t pos = format_time(line, sizeof line);
+    int n = snprintf(line + pos, sizeof line - pos, " %s %s %s%s", id && *id ? id : "-",
+                     subsystem, event, tail[0] ? " " : "");
+    if (n > 0)
+        pos += (size_t)n < sizeof line - pos ? (size_t)n : sizeof line - pos - 1;
+    pos = copy_escaped(line, sizeof line - 1, pos, tail);
+    pthread_mutex_lock(&log_mu);
+    if (log_target_kind == TARGET_SYSLOG) {
+        /* syslog stamps its own time: skip ours. */
+        const char *body = strchr(line, ' ');
+        syslog(LOG_INFO, "%s", body ? body + 1 : line);
+    } else {
+        line[pos++] = '\n';
+        write_all(log_fd, line, pos);
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Map a connector name onto a safe file name: [A-Za-z0-9._-], never "." or ".." or empty. */
+static void protolog_sanitise(const char *name, char *out, size_t len)
+{
+    size_t i = 0;
+    bool all_dots = true;
+    for (const char *p = name ? name : ""; *p && i + 1 < len; p++) {
+        char c = *p;
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        out[i++] = ok ? c : '_';
+        if (c != '.')
+            all_dots = false;
+    }
+    out[i] = 0;
+    if (all_dots)                   /* "", "." and ".." would name no file or a directory */
+    {
+        if (i == 0) { out[0] = '_'; out[1] = 0; }   /* len >= 2: callers pass a real buffer */
+        else memset(out, '_', i);
+    }
+}
+
+void protolog_set_dir(const char *dir)
+{
+    pthread_mutex_lock(&log_mu);
+    protolog_close_files();
+    free(protolog_dir);
+    protolog_dir = dir && *dir ? xstrdup(dir) : NULL;
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* mkdir -p for the protocol log directory (created on first use, so a later fix of the
+ * directory's permissions needs no restart). Called with log_mu held. */
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (rn_strlcpy(tmp, path, sizeof tmp) >= sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* The open file for a connector, opening it if needed; -1 when it cannot be opened. */
+static int protolog_fd(const char *safe)
+{
+    for (struct protolog_file *f = protolog_files; f; f = f->next)
+        if (strcmp(f->name, safe) == 0)
+            return f->fd;
+    if (mkdir_p(protolog_dir) < 0)
+        return -1;
+    char path[4096 + 300];
+    snprintf(path, sizeof path, "%s/%s.log", protolog_dir, safe);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    struct protolog_file *f = xcalloc(1, sizeof *f);
+    f->name = xstrdup(safe);
+    f->fd = fd;
+    f->next = protolog_files;
+    protolog_files = f;
+    return fd;
+}
+
+void protolog_write(const char *connector, const char *session, char direction,
+                    const char *fmt, ...)
+{
+    char safe[256], text[LOG_LINE_MAX], line[LOG_LINE_MAX + 400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    protolog_sanitise(connector, safe, sizeof safe);
+
+    size_t pos = format_time(line, sizeof line);
+    int n = snprintf(line + pos, sizeof line - pos, " %s %c ", session && *session ? session : "-",
+                     direction);
+    if (n > 0)
+        pos += (size_t)n;
+    pos = copy_escaped(line, sizeof line - 1, pos, text);
+    line[pos++] = '\n';
+
+    int failed = 0;                 /* errno of a failed open */
+    pthread_mutex_lock(&log_mu);
+    if (protolog_dir) {
+        int fd = protolog_fd(safe);
+        if (fd < 0)
+            failed = errno ? errno : EIO;
+        else
+            write_all(fd, line, pos);
+    }
+    pthread_mutex_unlock(&log_mu);
+    if (failed) {
+        char q[300];
+        log_fact(session, "protolog", "open-failed", "connector=%s error=%s",
+                 log_quote(safe, q, sizeof q), strerror(failed));
+    }
+}

@@ -1,0 +1,47 @@
+/* node: the process-wide state one relaynode runs with, shared by the daemon (node/daemon.c,
+ * which owns it), the SMTP sessions (node/smtp/), delivery (node/delivery/) and TLS. Loop
+ * thread only, except where a function says otherwise. */
+#ifndef RN_NODE_H
+#define RN_NODE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "directory/bootstrap.h"
+#include "directory/model.h"
+
+struct event_base;
+struct committer;
+struct delivery;
+struct queue;
+struct conncount;
+struct smtp_session;
+struct spool;
+struct tlsctx;
+struct tlsctx_named;
+struct worker;
+
+struct node {
+    struct event_base *base;
+    struct rn_bootstrap boot;          /* owned */
+    struct rn_snapshot *snap;          /* current snapshot; owned reference; swapped by reload */
+    uint64_t snap_generation;          /* +1 at every swap, so sessions notice cheaply */
+    struct spool *spool;               /* owned */
+    struct worker *worker;             /* owned: runs blocking directory work off the loop */
+    struct committer *committer;       /* owned: group commit of accepted messages */
+    struct worker *authworker;         /* owned: SMTP AUTH directory lookups and binds */
+    struct tlsctx *tls;                /* owned: STARTTLS context; NULL = no certificate */
+    struct tlsctx_named *tls_named;    /* owned: the certificates n->snap's connectors name,
+                                        * rebuilt at every swap; use node_tls_for (tlsctx.h) */
+    size_t ntls_named;
+    struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
+    struct queue *queue;               /* owned: committed messages until delivered */
+    size_t max_command_line, max_text_line;
+    uint64_t spool_reserve;            /* MAIL gets 452 4.3.1 below this much free space */
+    bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
+    bool snap_expired;                 /* stale beyond max_stale: the snapshot serves nothing */
+    uint64_t nsessions;                /* open sessions (for drain) */
+    struct smtp_session *sessions;     /* the open sessions (owned by themselves) */
+    struct conncount *conns;           /* owned: sessions per connector and source */
+};
+
+#endif

@@ -1,0 +1,127 @@
+/* smtp_session-private: the session struct shared by the session's own files only
+ * (smtp_session.c: life cycle, I/O, timers, replies and the command dispatch;
+ * smtp_verbs.c: one handler per verb). Nothing outside node/smtp/ includes it. */
+#ifndef RN_SMTP_SESSION_PRIVATE_H
+#define RN_SMTP_SESSION_PRIVATE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "directory/acl.h"
+#include "directory/ipr.h"
+#include "directory/policy.h"
+#include "directory/token.h"
+#include "node/smtp/msgin.h"
+#include "node/common/node.h"
+#include "node/smtp/smtp_session.h"
+#include "node/smtp/smtp_parse.h"
+#include "node/smtp/smtp_data.h"
+
+struct bufferevent;
+struct event;
+
+/* The states of one SMTP session (STYLE.md 5). */
+enum smtp_state {
+    S_GREETING,     /* banner sent, no HELO/EHLO yet */
+    S_READY,        /* greeted, no transaction */
+    S_MAIL,         /* MAIL accepted, no recipient yet */
+    S_RCPT,         /* at least one recipient accepted */
+    S_DATA,         /* receiving DATA content */
+    S_CHUNKING,     /* BDAT chunks received, waiting for the next BDAT */
+    S_BDAT,         /* receiving one BDAT chunk's bytes */
+    S_QUEUEING,     /* end of content: the spool commit runs on a worker */
+    S_AUTH,         /* AUTH exchange: the next line answers a 334 challenge */
+    S_CLOSING,      /* last reply written; freed once it is flushed */
+    S_COUNT
+};
+
+struct smtp_session {
+    struct node *n;                    /* not owned */
+    struct smtp_session *prev, *next;  /* node's list of open sessions */
+    char id[24];
+    struct bufferevent *bev;           /* owned; closes the socket */
+    struct event *ev_idle, *ev_life, *ev_linger, *ev_authdelay;   /* owned timers */
+    enum smtp_state state;
+    time_t started;
+    time_t linger_until;               /* closing: give up on unsent replies after this */
+
+    /* Who and where. */
+    ipr_addr local, remote; uint16_t local_port; bool v4;
+    char client_ip[64], local_ip[64];
+    char *count_connector;             /* owned: the conncount key this session added */
+
+    /* Configuration and rights: the snapshot the session runs with (own reference), its
+     * connector in it, and the rights of the token on that connector. */
+    struct rn_snapshot *snap;
+    uint64_t generation;
+    const struct rn_connector *c;
+    struct token tok;
+    struct rights_eval rights;
+    char **owned; size_t nowned;       /* owned: the authenticated user's own addresses */
+    bool tls;
+    const char *auth_mechanism;        /* AuthMechanism stamp, NULL anonymous (§9.3) */
+    struct saslauth *auth;             /* owned: the AUTH exchange in progress */
+    char auth_mech[16];
+    unsigned auth_failures;
+
+    /* Greeting and transaction. */
+    char helo[SMTP_DOMAIN_MAX + 1];
+    bool esmtp;
+    struct smtp_mail mail;
+    char **rcpts; size_t nrcpts, rcap; /* owned */
+    struct msgin *msg;                 /* owned while content arrives */
+    struct spool_envelope env;         /* what msg records; borrows the fields above */
+    struct smtp_data data;
+    uint64_t chunk_left;               /* S_BDAT: bytes of this chunk still to read */
+    bool chunk_last;
+    int chunk_prev_cr;                 /* smtp_data_bare_check carry */
+    const char *chunk_error;           /* BDAT refused before its bytes: reply after them */
+
+    /* Input discipline. */
+    char *line;                        /* owned: one command line, n->max_command_line bytes */
+    bool discarding;                   /* inside an over-long command line */
+    size_t discarded;
+    bool out_paused;                   /* too much unread output: stop reading commands */
+    bool busy;                         /* a worker job holds the session */
+    bool peer_gone;                    /* EOF or error: no more writes */
+    bool in_callback;                  /* free at the end of the callback, not inside */
+
+    /* Counters. */
+    uint64_t protocol_errors, messages;
+    char close_reason[64];
+};
+
+/* smtp_session.c, for the command handlers. */
+void session_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A verdict's reply ("code enh text"); closes the session when the verdict says so. */
+void session_reply_verdict(struct smtp_session *s, const struct verdict *v, const char *stage);
+void session_close(struct smtp_session *s, const char *reason);
+void session_enter(struct smtp_session *s, enum smtp_state to);
+/* A protocol error: its reply, or 421 4.7.0 and close once MaxProtocolErrors is exceeded. */
+void session_protocol_error(struct smtp_session *s, const char *reply);
+void session_reset_transaction(struct smtp_session *s);
+/* Take the node's current snapshot if it changed since the session last looked: reselect
+ * the connector, recompute the rights. false (after 421 and close) when no connector
+ * matches any more. */
+bool session_refresh(struct smtp_session *s);
+void session_set_permissions(struct smtp_session *s, const char *why);
+/* The end of a message's content (DATA dot or BDAT LAST): verdict, commit, final reply. */
+void session_end_of_content(struct smtp_session *s, bool line_too_long);
+/* DATA or the first BDAT: the envelope and stamp for msgin, and a fresh msgin. */
+void session_begin_content(struct smtp_session *s);
+void session_data_emit(void *arg, const char *buf, size_t len);   /* smtp_data -> msgin */
+const char *session_fqdn(const struct smtp_session *s);
+
+/* (Re)install the session's callbacks, watermarks and events on s->bev (after STARTTLS). */
+void session_attach_bev(struct smtp_session *s);
+/* After a worker job or a delay released the session (busy = false): read and run what is
+ * buffered, then free the session if it closed. */
+void session_resume(struct smtp_session *s);
+/* After AUTH: the larger input allowance of an authenticated client. */
+void session_raise_limits(struct smtp_session *s);
+
+/* smtp_verbs.c */
+void smtp_verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
+#endif

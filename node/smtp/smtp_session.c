@@ -1,0 +1,850 @@
+/* smtp_session: one SMTP connection's life cycle on the event loop (DESIGN.md §3,
+ * exchange-model.md §10): connector selection and connection limits at accept, the bounded
+ * input discipline (command lines, DATA and BDAT content, RFC 2920 pipelining with replies
+ * in order), timeouts, the spool commit on a worker before any 250, logs, and freeing only
+ * at safe points (STYLE.md 11). The verbs themselves are in smtp_verbs.c.
+ *
+ * Memory a client can make us hold is bounded: the input buffer by the read high-water mark
+ * (tighter before AUTH), a command line by max_command_line, the header block by msgin, the
+ * output by pausing command processing while the client does not read its replies. */
+#include "node/smtp/smtp_session-private.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "directory/rights.h"
+#include "directory/base/util.h"
+#include "node/spool/committer.h"
+#include "node/smtp/conncount.h"
+#include "node/common/log.h"
+#include "node/delivery/queue.h"
+#include "node/smtp/saslauth.h"
+#include "node/smtp/smtp_auth.h"
+#include "node/spool/spool.h"
+
+#define IN_HIGH_ANON   (64u * 1024u)    /* read high-water mark before AUTH */
+#define IN_HIGH_AUTH   (256u * 1024u)   /* ... and after */
+#define OUT_HIGH       (64u * 1024u)    /* unread replies before we stop reading commands */
+#define DISCARD_MAX    (64u * 1024u)    /* an over-long line longer than this ends the session */
+#define LINGER_S       5                /* how long a closing session waits for its last reply */
+#define REPLY_MAX      2048
+
+static const char *const state_names[S_COUNT] = {
+    [S_GREETING] = "greeting", [S_READY] = "ready", [S_MAIL] = "mail", [S_RCPT] = "rcpt",
+    [S_DATA] = "data", [S_CHUNKING] = "chunking", [S_BDAT] = "bdat",
+    [S_QUEUEING] = "queueing", [S_AUTH] = "auth", [S_CLOSING] = "closing",
+};
+
+static void session_process(struct smtp_session *s);
+static void session_settle(struct smtp_session *s);
+static void session_free(struct smtp_session *s);
+
+const char *session_fqdn(const struct smtp_session *s)
+{
+    if (s->c && s->c->fqdn && *s->c->fqdn)
+        return s->c->fqdn;
+    return s->n->boot.hostname && *s->n->boot.hostname ? s->n->boot.hostname : "localhost";
+}
+
+static bool has_right(const struct smtp_session *s, uint32_t right)
+{
+    return (s->rights.effective & right) != 0;
+}
+
+static void session_protolog(struct smtp_session *s, char dir, const char *text)
+{
+    if (s->c && s->c->protocol_logging)
+        protolog_write(s->c->name, s->id, dir, "%s", text);
+}
+
+void session_enter(struct smtp_session *s, enum smtp_state to)
+{
+    if (s->state == to)
+        return;
+    if (s->c && s->c->protocol_logging)
+        protolog_write(s->c->name, s->id, '*', "state %s -> %s", state_names[s->state],
+                       state_names[to]);
+    s->state = to;
+}
+
+/* One reply line (or several, separated by "\r\n" in fmt's output), CRLF appended. */
+void session_reply(struct smtp_session *s, const char *fmt, ...)
+{
+    char buf[REPLY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof buf - 2 ? (size_t)n : sizeof buf - 3;
+    if (!s->peer_gone && s->bev) {
+        buf[len] = '\r', buf[len + 1] = '\n';
+        evbuffer_add(bufferevent_get_output(s->bev), buf, len + 2);
+    }
+    buf[len] = '\0';
+    session_protolog(s, '>', buf);
+}
+
+void session_close(struct smtp_session *s, const char *reason)
+{
+    if (s->state == S_CLOSING)
+        return;
+    rn_strlcpy(s->close_reason, reason, sizeof s->close_reason);
+    session_enter(s, S_CLOSING);
+    if (s->bev)
+        bufferevent_disable(s->bev, EV_READ);
+}
+
+void session_reply_verdict(struct smtp_session *s, const struct verdict *v, const char *stage)
+{
+    session_reply(s, "%d %s %s", v->code, v->enh, v->text);
+    if (!v->ok) {
+        const struct right_info *ri = v->right ? right_by_bit(v->right) : NULL;
+        char qw[256];
+        log_fact(s->id, "smtp", "refused", "stage=%s reply=\"%d %s\" right=%s ace=%d why=%s",
+                 stage, v->code, v->enh, ri ? ri->name : "-", v->ace,
+                 log_quote(v->why ? v->why : "-", qw, sizeof qw));
+    }
+    if (v->close)
+        session_close(s, stage);
+}
+
+void session_protocol_error(struct smtp_session *s, const char *reply)
+{
+    s->protocol_errors++;
+    uint64_t max = s->c->max_protocol_errors;
+    if (max != RN_UNLIMITED && s->protocol_errors > max) {
+        session_reply(s, "421 4.7.0 Too many errors on this connection, closing transmission "
+                         "channel");
+        log_fact(s->id, "smtp", "refused", "stage=protocol reply=\"421 4.7.0\" errors=%llu",
+                 (unsigned long long)s->protocol_errors);
+        session_close(s, "protocol-errors");
+        return;
+    }
+    session_reply(s, "%s", reply);
+}
+
+void session_set_permissions(struct smtp_session *s, const char *why)
+{
+    acl_eval(s->c->aces, s->c->naces, &s->tok, &s->rights);
+    if (!s->c->protocol_logging)
+        return;
+    char tok[1024], rights[2048];
+    token_format(&s->tok, tok, sizeof tok);
+    rights_format(s->rights.effective, " ", false, rights, sizeof rights);
+    protolog_write(s->c->name, s->id, '*', "Set Session Permissions (%s): token=%s rights=%s",
+                   why, tok, rights[0] ? rights : "none");
+}
+
+/* The connector this session's endpoints select in snapshot snap, or NULL with v set. */
+static const struct rn_connector *session_select(struct smtp_session *s,
+                                                 const struct rn_snapshot *snap,
+                                                 struct verdict *v)
+{
+    return policy_select(snap, &s->local, s->local_port, &s->remote, s->v4, v);
+}
+
+bool session_refresh(struct smtp_session *s)
+{
+    if (s->generation == s->n->snap_generation || !s->n->snap)
+        return true;
+    struct verdict v;
+    const struct rn_connector *c = session_select(s, s->n->snap, &v);
+    if (!c) {
+        session_reply_verdict(s, &v, "reselect");
+        session_close(s, "no-connector-after-reload");
+        return false;
+    }
+    bool renamed = strcmp(c->name, s->c->name) != 0;
+    snapshot_unref(&s->snap);      /* s->c pointed into it */
+    s->snap = snapshot_ref(s->n->snap);
+    s->generation = s->n->snap_generation;
+    s->c = c;
+    if (!s->tok.authenticated) {   /* the anonymous identity depends on the connector (§3.3) */
+        token_clear(&s->tok);
+        policy_initial_token(c, &s->tok);
+    }
+    session_set_permissions(s, "reload");
+    char qc[256];
+    log_fact(s->id, "smtp", "reload", "connector=%s changed=%s generation=%llu",
+             log_quote(c->name, qc, sizeof qc), renamed ? "yes" : "no",
+             (unsigned long long)s->generation);
+    return true;
+}
+
+void session_reset_transaction(struct smtp_session *s)
+{
+    for (size_t i = 0; i < s->nrcpts; i++)
+        free(s->rcpts[i]);
+    s->nrcpts = 0;
+    memset(&s->mail, 0, sizeof s->mail);
+    msgin_free(&s->msg);
+    s->chunk_left = 0;
+    s->chunk_last = false;
+    s->chunk_prev_cr = 0;
+    s->chunk_error = NULL;
+    if (s->state != S_CLOSING && s->state != S_GREETING)
+        session_enter(s, S_READY);
+}
+
+/* ---- the spool commit, on a worker (reliability.md G1: 250 only after fsync) ---- */
+
+struct commit_job {
+    struct smtp_session *s;
+    char qid[64];
+    uint64_t size;
+};
+
+static void commit_done(void *arg, int rc, const char *err)
+{
+    struct commit_job *j = arg;
+    struct smtp_session *s = j->s;
+    s->busy = false;
+    char qs[512], qe[512];
+    if (rc == 0) {
+        s->messages++;
+        log_fact(j->qid, "smtp", "queued",
+                 "session=%s from=<%s> rcpts=%zu size=%llu connector=%s client=%s auth_as=%s",
+                 s->id, log_quote(s->mail.path.addr, qs, sizeof qs), s->nrcpts,
+                 (unsigned long long)j->size, log_quote(s->c->name, qe, sizeof qe),
+                 s->client_ip, policy_auth_as(&s->rights, &s->tok));
+        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", j->qid, session_fqdn(s));
+        if (s->n->queue)
+            queue_add(s->n->queue, j->qid, s->mail.path.addr, (const char *const *)s->rcpts,
+                      s->nrcpts, s->env.received);
+    } else {
+        log_fact(j->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
+                 log_quote(err, qe, sizeof qe));
+        session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
+    }
+    free(j);
+    if (s->state == S_QUEUEING)
+        session_reset_transaction(s);
+    if (s->n->draining && s->state == S_READY) {
+        session_reply(s, "421 4.3.2 Service not available");
+        session_close(s, "drain");
+    }
+    session_resume(s);
+}
+
+void session_resume(struct smtp_session *s)
+{
+    if (s->bev && !s->peer_gone && s->state != S_CLOSING && !s->out_paused)
+        bufferevent_enable(s->bev, EV_READ);
+    s->in_callback = true;
+    session_process(s);
+    s->in_callback = false;
+    session_settle(s);
+}
+
+void session_raise_limits(struct smtp_session *s)
+{
+    bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_AUTH);
+}
+
+void session_end_of_content(struct smtp_session *s, bool line_too_long)
+{
+    struct verdict v;
+    struct spool_msg *m = NULL;
+    if (line_too_long) {
+        msgin_free(&s->msg);
+        session_protocol_error(s, "500 5.5.2 Line too long");
+        session_reset_transaction(s);
+        return;
+    }
+    msgin_finish(s->msg, &v, &m);
+    uint64_t size = msgin_size(s->msg);
+    const char *bad = msgin_bad_sender(s->msg);
+    if (!v.ok && bad) {
+        /* Say exactly what did not match (issue #4): the address and what the session may
+         * use. */
+        char qb[600], qo[1200], owned[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < s->nowned && used < sizeof owned; i++) {
+            int k = snprintf(owned + used, sizeof owned - used, "%s%s", i ? "," : "",
+                             s->owned[i]);
+            if (k < 0)
+                break;
+            used += (size_t)k;
+        }
+        log_fact(s->id, "smtp", "send-as-refused", "sender=%s login=%s owned=%s",
+                 log_quote(bad, qb, sizeof qb), s->tok.authenticated ? s->tok.name : "-",
+                 log_quote(owned[0] ? owned : "-", qo, sizeof qo));
+    }
+    msgin_free(&s->msg);
+    if (!v.ok) {
+        session_reply_verdict(s, &v, "data");
+        session_reset_transaction(s);
+        return;
+    }
+    struct commit_job *j = xcalloc(1, sizeof *j);
+    j->s = s;
+    j->size = size;
+    rn_strlcpy(j->qid, spool_msg_id(m), sizeof j->qid);
+    s->busy = true;
+    session_enter(s, S_QUEUEING);
+    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
+    committer_submit(s->n->committer, &m, commit_done, j);
+}
+
+/* ---- input ---- */
+
+/* One command line from the input, or false when more input is needed (or the session is
+ * closing). The line limit counts CRLF (RFC 5321 §4.5.3.1.4); an over-long line is answered
+ * once, when its LF arrives, and nothing of it is ever executed (reliability.md T06). */
+static bool session_read_command(struct smtp_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t len = evbuffer_get_length(in);
+    size_t limit = s->n->max_command_line;
+    if (len == 0)
+        return false;
+    /* AUTH lines (the command with its initial response, and the answers to 334) may be
+     * longer than other commands (RFC 4954 §4). */
+    if (s->state == S_AUTH)
+        limit = SASLAUTH_LINE_MAX;
+    else if (len >= 5 && limit < SASLAUTH_LINE_MAX) {
+        const char *p5 = (const char *)evbuffer_pullup(in, 5);
+        if (p5 && rn_strnieq(p5, "AUTH ", 5))
+            limit = SASLAUTH_LINE_MAX;
+    }
+    if (s->discarding) {
+        struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+        if (p.pos < 0) {
+            s->discarded += len;
+            evbuffer_drain(in, len);
+            if (s->discarded > DISCARD_MAX) {
+                session_reply(s, "500 5.5.2 Line too long");
+                session_close(s, "line-too-long");
+            }
+            return false;
+        }
+        evbuffer_drain(in, (size_t)p.pos + 1);
+        s->discarding = false;
+        session_protocol_error(s, "500 5.5.2 Line too long");
+        return true;
+    }
+    size_t peek = len < limit ? len : limit;
+    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)peek);
+    const char *lf = memchr(buf, '\n', peek);
+    if (!lf) {
+        if (len >= limit) {
+            s->discarding = true;
+            s->discarded = 0;
+            return true;
+        }
+        return false;
+    }
+    size_t ll = (size_t)(lf - buf);
+    /* Only CRLF ends a command, and a CR inside one is never a line end either (SMTP
+     * smuggling, reliability.md T02): refuse and close, running nothing of this line. */
+    if (ll == 0 || buf[ll - 1] != '\r' || memchr(buf, '\r', ll - 1)) {
+        session_reply(s, "550 5.5.2 Error: bare CR or LF received");
+        log_fact(s->id, "smtp", "refused", "stage=command reply=\"550 5.5.2\" why=bare-cr-lf");
+        session_close(s, "bare-cr-lf");
+        return false;
+    }
+    size_t n = ll - 1;
+    memcpy(s->line, buf, n);
+    s->line[n] = '\0';
+    evbuffer_drain(in, ll + 1);
+    if (s->state == S_AUTH) {
+        if (s->c->protocol_logging)   /* an AUTH answer carries credentials */
+            protolog_write(s->c->name, s->id, '<', "****");
+        smtp_auth_continue(s, s->line, n);
+        explicit_bzero(s->line, n);
+    } else {
+        smtp_verbs_dispatch(s, s->line, n);
+    }
+    return true;
+}
+
+void session_begin_content(struct smtp_session *s)
+{
+    bool auth = s->tok.authenticated;
+    const char *auth_as = policy_auth_as(&s->rights, &s->tok);
+    if (strcmp(s->mail.auth, "<>") == 0)
+        auth_as = "Anonymous";    /* marked anonymous upstream: stays so (§9.3) */
+    s->env = (struct spool_envelope){
+        .sender = s->mail.path.addr, .rcpts = (const char *const *)s->rcpts,
+        .nrcpts = s->nrcpts, .client_ip = s->client_ip, .helo = s->helo,
+        .connector = s->c->name, .auth_user = auth ? s->tok.name : NULL, .auth_as = auth_as,
+        .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM), .received = time(NULL)};
+    struct msgin_params p = {
+        .snap = s->snap, .c = s->c, .r = &s->rights, .t = &s->tok,
+        .owned = (const char *const *)s->owned, .nowned = s->nowned, .spool = s->n->spool,
+        .env = &s->env,
+        .stamp = {.helo = s->helo, .client_ip = s->client_ip, .fqdn = session_fqdn(s),
+                  .local_ip = s->local_ip,
+                  .with = !s->esmtp ? "SMTP" : s->tls ? (auth ? "ESMTPSA" : "ESMTPS")
+                                              : (auth ? "ESMTPA" : "ESMTP"),
+                  .auth_as = auth_as,
+                  .mechanism = strcmp(auth_as, "Anonymous") == 0 ? NULL : s->auth_mechanism,
+                  .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM)},
+        .max_size = s->c->max_message_size == RN_UNLIMITED ? 0 : s->c->max_message_size,
+    };
+    msgin_free(&s->msg);
+    s->msg = msgin_new(&p);
+}
+
+void session_data_emit(void *arg, const char *buf, size_t len)
+{
+    struct smtp_session *s = arg;
+    msgin_feed(s->msg, buf, len);
+    if (msgin_refused(s->msg))
+        s->data.discard = 1;
+}
+
+/* DATA content through the smtp_data state machine; false when more input is needed. */
+static bool session_read_data(struct smtp_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            return false;
+        size_t used = 0;
+        enum smtp_data_rc rc = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+        if (rc == SMTP_DATA_BARE) {
+            msgin_free(&s->msg);
+            session_reply(s, "550 5.5.2 Error: bare CR or LF received");
+            log_fact(s->id, "smtp", "refused", "stage=data reply=\"550 5.5.2\" why=bare-cr-lf");
+            session_close(s, "bare-cr-lf");
+            return false;
+        }
+        if (rc == SMTP_DATA_END) {
+            session_end_of_content(s, s->data.line_too_long != 0);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One BDAT chunk's bytes (RFC 3030): length-delimited, not unstuffed; bare CR/LF refused
+ * like in DATA so a message cannot change meaning when relayed on with DATA. */
+static bool session_read_chunk(struct smtp_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (s->chunk_left > 0 && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            return false;
+        size_t take = v.iov_len < s->chunk_left ? v.iov_len : (size_t)s->chunk_left;
+        if (s->msg) {
+            if (smtp_data_bare_check(&s->chunk_prev_cr, v.iov_base, take)) {
+                evbuffer_drain(in, take);
+                msgin_free(&s->msg);
+                session_reply(s, "550 5.5.2 Error: bare CR or LF received");
+                log_fact(s->id, "smtp", "refused", "stage=bdat reply=\"550 5.5.2\" why=bare-cr-lf");
+                session_close(s, "bare-cr-lf");
+                return false;
+            }
+            msgin_feed(s->msg, v.iov_base, take);
+        }
+        evbuffer_drain(in, take);
+        s->chunk_left -= take;
+    }
+    if (s->chunk_left > 0)
+        return false;
+    if (s->chunk_error) {
+        const char *e = s->chunk_error;
+        s->chunk_error = NULL;
+        bool had_tx = s->msg != NULL;
+        if (had_tx) {
+            msgin_free(&s->msg);
+            session_reset_transaction(s);
+        } else {
+            session_enter(s, s->nrcpts ? S_RCPT : s->mail.path.addr[0] || s->mail.path.null
+                                                      ? S_MAIL : s->helo[0] ? S_READY
+                                                                             : S_GREETING);
+        }
+        session_protocol_error(s, e);
+        return true;
+    }
+    if (!s->chunk_last) {
+        session_reply(s, "250 2.0.0 %llu octets received",
+                      (unsigned long long)msgin_size(s->msg));
+        session_enter(s, S_CHUNKING);
+        return true;
+    }
+    if (s->chunk_prev_cr) {     /* the message ended in a CR without its LF */
+        msgin_free(&s->msg);
+        session_reply(s, "550 5.5.2 Error: bare CR or LF received");
+        session_close(s, "bare-cr-lf");
+        return false;
+    }
+    session_end_of_content(s, false);
+    return true;
+}
+
+/* Run everything the buffered input allows, in order; stop while a worker holds the
+ * session, while the client leaves its replies unread, or when the session closes. */
+static void session_process(struct smtp_session *s)
+{
+    while (s->state != S_CLOSING && !s->busy && !s->peer_gone) {
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
+            s->out_paused = true;
+            bufferevent_disable(s->bev, EV_READ);
+            bufferevent_setwatermark(s->bev, EV_WRITE, OUT_HIGH / 2, 0);
+            return;
+        }
+        bool more;
+        switch (s->state) {
+        case S_DATA: more = session_read_data(s); break;
+        case S_BDAT: more = session_read_chunk(s); break;
+        default: more = session_read_command(s); break;
+        }
+        if (!more)
+            return;
+    }
+}
+
+/* ---- events ---- */
+
+static void session_arm_idle(struct smtp_session *s)
+{
+    uint64_t t = s->c->inactivity_timeout;
+    if (t == RN_UNLIMITED || t == 0) {
+        evtimer_del(s->ev_idle);
+        return;
+    }
+    struct timeval tv = {(time_t)(t > 86400 * 7 ? 86400 * 7 : t), 0};
+    evtimer_add(s->ev_idle, &tv);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+    session_arm_idle(s);
+    s->in_callback = true;
+    session_process(s);
+    s->in_callback = false;
+    session_settle(s);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->out_paused && s->state != S_CLOSING) {
+        s->out_paused = false;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        if (!s->busy)
+            bufferevent_enable(bev, EV_READ);
+        s->in_callback = true;
+        session_process(s);
+        s->in_callback = false;
+    }
+    session_settle(s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        s->peer_gone = true;
+        if (s->state != S_CLOSING)
+            session_close(s, what & BEV_EVENT_EOF ? "client-eof" : "client-error");
+    }
+    session_settle(s);
+}
+
+/* A timeout fired: answer it and close, unless a worker holds the session (our own disk or
+ * directory is slow, not the client): then look again later. */
+static void session_timeout(struct smtp_session *s, struct event *ev, const char *reply,
+                            const char *kind, uint64_t seconds)
+{
+    if (s->busy) {
+        struct timeval tv = {1, 0};
+        evtimer_add(ev, &tv);
+        return;
+    }
+    if (s->state != S_CLOSING) {
+        session_reply(s, "%s", reply);
+        log_fact(s->id, "smtp", "timeout", "kind=%s seconds=%llu", kind,
+                 (unsigned long long)seconds);
+        char reason[64];
+        snprintf(reason, sizeof reason, "%s-timeout", kind);
+        session_close(s, reason);
+    }
+    session_settle(s);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    session_timeout(s, s->ev_idle, "451 4.7.0 Timeout waiting for client input", "inactivity",
+                    s->c->inactivity_timeout);
+}
+
+static void on_life(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    session_timeout(s, s->ev_life, "421 4.4.1 Connection timed out", "connection",
+                    s->c->connection_timeout);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (time(NULL) >= s->linger_until)
+        s->peer_gone = true;       /* it never read its last reply: give up on it */
+    session_settle(s);
+}
+
+/* Bytes of ours not yet handed to the kernel: the session's output and, under TLS, the
+ * records the filter has passed to the socket bufferevent below it. */
+static size_t session_unsent(struct smtp_session *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+/* The one place a session is freed: a closing session whose last reply is flushed (or whose
+ * peer is gone), never while a worker holds it or a callback is still on the stack. */
+static void session_settle(struct smtp_session *s)
+{
+    if (s->state != S_CLOSING || s->busy || s->in_callback)
+        return;
+    if (!s->peer_gone && session_unsent(s) > 0) {
+        bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+        bufferevent_enable(s->bev, EV_WRITE);
+        if (!s->linger_until)
+            s->linger_until = time(NULL) + LINGER_S;
+        if (!evtimer_pending(s->ev_linger, NULL)) {
+            /* The write callback covers plain sockets; under TLS the socket below the
+             * filter has no callback of ours, so look again shortly. */
+            struct timeval tv = {0, 20 * 1000};
+            evtimer_add(s->ev_linger, &tv);
+        }
+        return;
+    }
+    session_free(s);
+}
+
+static void session_free(struct smtp_session *s)
+{
+    struct node *n = s->n;
+    log_fact(s->id, "smtp", "close", "reason=%s messages=%llu errors=%llu seconds=%ld",
+             s->close_reason[0] ? s->close_reason : "-", (unsigned long long)s->messages,
+             (unsigned long long)s->protocol_errors, (long)(time(NULL) - s->started));
+    session_protolog(s, '-', "disconnect");
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        n->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    n->nsessions--;
+    if (s->count_connector)
+        conncount_del(n->conns, s->count_connector, s->client_ip);
+    session_reset_transaction(s);
+    free(s->rcpts);
+    for (size_t i = 0; i < s->nowned; i++)
+        free(s->owned[i]);
+    free(s->owned);
+    token_clear(&s->tok);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    struct event *evs[] = {s->ev_idle, s->ev_life, s->ev_linger, s->ev_authdelay};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    saslauth_free(&s->auth);
+    if (s->snap)
+        snapshot_unref(&s->snap);
+    free(s->count_connector);
+    free(s->line);
+    free(s);
+}
+
+void session_attach_bev(struct smtp_session *s)
+{
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0,
+                             s->tok.authenticated ? IN_HIGH_AUTH : IN_HIGH_ANON);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- accept ---- */
+
+static void sockaddr_to_ipr(const struct sockaddr *sa, ipr_addr *a, uint16_t *port, bool *v4,
+                            char *text, size_t textlen)
+{
+    memset(a, 0, sizeof *a);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        a->b[10] = a->b[11] = 0xff;
+        memcpy(a->b + 12, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+        *v4 = true;
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(a->b, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+        *v4 = ipr_addr_is_v4mapped(a);   /* an IPv4 client on a v6 socket counts as IPv4 */
+    }
+    ipr_addr_format(a, *v4, text, textlen);
+}
+
+/* Refuse before any session exists: one reply written straight to the socket (it is small
+ * and the socket is fresh, so a non-blocking send takes it whole or the client is gone). */
+static void refuse_early(int fd, const char *reply)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "%s\r\n", reply);
+    if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        (void)errno;
+    close(fd);
+}
+
+void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
+                        const struct sockaddr *remote)
+{
+    static uint32_t seq;
+    ipr_addr la, ra;
+    uint16_t lport, rport;
+    bool lv4, rv4;
+    char lip[64], rip[64];
+    sockaddr_to_ipr(local, &la, &lport, &lv4, lip, sizeof lip);
+    sockaddr_to_ipr(remote, &ra, &rport, &rv4, rip, sizeof rip);
+    char id[24];
+    snprintf(id, sizeof id, "S%08lX%06X", (unsigned long)time(NULL), ++seq & 0xffffff);
+
+    struct verdict v;
+    const struct rn_connector *c = NULL;
+    if (n->draining || !n->snap || n->snap_expired)
+        v = (struct verdict){.code = 421, .enh = "4.3.2", .text = "Service not available",
+                             .why = n->draining ? "draining"
+                                    : n->snap ? "configuration stale beyond max_stale"
+                                              : "no configuration loaded"};
+    else
+        c = policy_select(n->snap, &la, lport, &ra, rv4 && lv4, &v);
+    if (!c) {
+        log_fact(id, "smtp", "connect-refused", "client=%s local=%s:%u reply=\"421 4.3.2\" "
+                 "why=\"%s\"", rip, lip, lport, v.why ? v.why : "no connector");
+        refuse_early(fd, "421 4.3.2 Service not available");
+        return;
+    }
+    uint64_t total, from_source;
+    conncount_get(n->conns, c->name, rip, &total, &from_source);
+    policy_connect_limits(c, total, from_source, &v);
+    if (!v.ok) {
+        char reply[512], qc[256];
+        snprintf(reply, sizeof reply, "%d %s %s", v.code, v.enh, v.text);
+        log_fact(id, "smtp", "connect-refused", "client=%s connector=%s reply=\"%d %s\" "
+                 "total=%llu from_source=%llu", rip, log_quote(c->name, qc, sizeof qc), v.code,
+                 v.enh, (unsigned long long)total, (unsigned long long)from_source);
+        refuse_early(fd, reply);
+        return;
+    }
+
+    struct smtp_session *s = xcalloc(1, sizeof *s);
+    s->n = n;
+    memcpy(s->id, id, sizeof s->id);
+    s->started = time(NULL);
+    s->local = la, s->remote = ra, s->local_port = lport, s->v4 = rv4 && lv4;
+    rn_strlcpy(s->client_ip, rip, sizeof s->client_ip);
+    rn_strlcpy(s->local_ip, lip, sizeof s->local_ip);
+    s->snap = snapshot_ref(n->snap);
+    s->generation = n->snap_generation;
+    s->c = c;
+    s->line = xmalloc((n->max_command_line > SASLAUTH_LINE_MAX ? n->max_command_line
+                                                                : SASLAUTH_LINE_MAX) + 1);
+    s->count_connector = xstrdup(c->name);
+    conncount_add(n->conns, c->name, rip);
+    policy_initial_token(c, &s->tok);
+    if (s->tok.wk & (1u << WK_EXTERNALLY_SECURED))
+        s->auth_mechanism = "10";    /* SecureExternalSubmit (§9.3) */
+    s->next = n->sessions;
+    if (s->next)
+        s->next->prev = s;
+    n->sessions = s;
+    n->nsessions++;
+
+    s->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->ev_idle = evtimer_new(n->base, on_idle, s);
+    s->ev_life = evtimer_new(n->base, on_life, s);
+    s->ev_linger = evtimer_new(n->base, on_linger, s);
+    s->ev_authdelay = evtimer_new(n->base, smtp_auth_on_delay, s);
+    if (!s->bev || !s->ev_idle || !s->ev_life || !s->ev_linger || !s->ev_authdelay) {
+        if (!s->bev)
+            close(fd);
+        log_fact(id, "smtp", "connect-failed", "client=%s why=\"cannot create events\"", rip);
+        s->peer_gone = true;
+        s->state = S_CLOSING;
+        session_free(s);
+        return;
+    }
+    session_attach_bev(s);
+    session_arm_idle(s);
+    if (c->connection_timeout != RN_UNLIMITED && c->connection_timeout > 0) {
+        uint64_t t = c->connection_timeout > 86400 * 7 ? 86400 * 7 : c->connection_timeout;
+        struct timeval tv = {(time_t)t, 0};
+        evtimer_add(s->ev_life, &tv);
+    }
+
+    char qc[256];
+    log_fact(s->id, "smtp", "connect", "client=%s:%u local=%s:%u connector=%s sessions=%llu",
+             rip, rport, lip, lport, log_quote(c->name, qc, sizeof qc),
+             (unsigned long long)n->nsessions);
+    if (c->protocol_logging)
+        protolog_write(c->name, s->id, '+', "connect %s:%u -> %s:%u", rip, rport, lip, lport);
+    session_set_permissions(s, "connect");
+    if (c->banner && *c->banner) {
+        /* relayBanner is a whole 220 reply (validate.c rule 11); lines may end in LF. */
+        const char *p = c->banner;
+        while (*p) {
+            size_t len = strcspn(p, "\n");
+            size_t text = len && p[len - 1] == '\r' ? len - 1 : len;
+            session_reply(s, "%.*s", (int)text, p);
+            p += len;
+            if (*p == '\n')
+                p++;
+        }
+    } else {
+        session_reply(s, "220 %s Relaynode ESMTP service ready", session_fqdn(s));
+    }
+}
+
+/* ---- node-wide ---- */
+
+void smtp_session_drain(struct node *n)
+{
+    for (struct smtp_session *s = n->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->busy || (s->state != S_GREETING && s->state != S_READY))
+            continue;              /* mid-transaction: closed when its transaction ends */
+        session_reply(s, "421 4.3.2 Service not available");
+        session_close(s, "drain");
+        session_settle(s);
+    }
+}
+
+void smtp_session_free_all(struct node *n)
+{
+    while (n->sessions) {
+        struct smtp_session *s = n->sessions;
+        s->busy = false;
+        s->in_callback = false;
+        s->peer_gone = true;
+        if (s->state != S_CLOSING)
+            session_close(s, "shutdown");
+        session_free(s);
+    }
+}
