@@ -13,7 +13,8 @@
 #include "tools/output.h"
 #include "directory/ldap/ldapdir-private.h"
 #include "directory/base/util.h"
-#include "node/cluster/cluster.h"
+#include "node/cluster/cluster_client.h"
+#include "node/cluster/cluster_key.h"
 #include "node/cluster/cluster_wire.h"
 #include "node/cluster/clusterver.h"
 #include <stdio.h>

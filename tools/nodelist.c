@@ -11,7 +11,7 @@
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/base/util.h"
-#include "node/cluster/cluster.h"
+#include "node/cluster/cluster_key.h"
 #include "node/common/tlsctx.h"
 #include <arpa/inet.h>
 #include <errno.h>

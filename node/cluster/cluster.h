@@ -3,25 +3,17 @@
  * SUB per peer (CURVE client pinning the peer's key), periodic HEARTBEATs, NOTICEs, and the
  * per-sender replay check. It carries news only; what to do with it is the daemon's choice
  * (clusterver_decide). Loop thread only; no callback may call cluster_free or
- * cluster_set_peers. Also relayctl's two blocking clients of the bus: cluster_send_notice and
- * cluster_probe. The only file that includes <zmq.h>. */
+ * cluster_set_peers. Keys and the description of a member are in cluster_key.h; relayctl's
+ * blocking clients of the bus in cluster_client.h (never linked with this). */
 #ifndef RN_CLUSTER_H
 #define RN_CLUSTER_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define CLUSTER_KEY_LEN 40          /* Z85 text of a CURVE key */
+#include "node/cluster/cluster_key.h"
 
 struct event_base;
 struct cluster;
-
-struct cluster_peer {
-    const char *name;               /* relayNode cn */
-    const char *endpoint;           /* relayClusterEndpoint; NULL or "": publish-only member
-                                     * (relayctl's key): allowed to send, never subscribed to */
-    const char *public_key;         /* relayCurvePublicKey, Z85 */
-};
 
 struct cluster_callbacks {
     /* A NOTICE that passed the replay check: from a peer's XPUB, or sent upstream by an
@@ -84,45 +76,4 @@ struct cluster_status {
 /* A copy of the bus state for `relayctl cluster status`; caller cluster_status_free()s. */
 struct cluster_status *cluster_status(const struct cluster *c);
 void cluster_status_free(struct cluster_status **s);
-
-/* Keys. A key file holds the Z85 secret key on its first line (cluster_secret_key_file);
- * -1 with err when unreadable or not a key. public_out gets the derived public key. */
-int cluster_key_load(const char *path, char secret_out[CLUSTER_KEY_LEN + 1],
-                     char public_out[CLUSTER_KEY_LEN + 1], char *err, size_t errlen);
-/* A fresh keypair (for `relayctl node keygen`); -1 with err when CURVE is unavailable. */
-int cluster_keypair_new(char public_out[CLUSTER_KEY_LEN + 1],
-                        char secret_out[CLUSTER_KEY_LEN + 1], char *err, size_t errlen);
-bool cluster_key_valid(const char *z85);
-
-/* relayctl's one-shot publish (blocking, no event loop): connect an XSUB with our key to
- * every peer with an endpoint, send one NOTICE upstream (node = sender), and wait up to
- * linger_ms for it to leave. Returns the number of endpoints connected to, or -1 with err.
- * Delivery is not confirmed: nodes converge from heartbeats anyway. */
-int cluster_send_notice(const struct cluster_peer *peers, size_t n, const char *secret_key,
-                        const char *sender, const char *version, const char *origin,
-                        unsigned linger_ms, char *err, size_t errlen);
-
-/* relayctl's probe for `relayctl cluster status` (blocking, own ZeroMQ context, never for
- * the daemon, which learns the same from cluster_status). */
-/* What one peer said; out[i] answers peers[i]. */
-struct cluster_beat {
-    char *name;             /* owned: the peer's name */
-    bool probed;            /* it had an endpoint and a valid key, and was connected to */
-    bool heard;             /* a HEARTBEAT carrying its own name arrived */
-    char *version;          /* owned: its applied version ("" = none yet); NULL unless heard */
-    bool stale;             /* it runs its last good snapshot (directory unreachable) */
-    uint64_t uptime_s;      /* its uptime */
-    uint64_t time_ms;       /* its wall clock when it sent the heartbeat, ms since the epoch */
-    uint64_t received_ms;   /* our wall clock when the heartbeat arrived */
-};
-
-/* Connect one SUB per peer with an endpoint and a valid key (CURVE client with the keypair
- * of secret_key, pinning the peer's key) and collect HEARTBEATs for up to wait_ms, or until
- * every probed peer has been heard. A frame whose node is not that peer's name, a frame
- * over CLUSTER_FRAME_MAX or one that does not decode is dropped. Returns 0 with *out (n
- * entries, caller cluster_probe_free()s), or -1 with err (bad secret key, no ZeroMQ). */
-int cluster_probe(const struct cluster_peer *peers, size_t n, const char *secret_key,
-                         unsigned wait_ms, struct cluster_beat **out, size_t *nout,
-                         char *err, size_t errlen);
-void cluster_probe_free(struct cluster_beat **beats, size_t n);
 #endif

@@ -23,6 +23,7 @@
 #include <zmq.h>
 #include "directory/base/util.h"
 #include "node/cluster/cluster.h"
+#include "node/cluster/cluster_client.h"
 #include "node/cluster/cluster_wire.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"

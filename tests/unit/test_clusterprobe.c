@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "directory/base/util.h"
 #include "node/cluster/cluster.h"
+#include "node/cluster/cluster_client.h"
 
 #define CSN1 "20240501101010.000001Z#000000#000#000000"
 #define CSN2 "20240501101010.000002Z#000000#000#000000"
