@@ -1,0 +1,123 @@
+/* daemon-private: the daemon's state and the functions its three files share, nothing else
+ * includes it. daemon.c: the run loop, loads and their outcome (reload.h decides, daemon.c
+ * acts), signals, the drain and teardown. daemon_setup.c: bootstrap values, log, spool, TLS
+ * certificates, pid file, detach, the event base and its worker pools. daemon_cluster.c:
+ * the cluster key, the change watcher, the bus and the news they bring. Loop thread only
+ * unless a comment says otherwise. */
+#ifndef RN_DAEMON_PRIVATE_H
+#define RN_DAEMON_PRIVATE_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "directory/base/util.h"
+#include "directory/ldap/ldapadmin.h"
+#include "directory/ldap/ldapdir.h"
+#include "directory/model.h"
+#include "node/cluster/cluster_key.h"
+#include "node/cluster/cluster_wire.h"
+#include "node/common/node.h"
+#include "node/daemon.h"
+
+#define WORKER_THREADS   2
+#define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
+#define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
+#define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
+#define DRAIN_TICK_MS    100
+#define QVER (CLUSTER_VERSION_MAX + 64)   /* a version quoted for the log, whole */
+
+struct event;
+struct cluster;
+struct ldapsync;
+struct listeners;
+
+struct daemon {
+    struct node n;
+    struct listeners *listeners;      /* owned */
+    struct ldapdir *dir;              /* owned; touched only by the (single) load job */
+    struct event *ev_hup, *ev_term, *ev_int, *ev_usr1;   /* owned signal events */
+    struct event *ev_reload;          /* owned: periodic reload */
+    struct event *ev_retry;           /* owned: retry after a failed load */
+    struct event *ev_drain;           /* owned: drain progress tick */
+    bool loading;                     /* a load job is in flight */
+    bool reload_pending;              /* SIGHUP arrived during a load */
+    bool stopping;                    /* teardown: load results are discarded */
+    bool sasl;                        /* saslauth_init succeeded */
+    unsigned backoff;                 /* seconds before the next retry */
+    unsigned drain_timeout;           /* seconds */
+    struct timespec drain_deadline;
+    uint64_t loads_failed;
+    /* cluster */
+    struct cluster *bus;              /* owned; NULL: standalone (no key, or not bound yet) */
+    char secret[CLUSTER_KEY_LEN + 1]; /* "" when no cluster_secret_key_file */
+    unsigned heartbeat_ms;
+    struct ldapsync *watch;           /* owned; NULL when directory_watch = off */
+    bool watch_persist;               /* the watcher runs refreshAndPersist (not polling) */
+    char *replica;                    /* own server's version per the watcher; NULL unknown */
+    char *wanted;                     /* announced version the replica lacks (WAIT) */
+    char *load_floor;                 /* replica version when the in-flight load started */
+    bool stale;                       /* the last load failed: serving the last good snapshot */
+    long long older_since;            /* monotonic second of the first load discarded as
+                                       * older (reload_decide keeps it); 0: none pending */
+    unsigned max_stale;               /* seconds; 0 = a stale snapshot serves for ever */
+    struct event *ev_expire;          /* owned: fires max_stale after the first failed load */
+    struct event *ev_watch;           /* owned: activated by the watcher thread */
+    struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
+    pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
+    char *w_version;                  /* latest VERSION not yet taken by the loop */
+    char *w_mark;                     /* latest CHANGED mark not yet taken by the loop */
+    bool w_down, w_up;
+    char w_detail[256];
+};
+
+struct load_job {
+    struct daemon *d;
+    struct rn_snapshot *snap;         /* result, owned until swapped in */
+    enum dir_result rc;
+    char err[RN_ERRLEN];
+    struct ldapadmin_node *nodes;     /* the relayNode entries (cluster peers), with the bus */
+    size_t nnodes;
+    bool want_nodes;
+};
+
+/* daemon.c */
+/* Start a snapshot load on the worker pool, or remember one for when the load in flight
+ * ends; nothing while stopping or draining. */
+void daemon_load_start(struct daemon *d);
+/* The version of the snapshot that runs; NULL when none (or it has none). */
+const char *daemon_applied_version(const struct daemon *d);
+/* Replace *slot by a copy of v (NULL: none). */
+void daemon_set_str(char **slot, const char *v);
+/* Create and arm the signal events (SIGHUP, SIGUSR1, SIGTERM, SIGINT), the periodic reload,
+ * the retry, drain and max_stale timers. -1 with err. */
+int daemon_events_new(struct daemon *d, char *err, size_t errlen);
+
+/* daemon_setup.c */
+/* Parse a bootstrap number; -1 with err naming the key. */
+int parse_num(const char *key, const char *s, unsigned long min, unsigned long max,
+              unsigned long *out, char *err, size_t errlen);
+/* Bootstrap, limits, log, the spool (waiting a little for its lock), TLS, SASL. -1 with err;
+ * the log is open once it returns 0. */
+int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen);
+/* Double fork and detach (the original process exits 0). -1 with err. */
+int daemon_daemonize(char *err, size_t errlen);
+int daemon_write_pidfile(const char *path, char *err, size_t errlen);
+/* After the detach: the event base, worker pools, listeners, committer, events, delivery
+ * and queue. -1 with err. */
+int daemon_loop_setup(struct daemon *d, char *err, size_t errlen);
+/* The named certificates snap's connectors use: reuse what is loaded, read new or failed
+ * names; reread: read every file again (SIGHUP). Failures are logged, never fatal. */
+void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, bool reread);
+/* SIGHUP: the node certificate and the named ones are read again; a node certificate that
+ * no longer loads keeps the one in use. */
+void daemon_certs_reread(struct daemon *d);
+
+/* daemon_cluster.c */
+/* The cluster key (a configured key that cannot be read fails the start) and the change
+ * watcher; the bus starts later, with daemon_bus_update. -1 with err. */
+int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen);
+/* After a load that succeeded: start the bus once the directory says where this node
+ * listens, then keep its peers and heartbeat in step with the snapshot that runs. */
+void daemon_bus_update(struct daemon *d, const struct load_job *j);
+#endif

@@ -1,0 +1,250 @@
+/* daemon_setup: everything the daemon does before its loop runs (daemon-private.h): the
+ * bootstrap values and limits, the log, the spool (a node must own it), the node's TLS
+ * certificate and the named ones its connectors use, SASL, the pid file, the detach, and
+ * after it the event base with its worker pools, listeners, committer, delivery and queue.
+ * Any failure stops the start with a reason (fail closed). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "directory/model.h"
+#include "directory/base/util.h"
+#include "node/daemon-private.h"
+#include "node/listener.h"
+#include "node/delivery/delivery.h"
+#include "node/common/log.h"
+#include "node/delivery/queue.h"
+#include "node/smtp/conncount.h"
+#include "node/smtp/saslauth.h"
+#include "node/spool/committer.h"
+#include "node/common/tlsctx.h"
+#include "node/common/node.h"
+#include "node/spool/spool.h"
+#include "node/common/worker.h"
+
+/* The named certificates the snapshot's connectors use. At a swap, names already loaded keep
+ * their context (a burst of directory changes must not re-read files on the loop each time)
+ * and new or failed ones are read from tls_cert_dir; on SIGHUP (reread) every file is read
+ * again, so renewals need no restart. The old set goes. Sessions keep no pointer into it
+ * (node_tls_for at STARTTLS; an upgraded SSL holds its own SSL_CTX reference). */
+void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, bool reread)
+{
+    struct tlsctx_named *named = NULL;
+    size_t nnamed = 0;
+    for (size_t i = 0; i < snap->nconnectors; i++) {
+        const char *name = snap->connectors[i].tls_cert_name;
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        if (name && tlsctx_named_add_reuse(&named, &nnamed, reread ? NULL : n->tls_named,
+                                           reread ? 0 : n->ntls_named, n->boot.tls_cert_dir,
+                                           name, terr, sizeof terr) < 0)
+            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
+                     log_quote(terr, qe, sizeof qe));
+    }
+    tlsctx_named_free(&n->tls_named, &n->ntls_named);
+    n->tls_named = named;
+    n->ntls_named = nnamed;
+}
+
+/* SIGHUP: the node certificate (tls_cert/tls_key) and the named ones are read again. A node
+ * certificate that no longer loads keeps the one in use (logged), never drops STARTTLS. */
+void daemon_certs_reread(struct daemon *d)
+{
+    struct node *n = &d->n;
+    if (n->tls) {
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        struct tlsctx *t = tlsctx_new(n->boot.tls_cert, n->boot.tls_key, terr, sizeof terr);
+        if (t) {
+            tlsctx_free(&n->tls);
+            n->tls = t;
+            log_fact("-", "tls", "certificate-reloaded", "name=%s", "node");
+        } else {
+            log_fact("-", "tls", "certificate-failed", "name=node error=%s keeping=current",
+                     log_quote(terr, qe, sizeof qe));
+        }
+    }
+    if (n->snap)
+        daemon_certs_load(n, n->snap, true);
+}
+
+/* Parse a bootstrap number; -1 with err naming the key. */
+int parse_num(const char *key, const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s ? s : "", &end, 10);
+    if (!s || !*s || *end || errno || v < min || v > max)
+        return rn_err(err, errlen, "%s: '%s' is not a number in %lu..%lu", key, s ? s : "",
+                      min, max);
+    *out = v;
+    return 0;
+}
+
+int daemon_write_pidfile(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return rn_err(err, errlen, "pidfile %s: %s", path, strerror(errno));
+    fprintf(f, "%ld\n", (long)getpid());
+    if (fclose(f) != 0)
+        return rn_err(err, errlen, "pidfile %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Classic double fork: the first child leaves the session of the shell, the second can never
+ * reacquire a controlling terminal. The original process exits 0 once the second child runs. */
+int daemon_daemonize(char *err, size_t errlen)
+{
+    pid_t p = fork();
+    if (p < 0)
+        return rn_err(err, errlen, "fork: %s", strerror(errno));
+    if (p > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return rn_err(err, errlen, "setsid: %s", strerror(errno));
+    p = fork();
+    if (p < 0)
+        return rn_err(err, errlen, "fork: %s", strerror(errno));
+    if (p > 0)
+        _exit(0);
+    umask(027);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0); dup2(fd, 1); dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen)
+{
+    struct node *n = &d->n;
+    unsigned long v;
+    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0)
+        return -1;
+    if (parse_num("max_command_line", n->boot.max_command_line, 64, 1 << 20, &v, err,
+                  errlen) < 0)
+        return -1;
+    n->max_command_line = v;
+    if (parse_num("max_text_line", n->boot.max_text_line, 64, 1 << 20, &v, err, errlen) < 0)
+        return -1;
+    n->max_text_line = v;
+    if (parse_num("drain_timeout", n->boot.drain_timeout, 0, 86400, &v, err, errlen) < 0)
+        return -1;
+    unsigned long reserve;
+    if (parse_num("spool_reserve", n->boot.spool_reserve, 0, ~0UL, &reserve, err, errlen) < 0)
+        return -1;
+    unsigned long max_stale;
+    if (parse_num("max_stale", n->boot.max_stale, 0, 365UL * 86400, &max_stale, err, errlen) < 0)
+        return -1;
+    d->max_stale = (unsigned)max_stale;
+    n->spool_reserve = reserve;
+    d->drain_timeout = (unsigned)v;
+    /* Detached, stderr is /dev/null: "stderr" would lose every line, so use syslog. */
+    const char *target = n->boot.log;
+    if (!o->foreground && (!target || !*target || strcmp(target, "stderr") == 0))
+        target = "syslog";
+    if (log_open(target, err, errlen) < 0)
+        return -1;
+    protolog_set_dir(n->boot.protocol_log_dir);
+    char serr[RN_ERRLEN];
+    /* A node must own its spool. The lock may be held for a moment by relayctl (queue
+     * verbs, --list-spool), so wait a little before concluding another node runs there. */
+    for (int tries = 0;; tries++) {
+        if (spool_open(n->boot.spool_dir, &n->spool, serr, sizeof serr) < 0) {
+            rn_err(err, errlen, "spool: %s", serr);
+            return -1;
+        }
+        if (spool_is_owner(n->spool))
+            break;
+        spool_free(&n->spool);
+        if (tries == 50) {
+            rn_err(err, errlen, "spool %s is in use by pid %ld (another relaynode?)",
+                   n->boot.spool_dir, (long)spool_owner_pid(n->boot.spool_dir));
+            return -1;
+        }
+        usleep(100 * 1000);
+    }
+    bool cert = n->boot.tls_cert && *n->boot.tls_cert, key = n->boot.tls_key && *n->boot.tls_key;
+    if (cert != key)
+        return rn_err(err, errlen, "tls_cert and tls_key go together (one is empty)");
+    if (cert) {
+        char terr[RN_ERRLEN];
+        n->tls = tlsctx_new(n->boot.tls_cert, n->boot.tls_key, terr, sizeof terr);
+        if (!n->tls)
+            return rn_err(err, errlen, "tls: %s", terr);
+    }
+    /* A tls_cert_dir that is not a directory is a typo, stopped here like a bad tls_cert;
+     * a missing NAME.pem inside it only costs the connectors naming it (snapshot_swap). */
+    const char *cdir = n->boot.tls_cert_dir;
+    if (cdir && *cdir) {
+        struct stat st;
+        if (stat(cdir, &st) != 0)
+            return rn_err(err, errlen, "tls_cert_dir %s: %s", cdir, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return rn_err(err, errlen, "tls_cert_dir %s: not a directory", cdir);
+    }
+    if (saslauth_init(&n->boot, err, errlen) < 0)
+        return -1;
+    d->sasl = true;
+    const struct spool_quarantined *q;
+    size_t nq = spool_quarantine_list(n->spool, &q);
+    for (size_t i = 0; i < nq; i++) {
+        char qn[512], qr[1024];
+        log_fact("-", "spool", "quarantined", "file=%s reason=%s",
+                 log_quote(q[i].name, qn, sizeof qn), log_quote(q[i].reason, qr, sizeof qr));
+    }
+    return 0;
+}
+
+int daemon_loop_setup(struct daemon *d, char *err, size_t errlen)
+{
+    struct node *n = &d->n;
+    if (evthread_use_pthreads() < 0)
+        return rn_err(err, errlen, "evthread_use_pthreads failed");
+    n->base = event_base_new();
+    if (!n->base)
+        return rn_err(err, errlen, "event_base_new failed");
+    n->worker = worker_new(n->base, WORKER_THREADS);
+    if (!n->worker)
+        return rn_err(err, errlen, "worker pool: cannot start %d threads", WORKER_THREADS);
+    d->listeners = listeners_new(n);
+    n->conns = conncount_new();
+    n->authworker = worker_new(n->base, AUTH_THREADS);
+    if (!n->authworker)
+        return rn_err(err, errlen, "auth worker pool: cannot start %d threads", AUTH_THREADS);
+    n->committer = committer_new(n->base);
+    if (!n->committer)
+        return rn_err(err, errlen, "committer: cannot start its thread");
+    if (daemon_events_new(d, err, errlen) < 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);         /* a peer that vanishes mid-write is an EPIPE, not death */
+    n->delivery = delivery_new(n, err, errlen);
+    if (!n->delivery)
+        return -1;
+    unsigned long life, rmin, rmax, conc;
+    if (parse_num("queue_lifetime", n->boot.queue_lifetime, 1, 365UL * 86400, &life, err,
+                  errlen) < 0 ||
+        parse_num("retry_min", n->boot.retry_min, 1, 86400, &rmin, err, errlen) < 0 ||
+        parse_num("retry_max", n->boot.retry_max, 1, 7 * 86400, &rmax, err, errlen) < 0 ||
+        parse_num("delivery_concurrency", n->boot.delivery_concurrency, 1, 10000, &conc, err,
+                  errlen) < 0)
+        return -1;
+    const char *hold = n->boot.queue_hold ? n->boot.queue_hold : "no";
+    if (strcmp(hold, "yes") != 0 && strcmp(hold, "no") != 0)
+        return rn_err(err, errlen, "queue_hold: '%s' is not yes or no", hold);
+    struct queue_opts qo = {(unsigned)life, (unsigned)rmin, (unsigned)rmax, (unsigned)conc,
+                            strcmp(hold, "yes") == 0};
+    n->queue = queue_new(n, n->delivery, &qo, err, errlen);
+    if (!n->queue)
+        return -1;
+    return 0;
+}
+
