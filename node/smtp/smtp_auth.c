@@ -1,5 +1,5 @@
-/* smtp_auth: STARTTLS (RFC 3207) and AUTH (RFC 4954) for the SMTP session, with Exchange's
- * per-connector rules (exchange-model.md §3.1, §3.3, §6): Tls offers STARTTLS; BasicAuth
+/* smtp_auth: AUTH (RFC 4954) for the SMTP session, with Exchange's per-connector rules
+ * (exchange-model.md §3.1, §3.3, §6; STARTTLS is in smtp_starttls.c): BasicAuth
  * offers AUTH PLAIN LOGIN, and with BasicAuthRequireTLS only after STARTTLS; Integrated
  * offers AUTH GSSAPI (Kerberos) when the node has a keytab (gssapi_keytab). A successful
  * AUTH replaces the anonymous token by the user's (user, groups, Authenticated Users,
@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "directory/rights.h"
@@ -22,19 +21,10 @@
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
 #include "node/smtp/saslauth.h"
-#include "node/common/tlsctx.h"
 #include "node/common/worker.h"
 
 #define AUTH_FAIL_PER_SOURCE 10     /* failures per source address per minute */
 #define AUTH_DELAY_MAX_S 3          /* a failure is answered after min(failures, this) s */
-
-/* The connector's certificate (relayTlsCertificateName) or the node's; a named one that did
- * not load means no STARTTLS here, so RequireTLS and BasicAuthRequireTLS refuse as without
- * a certificate (fail closed). */
-bool smtp_auth_tls_offered(const struct smtp_session *s)
-{
-    return (s->c->auth & AUTH_TLS) && !s->tls && node_tls_for(s->n, s->c) != NULL;
-}
 
 unsigned smtp_auth_mechs(const struct smtp_session *s)
 {
@@ -62,42 +52,6 @@ bool smtp_auth_ehlo_line(const struct smtp_session *s, char *buf, size_t len)
     saslauth_mech_names(m, names, sizeof names);
     snprintf(buf, len, "%s%s", m ? "AUTH " : "", m ? names : "");
     return m != 0;
-}
-
-/* ---- STARTTLS ---- */
-
-void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
-{
-    if (s->tls) {
-        session_protocol_error(s, "503 5.5.1 Bad sequence of commands");
-        return;
-    }
-    if (!smtp_auth_tls_offered(s)) {
-        session_protocol_error(s, "500 5.3.3 Unrecognized command");
-        return;
-    }
-    if (len > 0) {
-        session_protocol_error(s, "501 5.5.4 Invalid arguments");
-        return;
-    }
-    session_reply(s, "220 2.0.0 SMTP server ready");
-    char err[256];
-    /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
-     * reference on the SSL_CTX). smtp_auth_tls_offered checked it is not NULL. */
-    if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, err, sizeof err) < 0) {
-        char qe[400];
-        log_fact(s->id, "smtp", "starttls-failed", "error=%s", log_quote(err, qe, sizeof qe));
-        session_close(s, "starttls-failed");
-        return;
-    }
-    session_attach_bev(s);
-    /* Nothing said before the handshake counts after it (RFC 3207 §4.2). */
-    session_reset_transaction(s);
-    s->helo[0] = '\0';
-    s->esmtp = false;
-    s->tls = true;
-    session_enter(s, S_GREETING);
-    log_fact(s->id, "smtp", "starttls", "client=%s", s->client_ip);
 }
 
 /* ---- AUTH ---- */
@@ -148,7 +102,7 @@ static void auth_failed_reply(struct smtp_session *s)
     session_reply(s, "535 5.7.3 Authentication unsuccessful");
 }
 
-void smtp_auth_on_delay(evutil_socket_t fd, short what, void *arg)
+static void auth_on_delay(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
     s->busy = false;
@@ -171,6 +125,13 @@ static void auth_failure(struct smtp_session *s, const char *why)
         session_reply(s, "421 4.7.0 Too many errors on this connection, closing transmission "
                          "channel");
         session_close(s, "source-logon-failures");
+        return;
+    }
+    /* The delay timer is the session's, made at its first failure (the session frees it). */
+    if (!s->ev_authdelay)
+        s->ev_authdelay = evtimer_new(s->n->base, auth_on_delay, s);
+    if (!s->ev_authdelay) {       /* no memory for a timer: answer at once */
+        auth_failed_reply(s);
         return;
     }
     unsigned delay = s->auth_failures < AUTH_DELAY_MAX_S ? s->auth_failures : AUTH_DELAY_MAX_S;

@@ -1,6 +1,9 @@
-/* smtp_session-private: the session struct shared by the session's own files only
- * (smtp_session.c: life cycle, I/O, timers, replies and the command dispatch;
- * smtp_verbs.c: one handler per verb). Nothing outside node/smtp/ includes it. */
+/* smtp_session-private: the session struct and the session's internal API, shared by the
+ * session's own files (smtp_session.c: life cycle, events, timers, replies; smtp_input.c:
+ * reading commands and content; smtp_txn.c: the transaction and its commit) and by the
+ * verbs above them (smtp_verbs.c, smtp_auth.c, smtp_starttls.c), which include it through
+ * their own headers. It includes none of theirs: the session reaches the verbs only through
+ * smtp_verbs_dispatch, declared here. Nothing outside node/smtp/ includes it. */
 #ifndef RN_SMTP_SESSION_PRIVATE_H
 #define RN_SMTP_SESSION_PRIVATE_H
 #include <stdbool.h>
@@ -41,7 +44,8 @@ struct smtp_session {
     struct smtp_session *prev, *next;  /* node's list of open sessions */
     char id[24];
     struct bufferevent *bev;           /* owned; closes the socket */
-    struct event *ev_idle, *ev_life, *ev_linger, *ev_authdelay;   /* owned timers */
+    struct event *ev_idle, *ev_life, *ev_linger;   /* owned timers */
+    struct event *ev_authdelay;        /* owned; made by smtp_auth.c at the first failure */
     enum smtp_state state;
     time_t started;
     time_t linger_until;               /* closing: give up on unsent replies after this */
@@ -92,7 +96,8 @@ struct smtp_session {
     char close_reason[64];
 };
 
-/* smtp_session.c, for the command handlers. */
+/* smtp_session.c, smtp_txn.c (transaction) and smtp_input.c (reading), for each other and
+ * for the command handlers. */
 void session_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A verdict's reply ("code enh text"); closes the session when the verdict says so. */
@@ -121,7 +126,11 @@ void session_attach_bev(struct smtp_session *s);
 void session_resume(struct smtp_session *s);
 /* After AUTH: the larger input allowance of an authenticated client. */
 void session_raise_limits(struct smtp_session *s);
+/* smtp_input.c: run everything the buffered input allows, in order; stops while a worker
+ * holds the session, while the client leaves its replies unread, or when it closes. */
+void session_process(struct smtp_session *s);
 
-/* smtp_verbs.c */
+/* The one entry point above the session (smtp_verbs.c): a command line as read, CRLF
+ * removed, or in S_AUTH the answer to a 334 challenge. */
 void smtp_verbs_dispatch(struct smtp_session *s, const char *line, size_t len);
 #endif

@@ -1,8 +1,11 @@
 /* smtp_session: one SMTP connection's life cycle on the event loop (DESIGN.md §3,
- * exchange-model.md §10): connector selection and connection limits at accept, the bounded
- * input discipline (command lines, DATA and BDAT content, RFC 2920 pipelining with replies
- * in order), timeouts, the spool commit on a worker before any 250, logs, and freeing only
- * at safe points (STYLE.md 11). The verbs themselves are in smtp_verbs.c.
+ * exchange-model.md §10): connector selection and connection limits at accept, replies and
+ * state changes, the snapshot a session runs with, socket events and timeouts, logs, and
+ * freeing only at safe points (STYLE.md 11). The session's other files share
+ * smtp_session-private.h: smtp_input.c reads the input (command lines, DATA and BDAT
+ * content, RFC 2920 pipelining with replies in order), smtp_txn.c holds the transaction and
+ * its spool commit on a worker before any 250. The verbs are above the session, in
+ * smtp_verbs.c (with smtp_auth.c and smtp_starttls.c), reached through smtp_verbs_dispatch.
  *
  * Memory a client can make us hold is bounded: the input buffer by the read high-water mark
  * (tighter before AUTH), a command line by max_command_line, the header block by msgin, the
@@ -25,18 +28,12 @@
 
 #include "directory/rights.h"
 #include "directory/base/util.h"
-#include "node/spool/committer.h"
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
-#include "node/delivery/queue.h"
 #include "node/smtp/saslauth.h"
-#include "node/smtp/smtp_auth.h"
-#include "node/spool/spool.h"
 
 #define IN_HIGH_ANON   (64u * 1024u)    /* read high-water mark before AUTH */
 #define IN_HIGH_AUTH   (256u * 1024u)   /* ... and after */
-#define OUT_HIGH       (64u * 1024u)    /* unread replies before we stop reading commands */
-#define DISCARD_MAX    (64u * 1024u)    /* an over-long line longer than this ends the session */
 #define LINGER_S       5                /* how long a closing session waits for its last reply */
 #define REPLY_MAX      2048
 
@@ -46,7 +43,6 @@ static const char *const state_names[S_COUNT] = {
     [S_QUEUEING] = "queueing", [S_AUTH] = "auth", [S_CLOSING] = "closing",
 };
 
-static void session_process(struct smtp_session *s);
 static void session_settle(struct smtp_session *s);
 static void session_free(struct smtp_session *s);
 
@@ -55,11 +51,6 @@ const char *session_fqdn(const struct smtp_session *s)
     if (s->c && s->c->fqdn && *s->c->fqdn)
         return s->c->fqdn;
     return s->n->boot.hostname && *s->n->boot.hostname ? s->n->boot.hostname : "localhost";
-}
-
-static bool has_right(const struct smtp_session *s, uint32_t right)
-{
-    return (s->rights.effective & right) != 0;
 }
 
 static void session_protolog(struct smtp_session *s, char dir, const char *text)
@@ -184,61 +175,6 @@ bool session_refresh(struct smtp_session *s)
     return true;
 }
 
-void session_reset_transaction(struct smtp_session *s)
-{
-    for (size_t i = 0; i < s->nrcpts; i++)
-        free(s->rcpts[i]);
-    s->nrcpts = 0;
-    memset(&s->mail, 0, sizeof s->mail);
-    msgin_free(&s->msg);
-    s->chunk_left = 0;
-    s->chunk_last = false;
-    s->chunk_prev_cr = 0;
-    s->chunk_error = NULL;
-    if (s->state != S_CLOSING && s->state != S_GREETING)
-        session_enter(s, S_READY);
-}
-
-/* ---- the spool commit, on a worker (reliability.md G1: 250 only after fsync) ---- */
-
-struct commit_job {
-    struct smtp_session *s;
-    char qid[64];
-    uint64_t size;
-};
-
-static void commit_done(void *arg, int rc, const char *err)
-{
-    struct commit_job *j = arg;
-    struct smtp_session *s = j->s;
-    s->busy = false;
-    char qs[512], qe[512];
-    if (rc == 0) {
-        s->messages++;
-        log_fact(j->qid, "smtp", "queued",
-                 "session=%s from=<%s> rcpts=%zu size=%llu connector=%s client=%s auth_as=%s",
-                 s->id, log_quote(s->mail.path.addr, qs, sizeof qs), s->nrcpts,
-                 (unsigned long long)j->size, log_quote(s->c->name, qe, sizeof qe),
-                 s->client_ip, policy_auth_as(&s->rights, &s->tok));
-        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", j->qid, session_fqdn(s));
-        if (s->n->queue)
-            queue_add(s->n->queue, j->qid, s->mail.path.addr, (const char *const *)s->rcpts,
-                      s->nrcpts, s->env.received);
-    } else {
-        log_fact(j->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
-                 log_quote(err, qe, sizeof qe));
-        session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
-    }
-    free(j);
-    if (s->state == S_QUEUEING)
-        session_reset_transaction(s);
-    if (s->n->draining && s->state == S_READY) {
-        session_reply(s, "421 4.3.2 Service not available");
-        session_close(s, "drain");
-    }
-    session_resume(s);
-}
-
 void session_resume(struct smtp_session *s)
 {
     if (s->bev && !s->peer_gone && s->state != S_CLOSING && !s->out_paused)
@@ -252,264 +188,6 @@ void session_resume(struct smtp_session *s)
 void session_raise_limits(struct smtp_session *s)
 {
     bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_AUTH);
-}
-
-void session_end_of_content(struct smtp_session *s, bool line_too_long)
-{
-    struct verdict v;
-    struct spool_msg *m = NULL;
-    if (line_too_long) {
-        msgin_free(&s->msg);
-        session_protocol_error(s, "500 5.5.2 Line too long");
-        session_reset_transaction(s);
-        return;
-    }
-    msgin_finish(s->msg, &v, &m);
-    uint64_t size = msgin_size(s->msg);
-    const char *bad = msgin_bad_sender(s->msg);
-    if (!v.ok && bad) {
-        /* Say exactly what did not match (issue #4): the address and what the session may
-         * use. */
-        char qb[600], qo[1200], owned[1024] = "";
-        size_t used = 0;
-        for (size_t i = 0; i < s->nowned && used < sizeof owned; i++) {
-            int k = snprintf(owned + used, sizeof owned - used, "%s%s", i ? "," : "",
-                             s->owned[i]);
-            if (k < 0)
-                break;
-            used += (size_t)k;
-        }
-        log_fact(s->id, "smtp", "send-as-refused", "sender=%s login=%s owned=%s",
-                 log_quote(bad, qb, sizeof qb), s->tok.authenticated ? s->tok.name : "-",
-                 log_quote(owned[0] ? owned : "-", qo, sizeof qo));
-    }
-    msgin_free(&s->msg);
-    if (!v.ok) {
-        session_reply_verdict(s, &v, "data");
-        session_reset_transaction(s);
-        return;
-    }
-    struct commit_job *j = xcalloc(1, sizeof *j);
-    j->s = s;
-    j->size = size;
-    rn_strlcpy(j->qid, spool_msg_id(m), sizeof j->qid);
-    s->busy = true;
-    session_enter(s, S_QUEUEING);
-    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
-    committer_submit(s->n->committer, &m, commit_done, j);
-}
-
-/* ---- input ---- */
-
-/* One command line from the input, or false when more input is needed (or the session is
- * closing). The line limit counts CRLF (RFC 5321 §4.5.3.1.4); an over-long line is answered
- * once, when its LF arrives, and nothing of it is ever executed (reliability.md T06). */
-static bool session_read_command(struct smtp_session *s)
-{
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    size_t len = evbuffer_get_length(in);
-    size_t limit = s->n->max_command_line;
-    if (len == 0)
-        return false;
-    /* AUTH lines (the command with its initial response, and the answers to 334) may be
-     * longer than other commands (RFC 4954 §4). */
-    if (s->state == S_AUTH)
-        limit = SASLAUTH_LINE_MAX;
-    else if (len >= 5 && limit < SASLAUTH_LINE_MAX) {
-        const char *p5 = (const char *)evbuffer_pullup(in, 5);
-        if (p5 && rn_strnieq(p5, "AUTH ", 5))
-            limit = SASLAUTH_LINE_MAX;
-    }
-    if (s->discarding) {
-        struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
-        if (p.pos < 0) {
-            s->discarded += len;
-            evbuffer_drain(in, len);
-            if (s->discarded > DISCARD_MAX) {
-                session_reply(s, "500 5.5.2 Line too long");
-                session_close(s, "line-too-long");
-            }
-            return false;
-        }
-        evbuffer_drain(in, (size_t)p.pos + 1);
-        s->discarding = false;
-        session_protocol_error(s, "500 5.5.2 Line too long");
-        return true;
-    }
-    size_t peek = len < limit ? len : limit;
-    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)peek);
-    const char *lf = memchr(buf, '\n', peek);
-    if (!lf) {
-        if (len >= limit) {
-            s->discarding = true;
-            s->discarded = 0;
-            return true;
-        }
-        return false;
-    }
-    size_t ll = (size_t)(lf - buf);
-    /* Only CRLF ends a command, and a CR inside one is never a line end either (SMTP
-     * smuggling, reliability.md T02): refuse and close, running nothing of this line. */
-    if (ll == 0 || buf[ll - 1] != '\r' || memchr(buf, '\r', ll - 1)) {
-        session_reply(s, "550 5.5.2 Error: bare CR or LF received");
-        log_fact(s->id, "smtp", "refused", "stage=command reply=\"550 5.5.2\" why=bare-cr-lf");
-        session_close(s, "bare-cr-lf");
-        return false;
-    }
-    size_t n = ll - 1;
-    memcpy(s->line, buf, n);
-    s->line[n] = '\0';
-    evbuffer_drain(in, ll + 1);
-    if (s->state == S_AUTH) {
-        if (s->c->protocol_logging)   /* an AUTH answer carries credentials */
-            protolog_write(s->c->name, s->id, '<', "****");
-        smtp_auth_continue(s, s->line, n);
-        explicit_bzero(s->line, n);
-    } else {
-        smtp_verbs_dispatch(s, s->line, n);
-    }
-    return true;
-}
-
-void session_begin_content(struct smtp_session *s)
-{
-    bool auth = s->tok.authenticated;
-    const char *auth_as = policy_auth_as(&s->rights, &s->tok);
-    if (strcmp(s->mail.auth, "<>") == 0)
-        auth_as = "Anonymous";    /* marked anonymous upstream: stays so (§9.3) */
-    s->env = (struct spool_envelope){
-        .sender = s->mail.path.addr, .rcpts = (const char *const *)s->rcpts,
-        .nrcpts = s->nrcpts, .client_ip = s->client_ip, .helo = s->helo,
-        .connector = s->c->name, .auth_user = auth ? s->tok.name : NULL, .auth_as = auth_as,
-        .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM), .received = time(NULL)};
-    struct msgin_params p = {
-        .snap = s->snap, .c = s->c, .r = &s->rights, .t = &s->tok,
-        .owned = (const char *const *)s->owned, .nowned = s->nowned, .spool = s->n->spool,
-        .env = &s->env,
-        .stamp = {.helo = s->helo, .client_ip = s->client_ip, .fqdn = session_fqdn(s),
-                  .local_ip = s->local_ip,
-                  .with = !s->esmtp ? "SMTP" : s->tls ? (auth ? "ESMTPSA" : "ESMTPS")
-                                              : (auth ? "ESMTPA" : "ESMTP"),
-                  .auth_as = auth_as,
-                  .mechanism = strcmp(auth_as, "Anonymous") == 0 ? NULL : s->auth_mechanism,
-                  .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM)},
-        .max_size = s->c->max_message_size == RN_UNLIMITED ? 0 : s->c->max_message_size,
-    };
-    msgin_free(&s->msg);
-    s->msg = msgin_new(&p);
-}
-
-void session_data_emit(void *arg, const char *buf, size_t len)
-{
-    struct smtp_session *s = arg;
-    msgin_feed(s->msg, buf, len);
-    if (msgin_refused(s->msg))
-        s->data.discard = 1;
-}
-
-/* DATA content through the smtp_data state machine; false when more input is needed. */
-static bool session_read_data(struct smtp_session *s)
-{
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-            return false;
-        size_t used = 0;
-        enum smtp_data_rc rc = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &used);
-        evbuffer_drain(in, used);
-        if (rc == SMTP_DATA_BARE) {
-            msgin_free(&s->msg);
-            session_reply(s, "550 5.5.2 Error: bare CR or LF received");
-            log_fact(s->id, "smtp", "refused", "stage=data reply=\"550 5.5.2\" why=bare-cr-lf");
-            session_close(s, "bare-cr-lf");
-            return false;
-        }
-        if (rc == SMTP_DATA_END) {
-            session_end_of_content(s, s->data.line_too_long != 0);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* One BDAT chunk's bytes (RFC 3030): length-delimited, not unstuffed; bare CR/LF refused
- * like in DATA so a message cannot change meaning when relayed on with DATA. */
-static bool session_read_chunk(struct smtp_session *s)
-{
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    while (s->chunk_left > 0 && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-            return false;
-        size_t take = v.iov_len < s->chunk_left ? v.iov_len : (size_t)s->chunk_left;
-        if (s->msg) {
-            if (smtp_data_bare_check(&s->chunk_prev_cr, v.iov_base, take)) {
-                evbuffer_drain(in, take);
-                msgin_free(&s->msg);
-                session_reply(s, "550 5.5.2 Error: bare CR or LF received");
-                log_fact(s->id, "smtp", "refused", "stage=bdat reply=\"550 5.5.2\" why=bare-cr-lf");
-                session_close(s, "bare-cr-lf");
-                return false;
-            }
-            msgin_feed(s->msg, v.iov_base, take);
-        }
-        evbuffer_drain(in, take);
-        s->chunk_left -= take;
-    }
-    if (s->chunk_left > 0)
-        return false;
-    if (s->chunk_error) {
-        const char *e = s->chunk_error;
-        s->chunk_error = NULL;
-        bool had_tx = s->msg != NULL;
-        if (had_tx) {
-            msgin_free(&s->msg);
-            session_reset_transaction(s);
-        } else {
-            session_enter(s, s->nrcpts ? S_RCPT : s->mail.path.addr[0] || s->mail.path.null
-                                                      ? S_MAIL : s->helo[0] ? S_READY
-                                                                             : S_GREETING);
-        }
-        session_protocol_error(s, e);
-        return true;
-    }
-    if (!s->chunk_last) {
-        session_reply(s, "250 2.0.0 %llu octets received",
-                      (unsigned long long)msgin_size(s->msg));
-        session_enter(s, S_CHUNKING);
-        return true;
-    }
-    if (s->chunk_prev_cr) {     /* the message ended in a CR without its LF */
-        msgin_free(&s->msg);
-        session_reply(s, "550 5.5.2 Error: bare CR or LF received");
-        session_close(s, "bare-cr-lf");
-        return false;
-    }
-    session_end_of_content(s, false);
-    return true;
-}
-
-/* Run everything the buffered input allows, in order; stop while a worker holds the
- * session, while the client leaves its replies unread, or when the session closes. */
-static void session_process(struct smtp_session *s)
-{
-    while (s->state != S_CLOSING && !s->busy && !s->peer_gone) {
-        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
-            s->out_paused = true;
-            bufferevent_disable(s->bev, EV_READ);
-            bufferevent_setwatermark(s->bev, EV_WRITE, OUT_HIGH / 2, 0);
-            return;
-        }
-        bool more;
-        switch (s->state) {
-        case S_DATA: more = session_read_data(s); break;
-        case S_BDAT: more = session_read_chunk(s); break;
-        default: more = session_read_command(s); break;
-        }
-        if (!more)
-            return;
-    }
 }
 
 /* ---- events ---- */
@@ -781,8 +459,7 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     s->ev_idle = evtimer_new(n->base, on_idle, s);
     s->ev_life = evtimer_new(n->base, on_life, s);
     s->ev_linger = evtimer_new(n->base, on_linger, s);
-    s->ev_authdelay = evtimer_new(n->base, smtp_auth_on_delay, s);
-    if (!s->bev || !s->ev_idle || !s->ev_life || !s->ev_linger || !s->ev_authdelay) {
+    if (!s->bev || !s->ev_idle || !s->ev_life || !s->ev_linger) {
         if (!s->bev)
             close(fd);
         log_fact(id, "smtp", "connect-failed", "client=%s why=\"cannot create events\"", rip);

@@ -1,7 +1,9 @@
 /* smtp_verbs: one handler per SMTP verb (RFC 5321 §4.1 with PIPELINING, SIZE, 8BITMIME,
  * ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING), and the command table that says in which
- * states each verb is valid (STYLE.md 5). The permission decisions are policy_*() calls in
- * Exchange's order (exchange-model.md §10 steps 5-10) with its exact replies. */
+ * states each verb is valid (STYLE.md 5). Every command line the session reads comes here,
+ * the answers to an AUTH challenge included; STARTTLS and AUTH are in smtp_starttls.c and
+ * smtp_auth.c. The permission decisions are policy_*() calls in Exchange's order
+ * (exchange-model.md §10 steps 5-10) with its exact replies. */
 #include "node/smtp/smtp_session-private.h"
 
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "node/common/log.h"
 #include "node/smtp/saslauth.h"
 #include "node/smtp/smtp_auth.h"
+#include "node/smtp/smtp_starttls.h"
 #include "node/spool/spool.h"
 
 #define ST(x) (1u << (x))
@@ -72,7 +75,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
     const char *ext[9] = {size, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
                           "CHUNKING"};
     size_t next = 6;
-    if (smtp_auth_tls_offered(s))
+    if (smtp_starttls_offered(s))
         ext[next++] = "STARTTLS";
     char auth[80];
     if (smtp_auth_ehlo_line(s, auth, sizeof auth))
@@ -280,6 +283,12 @@ static bool line_is_auth(const char *line, size_t len)
 
 void smtp_verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
+    if (s->state == S_AUTH) {            /* the answer to a 334 challenge, not a command */
+        if (s->c->protocol_logging)      /* it carries credentials */
+            protolog_write(s->c->name, s->id, '<', "****");
+        smtp_auth_continue(s, line, len);
+        return;
+    }
     const char *args;
     enum smtp_verb verb = smtp_cmd_verb(line, len, &args);
     if (s->c->protocol_logging) {

@@ -1,0 +1,53 @@
+/* smtp_starttls: STARTTLS (RFC 3207) for the SMTP session, with Exchange's per-connector
+ * rule (exchange-model.md §3.1, §6): Tls offers STARTTLS when a certificate is loaded for
+ * the connector. The upgrade wraps the session's bufferevent in a TLS filter (tlsctx), and
+ * nothing the client said before the handshake counts after it. */
+#include "node/smtp/smtp_starttls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "node/common/log.h"
+#include "node/common/tlsctx.h"
+
+/* The connector's certificate (relayTlsCertificateName) or the node's; a named one that did
+ * not load means no STARTTLS here, so RequireTLS and BasicAuthRequireTLS refuse as without
+ * a certificate (fail closed). */
+bool smtp_starttls_offered(const struct smtp_session *s)
+{
+    return (s->c->auth & AUTH_TLS) && !s->tls && node_tls_for(s->n, s->c) != NULL;
+}
+
+void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
+{
+    if (s->tls) {
+        session_protocol_error(s, "503 5.5.1 Bad sequence of commands");
+        return;
+    }
+    if (!smtp_starttls_offered(s)) {
+        session_protocol_error(s, "500 5.3.3 Unrecognized command");
+        return;
+    }
+    if (len > 0) {
+        session_protocol_error(s, "501 5.5.4 Invalid arguments");
+        return;
+    }
+    session_reply(s, "220 2.0.0 SMTP server ready");
+    char err[256];
+    /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
+     * reference on the SSL_CTX). smtp_starttls_offered checked it is not NULL. */
+    if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, err, sizeof err) < 0) {
+        char qe[400];
+        log_fact(s->id, "smtp", "starttls-failed", "error=%s", log_quote(err, qe, sizeof qe));
+        session_close(s, "starttls-failed");
+        return;
+    }
+    session_attach_bev(s);
+    /* Nothing said before the handshake counts after it (RFC 3207 §4.2). */
+    session_reset_transaction(s);
+    s->helo[0] = '\0';
+    s->esmtp = false;
+    s->tls = true;
+    session_enter(s, S_GREETING);
+    log_fact(s->id, "smtp", "starttls", "client=%s", s->client_ip);
+}
