@@ -1,4 +1,5 @@
-/* spool-private: the spool's internals shared by its own files (spool.c: messages;
+/* spool-private: the spool's internals shared by its own files (spool.c: opening, writing
+ * and committing messages; spool_read.c: reading them back, listing, start-up recovery;
  * spool_state.c: delivery state and removal). Nothing else includes it. */
 #ifndef RN_SPOOL_PRIVATE_H
 #define RN_SPOOL_PRIVATE_H
@@ -21,6 +22,9 @@ struct spool {
 };
 
 bool spool_id_valid(const char *id);
+/* Owner-only start-up (spool_open): empty tmp/, quarantine what in queue/ is not a message,
+ * then spool_state_recover. -1 with err when tmp/ or queue/ cannot be read or cleaned. */
+int spool_recover(struct spool *s, char *err, size_t errlen);
 /* Owner-only start-up: drop state/ files whose message is gone, and stale temporaries. */
 void spool_state_recover(struct spool *s);
 #endif

@@ -14,9 +14,11 @@
  * Queue ids are 24 upper-case hex digits: 14 of microseconds since the epoch, 4 of a
  * per-process counter, 6 of the pid. (microseconds, counter) strictly increases within a
  * process even if the clock steps back, the pid separates processes, so ids are unique,
- * sort by time as strings and are safe file names. */
+ * sort by time as strings and are safe file names.
+ *
+ * Reading messages back, the listing and the owner's start-up recovery are in spool_read.c,
+ * delivery state and removal in spool_state.c (spool-private.h). */
 #include "node/spool/spool.h"
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -35,10 +37,8 @@
 #include "node/spool/spool-private.h"
 
 #define SPOOL_BUF 8192               /* per-message write buffer */
-#define SPOOL_READ_BUF 65536
 
 int (*spool_test_fault)(enum spool_fault where);
-
 
 struct spool_msg {
     struct spool *s;
@@ -100,94 +100,6 @@ static int open_subdir(int dirfd, const char *name, int *out, char *err, size_t 
     *out = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (*out < 0)
         return rn_err(err, errlen, "open %s: %s", name, strerror(errno));
-    return 0;
-}
-
-static void quarantine_add(struct spool *s, const char *name, const char *reason)
-{
-    s->quar = xrealloc(s->quar, (s->nquar + 1) * sizeof *s->quar);
-    s->quar[s->nquar].name = xstrdup(name);
-    s->quar[s->nquar].reason = xstrdup(reason);
-    s->nquar++;
-}
-
-/* Move queue/<name> to quarantine/<name>, never replacing an earlier quarantined file. */
-static void quarantine_move(struct spool *s, const char *name, const char *why)
-{
-    char dst[300], reason[RN_ERRLEN + 64];
-    int rc = -1;
-    for (int i = 0; i < 100 && rc < 0; i++) {
-        if (i == 0)
-            snprintf(dst, sizeof dst, "%s", name);
-        else
-            snprintf(dst, sizeof dst, "%s.%d", name, i);
-        rc = renameat2(s->queuefd, name, s->quarfd, dst, RENAME_NOREPLACE);
-        if (rc < 0 && errno != EEXIST)
-            break;
-    }
-    if (rc == 0)
-        snprintf(reason, sizeof reason, "%s (moved to quarantine/%s)", why, dst);
-    else
-        snprintf(reason, sizeof reason, "%s (not moved: %s)", why, strerror(errno));
-    quarantine_add(s, name, reason);
-}
-
-static int read_file(struct spool *s, const char *id, struct spool_entry *e,
-                     int (*fn)(void *, const void *, size_t), void *arg, char *err,
-                     size_t errlen);
-
-/* Owner-only start-up work: empty tmp/, quarantine what in queue/ is not a message. */
-static int spool_recover(struct spool *s, char *err, size_t errlen)
-{
-    int fd = dup(s->tmpfd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return rn_err(err, errlen, "read tmp: %s", strerror(errno));
-    }
-    rewinddir(d);
-    for (struct dirent *de; (de = readdir(d));)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-            unlinkat(s->tmpfd, de->d_name, 0) < 0 && errno != ENOENT) {
-            rn_err(err, errlen, "unlink tmp/%s: %s", de->d_name, strerror(errno));
-            closedir(d);
-            return -1;
-        }
-    closedir(d);
-    fd = dup(s->queuefd);
-    d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return rn_err(err, errlen, "read queue: %s", strerror(errno));
-    }
-    rewinddir(d);
-    size_t before = s->nquar;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        struct stat st;
-        char rerr[RN_ERRLEN];
-        struct spool_entry e;
-        if (!spool_id_valid(de->d_name)) {
-            quarantine_move(s, de->d_name, "not a queue id");
-        } else if (fstatat(s->queuefd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            continue;                /* vanished */
-        } else if (!S_ISREG(st.st_mode)) {
-            quarantine_move(s, de->d_name, "not a regular file");
-        } else if (read_file(s, de->d_name, &e, NULL, NULL, rerr, sizeof rerr) < 0) {
-            quarantine_move(s, de->d_name, rerr);
-        } else {
-            spool_entry_clear(&e);
-        }
-    }
-    closedir(d);
-    spool_state_recover(s);
-    if (s->nquar > before) {
-        fsync(s->quarfd);            /* best effort: the files were already complete */
-        fsync(s->queuefd);
-    }
     return 0;
 }
 
@@ -583,124 +495,4 @@ void spool_msg_abort(struct spool_msg **mp)
         unlinkat(m->s->tmpfd, m->id, 0);
     }
     msg_free(mp);
-}
-
-/* ---- reading ---- */
-
-void spool_entry_clear(struct spool_entry *e)
-{
-    free(e->sender);
-    for (size_t i = 0; i < e->nrcpts; i++)
-        free(e->rcpts[i]);
-    free(e->rcpts);
-    free(e->client_ip);
-    free(e->helo);
-    free(e->connector);
-    free(e->auth_user);
-    free(e->auth_as);
-    memset(e, 0, sizeof *e);
-}
-
-/* Decode the whole of queue/<id> into *e (cleared on error) and stream data to fn. */
-static int read_file(struct spool *s, const char *id, struct spool_entry *e,
-                     int (*fn)(void *, const void *, size_t), void *arg, char *err,
-                     size_t errlen)
-{
-    memset(e, 0, sizeof *e);
-    if (!spool_id_valid(id))
-        return rn_err(err, errlen, "%.64s: not a queue id", id);
-    int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return rn_err(err, errlen, "%s: %s", id, strerror(errno));
-    uint8_t *buf = xmalloc(SPOOL_READ_BUF);
-    struct spool_rec_dec d;
-    spool_rec_dec_init(&d, e, fn, arg);
-    char derr[RN_ERRLEN];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, SPOOL_READ_BUF);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = rn_err(err, errlen, "%s: read: %s", id, strerror(errno));
-            spool_rec_dec_finish(&d, derr, sizeof derr);     /* frees decoder state */
-            spool_entry_clear(e);
-            break;
-        }
-        if (n == 0) {
-            if (spool_rec_dec_finish(&d, derr, sizeof derr) < 0)
-                rc = rn_err(err, errlen, "%s: %s", id, derr);
-            break;
-        }
-        if (spool_rec_dec_feed(&d, buf, (size_t)n, derr, sizeof derr) < 0) {
-            rc = rn_err(err, errlen, "%s: %s", id, derr);
-            break;
-        }
-    }
-    free(buf);
-    close(fd);
-    if (rc == 0)
-        rn_strlcpy(e->id, id, sizeof e->id);
-    else
-        spool_entry_clear(e);
-    return rc;
-}
-
-int spool_read(struct spool *s, const char *id, struct spool_entry *e, char *err, size_t errlen)
-{
-    return read_file(s, id, e, NULL, NULL, err, errlen);
-}
-
-int spool_read_data(struct spool *s, const char *id, int (*fn)(void *arg, const void *p, size_t n),
-                    void *arg, char *err, size_t errlen)
-{
-    struct spool_entry e;
-    int rc = read_file(s, id, &e, fn, arg, err, errlen);
-    spool_entry_clear(&e);
-    return rc;
-}
-
-static int id_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *arg), void *arg,
-                  char *err, size_t errlen)
-{
-    int fd = dup(s->queuefd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return rn_err(err, errlen, "read queue: %s", strerror(errno));
-    }
-    rewinddir(d);
-    char **ids = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (!spool_id_valid(de->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            ids = xrealloc(ids, cap * sizeof *ids);
-        }
-        ids[n++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(ids, n, sizeof *ids, id_cmp);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct spool_entry e;
-        char rerr[RN_ERRLEN];
-        /* Gone (delivered meanwhile) or undecodable: never listed; spool_open quarantines. */
-        if (rc == 0 && read_file(s, ids[i], &e, NULL, NULL, rerr, sizeof rerr) == 0) {
-            rc = fn(&e, arg);
-            spool_entry_clear(&e);
-        }
-        free(ids[i]);
-    }
-    free(ids);
-    return rc;
 }

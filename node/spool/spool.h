@@ -11,20 +11,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include "node/spool/spool_envelope.h"
 
 struct spool;
 struct spool_msg;
-
-/* The envelope and facts recorded with each message. Strings are copied by spool_msg_new. */
-struct spool_envelope {
-    const char *sender;             /* reverse path without <>, "" for the null sender */
-    const char *const *rcpts; size_t nrcpts;
-    const char *client_ip, *helo, *connector;
-    const char *auth_user;          /* NULL when anonymous */
-    const char *auth_as;            /* Anonymous / Internal / Partner */
-    bool antispam_bypass;           /* the session held ms-Exch-Bypass-Anti-Spam */
-    time_t received;
-};
+/* struct spool_envelope (what is recorded with a message), struct spool_entry (what is read
+ * back) and spool_entry_clear are in spool_envelope.h, shared with the record codec. */
 
 /* Open (creating dir, tmp/, queue/ and quarantine/, mode 0700) and, in the process that gets
  * the spool's lock file, clean leftovers from tmp/ and quarantine undecodable queue files (a
@@ -59,18 +51,9 @@ void spool_msg_abort(struct spool_msg **m);       /* unlink the tmp file, free, 
 void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *errs,
                             size_t errlen);
 
-/* A message read back from queue/ (for listing, recovery and delivery). */
-struct spool_entry {
-    char id[64];
-    char *sender; char **rcpts; size_t nrcpts;
-    char *client_ip, *helo, *connector, *auth_user, *auth_as;
-    bool antispam_bypass;
-    time_t received;
-    uint64_t size;                  /* message bytes */
-};
+/* Messages read back from queue/ (for listing, recovery and delivery). */
 /* Read the envelope of queue/<id>; -1 if missing, torn or malformed (err says which). */
 int spool_read(struct spool *s, const char *id, struct spool_entry *e, char *err, size_t errlen);
-void spool_entry_clear(struct spool_entry *e);
 /* Call fn for each committed message in id order; stops and returns fn's non-zero value. */
 int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *arg), void *arg,
                   char *err, size_t errlen);

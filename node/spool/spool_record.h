@@ -11,7 +11,7 @@
 #define RN_SPOOL_RECORD_H
 #include <stddef.h>
 #include <stdint.h>
-#include "node/spool/spool.h"
+#include "node/spool/spool_envelope.h"
 
 #define SPOOL_REC_MAGIC "RNQ1"
 #define SPOOL_REC_VERSION 1

@@ -6,7 +6,7 @@
  *
  *   clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
  *     -o /tmp/fuzz_spool_record tests/fuzz/fuzz_spool_record.c node/spool/spool_record.c \
- *     node/spool/spool.c directory/base/util.c -lpthread
+ *     node/spool/spool_envelope.c directory/base/util.c -lpthread
  */
 #include <stdint.h>
 #include <stdlib.h>

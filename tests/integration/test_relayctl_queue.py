@@ -325,8 +325,9 @@ def build_driver(work):
     rc, out, err = rntest.run(["cc", "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", ROOT,
                                "-o", exe, src] +
                               [os.path.join(ROOT, f) for f in
-                               ("node/spool/spool.c", "node/spool/spool_record.c", "node/spool/spool_state.c",
-                                "directory/base/util.c")] + ["-lpthread"])
+                               ("node/spool/spool.c", "node/spool/spool_read.c",
+                                "node/spool/spool_envelope.c", "node/spool/spool_record.c",
+                                "node/spool/spool_state.c", "directory/base/util.c")] + ["-lpthread"])
     return exe if rc == 0 else None, out + err
 
 

@@ -7,7 +7,7 @@ spool (which empties tmp/ and quarantines undecodable files) and we require:
   - nothing is quarantined and every file in queue/ decodes (no torn file is ever in queue/),
     checked both by the C reader and by an independent Python decoder of the format;
   - tmp/ is empty after reopening.
-The driver is a small C program compiled here from node/spool/spool.c, node/spool/spool_record.c and
+The driver is a small C program compiled here from the spool's sources (node/spool/spool*.c) and
 directory/base/util.c. Prints TAP lines."""
 import os
 import random
@@ -171,6 +171,8 @@ def main():
             f.write(DRIVER)
         cc = subprocess.run(["cc", "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", ROOT, "-o",
                              exe, src, os.path.join(ROOT, "node/spool/spool.c"),
+                             os.path.join(ROOT, "node/spool/spool_read.c"),
+                             os.path.join(ROOT, "node/spool/spool_envelope.c"),
                              os.path.join(ROOT, "node/spool/spool_record.c"),
                              os.path.join(ROOT, "node/spool/spool_state.c"),
                              os.path.join(ROOT, "directory/base/util.c"), "-lpthread"],
