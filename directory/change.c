@@ -7,146 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- attributes and entries ---- */
-
-static void attr_clear(struct dir_attr *a)
-{
-    for (size_t i = 0; i < a->nvalues; i++)
-        free(a->values[i]);
-    free(a->values);
-    free(a->name);
-    memset(a, 0, sizeof *a);
-}
-
-static void attr_set(struct dir_attr *a, const char *name, const char *const *values, size_t n)
-{
-    a->name = xstrdup(name);
-    a->values = xcalloc(n ? n : 1, sizeof *a->values);
-    a->nvalues = n;
-    for (size_t i = 0; i < n; i++)
-        a->values[i] = xstrdup(values[i]);
-}
-
+/* Entries and their attributes are entry.h's; a change set copies them. */
 static void attr_copy(struct dir_attr *dst, const struct dir_attr *src)
 {
-    attr_set(dst, src->name, (const char *const *)src->values, src->nvalues);
+    dir_attr_set(dst, src->name, (const char *const *)src->values, src->nvalues);
 }
 
-static bool attr_has(const struct dir_attr *a, const char *v)
-{
-    for (size_t i = 0; i < a->nvalues; i++)
-        if (strcmp(a->values[i], v) == 0)
-            return true;
-    return false;
-}
-
-void dir_entry_init(struct dir_entry *e, const char *dn)
-{
-    memset(e, 0, sizeof *e);
-    e->dn = xstrdup(dn ? dn : "");
-}
-
-void dir_entry_clear(struct dir_entry *e)
-{
-    for (size_t i = 0; i < e->nattrs; i++)
-        attr_clear(&e->attrs[i]);
-    free(e->attrs);
-    free(e->dn);
-    memset(e, 0, sizeof *e);
-}
-
-void dir_entry_copy(struct dir_entry *dst, const struct dir_entry *src)
-{
-    dir_entry_init(dst, src->dn);
-    dst->attrs = xcalloc(src->nattrs ? src->nattrs : 1, sizeof *dst->attrs);
-    for (size_t i = 0; i < src->nattrs; i++)
-        attr_copy(&dst->attrs[i], &src->attrs[i]);
-    dst->nattrs = src->nattrs;
-}
-
-static struct dir_attr *entry_find(const struct dir_entry *e, const char *name)
+/* Whether e holds an attribute called name, even one left without values. */
+static bool entry_names(const struct dir_entry *e, const char *name)
 {
     for (size_t i = 0; i < e->nattrs; i++)
         if (rn_strieq(e->attrs[i].name, name))
-            return &e->attrs[i];
-    return NULL;
-}
-
-const struct dir_attr *dir_entry_get(const struct dir_entry *e, const char *name)
-{
-    const struct dir_attr *a = entry_find(e, name);
-    return a && a->nvalues ? a : NULL;
-}
-
-const char *dir_entry_first(const struct dir_entry *e, const char *name)
-{
-    const struct dir_attr *a = dir_entry_get(e, name);
-    return a ? a->values[0] : NULL;
-}
-
-static void entry_drop(struct dir_entry *e, struct dir_attr *a)
-{
-    size_t i = (size_t)(a - e->attrs);
-    attr_clear(a);
-    memmove(&e->attrs[i], &e->attrs[i + 1], (e->nattrs - i - 1) * sizeof *e->attrs);
-    e->nattrs--;
-}
-
-static struct dir_attr *entry_make(struct dir_entry *e, const char *name)
-{
-    struct dir_attr *a = entry_find(e, name);
-    if (a)
-        return a;
-    e->attrs = xrealloc(e->attrs, (e->nattrs + 1) * sizeof *e->attrs);
-    a = &e->attrs[e->nattrs++];
-    attr_set(a, name, NULL, 0);
-    return a;
-}
-
-void dir_entry_set(struct dir_entry *e, const char *name, const char *const *values, size_t n)
-{
-    struct dir_attr *a = entry_find(e, name);
-    if (n == 0) {
-        if (a)
-            entry_drop(e, a);
-        return;
-    }
-    if (!a)
-        a = entry_make(e, name);
-    char *keep = xstrdup(a->name);   /* keep the spelling already there */
-    attr_clear(a);
-    attr_set(a, keep, values, n);
-    free(keep);
-}
-
-void dir_entry_set1(struct dir_entry *e, const char *name, const char *value)
-{
-    dir_entry_set(e, name, &value, value ? 1 : 0);
-}
-
-void dir_entry_add(struct dir_entry *e, const char *name, const char *value)
-{
-    struct dir_attr *a = entry_make(e, name);
-    if (attr_has(a, value))
-        return;
-    a->values = xrealloc(a->values, (a->nvalues + 1) * sizeof *a->values);
-    a->values[a->nvalues++] = xstrdup(value);
-}
-
-bool dir_entry_remove(struct dir_entry *e, const char *name, const char *value)
-{
-    struct dir_attr *a = entry_find(e, name);
-    if (!a)
-        return false;
-    for (size_t i = 0; i < a->nvalues; i++) {
-        if (strcmp(a->values[i], value) != 0)
-            continue;
-        free(a->values[i]);
-        memmove(&a->values[i], &a->values[i + 1], (a->nvalues - i - 1) * sizeof *a->values);
-        if (--a->nvalues == 0)
-            entry_drop(e, a);
-        return true;
-    }
+            return true;
     return false;
 }
 
@@ -160,10 +32,10 @@ struct changeset *changeset_new(void)
 static void change_clear(struct change *c)
 {
     for (size_t i = 0; i < c->nattrs; i++)
-        attr_clear(&c->attrs[i]);
+        dir_attr_clear(&c->attrs[i]);
     free(c->attrs);
     for (size_t i = 0; i < c->nmods; i++)
-        attr_clear(&c->mods[i].attr);
+        dir_attr_clear(&c->mods[i].attr);
     free(c->mods);
     free(c->dn);
 }
@@ -213,7 +85,7 @@ void changeset_modify(struct changeset *cs, const char *dn, enum change_modop op
     c->mods = xrealloc(c->mods, (c->nmods + 1) * sizeof *c->mods);
     struct change_mod *m = &c->mods[c->nmods++];
     m->op = op;
-    attr_set(&m->attr, attr, values, n);
+    dir_attr_set(&m->attr, attr, values, n);
 }
 
 static bool same_values(const struct dir_attr *a, const struct dir_attr *b)
@@ -222,7 +94,7 @@ static bool same_values(const struct dir_attr *a, const struct dir_attr *b)
     if (na != nb)
         return false;
     for (size_t i = 0; i < na; i++)
-        if (!attr_has(b, a->values[i]))
+        if (!dir_attr_has(b, a->values[i]))
             return false;
     return true;
 }
@@ -249,7 +121,7 @@ static size_t diff_attr(struct changeset *cs, const char *dn, const char *name,
     size_t mods = 0, k = 0;
     const char **gone = xcalloc(o->nvalues, sizeof *gone);
     for (size_t i = 0; i < o->nvalues; i++)
-        if (!attr_has(n, o->values[i]))
+        if (!dir_attr_has(n, o->values[i]))
             gone[k++] = o->values[i];
     if (k) {
         changeset_modify(cs, dn, MOD_DELETE, name, gone, k);
@@ -259,7 +131,7 @@ static size_t diff_attr(struct changeset *cs, const char *dn, const char *name,
     const char **fresh = xcalloc(n->nvalues, sizeof *fresh);
     k = 0;
     for (size_t i = 0; i < n->nvalues; i++)
-        if (!attr_has(o, n->values[i]))
+        if (!dir_attr_has(o, n->values[i]))
             fresh[k++] = n->values[i];
     if (k) {
         changeset_modify(cs, dn, MOD_ADD, name, fresh, k);
@@ -280,7 +152,7 @@ size_t changeset_diff(struct changeset *cs, const struct dir_entry *old_e,
     }
     for (size_t i = 0; i < new_e->nattrs; i++) {
         const struct dir_attr *n = &new_e->attrs[i];
-        if (entry_find(old_e, n->name))
+        if (entry_names(old_e, n->name))
             continue;                         /* handled above */
         mods += diff_attr(cs, new_e->dn, n->name, NULL, n->nvalues ? n : NULL,
                           named(by_value, n->name));

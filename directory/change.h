@@ -6,33 +6,7 @@
 #define RN_CHANGE_H
 #include <stdbool.h>
 #include <stddef.h>
-
-/* One attribute and its values, as read from or written to the directory. */
-struct dir_attr {
-    char *name;                   /* attribute type as written; owned */
-    char **values; size_t nvalues;/* owned (each value and the array) */
-};
-
-/* One entry: a DN and its attributes (names compare case-insensitively, values exactly). */
-struct dir_entry {
-    char *dn;                     /* owned */
-    struct dir_attr *attrs; size_t nattrs;   /* owned */
-};
-
-void dir_entry_init(struct dir_entry *e, const char *dn);
-void dir_entry_clear(struct dir_entry *e);                  /* frees members; reusable */
-void dir_entry_copy(struct dir_entry *dst, const struct dir_entry *src);   /* deep; dst owns */
-/* The attribute by name (case-insensitive), or NULL when absent or without values. */
-const struct dir_attr *dir_entry_get(const struct dir_entry *e, const char *name);
-/* First value of name, or NULL. */
-const char *dir_entry_first(const struct dir_entry *e, const char *name);
-/* Replace every value of name with values[0..n) (n = 0 removes the attribute). */
-void dir_entry_set(struct dir_entry *e, const char *name, const char *const *values, size_t n);
-void dir_entry_set1(struct dir_entry *e, const char *name, const char *value);  /* NULL: remove */
-/* Append one value (exact duplicates are not added twice). */
-void dir_entry_add(struct dir_entry *e, const char *name, const char *value);
-/* Remove one value (exact match); false when it was not there. */
-bool dir_entry_remove(struct dir_entry *e, const char *name, const char *value);
+#include "directory/entry.h"
 
 enum change_kind { CHANGE_ADD, CHANGE_MODIFY, CHANGE_DELETE };
 enum change_modop { MOD_ADD, MOD_DELETE, MOD_REPLACE };

@@ -1,13 +1,15 @@
 /* admin: the shared half of relayctl's admin verbs. Validation reuses the loader's code
- * (ldapadmin_connector_build = connattr_apply per attribute, validate_connector,
- * validate_conflict), so a write relayctl accepts is a connector every node will load, and
- * one it refuses is refused with the message the loader would have logged. */
+ * (connector_from_entry = connattr_apply per attribute, the unknown-attribute check,
+ * validate_connector; then validate_conflict), so a write relayctl accepts is a connector
+ * every node will load, and one it refuses is refused with the message the loader would have
+ * logged. */
 #include "tools/admin.h"
 #include "tools/relayctl.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/base/util.h"
+#include "directory/dnsname.h"
+#include "directory/entry.h"
 #include "directory/validate.h"
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,8 +301,7 @@ int admin_check_connector(struct admin *a, const struct dir_entry *e, bool site_
     struct rn_connector c;
     memset(&c, 0, sizeof c);
     int rc = 0;
-    if (ldapadmin_connector_build(e, site_scoped, &c, err, sizeof err) != 0 ||
-        validate_connector(&c, err, sizeof err) != 0) {
+    if (connector_from_entry(e, site_scoped, &c, err, sizeof err) != 0) {
         connector_clear(&c);
         return admin_fail(a, 1, "%s: %s", e->dn, err);
     }
@@ -318,8 +319,7 @@ int admin_check_connector(struct admin *a, const struct dir_entry *e, bool site_
         struct rn_connector o;
         memset(&o, 0, sizeof o);
         /* A peer the loader refuses is never loaded, so it cannot conflict. */
-        if (ldapadmin_connector_build(&peers.v[i], site[i], &o, err, sizeof err) == 0 &&
-            validate_connector(&o, err, sizeof err) == 0 &&
+        if (connector_from_entry(&peers.v[i], site[i], &o, err, sizeof err) == 0 &&
             validate_conflict(&c, &o, err, sizeof err) != 0)
             rc = admin_fail(a, 1, "%s: conflicts with %s: %s", e->dn, peers.v[i].dn, err);
         connector_clear(&o);
@@ -371,26 +371,13 @@ const char *admin_bool(const char *s)
     return NULL;
 }
 
-/* A DNS name of letter-digit-hyphen labels, optionally behind "*."; lowercased in place. */
+/* domain_name_check's rule (the loader's); the stored form is never longer than d. */
 bool admin_domain_ok(char *d)
 {
-    char *p = d;
-    if (p[0] == '*' && p[1] == '.')
-        p += 2;
-    size_t total = strlen(p);
-    if (!total || total > 253)
+    char norm[DNSNAME_BUFLEN];
+    if (domain_name_check(d, DNSNAME_WILDCARD, norm, sizeof norm, NULL, 0) != 0)
         return false;
-    for (char *label = p; label;) {
-        char *dot = strchr(label, '.');
-        size_t n = dot ? (size_t)(dot - label) : strlen(label);
-        if (n == 0 || n > 63 || label[0] == '-' || label[n - 1] == '-')
-            return false;
-        for (size_t i = 0; i < n; i++)
-            if (!isalnum((unsigned char)label[i]) && label[i] != '-')
-                return false;
-        label = dot ? dot + 1 : NULL;
-    }
-    rn_strlower(d);
+    memcpy(d, norm, strlen(norm) + 1);
     return true;
 }
 

@@ -80,9 +80,10 @@ int admin_find_connector(struct admin *a, const char *name, struct dir_entry *ou
 /* The same without the "not found" message. */
 int admin_lookup_connector(struct admin *a, const char *name, struct dir_entry *out,
                            bool *site_scoped);
-/* Validate the connector entry e would become, exactly as the loader will: connattr_apply on
- * every attribute, validate_connector, then validate_conflict against the other connectors
- * the same node(s) load. 0 ok, 1 refused (message printed), 2 error. */
+/* Validate the connector entry e would become, exactly as the loader will: connector_from_entry
+ * (every attribute through connattr, unknown relay attributes refused, validate_connector),
+ * then validate_conflict against the other connectors the same node(s) load. 0 ok, 1 refused
+ * (message printed), 2 error. */
 int admin_check_connector(struct admin *a, const struct dir_entry *e, bool site_scoped);
 
 /* Split a comma-separated flag value into trimmed non-empty items (appended to *v). */
@@ -91,6 +92,7 @@ void admin_strv_free(char **v, size_t n);
 /* Parse "true/false/$true/$false/yes/no/1/0" (case-insensitive) into "TRUE"/"FALSE";
  * NULL when not a boolean. */
 const char *admin_bool(const char *s);
-/* A DNS name of letter-digit-hyphen labels, optionally behind "*."; lowercased in place. */
+/* A domain name by the loader's rule (dnsname.h domain_name_check, "*." allowed); on success
+ * d is rewritten in place to its stored form (lowercase, no trailing dot). */
 bool admin_domain_ok(char *d);
 #endif

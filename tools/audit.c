@@ -229,7 +229,7 @@ static void audit_connector(struct audit *au, const struct dir_entry *e, bool si
     }
     struct rn_connector c;
     memset(&c, 0, sizeof c);
-    ldapadmin_connector_build(e, site, &c, err, sizeof err);
+    connector_from_entry(e, site, &c, err, sizeof err);   /* c holds what parsed either way */
     struct who w[W_COUNT];
     memset(w, 0, sizeof w);
     analyse_principals(au, e, aces, n, w);
@@ -327,8 +327,7 @@ static void audit_pairs(struct audit *au, const struct dir_entries *es, const bo
     bool *ok = xcalloc(es->n + 1, sizeof *ok);
     char err[RN_ERRLEN];
     for (size_t i = 0; i < es->n; i++)
-        ok[i] = ldapadmin_connector_build(&es->v[i], site[i], &c[i], err, sizeof err) == 0 &&
-                validate_connector(&c[i], err, sizeof err) == 0;
+        ok[i] = connector_from_entry(&es->v[i], site[i], &c[i], err, sizeof err) == 0;
     for (size_t i = 0; i < es->n; i++)
         for (size_t k = i + 1; k < es->n; k++) {
             if (!ok[i] || !ok[k])

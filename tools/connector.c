@@ -511,8 +511,7 @@ static int connector_get_run(struct admin *a, int argc, char **argv)
     derived_groups(&e, groups, sizeof groups);
     struct rn_connector c;
     memset(&c, 0, sizeof c);
-    bool valid = ldapadmin_connector_build(&e, site, &c, err, sizeof err) == 0 &&
-                 validate_connector(&c, err, sizeof err) == 0;
+    bool valid = connector_from_entry(&e, site, &c, err, sizeof err) == 0;
     connector_clear(&c);
     const char *scope = site ? "Site" : "Node";
     if (a->json) {

@@ -4,6 +4,8 @@
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
+#include "directory/dnsname.h"
+#include "directory/entry.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/base/util.h"
 #include <stdio.h>
@@ -39,15 +41,13 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
             canon = types[i];
     if (!canon)
         return admin_fail(a, 2, "--type '%s': Authoritative, InternalRelay or ExternalRelay", type);
-    char *d = xstrdup(dname);
+    char d[DNSNAME_BUFLEN];
     int rc = 0;
-    if (!admin_domain_ok(d))
-        rc = admin_fail(a, 2, "--domain-name '%s' is not a domain (example.com or *.example.com)",
-                        dname);
-    if (rc || (rc = admin_open(a)) != 0) {
-        free(d);
+    if (domain_name_check(dname, DNSNAME_WILDCARD, d, sizeof d, NULL, 0) != 0)
+        return admin_fail(a, 2, "--domain-name '%s' is not a domain (example.com or "
+                          "*.example.com)", dname);
+    if ((rc = admin_open(a)) != 0)
         return rc;
-    }
     char *base = container(a), err[RN_ERRLEN], esc[600], *filter;
     ldap_filter_escape(d, strlen(d), esc, sizeof esc);
     char nesc[600];
@@ -73,18 +73,23 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
         dir_entry_add(&e, "cn", name);
         dir_entry_add(&e, "relayDomainName", d);
         dir_entry_add(&e, "relayDomainType", canon);
-        struct changeset *cs = changeset_new();
-        changeset_add_entry(cs, &e);
-        char *msg = xasprintf("created %s", dn);
-        rc = admin_write(a, cs, msg);
-        free(msg);
-        changeset_free(&cs);
+        struct rn_domain dom;
+        if (domain_from_entry(&e, &dom, err, sizeof err) != 0) {
+            rc = admin_fail(a, 1, "%s: %s", e.dn, err);   /* what the loader would refuse */
+        } else {
+            struct changeset *cs = changeset_new();
+            changeset_add_entry(cs, &e);
+            char *msg = xasprintf("created %s", dn);
+            rc = admin_write(a, cs, msg);
+            free(msg);
+            changeset_free(&cs);
+        }
+        domain_clear(&dom);
         dir_entry_clear(&e);
         free(dn);
         free(rdn);
     }
     free(base);
-    free(d);
     return rc;
 }
 

@@ -5,7 +5,8 @@
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
-#include "directory/ipr.h"
+#include "directory/dnsname.h"
+#include "directory/entry.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/base/util.h"
 #include <stdio.h>
@@ -33,47 +34,21 @@ struct sc_flags {
     const char *cost, *enabled, *tls, *comment;
 };
 
+/* Flag values are checked by the rules the loader applies (dnsname.h), with the flag named. */
 static int check_space(struct admin *a, const char *s)
 {
-    if (!strcmp(s, "*"))
-        return 0;
-    char *d = xstrdup(s);
-    bool ok = admin_domain_ok(d);
-    free(d);
-    return ok ? 0 : admin_fail(a, 2, "--address-spaces: '%s' is not a domain pattern", s);
+    char norm[DNSNAME_BUFLEN];
+    if (domain_name_check(s, DNSNAME_WILDCARD | DNSNAME_STAR, norm, sizeof norm, NULL, 0) != 0)
+        return admin_fail(a, 2, "--address-spaces: '%s' is not a domain pattern", s);
+    return 0;
 }
 
 static int check_host(struct admin *a, const char *s)
 {
-    char *h = xstrdup(s), *port = NULL;
-    bool ok;
-    if (h[0] == '[') {
-        char *end = strchr(h, ']');
-        ok = end != NULL;
-        if (ok) {
-            *end = '\0';
-            port = end[1] == ':' ? end + 2 : NULL;
-            ok = (end[1] == '\0' || end[1] == ':');
-            ipr_addr ip;
-            bool v4;
-            ok = ok && ipr_addr_parse(h + 1, &ip, &v4) == 0 && !v4;
-        }
-    } else {
-        port = strrchr(h, ':');
-        if (port)
-            *port++ = '\0';
-        ipr_addr ip;
-        bool v4;
-        ok = ipr_addr_parse(h, &ip, &v4) == 0 || admin_domain_ok(h);
-        ok = ok && h[0] != '*';
-    }
-    if (ok && port) {
-        char *end;
-        long n = strtol(port, &end, 10);
-        ok = *port && !*end && n >= 1 && n <= 65535;
-    }
-    free(h);
-    return ok ? 0 : admin_fail(a, 2, "--smart-hosts: '%s' is not host[:port]", s);
+    char err[RN_ERRLEN];
+    if (smarthost_check(s, err, sizeof err) != 0)
+        return admin_fail(a, 2, "--smart-hosts: %s", err);
+    return 0;
 }
 
 static int parse(struct admin *a, struct sc_flags *f, int argc, char **argv, int npos,
@@ -152,6 +127,19 @@ static char *container(const struct admin *a)
     return xasprintf("cn=Send Connectors,%s", a->dc.boot.base_dn);
 }
 
+/* The entry about to be written, through the loader's parser: 0, or 1 (refused) after saying
+ * why, so relayctl never writes a send connector the nodes would leave out. */
+static int check_entry(struct admin *a, const struct dir_entry *e)
+{
+    struct rn_sendconn sc;
+    char err[RN_ERRLEN];
+    int rc = 0;
+    if (sendconn_from_entry(e, &sc, err, sizeof err) != 0)
+        rc = admin_fail(a, 1, "%s: %s", e->dn, err);
+    sendconn_clear(&sc);
+    return rc;
+}
+
 /* The send connector by cn: 0 found, 1 not found, 2 error (messages printed). */
 static int find(struct admin *a, const char *name, struct dir_entries *es)
 {
@@ -194,12 +182,14 @@ static int sc_new(struct admin *a, const char *name, const struct sc_flags *f)
     dir_entry_add(&e, "relayEnabled", "TRUE");
     dir_entry_add(&e, "relayCost", "1");
     apply(f, &e);
-    struct changeset *cs = changeset_new();
-    changeset_add_entry(cs, &e);
-    char *msg = xasprintf("created %s", dn);
-    rc = admin_write(a, cs, msg);
-    free(msg);
-    changeset_free(&cs);
+    if ((rc = check_entry(a, &e)) == 0) {
+        struct changeset *cs = changeset_new();
+        changeset_add_entry(cs, &e);
+        char *msg = xasprintf("created %s", dn);
+        rc = admin_write(a, cs, msg);
+        free(msg);
+        changeset_free(&cs);
+    }
     dir_entry_clear(&e);
     free(dn);
     free(rdn);
@@ -225,7 +215,7 @@ static int sc_set_or_remove(struct admin *a, const char *name, const struct sc_f
         apply(f, &e);
         if (!dir_entry_get(&e, "relayAddressSpace"))
             rc = admin_fail(a, 2, "a send connector needs at least one address space");
-        else
+        else if ((rc = check_entry(a, &e)) == 0)
             changeset_diff(cs, &es.v[0], &e, NULL);
     }
     if (!rc) {

@@ -4,20 +4,10 @@
  * a refused write is FAIL with the server's own words. */
 #include <ldap.h>
 #include "directory/ldap/ldapadmin.h"
-#include "directory/connattr.h"
 #include "directory/ldap/ldapdir-private.h"
 #include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
-
-void dir_entries_clear(struct dir_entries *es)
-{
-    for (size_t i = 0; i < es->n; i++)
-        dir_entry_clear(&es->v[i]);
-    free(es->v);
-    es->v = NULL;
-    es->n = 0;
-}
 
 static enum dir_result ld_fail(LDAP *ld, int rc, const char *what, char *err, size_t errlen)
 {
@@ -28,27 +18,6 @@ static enum dir_result ld_fail(LDAP *ld, int rc, const char *what, char *err, si
     ldap_memfree(diag);
     return rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR ||
            rc == LDAP_BUSY || rc == LDAP_UNAVAILABLE ? DIR_TEMPFAIL : DIR_FAIL;
-}
-
-/* Copy one result entry: every attribute with its values (binary-safe up to NUL; our
- * attributes are strings). */
-static void entry_from_ldap(LDAP *ld, LDAPMessage *m, struct dir_entry *e)
-{
-    char *dn = ldap_get_dn(ld, m);
-    dir_entry_init(e, dn ? dn : "");
-    ldap_memfree(dn);
-    BerElement *ber = NULL;
-    for (char *a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
-        struct berval **vals = ldap_get_values_len(ld, m, a);
-        for (size_t i = 0; vals && vals[i]; i++) {
-            char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
-            dir_entry_add(e, a, v);
-            free(v);
-        }
-        ldap_value_free_len(vals);
-        ldap_memfree(a);
-    }
-    ber_free(ber, 0);
 }
 
 enum dir_result ldapadmin_search(struct ldapdir *d, const char *base, enum ldapadmin_scope scope,
@@ -76,7 +45,7 @@ enum dir_result ldapadmin_search(struct ldapdir *d, const char *base, enum ldapa
     int count = ldap_count_entries(ld, res);
     out->v = xcalloc(count > 0 ? (size_t)count : 1, sizeof *out->v);
     for (LDAPMessage *m = ldap_first_entry(ld, res); m; m = ldap_next_entry(ld, m))
-        entry_from_ldap(ld, m, &out->v[out->n++]);
+        ldapdir_entry_from_msg(ld, m, &out->v[out->n++]);
     ldap_msgfree(res);
     return DIR_FOUND;
 }
@@ -320,28 +289,4 @@ void ldapadmin_nodes_free(struct ldapadmin_node **nodes, size_t n)
     }
     free(*nodes);
     *nodes = NULL;
-}
-
-/* ---- connectors ---- */
-
-int ldapadmin_connector_build(const struct dir_entry *e, bool site_scoped,
-                              struct rn_connector *c, char *err, size_t errlen)
-{
-    connector_defaults(c);
-    c->dn = xstrdup(e->dn);
-    const char *cn = dir_entry_first(e, "cn");
-    c->name = xstrdup(cn ? cn : "");
-    c->site_scoped = site_scoped;
-    int rc = 0;
-    for (size_t i = 0; i < connattr_count; i++) {
-        const struct connattr *a = &connattr_table[i];
-        const struct dir_attr *v = dir_entry_get(e, a->ldap);
-        if (!v)
-            continue;
-        char aerr[RN_ERRLEN];
-        if (connattr_apply(c, a, (const char *const *)v->values, v->nvalues, aerr,
-                           sizeof aerr) != 0 && rc == 0)
-            rc = rn_err(err, errlen, "%s", aerr);
-    }
-    return rc;
 }

@@ -7,11 +7,9 @@
 #define RN_LDAPADMIN_H
 #include <stddef.h>
 #include "directory/change.h"
+#include "directory/entry.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/model.h"
-
-struct dir_entries { struct dir_entry *v; size_t n; };   /* owned */
-void dir_entries_clear(struct dir_entries *es);
 
 enum ldapadmin_scope { LA_BASE, LA_ONE, LA_SUB };
 
@@ -49,10 +47,7 @@ enum dir_result ldapadmin_list_nodes(struct ldapdir *d, const char *base,
                                      size_t errlen);
 void ldapadmin_nodes_free(struct ldapadmin_node **nodes, size_t n);
 
-/* Build a connector from a raw relayReceiveConnector entry exactly as the loader does:
- * defaults, then connattr_apply for every attribute of the table present. -1 with
- * "<attr>: <reason>" at the first bad attribute (c still holds what parsed, and the
- * caller must connector_clear it either way). Pure. */
-int ldapadmin_connector_build(const struct dir_entry *e, bool site_scoped,
-                              struct rn_connector *c, char *err, size_t errlen);
+/* Entries read here are parsed with entry.h (connector_from_entry, domain_from_entry,
+ * sendconn_from_entry), the functions the loader uses, so a write relayctl checks with them
+ * is one every node will load. */
 #endif

@@ -1,23 +1,60 @@
-/* ldapdir-private: for directory/ldap*.c only (ldapadmin.c): the libldap handle behind a
- * struct ldapdir, so relayctl's writes use the connection and bind the loader made.
- * `struct ldap` is libldap's own tag (typedef struct ldap LDAP), so no <ldap.h> here. */
+/* ldapdir-private: what the files of directory/ldap share and nothing outside should need:
+ * the connection behind a struct ldapdir (ldapdir.c makes it; the loader ldapload.c, the
+ * user lookups ldapuser.c, relayctl's writes ldapadmin.c, the watcher ldapsync.c and the
+ * password check ldapbind.c use it) and the small libldap helpers they have in common.
+ * `struct ldap` and `struct ldapmsg` are libldap's own tags (typedef struct ldap LDAP,
+ * typedef struct ldapmsg LDAPMessage), so this header needs no <ldap.h>. */
 #ifndef RN_LDAPDIR_PRIVATE_H
 #define RN_LDAPDIR_PRIVATE_H
+#include <stddef.h>
+#include <sys/time.h>
+#include "directory/entry.h"
 #include "directory/ldap/ldapdir.h"
+
+#define LDAPDIR_DNBUF 2048        /* a DN or a filter built from one */
+
+struct ldap;
+struct ldapmsg;
+
+struct ldapdir {
+    struct ldap *ld;              /* owned; bound */
+    char *uri;                    /* owned; for messages */
+    struct timeval timeout;       /* per operation */
+    char *suffix_of, *suffix;     /* owned: the naming context holding suffix_of (a base),
+                                   * found once per connection by ldapdir_version_read */
+};
 
 /* A string that changes with every write under base, for polling directories whose
  * contextCSN is absent or not maintained: Active Directory's highestCommittedUSN, else the
  * newest entryCSN and modifyTimestamp under base and the entry count. NULL if unreadable.
- * Caller frees. */
+ * Caller frees. (ldapload.c) */
 char *ldapdir_change_mark(struct ldapdir *d, const char *base);
 
-struct ldap;
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each
  * operation); NULL with err. Caller ldap_unbind_ext_s()s. */
 struct ldap *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen);
 /* The version the loader stamps on a snapshot: every contextCSN value of the naming context
- * holding base, sorted, joined with ','. NULL when unreadable. Caller frees. (ldapsync.c) */
+ * holding base, sorted, joined with ','. NULL when unreadable. Caller frees. (ldapload.c) */
 char *ldapdir_version_read(struct ldapdir *d, const char *base);
+
+/* ldap_search_ext_s on d's handle with d's timeout; *res is set (possibly NULL) whatever
+ * the result, and the caller ldap_msgfree()s it. Returns the LDAP result code. */
+int ldapdir_search(struct ldapdir *d, const char *base, int scope, const char *filter,
+                   char **attrs, int sizelimit, struct ldapmsg **res);
+/* err = "what: <libldap text> (<server diagnostic>)" (the diagnostic only for a refusal);
+ * returns DIR_TEMPFAIL when rc means the server is not there now, else DIR_FAIL. */
+enum dir_result ldapdir_error(struct ldapdir *d, int rc, const char *what, char *err,
+                              size_t errlen);
+/* The values of attribute a of m as NUL-terminated strings, *n of them; the caller frees
+ * them with ldapdir_values_free. */
+char **ldapdir_values(struct ldap *ld, struct ldapmsg *m, const char *a, size_t *n);
+void ldapdir_values_free(char **v, size_t n);
+/* The parent of dn (RFC 4514), or NULL when dn has a single RDN or does not parse. Caller
+ * frees. */
+char *ldapdir_dn_parent(const char *dn);
+/* Copy one search result entry into e (DN, then every attribute with its values in the
+ * server's order), for the entry parser (entry.h). Caller dir_entry_clear()s. */
+void ldapdir_entry_from_msg(struct ldap *ld, struct ldapmsg *m, struct dir_entry *e);
 #endif

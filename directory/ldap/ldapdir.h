@@ -1,6 +1,8 @@
-/* ldapdir: everything that talks to the directory through OpenLDAP libldap (the only file that
- * includes <ldap.h> is ldapdir.c). Calls block; the node runs them on a worker thread, never
- * on the event loop. Results are FOUND / NOTFOUND / TEMPFAIL so an outage becomes a 4xx. */
+/* ldapdir: everything that talks to the directory through OpenLDAP libldap (only the files
+ * of directory/ldap include <ldap.h>): the connection (ldapdir.c), the snapshot loader
+ * (ldapload.c), the user and group lookups (ldapuser.c), the password check (ldapbind.c).
+ * Calls block; the node runs them on a worker thread, never on the event loop. Results are
+ * FOUND / NOTFOUND / TEMPFAIL so an outage becomes a 4xx. */
 #ifndef RN_LDAPDIR_H
 #define RN_LDAPDIR_H
 #include <stddef.h>

@@ -1,9 +1,9 @@
 /* sendroute: address-space matching for send connectors (see sendroute.h). */
 #include "node/delivery/sendroute.h"
 
-#include <stdlib.h>
 #include <string.h>
 
+#include "directory/dnsname.h"
 #include "directory/base/util.h"
 
 /* How specifically pattern matches domain: 0 = no match; exact > *.suffix (longer better)
@@ -60,34 +60,6 @@ void sendroute_pick(const struct rn_snapshot *s, const char *domain, struct send
 
 int sendroute_parse_host(const char *spec, char *host, size_t hostlen, unsigned *port)
 {
-    *port = 25;
-    const char *p = spec, *end;
-    if (*p == '[') {
-        end = strchr(p, ']');
-        if (!end || end == p + 1)
-            return -1;
-        if ((size_t)(end - p - 1) >= hostlen)
-            return -1;
-        memcpy(host, p + 1, (size_t)(end - p - 1));
-        host[end - p - 1] = '\0';
-        p = end + 1;
-    } else {
-        end = strchr(p, ':');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == 0 || n >= hostlen)
-            return -1;
-        memcpy(host, p, n);
-        host[n] = '\0';
-        p += n;
-    }
-    if (*p == '\0')
-        return 0;
-    if (*p != ':' || !(p[1] >= '0' && p[1] <= '9'))
-        return -1;            /* strtoul alone would take "+25" or " 25" */
-    char *e;
-    unsigned long v = strtoul(p + 1, &e, 10);
-    if (*e || v == 0 || v > 65535)
-        return -1;
-    *port = (unsigned)v;
-    return 0;
+    /* The rule the loader and relayctl applied to the value before it was loaded. */
+    return smarthost_parse(spec, host, hostlen, port, NULL, 0);
 }

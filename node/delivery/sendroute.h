@@ -16,6 +16,6 @@ struct sendroute {
 
 void sendroute_pick(const struct rn_snapshot *s, const char *domain, struct sendroute *out);
 /* "host", "host:port", "[v6 or v4]" or "[v6]:port" -> host and port (default 25). -1 if
- * malformed. */
+ * malformed: directory/dnsname.h's smarthost_parse, the rule every smart host is loaded by. */
 int sendroute_parse_host(const char *spec, char *host, size_t hostlen, unsigned *port);
 #endif
