@@ -1,68 +1,103 @@
 /* bootstrap: the key = value file a node and relayctl start from, as a declarative table
- * {key, default, doc} (STYLE.md rule 15). Unknown keys, duplicates and lines without '=' are
- * errors naming path:line, so a typo can never silently fall back to a default. */
+ * {key, type, default, min, max, where, doc} (STYLE.md rule 15). Each value is parsed once,
+ * here, into its typed field of struct rn_bootstrap; the modules that act on it (`where`) read
+ * that field and never re-parse. Unknown keys, duplicates, lines without '=' and values that
+ * are not of the key's type or outside its range are errors naming path:line, so a typo can
+ * never silently fall back to a default. The same table fills the defaults and drives
+ * bootstrap_describe (relaynode --help-config). */
 #include "directory/bootstrap.h"
 #include "directory/base/util.h"
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define BOOT_LINE_MAX 4096
+#define BOOT_SHOW_MAX 40     /* octets of a bad value quoted back in an error */
+
+/* How a value is written and which field type it fills. */
+enum bootkind {
+    BK_STRING,    /* char *, any text without control characters */
+    BK_PATH,      /* char *, a file or directory; "" = unset. Opened (and checked) by `where` */
+    BK_BOOL,      /* bool, "yes" or "no" */
+    BK_UINT,      /* unsigned, decimal digits in min..max */
+    BK_SECONDS,   /* unsigned, a duration in whole seconds in min..max */
+    BK_MILLIS,    /* unsigned, a duration in milliseconds in min..max */
+    BK_BYTES,     /* uint64_t, a size in bytes in min..max */
+    BK_ENUM,      /* an enum (unsigned-sized): the index of the value in words */
+};
 
 struct bootkey {
-    const char *key;
+    const char *key;            /* also the field name in struct rn_bootstrap */
+    enum bootkind kind;
     size_t offset;
-    const char *def;       /* NULL: computed (hostname) */
+    const char *def;            /* as a file would write it; NULL: computed (hostname) */
+    uint64_t min, max;          /* numbers: the accepted range, inclusive */
+    const char *const *words;   /* BK_ENUM: the accepted words in enum order, NULL-ended */
+    bool nocase;                /* BK_ENUM: words match in any ASCII case */
+    const char *where;          /* the module(s) acting on the value */
     const char *doc;
 };
 
+_Static_assert(sizeof(enum boot_sasl_mech) == sizeof(unsigned), "enum fields are unsigned");
+_Static_assert(sizeof(enum boot_watch) == sizeof(unsigned), "enum fields are unsigned");
+
+static const char *const sasl_words[] = {"", "EXTERNAL", NULL};
+static const char *const watch_words[] = {"auto", "persist", "poll", "off", NULL};
+
 #define O(f) offsetof(struct rn_bootstrap, f)
+#define STR(k, def, where, doc) {#k, BK_STRING, O(k), def, 0, 0, NULL, false, where, doc}
+#define PATH(k, def, where, doc) {#k, BK_PATH, O(k), def, 0, 0, NULL, false, where, doc}
+#define NUM(k, kind, def, lo, hi, where, doc) {#k, kind, O(k), def, lo, hi, NULL, false, where, doc}
+#define BOOL(k, def, where, doc) {#k, BK_BOOL, O(k), def, 0, 0, NULL, false, where, doc}
+#define ENUM(k, w, nc, def, where, doc) {#k, BK_ENUM, O(k), def, 0, 0, w, nc, where, doc}
+#define DAY (24 * 3600)
 static const struct bootkey keys[] = {
-    {"uri", O(uri), "ldap://127.0.0.1:389", "directory URI(s), space-separated, tried in order"},
-    {"bind_dn", O(bind_dn), "", "simple-bind identity (empty with sasl_mech = EXTERNAL)"},
-    {"bind_password_file", O(bind_password_file), "", "file whose first line is the bind password"},
-    {"sasl_mech", O(sasl_mech), "", "\"\" for simple bind, or EXTERNAL (ldapi:// peer credentials)"},
-    {"base_dn", O(base_dn), "", "the relay subtree, e.g. ou=Relay,dc=example,dc=com"},
-    {"user_base", O(user_base), "", "where users and groups live; empty = parent of base_dn"},
-    {"user_filter", O(user_filter), "(|(uid=%s)(mail=%s))", "login filter; %s = escaped login"},
-    {"node", O(node), "node1", "this node's cn under the relay subtree"},
-    {"hostname", O(hostname), NULL, "default FQDN for connectors without relayFqdn"},
-    {"spool_dir", O(spool_dir), "/var/spool/relaynode", "durable message spool"},
-    {"log", O(log), "stderr", "stderr, syslog or a file path"},
-    {"ldap_timeout", O(ldap_timeout), "5", "seconds per directory operation"},
-    {"tls_cert", O(tls_cert), "", "PEM certificate for STARTTLS; empty = none"},
-    {"tls_key", O(tls_key), "", "PEM private key for STARTTLS"},
-    {"tls_cert_dir", O(tls_cert_dir), "", "directory of named STARTTLS certificates NAME.pem + NAME.key (relayTlsCertificateName)"},
-    {"cluster_bind", O(cluster_bind), "", "ZeroMQ endpoint the bus binds; empty = the node's relayClusterEndpoint"},
-    {"protocol_log_dir", O(protocol_log_dir), "", "per-connector protocol logs; empty = off"},
-    {"max_command_line", O(max_command_line), "512", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"},
-    {"max_text_line", O(max_text_line), "1000", "octets incl. CRLF (RFC 5321 4.5.3.1.6)"},
-    {"drain_timeout", O(drain_timeout), "30", "seconds SIGTERM waits for open sessions"},
-    {"dns_server", O(dns_server), "", "resolver ip[:port],... for MX lookups; empty = resolv.conf"},
-    {"queue_lifetime", O(queue_lifetime), "172800", "seconds a message is retried before it bounces"},
-    {"retry_min", O(retry_min), "60", "first retry delay in seconds (doubles per attempt)"},
-    {"retry_max", O(retry_max), "3600", "longest retry delay in seconds"},
-    {"delivery_concurrency", O(delivery_concurrency), "50", "messages delivered at once"},
-    {"mx_port", O(mx_port), "25", "TCP port for deliveries by MX (tests use a loopback one)"},
-    {"queue_hold", O(queue_hold), "no", "yes: accept and queue, deliver nothing (maintenance)"},
-    {"smarthost_auth_file", O(smarthost_auth_file), "", "lines 'host[:port] user password' for AUTH to smart hosts"},
-    {"spool_reserve", O(spool_reserve), "16777216", "bytes kept free: below it MAIL gets 452 4.3.1"},
-    {"max_stale", O(max_stale), "0", "seconds the last good config serves while the directory is down; then 421/451 4.3.2; 0 = no limit"},
-    {"cluster_secret_key_file", O(cluster_secret_key_file), "", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"},
-    {"cluster_heartbeat_ms", O(cluster_heartbeat_ms), "1000", "milliseconds between heartbeats on the bus"},
-    {"directory_watch", O(directory_watch), "auto", "change watcher: auto (persist, else poll), persist, poll, off"},
-    {"directory_poll_interval", O(directory_poll_interval), "10", "seconds between polls of contextCSN (poll mode, probes)"},
-    {"gssapi_keytab", O(gssapi_keytab), "", "keytab for AUTH GSSAPI on Integrated connectors; empty = GSSAPI never offered"},
-    {"gssapi_service", O(gssapi_service), "smtp", "service part of the GSSAPI principal service/<connector FQDN>@REALM"},
-    {"gssapi_realm", O(gssapi_realm), "", "Kerberos realm whose principals may log in (user@REALM -> user); empty = GSSAPI logins refused"},
+    STR(uri, "ldap://127.0.0.1:389", "ldapdir", "directory URI(s), space-separated, tried in order"),
+    STR(bind_dn, "", "ldapdir", "simple-bind identity (empty with sasl_mech = EXTERNAL)"),
+    PATH(bind_password_file, "", "ldapdir", "file whose first line is the bind password"),
+    ENUM(sasl_mech, sasl_words, true, "", "ldapdir", "\"\" for simple bind, or EXTERNAL (ldapi:// peer credentials)"),
+    STR(base_dn, "", "ldapdir", "the relay subtree, e.g. ou=Relay,dc=example,dc=com"),
+    STR(user_base, "", "ldapdir", "where users and groups live; empty = parent of base_dn"),
+    STR(user_filter, "(|(uid=%s)(mail=%s))", "ldapdir", "login filter; %s = escaped login"),
+    STR(node, "node1", "ldapdir", "this node's cn under the relay subtree"),
+    STR(hostname, NULL, "smtp, delivery", "default FQDN for connectors without relayFqdn"),
+    PATH(spool_dir, "/var/spool/relaynode", "spool", "durable message spool"),
+    STR(log, "stderr", "log", "stderr, syslog or a file path"),
+    NUM(ldap_timeout, BK_SECONDS, "5", 1, 3600, "ldapdir, ldapsync", "seconds per directory operation"),
+    PATH(tls_cert, "", "tlsctx", "PEM certificate for STARTTLS; empty = none"),
+    PATH(tls_key, "", "tlsctx", "PEM private key for STARTTLS"),
+    PATH(tls_cert_dir, "", "tlsctx", "directory of named STARTTLS certificates NAME.pem + NAME.key (relayTlsCertificateName)"),
+    STR(cluster_bind, "", "cluster", "ZeroMQ endpoint the bus binds; empty = the node's relayClusterEndpoint"),
+    PATH(protocol_log_dir, "", "log", "per-connector protocol logs; empty = off"),
+    NUM(max_command_line, BK_UINT, "512", 64, 1 << 20, "smtp", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"),
+    NUM(max_text_line, BK_UINT, "1000", 64, 1 << 20, "smtp", "octets incl. CRLF (RFC 5321 4.5.3.1.6)"),
+    NUM(drain_timeout, BK_SECONDS, "30", 0, DAY, "daemon", "seconds SIGTERM waits for open sessions"),
+    STR(dns_server, "", "dnsres", "resolver ip[:port],... for MX lookups; empty = resolv.conf"),
+    NUM(queue_lifetime, BK_SECONDS, "172800", 1, 365 * DAY, "queue", "seconds a message is retried before it bounces"),
+    NUM(retry_min, BK_SECONDS, "60", 1, DAY, "queue", "first retry delay in seconds (doubles per attempt)"),
+    NUM(retry_max, BK_SECONDS, "3600", 1, 7 * DAY, "queue", "longest retry delay in seconds"),
+    NUM(delivery_concurrency, BK_UINT, "50", 1, 10000, "queue", "messages delivered at once"),
+    NUM(mx_port, BK_UINT, "25", 1, 65535, "delivery", "TCP port for deliveries by MX (tests use a loopback one)"),
+    BOOL(queue_hold, "no", "queue", "yes: accept and queue, deliver nothing (maintenance)"),
+    PATH(smarthost_auth_file, "", "delivery", "lines 'host[:port] user password' for AUTH to smart hosts"),
+    NUM(spool_reserve, BK_BYTES, "16777216", 0, UINT64_MAX, "smtp", "bytes kept free: below it MAIL gets 452 4.3.1"),
+    NUM(max_stale, BK_SECONDS, "0", 0, 365 * DAY, "daemon", "seconds the last good config serves while the directory is down; then 421/451 4.3.2; 0 = no limit"),
+    PATH(cluster_secret_key_file, "", "cluster", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"),
+    NUM(cluster_heartbeat_ms, BK_MILLIS, "1000", 50, 60000, "cluster", "milliseconds between heartbeats on the bus"),
+    ENUM(directory_watch, watch_words, false, "auto", "ldapsync", "change watcher: auto (persist, else poll), persist, poll, off"),
+    NUM(directory_poll_interval, BK_SECONDS, "10", 1, 3600, "ldapsync", "seconds between polls of contextCSN (poll mode, probes)"),
+    PATH(gssapi_keytab, "", "saslauth", "keytab for AUTH GSSAPI on Integrated connectors; empty = GSSAPI never offered"),
+    STR(gssapi_service, "smtp", "saslauth", "service part of the GSSAPI principal service/<connector FQDN>@REALM"),
+    STR(gssapi_realm, "", "saslauth", "Kerberos realm whose principals may log in (user@REALM -> user); empty = GSSAPI logins refused"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static char **field(struct rn_bootstrap *b, const struct bootkey *k)
+static void *field(const struct rn_bootstrap *b, const struct bootkey *k)
 {
-    return (char **)((char *)b + k->offset);
+    return (char *)b + k->offset;
 }
 
 static const struct bootkey *key_lookup(const char *key)
@@ -72,18 +107,111 @@ static const struct bootkey *key_lookup(const char *key)
     return NULL;
 }
 
+/* " seconds" etc.: the unit a range is given in. */
+static const char *kind_unit(enum bootkind kind)
+{
+    switch (kind) {
+    case BK_SECONDS: return " seconds";
+    case BK_MILLIS: return " ms";
+    case BK_BYTES: return " bytes";
+    default: return "";
+    }
+}
+
+/* An enum's words as "auto, persist, poll or off" ("" shown quoted) into buf. */
+static void words_format(const struct bootkey *k, char *buf, size_t len)
+{
+    size_t n = 0, used = 0;
+    while (k->words[n]) n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        const char *w = *k->words[i] ? k->words[i] : "\"\"";
+        int r = snprintf(buf + used, len - used, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+                         w);
+        if (r < 0) break;
+        used += (size_t)r;
+    }
+}
+
+/* Decimal digits only (no sign, space or suffix) into *out: 0, or -1 when s is not a
+ * number, -2 when it exceeds 64 bits. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s) return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -2;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parse `value` as k's type and store it in *b; -1 with "key: reason" and *b untouched. */
+static int value_store(struct rn_bootstrap *b, const struct bootkey *k, const char *value,
+                       char *err, size_t errlen)
+{
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return rn_err(err, errlen, "%s: control character in value", k->key);
+    void *f = field(b, k);
+    switch (k->kind) {
+    case BK_STRING:
+    case BK_PATH: {
+        char **s = f;
+        free(*s);
+        *s = xstrdup(value);
+        return 0;
+    }
+    case BK_BOOL:
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return rn_err(err, errlen, "%s: \"%.*s\" is not yes or no", k->key, BOOT_SHOW_MAX,
+                          value);
+        *(bool *)f = strcmp(value, "yes") == 0;
+        return 0;
+    case BK_ENUM:
+        for (unsigned i = 0; k->words[i]; i++)
+            if (k->nocase ? rn_strieq(value, k->words[i]) : strcmp(value, k->words[i]) == 0) {
+                *(unsigned *)f = i;
+                return 0;
+            }
+        char words[256];
+        words_format(k, words, sizeof words);
+        return rn_err(err, errlen, "%s: \"%.*s\" is not %s", k->key, BOOT_SHOW_MAX, value, words);
+    default:
+        break;
+    }
+    uint64_t v = 0;
+    int r = parse_u64(value, &v);
+    if (r == -1 || r == -2 || v < k->min || v > k->max)
+        return rn_err(err, errlen, "%s: \"%.*s\" is %s (%" PRIu64 "..%" PRIu64 "%s)", k->key,
+                      BOOT_SHOW_MAX, value, r == -1 ? "not a number" : "out of range", k->min,
+                      k->max, kind_unit(k->kind));
+    if (k->kind == BK_BYTES)
+        *(uint64_t *)f = v;
+    else
+        *(unsigned *)f = (unsigned)v;    /* every such max fits (numbers_range_edges) */
+    return 0;
+}
+
+/* Every field to its default, parsed by the same rules as a file's value (test_bootstrap
+ * checks each one). The one computed default, hostname, is this host's name, or "localhost"
+ * when there is none fit for the file. */
 static void set_defaults(struct rn_bootstrap *b)
 {
     memset(b, 0, sizeof *b);
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].def) {
-            *field(b, &keys[i]) = xstrdup(keys[i].def);
-        } else {
-            char host[256] = "localhost";
+        char host[256] = "localhost", e[RN_ERRLEN];
+        const char *def = keys[i].def;
+        if (!def) {
             if (gethostname(host, sizeof host - 1) != 0) rn_strlcpy(host, "localhost", sizeof host);
             host[sizeof host - 1] = '\0';
-            *field(b, &keys[i]) = xstrdup(host);
+            def = host;
         }
+        if (value_store(b, &keys[i], def, e, sizeof e) < 0)
+            value_store(b, &keys[i], "localhost", e, sizeof e);
     }
 }
 
@@ -92,13 +220,7 @@ int bootstrap_set(struct rn_bootstrap *b, const char *key, const char *value, ch
 {
     const struct bootkey *k = key_lookup(key);
     if (!k) return rn_err(err, errlen, "unknown key '%s'", key);
-    for (const char *p = value; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return rn_err(err, errlen, "%s: control character in value", key);
-    char **f = field(b, k);
-    free(*f);
-    *f = xstrdup(value);
-    return 0;
+    return value_store(b, k, value, err, errlen);
 }
 
 static char *trim(char *s)
@@ -152,7 +274,7 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
         }
         seen[k - keys] = true;
         char e[RN_ERRLEN];
-        if (bootstrap_set(b, key, value, e, sizeof e) < 0) {
+        if (value_store(b, k, value, e, sizeof e) < 0) {
             rc = rn_err(err, errlen, "%s:%u: %s", path, lineno, e);
             break;
         }
@@ -164,19 +286,62 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
 
 void bootstrap_clear(struct rn_bootstrap *b)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        char **f = field(b, &keys[i]);
-        free(*f);
-        *f = NULL;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].kind == BK_STRING || keys[i].kind == BK_PATH) {
+            char **s = field(b, &keys[i]);
+            free(*s);
+        }
+    memset(b, 0, sizeof *b);
+}
+
+/* k's current value in b as a file would write it; strings are returned as they are. */
+static const char *value_format(const struct rn_bootstrap *b, const struct bootkey *k,
+                                char *buf, size_t len)
+{
+    const void *f = field(b, k);
+    switch (k->kind) {
+    case BK_STRING:
+    case BK_PATH: {
+        const char *s = *(char *const *)f;
+        return s ? s : "";
     }
+    case BK_BOOL: return *(const bool *)f ? "yes" : "no";
+    case BK_ENUM: {
+        unsigned i = *(const unsigned *)f, n = 0;
+        while (k->words[n]) n++;
+        return i < n ? k->words[i] : "?";
+    }
+    case BK_BYTES: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)f); return buf;
+    default: snprintf(buf, len, "%u", *(const unsigned *)f); return buf;
+    }
+}
+
+/* k's type and range as "seconds 1..3600", "yes or no", "auto, persist, poll or off". */
+static void type_format(const struct bootkey *k, char *buf, size_t len)
+{
+    static const char *const names[] = {
+        [BK_STRING] = "text", [BK_PATH] = "path", [BK_UINT] = "number",
+        [BK_SECONDS] = "seconds", [BK_MILLIS] = "milliseconds", [BK_BYTES] = "bytes",
+    };
+    if (k->kind == BK_BOOL)
+        snprintf(buf, len, "yes or no");
+    else if (k->kind == BK_ENUM)
+        words_format(k, buf, len);
+    else if (k->kind == BK_STRING || k->kind == BK_PATH)
+        snprintf(buf, len, "%s", names[k->kind]);
+    else
+        snprintf(buf, len, "%s %" PRIu64 "..%" PRIu64, names[k->kind], k->min, k->max);
 }
 
 void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *line, void *arg),
                         void *arg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        char *v = *field((struct rn_bootstrap *)b, &keys[i]);
-        char *line = xasprintf("%-20s = %-40s # %s", keys[i].key, v ? v : "", keys[i].doc);
+        char num[32], type[256];
+        type_format(&keys[i], type, sizeof type);
+        char *line = xasprintf("%-20s = %-40s # %s [%s; %s]", keys[i].key,
+                               value_format(b, &keys[i], num, sizeof num), keys[i].doc, type,
+                               keys[i].where);
         out(line, arg);
         free(line);
     }

@@ -1,15 +1,27 @@
 /* bootstrap: the small key = value file a node (and relayctl) starts from; everything else
- * comes from the directory. A declarative table {key, default, doc}; unknown keys, duplicate
- * keys and malformed lines are errors naming the line. Pure (reads the file it is given). */
+ * comes from the directory. A declarative table {key, type, default, min, max, where, doc}
+ * parses every value once, at load, into the typed fields below: numbers are numbers,
+ * booleans bool, word lists enums; strings stay strings. Unknown keys, duplicate keys,
+ * malformed lines and bad values are errors naming path:line (and, for numbers, the allowed
+ * range), so no use site re-parses a value or falls back to a default. Pure (reads the file
+ * it is given). */
 #ifndef RN_BOOTSTRAP_H
 #define RN_BOOTSTRAP_H
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* sasl_mech: "" is a simple bind (bind_dn + bind_password_file), EXTERNAL (any case) the
+ * ldapi:// peer credentials; no other mechanism is supported. */
+enum boot_sasl_mech { BOOT_SASL_SIMPLE, BOOT_SASL_EXTERNAL };
+/* directory_watch: auto (persist, else poll), persist, poll, off (ldapsync.h). */
+enum boot_watch { BOOT_WATCH_AUTO, BOOT_WATCH_PERSIST, BOOT_WATCH_POLL, BOOT_WATCH_OFF };
 
 struct rn_bootstrap {
     char *uri;                 /* "ldap://127.0.0.1:389" (space-separated list tried in order) */
     char *bind_dn;             /* simple bind identity; empty with sasl_mech = EXTERNAL */
     char *bind_password_file;  /* file holding the bind password (first line) */
-    char *sasl_mech;           /* "" (simple bind) or "EXTERNAL" (ldapi:// peer credentials) */
+    enum boot_sasl_mech sasl_mech;     /* "" (simple bind) or EXTERNAL */
     char *base_dn;             /* the relay subtree, e.g. "ou=Relay,dc=example,dc=com" */
     char *user_base;           /* where users and groups are searched; default: base_dn's parent */
     char *user_filter;         /* "(|(uid=%s)(mail=%s))": %s is the RFC 4515-escaped login */
@@ -17,41 +29,46 @@ struct rn_bootstrap {
     char *hostname;            /* default FQDN for connectors without relayFqdn */
     char *spool_dir;           /* "/var/spool/relaynode" */
     char *log;                 /* "stderr", "syslog" or a file path */
-    char *ldap_timeout;        /* seconds for each directory operation, "5" */
+    unsigned ldap_timeout;     /* seconds for each directory operation, 5 (1..3600) */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
     char *tls_cert_dir;        /* named certificates NAME.pem + NAME.key (relayTlsCertificateName);
                                 * "" = none */
     char *cluster_bind;        /* endpoint the bus binds; "" = the node's relayClusterEndpoint */
     char *protocol_log_dir;    /* per-connector protocol logs (Verbose connectors); "" = off */
-    char *max_command_line;    /* octets incl. CRLF, "512" (RFC 5321 §4.5.3.1.4) */
-    char *max_text_line;       /* octets incl. CRLF, "1000" (RFC 5321 §4.5.3.1.6) */
-    char *drain_timeout;       /* seconds SIGTERM waits for sessions to finish, "30" */
+    unsigned max_command_line; /* octets incl. CRLF, 512 (RFC 5321 §4.5.3.1.4; 64..1048576) */
+    unsigned max_text_line;    /* octets incl. CRLF, 1000 (RFC 5321 §4.5.3.1.6; 64..1048576) */
+    unsigned drain_timeout;    /* seconds SIGTERM waits for sessions to finish, 30 (0..86400) */
     char *dns_server;          /* resolver "ip[:port],..." for delivery; "" = resolv.conf */
-    char *queue_lifetime;      /* seconds before a deferred message bounces, "172800" */
-    char *retry_min, *retry_max;   /* retry backoff bounds in seconds, "60" / "3600" */
-    char *delivery_concurrency;    /* messages in delivery at once, "50" */
-    char *mx_port;             /* port for deliveries by MX, "25" */
-    char *queue_hold;          /* "yes": queue everything, deliver nothing; "no" */
+    unsigned queue_lifetime;   /* seconds before a deferred message bounces, 172800 */
+    unsigned retry_min, retry_max;     /* retry backoff bounds in seconds, 60 / 3600 */
+    unsigned delivery_concurrency;     /* messages in delivery at once, 50 (1..10000) */
+    unsigned mx_port;          /* port for deliveries by MX, 25 (1..65535) */
+    bool queue_hold;           /* yes: queue everything, deliver nothing; default no */
     char *smarthost_auth_file; /* "host[:port] user password" lines (kept out of the directory) */
-    char *spool_reserve;       /* bytes the spool filesystem keeps free, "16777216" */
-    char *max_stale;           /* seconds a stale snapshot may serve; "0" = no limit */
+    uint64_t spool_reserve;    /* bytes the spool filesystem keeps free, 16777216 */
+    unsigned max_stale;        /* seconds a stale snapshot may serve; 0 = no limit */
     char *cluster_secret_key_file; /* Z85 CURVE secret key of this node (or relayctl) for the
                                     * cluster bus; "" = no bus (schema/cluster-protocol.md §4) */
-    char *cluster_heartbeat_ms;    /* "1000" */
-    char *directory_watch;     /* "auto", "persist", "poll" or "off" (ldapsync.h) */
-    char *directory_poll_interval; /* seconds, "10" */
+    unsigned cluster_heartbeat_ms;     /* 1000 (50..60000) */
+    enum boot_watch directory_watch;   /* auto */
+    unsigned directory_poll_interval;  /* seconds, 10 (1..3600) */
     char *gssapi_keytab;       /* keytab for AUTH GSSAPI (Integrated); "" = GSSAPI never offered */
     char *gssapi_service;      /* service part of the principal service/fqdn@REALM, "smtp" */
     char *gssapi_realm;        /* the only realm whose principals may log in; "" = none (refused) */
 };
 
-/* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason". */
+/* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason"
+ * (e.g. `relaynode.conf:12: ldap_timeout: "1O" is not a number (1..3600 seconds)`); on
+ * failure *b holds nothing to free. */
 int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t errlen);
-/* Set one key (used by command-line overrides); -1 if the key is unknown. */
+/* Parse `value` as key's type into *b (used by command-line overrides). -1 with
+ * "key: reason" if the key is unknown or the value bad; *b is then unchanged. */
 int bootstrap_set(struct rn_bootstrap *b, const char *key, const char *value, char *err,
                   size_t errlen);
+/* Free the strings; the typed fields keep their values. Safe on a zeroed struct. */
 void bootstrap_clear(struct rn_bootstrap *b);
-/* Print every key with its current value and documentation (passwords are never stored here). */
+/* Print every key with its current value, its documentation, type, range and reader, one line
+ * each, from the same table (passwords are never stored here). */
 void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *line, void *arg),
                         void *arg);
 #endif

@@ -94,9 +94,6 @@ void daemon_set_str(char **slot, const char *v);
 int daemon_events_new(struct daemon *d, char *err, size_t errlen);
 
 /* daemon_setup.c */
-/* Parse a bootstrap number; -1 with err naming the key. */
-int parse_num(const char *key, const char *s, unsigned long min, unsigned long max,
-              unsigned long *out, char *err, size_t errlen);
 /* Bootstrap, limits, log, the spool (waiting a little for its lock), TLS, SASL. -1 with err;
  * the log is open once it returns 0. */
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen);

@@ -203,25 +203,14 @@ static void on_wait_retry(evutil_socket_t fd, short what, void *arg)
 int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen)
 {
     struct node *n = &d->n;
-    unsigned long hb, poll_s;
-    if (parse_num("cluster_heartbeat_ms", n->boot.cluster_heartbeat_ms, 50, 60000, &hb, err,
-                  errlen) < 0 ||
-        parse_num("directory_poll_interval", n->boot.directory_poll_interval, 1, 3600, &poll_s,
-                  err, errlen) < 0)
-        return -1;
-    d->heartbeat_ms = (unsigned)hb;
-    const char *w = n->boot.directory_watch ? n->boot.directory_watch : "auto";
+    d->heartbeat_ms = n->boot.cluster_heartbeat_ms;
     enum ldapsync_mode mode;
-    if (strcmp(w, "auto") == 0)
-        mode = LDAPSYNC_AUTO;
-    else if (strcmp(w, "persist") == 0)
-        mode = LDAPSYNC_PERSIST;
-    else if (strcmp(w, "poll") == 0)
-        mode = LDAPSYNC_POLL;
-    else if (strcmp(w, "off") == 0)
-        mode = (enum ldapsync_mode)-1;
-    else
-        return rn_err(err, errlen, "directory_watch: '%s' is not auto, persist, poll or off", w);
+    switch (n->boot.directory_watch) {
+    case BOOT_WATCH_PERSIST: mode = LDAPSYNC_PERSIST; break;
+    case BOOT_WATCH_POLL: mode = LDAPSYNC_POLL; break;
+    case BOOT_WATCH_OFF: mode = (enum ldapsync_mode)-1; break;
+    default: mode = LDAPSYNC_AUTO; break;
+    }
     const char *kf = n->boot.cluster_secret_key_file;
     if (kf && *kf) {
         char public[CLUSTER_KEY_LEN + 1], kerr[RN_ERRLEN];
@@ -238,7 +227,7 @@ int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen)
         log_fact("-", "cluster", "watcher-off", "reload=%s", "SIGHUP, bus news, every 60 s");
         return 0;
     }
-    struct ldapsync_opts o = {mode, (unsigned)poll_s};
+    struct ldapsync_opts o = {mode, n->boot.directory_poll_interval};
     d->watch = ldapsync_start(&n->boot, &o, on_watch_thread, d, err, errlen);
     return d->watch ? 0 : -1;
 }

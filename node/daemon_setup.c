@@ -72,20 +72,6 @@ void daemon_certs_reread(struct daemon *d)
         daemon_certs_load(n, n->snap, true);
 }
 
-/* Parse a bootstrap number; -1 with err naming the key. */
-int parse_num(const char *key, const char *s, unsigned long min, unsigned long max,
-                     unsigned long *out, char *err, size_t errlen)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v < min || v > max)
-        return rn_err(err, errlen, "%s: '%s' is not a number in %lu..%lu", key, s ? s : "",
-                      min, max);
-    *out = v;
-    return 0;
-}
-
 int daemon_write_pidfile(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
@@ -126,27 +112,13 @@ int daemon_daemonize(char *err, size_t errlen)
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen)
 {
     struct node *n = &d->n;
-    unsigned long v;
     if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0)
         return -1;
-    if (parse_num("max_command_line", n->boot.max_command_line, 64, 1 << 20, &v, err,
-                  errlen) < 0)
-        return -1;
-    n->max_command_line = v;
-    if (parse_num("max_text_line", n->boot.max_text_line, 64, 1 << 20, &v, err, errlen) < 0)
-        return -1;
-    n->max_text_line = v;
-    if (parse_num("drain_timeout", n->boot.drain_timeout, 0, 86400, &v, err, errlen) < 0)
-        return -1;
-    unsigned long reserve;
-    if (parse_num("spool_reserve", n->boot.spool_reserve, 0, ~0UL, &reserve, err, errlen) < 0)
-        return -1;
-    unsigned long max_stale;
-    if (parse_num("max_stale", n->boot.max_stale, 0, 365UL * 86400, &max_stale, err, errlen) < 0)
-        return -1;
-    d->max_stale = (unsigned)max_stale;
-    n->spool_reserve = reserve;
-    d->drain_timeout = (unsigned)v;
+    n->max_command_line = n->boot.max_command_line;
+    n->max_text_line = n->boot.max_text_line;
+    d->max_stale = n->boot.max_stale;
+    n->spool_reserve = n->boot.spool_reserve;
+    d->drain_timeout = n->boot.drain_timeout;
     /* Detached, stderr is /dev/null: "stderr" would lose every line, so use syslog. */
     const char *target = n->boot.log;
     if (!o->foreground && (!target || !*target || strcmp(target, "stderr") == 0))
@@ -229,19 +201,8 @@ int daemon_loop_setup(struct daemon *d, char *err, size_t errlen)
     n->delivery = delivery_new(n, err, errlen);
     if (!n->delivery)
         return -1;
-    unsigned long life, rmin, rmax, conc;
-    if (parse_num("queue_lifetime", n->boot.queue_lifetime, 1, 365UL * 86400, &life, err,
-                  errlen) < 0 ||
-        parse_num("retry_min", n->boot.retry_min, 1, 86400, &rmin, err, errlen) < 0 ||
-        parse_num("retry_max", n->boot.retry_max, 1, 7 * 86400, &rmax, err, errlen) < 0 ||
-        parse_num("delivery_concurrency", n->boot.delivery_concurrency, 1, 10000, &conc, err,
-                  errlen) < 0)
-        return -1;
-    const char *hold = n->boot.queue_hold ? n->boot.queue_hold : "no";
-    if (strcmp(hold, "yes") != 0 && strcmp(hold, "no") != 0)
-        return rn_err(err, errlen, "queue_hold: '%s' is not yes or no", hold);
-    struct queue_opts qo = {(unsigned)life, (unsigned)rmin, (unsigned)rmax, (unsigned)conc,
-                            strcmp(hold, "yes") == 0};
+    struct queue_opts qo = {n->boot.queue_lifetime, n->boot.retry_min, n->boot.retry_max,
+                            n->boot.delivery_concurrency, n->boot.queue_hold};
     n->queue = queue_new(n, n->delivery, &qo, err, errlen);
     if (!n->queue)
         return -1;

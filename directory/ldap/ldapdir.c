@@ -44,15 +44,6 @@ enum dir_result ldapdir_error(struct ldapdir *d, int rc, const char *what, char 
     return rc_is_temporary(rc) ? DIR_TEMPFAIL : DIR_FAIL;
 }
 
-static long timeout_seconds(const struct rn_bootstrap *b)
-{
-    char *end = NULL;
-    long t = b->ldap_timeout && *b->ldap_timeout ? strtol(b->ldap_timeout, &end, 10) : 5;
-    if (end && (*end || t <= 0 || t > 3600))
-        t = 5;   /* bootstrap.c validates the value; this is only a floor against nonsense */
-    return t;
-}
-
 /* The first line of the password file, without its line end. -1 with err on failure. */
 static int read_password(const char *path, char *pw, size_t pwlen, char *err, size_t errlen)
 {
@@ -83,7 +74,7 @@ LDAP *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen)
         rn_err(err, errlen, "uri %s: %s", b->uri, ldap_err2string(rc));
         return NULL;
     }
-    struct timeval tv = {timeout_seconds(b), 0};
+    struct timeval tv = {b->ldap_timeout, 0};
     int v3 = LDAP_VERSION3;
     ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
     ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
@@ -102,7 +93,7 @@ enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out,
     }
     struct ldapdir *d = xcalloc(1, sizeof *d);
     d->uri = xstrdup(b->uri);
-    d->timeout.tv_sec = timeout_seconds(b);
+    d->timeout.tv_sec = b->ldap_timeout;
     d->ld = ldapdir_connect(b, err, errlen);
     if (!d->ld) {
         ldapdir_free(&d);
@@ -112,13 +103,9 @@ enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out,
 
     char what[512];
     snprintf(what, sizeof what, "cannot reach %s", b->uri);
-    if (b->sasl_mech && rn_strieq(b->sasl_mech, "EXTERNAL")) {
+    if (b->sasl_mech == BOOT_SASL_EXTERNAL) {
         rc = ldap_sasl_interactive_bind_s(d->ld, NULL, "EXTERNAL", NULL, NULL, LDAP_SASL_QUIET,
                                           sasl_noprompt, NULL);
-    } else if (b->sasl_mech && *b->sasl_mech) {
-        rn_err(err, errlen, "sasl_mech %s: only EXTERNAL is supported", b->sasl_mech);
-        ldapdir_free(&d);
-        return DIR_FAIL;
     } else {
         char pw[1024] = "";
         if (b->bind_dn && *b->bind_dn) {
@@ -140,8 +127,8 @@ enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out,
     if (rc != LDAP_SUCCESS) {
         if (!rc_is_temporary(rc))
             snprintf(what, sizeof what, "bind to %s as %s", b->uri,
-                     b->bind_dn && *b->bind_dn ? b->bind_dn : b->sasl_mech && *b->sasl_mech
-                                                                ? b->sasl_mech : "anonymous");
+                     b->bind_dn && *b->bind_dn ? b->bind_dn
+                     : b->sasl_mech == BOOT_SASL_EXTERNAL ? "EXTERNAL" : "anonymous");
         enum dir_result r = ldapdir_error(d, rc, what, err, errlen);
         ldapdir_free(&d);
         return r;

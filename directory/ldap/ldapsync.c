@@ -87,12 +87,6 @@ static int probe(LDAP *ld, const char *base, long timeout_s)
     return rc;
 }
 
-static long op_timeout(const struct rn_bootstrap *b)
-{
-    long t = b->ldap_timeout ? strtol(b->ldap_timeout, NULL, 10) : 5;
-    return t > 0 && t <= 3600 ? t : 5;
-}
-
 /* Start the persistent search: the Sync Request control {mode refreshAndPersist, no cookie,
  * reloadHint FALSE} (RFC 4533 §2.2), critical so a server without it says so. */
 static int sync_start(LDAP *ld, const char *base, int *msgid)
@@ -178,7 +172,7 @@ static enum run_end run_persist(struct ldapsync *s, struct ldapdir *d, char *why
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - last_probe.tv_sec) * 1000 >= (long)poll_ms) {
             last_probe = now;
-            rc = probe(ld, s->b->base_dn, op_timeout(s->b));
+            rc = probe(ld, s->b->base_dn, s->b->ldap_timeout);
             if (rc != LDAP_SUCCESS) {
                 rn_err(why, len, "probe: %s", ldap_err2string(rc));
                 return END_DOWN;
@@ -201,7 +195,7 @@ static enum run_end run_poll(struct ldapsync *s, struct ldapdir *d, char *why, s
     report_up(s, "poll");
     unsigned poll_ms = (s->o.poll_s ? s->o.poll_s : 10) * 1000;
     for (;;) {
-        int rc = probe(ld, s->b->base_dn, op_timeout(s->b));
+        int rc = probe(ld, s->b->base_dn, s->b->ldap_timeout);
         if (rc != LDAP_SUCCESS) {
             rn_err(why, len, "poll: %s", ldap_err2string(rc));
             return END_DOWN;

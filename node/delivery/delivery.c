@@ -173,9 +173,7 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
 {
     struct delivery *d = xcalloc(1, sizeof *d);
     d->n = n;
-    d->mx_port = (unsigned)strtoul(n->boot.mx_port ? n->boot.mx_port : "25", NULL, 10);
-    if (d->mx_port == 0 || d->mx_port > 65535)
-        d->mx_port = 25;
+    d->mx_port = n->boot.mx_port;
     d->per_dest = DEST_CONCURRENCY;
     if (creds_load(d, n->boot.smarthost_auth_file, err, errlen) < 0) {
         creds_free(d);

@@ -1,4 +1,5 @@
-/* Unit tests for bootstrap: defaults, overrides, and each malformed-file error. */
+/* Unit tests for bootstrap: defaults, overrides, each malformed-file error, and each value
+ * type's accepted and refused values with the message (file:line, allowed range). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -28,7 +29,7 @@ static void defaults_without_file(void **state)
     char err[RN_ERRLEN];
     assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
     assert_string_equal(b.uri, "ldap://127.0.0.1:389");
-    assert_string_equal(b.max_command_line, "512");
+    assert_int_equal(b.max_command_line, 512);
     assert_string_equal(b.user_filter, "(|(uid=%s)(mail=%s))");
     assert_true(b.hostname[0] != '\0');
     bootstrap_clear(&b);
@@ -84,36 +85,47 @@ static void every_default(void **state)
     (void)state;
     static const struct { const char *key, *want; } t[] = {
         {"uri", "ldap://127.0.0.1:389"}, {"bind_dn", ""}, {"bind_password_file", ""},
-        {"sasl_mech", ""}, {"base_dn", ""}, {"user_base", ""},
+        {"base_dn", ""}, {"user_base", ""},
         {"user_filter", "(|(uid=%s)(mail=%s))"}, {"node", "node1"},
-        {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"}, {"ldap_timeout", "5"},
+        {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"},
         {"tls_cert", ""}, {"tls_key", ""}, {"tls_cert_dir", ""}, {"cluster_bind", ""},
-        {"protocol_log_dir", ""},
-        {"max_command_line", "512"}, {"max_text_line", "1000"}, {"drain_timeout", "30"},
-        {"dns_server", ""}, {"queue_lifetime", "172800"}, {"retry_min", "60"},
-        {"retry_max", "3600"}, {"delivery_concurrency", "50"}, {"mx_port", "25"},
-        {"queue_hold", "no"}, {"smarthost_auth_file", ""},
-        {"spool_reserve", "16777216"}, {"max_stale", "0"}, {"cluster_secret_key_file", ""},
-        {"cluster_heartbeat_ms", "1000"}, {"directory_watch", "auto"},
-        {"directory_poll_interval", "10"}, {"gssapi_keytab", ""}, {"gssapi_service", "smtp"},
+        {"protocol_log_dir", ""}, {"dns_server", ""}, {"smarthost_auth_file", ""},
+        {"cluster_secret_key_file", ""}, {"gssapi_keytab", ""}, {"gssapi_service", "smtp"},
         {"gssapi_realm", ""},
     };
     struct rn_bootstrap b;
     char err[RN_ERRLEN];
     assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
-    const char *got[] = {b.uri, b.bind_dn, b.bind_password_file, b.sasl_mech, b.base_dn,
-                         b.user_base, b.user_filter, b.node, b.spool_dir, b.log, b.ldap_timeout,
+    const char *got[] = {b.uri, b.bind_dn, b.bind_password_file, b.base_dn,
+                         b.user_base, b.user_filter, b.node, b.spool_dir, b.log,
                          b.tls_cert, b.tls_key, b.tls_cert_dir, b.cluster_bind,
-                         b.protocol_log_dir,
-                         b.max_command_line, b.max_text_line, b.drain_timeout, b.dns_server,
-                         b.queue_lifetime, b.retry_min, b.retry_max, b.delivery_concurrency,
-                         b.mx_port, b.queue_hold, b.smarthost_auth_file,
-                         b.spool_reserve, b.max_stale, b.cluster_secret_key_file,
-                         b.cluster_heartbeat_ms, b.directory_watch, b.directory_poll_interval,
-                         b.gssapi_keytab, b.gssapi_service, b.gssapi_realm};
+                         b.protocol_log_dir, b.dns_server, b.smarthost_auth_file,
+                         b.cluster_secret_key_file, b.gssapi_keytab, b.gssapi_service,
+                         b.gssapi_realm};
+    assert_int_equal(sizeof got / sizeof got[0], sizeof t / sizeof t[0]);
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(got[i], t[i].want) != 0)
             fail_msg("%s: '%s' want '%s'", t[i].key, got[i], t[i].want);
+    /* The typed keys: the same defaults as when they were strings. */
+    static const struct { const char *key; uint64_t want; } n[] = {
+        {"ldap_timeout", 5}, {"max_command_line", 512}, {"max_text_line", 1000},
+        {"drain_timeout", 30}, {"queue_lifetime", 172800}, {"retry_min", 60},
+        {"retry_max", 3600}, {"delivery_concurrency", 50}, {"mx_port", 25},
+        {"spool_reserve", 16777216}, {"max_stale", 0}, {"cluster_heartbeat_ms", 1000},
+        {"directory_poll_interval", 10},
+    };
+    const uint64_t ngot[] = {b.ldap_timeout, b.max_command_line, b.max_text_line,
+                             b.drain_timeout, b.queue_lifetime, b.retry_min, b.retry_max,
+                             b.delivery_concurrency, b.mx_port, b.spool_reserve, b.max_stale,
+                             b.cluster_heartbeat_ms, b.directory_poll_interval};
+    assert_int_equal(sizeof ngot / sizeof ngot[0], sizeof n / sizeof n[0]);
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        if (ngot[i] != n[i].want)
+            fail_msg("%s: %llu want %llu", n[i].key, (unsigned long long)ngot[i],
+                     (unsigned long long)n[i].want);
+    assert_int_equal(b.sasl_mech, BOOT_SASL_SIMPLE);
+    assert_false(b.queue_hold);
+    assert_int_equal(b.directory_watch, BOOT_WATCH_AUTO);
     char host[256] = "";
     assert_int_equal(gethostname(host, sizeof host - 1), 0);
     assert_string_equal(b.hostname, host);
@@ -135,6 +147,283 @@ static void values_with_equals_and_crlf(void **state)
     free(p);
 }
 
+/* The numeric field named key, whatever its width (test helper). */
+static uint64_t num_of(const struct rn_bootstrap *b, const char *key)
+{
+    static const struct { const char *key; size_t off; bool wide; } f[] = {
+#define F(k) {#k, offsetof(struct rn_bootstrap, k), false}
+        F(ldap_timeout), F(max_command_line), F(max_text_line), F(drain_timeout),
+        F(queue_lifetime), F(retry_min), F(retry_max), F(delivery_concurrency), F(mx_port),
+        F(max_stale), F(cluster_heartbeat_ms), F(directory_poll_interval),
+#undef F
+        {"spool_reserve", offsetof(struct rn_bootstrap, spool_reserve), true},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (strcmp(f[i].key, key) == 0)
+            return f[i].wide ? *(const uint64_t *)((const char *)b + f[i].off)
+                             : *(const unsigned *)((const char *)b + f[i].off);
+    fail_msg("no numeric key %s", key);
+    return 0;
+}
+
+/* Every number: min and max accepted and stored, one below and one above refused with the
+ * range in its unit. */
+static void numbers_range_edges(void **state)
+{
+    (void)state;
+    static const struct { const char *key; uint64_t min, max; const char *unit; } t[] = {
+        {"ldap_timeout", 1, 3600, " seconds"},
+        {"max_command_line", 64, 1048576, ""},
+        {"max_text_line", 64, 1048576, ""},
+        {"drain_timeout", 0, 86400, " seconds"},
+        {"queue_lifetime", 1, 31536000, " seconds"},
+        {"retry_min", 1, 86400, " seconds"},
+        {"retry_max", 1, 604800, " seconds"},
+        {"delivery_concurrency", 1, 10000, ""},
+        {"mx_port", 1, 65535, ""},
+        {"spool_reserve", 0, UINT64_MAX, " bytes"},
+        {"max_stale", 0, 31536000, " seconds"},
+        {"cluster_heartbeat_ms", 50, 60000, " ms"},
+        {"directory_poll_interval", 1, 3600, " seconds"},
+    };
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN], v[32], *want;
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        uint64_t edge[2] = {t[i].min, t[i].max};
+        for (int e = 0; e < 2; e++) {
+            snprintf(v, sizeof v, "%llu", (unsigned long long)edge[e]);
+            if (bootstrap_set(&b, t[i].key, v, err, sizeof err) != 0)
+                fail_msg("%s = %s refused: %s", t[i].key, v, err);
+            if (num_of(&b, t[i].key) != edge[e])
+                fail_msg("%s = %s stored %llu", t[i].key, v,
+                         (unsigned long long)num_of(&b, t[i].key));
+        }
+        const char *out[2];
+        char below[32], above[32];
+        snprintf(below, sizeof below, "%llu", (unsigned long long)t[i].min - 1);
+        if (t[i].max == UINT64_MAX)
+            snprintf(above, sizeof above, "18446744073709551616");
+        else
+            snprintf(above, sizeof above, "%llu", (unsigned long long)t[i].max + 1);
+        out[0] = t[i].min > 0 ? below : NULL;
+        out[1] = above;
+        for (int e = 0; e < 2; e++) {
+            if (!out[e])
+                continue;
+            uint64_t before = num_of(&b, t[i].key);
+            assert_int_equal(bootstrap_set(&b, t[i].key, out[e], err, sizeof err), -1);
+            want = xasprintf("%s: \"%s\" is out of range (%llu..%llu%s)", t[i].key, out[e],
+                             (unsigned long long)t[i].min, (unsigned long long)t[i].max,
+                             t[i].unit);
+            if (strcmp(err, want) != 0)
+                fail_msg("%s: got '%s' want '%s'", t[i].key, err, want);
+            free(want);
+            assert_true(num_of(&b, t[i].key) == before);
+        }
+    }
+    bootstrap_clear(&b);
+}
+
+/* Accepted spellings of each type, and what they store. */
+static void good_values(void **state)
+{
+    (void)state;
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    assert_int_equal(bootstrap_set(&b, "mx_port", "2525", err, sizeof err), 0);
+    assert_int_equal(b.mx_port, 2525);
+    assert_int_equal(bootstrap_set(&b, "ldap_timeout", "007", err, sizeof err), 0);
+    assert_int_equal(b.ldap_timeout, 7);     /* leading zeros, as strtoul took them */
+    assert_int_equal(bootstrap_set(&b, "spool_reserve", "1099511627776", err, sizeof err), 0);
+    assert_true(b.spool_reserve == 1099511627776ULL);
+    assert_int_equal(bootstrap_set(&b, "queue_hold", "yes", err, sizeof err), 0);
+    assert_true(b.queue_hold);
+    assert_int_equal(bootstrap_set(&b, "queue_hold", "no", err, sizeof err), 0);
+    assert_false(b.queue_hold);
+    static const struct { const char *word; enum boot_watch want; } w[] = {
+        {"persist", BOOT_WATCH_PERSIST}, {"poll", BOOT_WATCH_POLL}, {"off", BOOT_WATCH_OFF},
+        {"auto", BOOT_WATCH_AUTO},
+    };
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        assert_int_equal(bootstrap_set(&b, "directory_watch", w[i].word, err, sizeof err), 0);
+        assert_int_equal(b.directory_watch, w[i].want);
+    }
+    /* SASL mechanism names in any case, as ldapdir compared them before. */
+    assert_int_equal(bootstrap_set(&b, "sasl_mech", "EXTERNAL", err, sizeof err), 0);
+    assert_int_equal(b.sasl_mech, BOOT_SASL_EXTERNAL);
+    assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
+    assert_int_equal(b.sasl_mech, BOOT_SASL_EXTERNAL);
+    assert_int_equal(bootstrap_set(&b, "sasl_mech", "", err, sizeof err), 0);
+    assert_int_equal(b.sasl_mech, BOOT_SASL_SIMPLE);
+    /* Paths and strings are kept as written (the module that opens a path checks it). */
+    assert_int_equal(bootstrap_set(&b, "spool_dir", "spool", err, sizeof err), 0);
+    assert_string_equal(b.spool_dir, "spool");
+    assert_int_equal(bootstrap_set(&b, "tls_cert", "", err, sizeof err), 0);
+    assert_string_equal(b.tls_cert, "");
+    assert_int_equal(bootstrap_set(&b, "log", "syslog", err, sizeof err), 0);
+    assert_string_equal(b.log, "syslog");
+    bootstrap_clear(&b);
+    assert_null(b.uri);
+    assert_int_equal(b.mx_port, 0);           /* cleared whole: nothing left to free or read */
+    bootstrap_clear(&b);
+}
+
+/* Refused values: the message, and the field left as it was. */
+static void bad_values(void **state)
+{
+    (void)state;
+    static const struct { const char *key, *value, *want; } t[] = {
+        {"ldap_timeout", "1O", "ldap_timeout: \"1O\" is not a number (1..3600 seconds)"},
+        {"ldap_timeout", "", "ldap_timeout: \"\" is not a number (1..3600 seconds)"},
+        {"ldap_timeout", "5s", "ldap_timeout: \"5s\" is not a number (1..3600 seconds)"},
+        {"ldap_timeout", "+5", "ldap_timeout: \"+5\" is not a number (1..3600 seconds)"},
+        {"ldap_timeout", "-1", "ldap_timeout: \"-1\" is not a number (1..3600 seconds)"},
+        {"ldap_timeout", "0", "ldap_timeout: \"0\" is out of range (1..3600 seconds)"},
+        {"mx_port", "0x19", "mx_port: \"0x19\" is not a number (1..65535)"},
+        {"mx_port", "2 5", "mx_port: \"2 5\" is not a number (1..65535)"},
+        {"mx_port", "99999999999999999999999", "mx_port: \"99999999999999999999999\" is out "
+                                               "of range (1..65535)"},
+        {"max_text_line", "1e3", "max_text_line: \"1e3\" is not a number (64..1048576)"},
+        {"retry_min", "1.5", "retry_min: \"1.5\" is not a number (1..86400 seconds)"},
+        {"cluster_heartbeat_ms", "1s", "cluster_heartbeat_ms: \"1s\" is not a number "
+                                       "(50..60000 ms)"},
+        {"spool_reserve", "16M", "spool_reserve: \"16M\" is not a number "
+                                 "(0..18446744073709551615 bytes)"},
+        {"queue_hold", "Yes", "queue_hold: \"Yes\" is not yes or no"},
+        {"queue_hold", "true", "queue_hold: \"true\" is not yes or no"},
+        {"queue_hold", "1", "queue_hold: \"1\" is not yes or no"},
+        {"queue_hold", "", "queue_hold: \"\" is not yes or no"},
+        {"directory_watch", "polling", "directory_watch: \"polling\" is not auto, persist, "
+                                       "poll or off"},
+        {"directory_watch", "Poll", "directory_watch: \"Poll\" is not auto, persist, poll or off"},
+        {"directory_watch", "", "directory_watch: \"\" is not auto, persist, poll or off"},
+        {"sasl_mech", "PLAIN", "sasl_mech: \"PLAIN\" is not \"\" or EXTERNAL"},
+        {"node", "a\x7f", "node: control character in value"},
+        {"mx_port", "1234567890123456789012345678901234567890123456789",
+         "mx_port: \"1234567890123456789012345678901234567890\" is out of range (1..65535)"},
+    };
+    struct rn_bootstrap b, before;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        memcpy(&before, &b, sizeof b);
+        err[0] = '\0';
+        if (bootstrap_set(&b, t[i].key, t[i].value, err, sizeof err) != -1)
+            fail_msg("%s = '%s' accepted", t[i].key, t[i].value);
+        if (strcmp(err, t[i].want) != 0)
+            fail_msg("%s = '%s': got '%s' want '%s'", t[i].key, t[i].value, err, t[i].want);
+        if (memcmp(&before, &b, sizeof b) != 0)
+            fail_msg("%s = '%s': the struct changed", t[i].key, t[i].value);
+    }
+    bootstrap_clear(&b);
+}
+
+/* A bad value in a file stops the load with file:line and the range; a good typed file. */
+static void file_typed_values(void **state)
+{
+    (void)state;
+    static const struct { const char *text, *want; } cases[] = {
+        {"uri = ldap://x\n# c\nldap_timeout = 1O\n",
+         ":3: ldap_timeout: \"1O\" is not a number (1..3600 seconds)"},
+        {"mx_port = 70000\n", ":1: mx_port: \"70000\" is out of range (1..65535)"},
+        {"node = a\n\nqueue_hold = maybe\n", ":3: queue_hold: \"maybe\" is not yes or no"},
+        {"directory_watch = pol\n",
+         ":1: directory_watch: \"pol\" is not auto, persist, poll or off"},
+        {"sasl_mech = GSSAPI\n", ":1: sasl_mech: \"GSSAPI\" is not \"\" or EXTERNAL"},
+        {"max_stale = 8\nmax_stal = 9\n", ":2: unknown key 'max_stal'"},
+        {"retry_min = \n", ":1: retry_min: \"\" is not a number (1..86400 seconds)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = write_tmp(cases[i].text);
+        struct rn_bootstrap b;
+        char err[RN_ERRLEN] = "";
+        assert_int_equal(bootstrap_load(p, &b, err, sizeof err), -1);
+        char *want = xasprintf("%s%s", p, cases[i].want);
+        if (strcmp(err, want))
+            fail_msg("case %zu: got '%s' want '%s'", i, err, want);
+        assert_null(b.uri);                   /* nothing to free after a failed load */
+        free(want);
+        unlink(p);
+        free(p);
+    }
+    char *p = write_tmp("mx_port = 2525 \r\nqueue_hold=yes\n directory_watch = off\n"
+                        "spool_reserve = 0\nmax_stale = 8\ncluster_heartbeat_ms = 50\n"
+                        "sasl_mech = EXTERNAL\nretry_min = 1\nretry_max = 2\n"
+                        "queue_lifetime = 8\ndirectory_poll_interval = 1\nldap_timeout = 3\n");
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN] = "";
+    if (bootstrap_load(p, &b, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(b.mx_port, 2525);
+    assert_true(b.queue_hold);
+    assert_int_equal(b.directory_watch, BOOT_WATCH_OFF);
+    assert_true(b.spool_reserve == 0);
+    assert_int_equal(b.max_stale, 8);
+    assert_int_equal(b.cluster_heartbeat_ms, 50);
+    assert_int_equal(b.sasl_mech, BOOT_SASL_EXTERNAL);
+    assert_int_equal(b.retry_min, 1);
+    assert_int_equal(b.retry_max, 2);
+    assert_int_equal(b.queue_lifetime, 8);
+    assert_int_equal(b.directory_poll_interval, 1);
+    assert_int_equal(b.ldap_timeout, 3);
+    bootstrap_clear(&b);
+    unlink(p);
+    free(p);
+}
+
+struct lines { char *v[64]; size_t n; };
+
+static void collect(const char *line, void *arg)
+{
+    struct lines *l = arg;
+    assert_true(l->n < 64);
+    l->v[l->n++] = xstrdup(line);
+}
+
+static const char *line_of(const struct lines *l, const char *key)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < l->n; i++)
+        if (strncmp(l->v[i], key, n) == 0 && l->v[i][n] == ' ')
+            return l->v[i];
+    fail_msg("no line for %s", key);
+    return NULL;
+}
+
+/* describe: one line per key, the typed values written back as a file would, with type,
+ * range and reader from the table. */
+static void describe_typed(void **state)
+{
+    (void)state;
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    assert_int_equal(bootstrap_set(&b, "ldap_timeout", "7", err, sizeof err), 0);
+    assert_int_equal(bootstrap_set(&b, "queue_hold", "yes", err, sizeof err), 0);
+    assert_int_equal(bootstrap_set(&b, "directory_watch", "poll", err, sizeof err), 0);
+    assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
+    struct lines l = {{0}, 0};
+    bootstrap_describe(&b, collect, &l);
+    assert_int_equal(l.n, 37);
+    static const struct { const char *key, *has; } t[] = {
+        {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
+        {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
+        {"directory_watch", "= poll "}, {"directory_watch", "[auto, persist, poll or off; "},
+        {"sasl_mech", "= EXTERNAL "}, {"mx_port", "= 25 "}, {"mx_port", "[number 1..65535; "},
+        {"cluster_heartbeat_ms", "[milliseconds 50..60000; cluster]"},
+        {"spool_reserve", "= 16777216 "}, {"spool_dir", "= /var/spool/relaynode "},
+        {"spool_dir", "[path; "}, {"uri", "# directory URI(s)"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strstr(line_of(&l, t[i].key), t[i].has))
+            fail_msg("%s: '%s' lacks '%s'", t[i].key, line_of(&l, t[i].key), t[i].has);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    bootstrap_clear(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +432,11 @@ int main(void)
         cmocka_unit_test(malformed_files),
         cmocka_unit_test(every_default),
         cmocka_unit_test(values_with_equals_and_crlf),
+        cmocka_unit_test(numbers_range_edges),
+        cmocka_unit_test(good_values),
+        cmocka_unit_test(bad_values),
+        cmocka_unit_test(file_typed_values),
+        cmocka_unit_test(describe_typed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
