@@ -4,7 +4,8 @@
  * every node will load, and one it refuses is refused with the message the loader would have
  * logged. */
 #include "tools/admin.h"
-#include "tools/relayctl.h"
+#include "tools/clusterbus.h"
+#include "tools/output.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/base/util.h"
 #include "directory/dnsname.h"
@@ -36,6 +37,35 @@ void admin_init(struct admin *a, const char *verb)
     dirconf_init(&a->dc);
 }
 
+void admin_init_sub(struct admin *a, const char *verb, const char *sub)
+{
+    admin_init(a, a->verb_buf);
+    snprintf(a->verb_buf, sizeof a->verb_buf, "%s %s", verb, sub);
+}
+
+int admin_usage(const char *help_text, bool help)
+{
+    fputs(help_text, help ? stdout : stderr);
+    if (help)
+        fputs(admin_help_options(), stdout);
+    return help ? 0 : 2;
+}
+
+int admin_getopt(struct admin *a, int argc, char **argv, const struct option *opts,
+                 const char *help_text)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            printf("%s%s", help_text, admin_help_options());
+            return ADMIN_GETOPT_HELP;
+        }
+        if (!admin_option(a, c, optarg))
+            return c;
+    }
+    return -1;
+}
+
 bool admin_option(struct admin *a, int opt, const char *arg)
 {
     static const char *const flags[] = {"--config", "--uri", "--bind-dn", "--password-file",
@@ -63,11 +93,9 @@ bool admin_option(struct admin *a, int opt, const char *arg)
 int admin_fail(const struct admin *a, int code, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "relayctl %s: ", a->verb);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    output_verror(a->verb, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }
 
@@ -91,16 +119,21 @@ static int admin_settings(struct admin *a)
     return 0;
 }
 
+int admin_nodes(struct admin *a, struct ldapadmin_node **nodes, size_t *n)
+{
+    char err[RN_ERRLEN];
+    enum dir_result r = ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, nodes, n, err,
+                                             sizeof err);
+    return r == DIR_FOUND ? 0 : admin_fail(a, 2, "%s", err);
+}
+
 /* The node: --node / the bootstrap's node, or the only node there is. */
 static int admin_find_node(struct admin *a)
 {
-    char err[RN_ERRLEN];
     struct ldapadmin_node *nodes;
     size_t n;
-    enum dir_result r = ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, &nodes, &n, err,
-                                             sizeof err);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
+    if (admin_nodes(a, &nodes, &n) != 0)
+        return 2;
     const char *want = a->dc.boot.node && *a->dc.boot.node ? a->dc.boot.node : NULL;
     struct ldapadmin_node *hit = NULL;
     for (size_t i = 0; i < n; i++)
@@ -174,11 +207,45 @@ int admin_write(struct admin *a, const struct changeset *cs, const char *done_ms
     const char *key = a->dc.boot.cluster_secret_key_file;
     if (key && *key) {
         fflush(stdout);
-        if (relayctl_cluster_notice(a, 500, NULL, err, sizeof err) < 0)
+        if (clusterbus_notice(a->d, &a->dc.boot, 500, NULL, err, sizeof err) < 0)
             fprintf(stderr, "relayctl %s: warning: cluster notice not sent: %s\n", a->verb,
                     err);
     }
     return 0;
+}
+
+int admin_add(struct admin *a, const struct dir_entry *e, const char *note)
+{
+    struct changeset *cs = changeset_new();
+    changeset_add_entry(cs, e);
+    char *msg = xasprintf("created %s%s", e->dn, note ? note : "");
+    int rc = admin_write(a, cs, msg);
+    free(msg);
+    changeset_free(&cs);
+    return rc;
+}
+
+int admin_delete(struct admin *a, const char *dn)
+{
+    struct changeset *cs = changeset_new();
+    changeset_delete_entry(cs, dn);
+    char *msg = xasprintf("removed %s", dn);
+    int rc = admin_write(a, cs, msg);
+    free(msg);
+    changeset_free(&cs);
+    return rc;
+}
+
+int admin_modify(struct admin *a, const struct dir_entry *old, const struct dir_entry *e,
+                 const char *const *by_value, const char *done)
+{
+    struct changeset *cs = changeset_new();
+    changeset_diff(cs, old, e, by_value);
+    char *msg = xasprintf("%s %s", done, e->dn);
+    int rc = admin_write(a, cs, msg);
+    free(msg);
+    changeset_free(&cs);
+    return rc;
 }
 
 char *admin_rdn_escape(const char *value)
@@ -393,16 +460,23 @@ char *admin_join_values(const struct dir_entry *e, const char *attr)
     return s;
 }
 
+int admin_search_in(struct admin *a, const char *container, const char *filter,
+                    struct dir_entries *out)
+{
+    char *base = xasprintf("cn=%s,%s", container, a->dc.boot.base_dn), err[RN_ERRLEN];
+    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, out, err, sizeof err);
+    free(base);
+    return r == DIR_FOUND ? 0 : admin_fail(a, 2, "%s", err);
+}
+
 int admin_list_container(struct admin *a, const char *container, const char *oc,
                          struct dir_entries *out)
 {
     int rc = admin_open(a);
     if (rc)
         return rc;
-    char *base = xasprintf("cn=%s,%s", container, a->dc.boot.base_dn);
-    char *filter = xasprintf("(objectClass=%s)", oc), err[RN_ERRLEN];
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, out, err, sizeof err);
-    free(base);
+    char *filter = xasprintf("(objectClass=%s)", oc);
+    rc = admin_search_in(a, container, filter, out);
     free(filter);
-    return r == DIR_FOUND ? 0 : admin_fail(a, 2, "%s", err);
+    return rc;
 }

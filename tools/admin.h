@@ -30,6 +30,7 @@ const char *admin_help_options(void);
 
 struct admin {
     const char *verb;             /* "connector new", for messages */
+    char verb_buf[48];            /* verb's storage after admin_init_sub */
     bool json, ldif;
     const char *opt[6];           /* --config --uri --bind-dn --password-file --base --node */
     struct dirconf dc;            /* the shared directory options; dc.boot once opened */
@@ -38,8 +39,19 @@ struct admin {
 };
 
 void admin_init(struct admin *a, const char *verb);
+/* The same for "<verb> <sub>" ("domain new"), kept in a->verb_buf. */
+void admin_init_sub(struct admin *a, const char *verb, const char *sub);
+/* A verb's help_text and the shared options on stdout (help: returns 0), or help_text alone
+ * on stderr (an unknown or missing sub-verb: returns 2). */
+int admin_usage(const char *help_text, bool help);
 /* Handle one of the shared options (ADMIN_OPT + n); false if opt is not one of them. */
 bool admin_option(struct admin *a, int opt, const char *arg);
+/* getopt_long over opts (the caller sets optind = 0 first) with the shared options handled:
+ * the next option that is not one of them (getopt's '?' included), -1 at the end, or
+ * ADMIN_GETOPT_HELP after printing help_text and the shared options for -h / --help. */
+#define ADMIN_GETOPT_HELP (-2)
+int admin_getopt(struct admin *a, int argc, char **argv, const struct option *opts,
+                 const char *help_text);
 /* Resolve settings (flags, RELAYNODE_CONFIG, the bootstrap file), connect and bind, find
  * the node and its site. Returns 0, or 2 after printing why. */
 int admin_open(struct admin *a);
@@ -52,14 +64,27 @@ int admin_fail(const struct admin *a, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Map a directory result to an exit code after printing err (NOTFOUND -> 1, others -> 2). */
 int admin_dir_fail(const struct admin *a, enum dir_result r, const char *err);
+/* Every relay node under the relay base: 0, or 2 after printing why. Caller
+ * ldapadmin_nodes_free()s. */
+int admin_nodes(struct admin *a, struct ldapadmin_node **nodes, size_t *n);
 
 /* Finish a write: with --ldif print the LDIF on stdout, otherwise apply it. An empty change
  * set prints "no change". Returns 0, 1 when the server refused, 2 when it could not be
  * reached (message printed). */
 int admin_write(struct admin *a, const struct changeset *cs, const char *done_msg);
+/* admin_write of one change: add e ("created <dn><note>", note may be NULL), delete dn
+ * ("removed <dn>"), or turn old into e (changeset_diff with by_value, "<done> <dn>"). */
+int admin_add(struct admin *a, const struct dir_entry *e, const char *note);
+int admin_delete(struct admin *a, const char *dn);
+int admin_modify(struct admin *a, const struct dir_entry *old, const struct dir_entry *e,
+                 const char *const *by_value, const char *done);
 
 /* All values of attr joined with ", " ("" when absent). Caller frees. */
 char *admin_join_values(const struct dir_entry *e, const char *attr);
+/* The entries matching filter one level under "cn=<container>,<relay base>" (the
+ * connection is open): 0 with *out filled (caller clears), or 2 after printing why. */
+int admin_search_in(struct admin *a, const char *container, const char *filter,
+                    struct dir_entries *out);
 /* Open the directory and list the entries of objectClass `oc` one level under
  * "cn=<container>,<relay base>". Returns 0 with *out filled (caller clears), or the exit code
  * after printing why. */

@@ -389,24 +389,16 @@ int relayctl_audit(int argc, char **argv)
     struct admin a;
     admin_init(&a, "audit");
     optind = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
-            return admin_close(&a), 0;
-        }
-        if (!admin_option(&a, c, optarg))
-            return admin_close(&a), 2;
-    }
+    int c = admin_getopt(&a, argc, argv, opts, help_text);   /* no options of its own */
+    if (c != -1)
+        return admin_close(&a), c == ADMIN_GETOPT_HELP ? 0 : 2;
     if (optind != argc)
         return admin_close(&a), admin_fail(&a, 2, "audit takes no arguments (see --help)");
     int rc = admin_open_nodeless(&a);
     struct ldapadmin_node *nodes = NULL;
     size_t nn = 0;
-    char err[RN_ERRLEN];
-    if (!rc &&
-        ldapadmin_list_nodes(a.d, a.dc.boot.base_dn, &nodes, &nn, err, sizeof err) != DIR_FOUND)
-        rc = admin_fail(&a, 2, "%s", err);
+    if (!rc)
+        rc = admin_nodes(&a, &nodes, &nn);
     if (!rc && a.opt[5] && !nn)
         rc = admin_fail(&a, 2, "no nodes under %s", a.dc.boot.base_dn);
     struct audit au = {.a = &a};

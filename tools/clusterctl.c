@@ -6,12 +6,11 @@
  * is the truth, the bus only says who has caught up with it. notify sends the NOTICE that
  * admin writes also send (admin_write), for changes made with other tools (ldapmodify,
  * --ldif); nodes converge without it, from their own watcher and from heartbeats, so it
- * only shortens the wait. relayctl's key is its own bootstrap's cluster_secret_key_file,
- * whose public key is a relayNode entry without relayClusterEndpoint (§4). */
+ * only shortens the wait. The key, the version and the NOTICE itself are clusterbus.c's. */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
+#include "tools/clusterbus.h"
 #include "tools/output.h"
-#include "directory/ldap/ldapdir-private.h"
 #include "directory/base/util.h"
 #include "node/cluster/cluster_client.h"
 #include "node/cluster/cluster_key.h"
@@ -50,78 +49,6 @@ static const char help_text[] =
     "\"notice for version V sent to N node(s)\"; delivery is not confirmed.\n\n"
     "Both need relayctl's CURVE key: cluster_secret_key_file in the bootstrap file (relayctl\n"
     "node keygen), its public key in a relayNode entry without relayClusterEndpoint.\n\n";
-
-/* relayctl's secret key from the bootstrap; -1 with err. */
-static int key_load(struct admin *a, char secret[CLUSTER_KEY_LEN + 1], char *err,
-                    size_t errlen)
-{
-    const char *path = a->dc.boot.cluster_secret_key_file;
-    if (!path || !*path)
-        return rn_err(err, errlen, "no cluster_secret_key_file in the bootstrap file: relayctl "
-                      "needs its own CURVE key (relayctl node keygen --secret-file PATH, its "
-                      "public key in a relayNode entry without relayClusterEndpoint)");
-    char public[CLUSTER_KEY_LEN + 1];
-    return cluster_key_load(path, secret, public, err, errlen);
-}
-
-/* The nodes and a cluster_peer view of them (pointing into *nodes). */
-static int nodes_read(struct admin *a, struct ldapadmin_node **nodes, size_t *n,
-                      struct cluster_peer **peers, char *err, size_t errlen)
-{
-    if (ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, nodes, n, err, errlen) != DIR_FOUND)
-        return -1;
-    *peers = xcalloc(*n ? *n : 1, sizeof **peers);
-    for (size_t i = 0; i < *n; i++)
-        (*peers)[i] = (struct cluster_peer){(*nodes)[i].name, (*nodes)[i].endpoint,
-                                            (*nodes)[i].pubkey};
-    return 0;
-}
-
-static char *version_read(struct admin *a, char *err, size_t errlen)
-{
-    char *v = ldapdir_version_read(a->d, a->dc.boot.base_dn);
-    if (!v || !clusterver_valid(v)) {
-        rn_err(err, errlen, "cannot read the directory's version (contextCSN of the suffix "
-               "holding %s)%s%s", a->dc.boot.base_dn, v ? ": " : "", v ? v : "");
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
-int relayctl_cluster_notice(struct admin *a, unsigned linger_ms, char **version_out,
-                            char *err, size_t errlen)
-{
-    if (version_out)
-        *version_out = NULL;
-    char secret[CLUSTER_KEY_LEN + 1];
-    if (key_load(a, secret, err, errlen) != 0)
-        return -1;
-    char *version = version_read(a, err, errlen);
-    struct ldapadmin_node *nodes = NULL;
-    size_t n = 0;
-    struct cluster_peer *peers = NULL;
-    int rc = -1;
-    if (version && nodes_read(a, &nodes, &n, &peers, err, errlen) == 0) {
-        char host[256] = "";
-        if (gethostname(host, sizeof host) != 0)
-            rn_strlcpy(host, "localhost", sizeof host);
-        host[sizeof host - 1] = '\0';
-        char sender[CLUSTER_NODE_MAX + 1] = "relayctl@";
-        size_t at = strlen(sender);           /* the node field is at most 255 bytes */
-        rn_strlcpy(sender + at, host, sizeof sender - at);
-        rc = cluster_send_notice(peers, n, secret, sender, version, "relayctl", linger_ms,
-                                 err, errlen);
-    }
-    explicit_bzero(secret, sizeof secret);
-    free(peers);
-    ldapadmin_nodes_free(&nodes, n);
-    if (rc >= 0 && version_out)
-        *version_out = version;
-    else
-        free(version);
-    return rc;
-}
 
 /* ---- status ---- */
 
@@ -168,16 +95,17 @@ static struct row row_state(const struct ldapadmin_node *nd, const struct cluste
 static int cluster_status_run(struct admin *a, unsigned wait_ms)
 {
     char err[RN_ERRLEN], secret[CLUSTER_KEY_LEN + 1];
-    if (key_load(a, secret, err, sizeof err) != 0)
+    if (clusterbus_key_load(&a->dc.boot, secret, err, sizeof err) != 0)
         return admin_fail(a, 2, "%s", err);
-    char *dirv = version_read(a, err, sizeof err);
+    char *dirv = clusterbus_version_read(a->d, &a->dc.boot, err, sizeof err);
     struct ldapadmin_node *nodes = NULL;
     size_t n = 0;
     struct cluster_peer *peers = NULL;
     struct cluster_beat *beats = NULL;
     size_t nbeats = 0;
     int rc = 2;
-    if (!dirv || nodes_read(a, &nodes, &n, &peers, err, sizeof err) != 0 ||
+    if (!dirv ||
+        clusterbus_peers_read(a->d, &a->dc.boot, &nodes, &n, &peers, err, sizeof err) != 0 ||
         cluster_probe(peers, n, secret, wait_ms, &beats, &nbeats, err,
                              sizeof err) != 0) {
         explicit_bzero(secret, sizeof secret);
@@ -256,7 +184,7 @@ out:
 static int cluster_notify_run(struct admin *a)
 {
     char err[RN_ERRLEN], *version = NULL;
-    int n = relayctl_cluster_notice(a, NOTIFY_LINGER_MS, &version, err, sizeof err);
+    int n = clusterbus_notice(a->d, &a->dc.boot, NOTIFY_LINGER_MS, &version, err, sizeof err);
     if (n < 0)
         return admin_fail(a, 2, "%s", err);
     printf("notice for version %s sent to %d node(s)\n", version, n);
@@ -274,21 +202,16 @@ int relayctl_cluster(int argc, char **argv)
     if (!status && strcmp(sub, "notify")) {
         if (!help && *sub)
             fprintf(stderr, "relayctl cluster: unknown sub-verb '%s'\n", sub);
-        fputs(help_text, help ? stdout : stderr);
-        if (help)
-            fputs(admin_help_options(), stdout);
-        return help ? 0 : 2;
+        return admin_usage(help_text, help);
     }
     struct admin a;
     admin_init(&a, status ? "cluster status" : "cluster notify");
     unsigned wait_ms = WAIT_DEFAULT_MS;
     optind = 0;
     int c;
-    while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
+    while ((c = admin_getopt(&a, argc - 1, argv + 1, opts, help_text)) != -1) {
+        if (c == ADMIN_GETOPT_HELP)
             return admin_close(&a), 0;
-        }
         if (c == 'w') {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -299,8 +222,7 @@ int relayctl_cluster(int argc, char **argv)
             wait_ms = (unsigned)v;
             continue;
         }
-        if (!admin_option(&a, c, optarg))
-            return admin_close(&a), 2;
+        return admin_close(&a), 2;
     }
     if (optind != argc - 1)
         return admin_close(&a), admin_fail(&a, 2, "%s takes no arguments", sub);

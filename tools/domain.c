@@ -7,6 +7,7 @@
 #include "directory/dnsname.h"
 #include "directory/entry.h"
 #include "directory/ldap/ldapdir.h"
+#include "directory/model.h"
 #include "directory/base/util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,42 @@ static char *container(const struct admin *a)
     return xasprintf("cn=Accepted Domains,%s", a->dc.boot.base_dn);
 }
 
+/* The accepted domains named `name` (cn) or with domain name dname. Caller frees. */
+static char *domain_filter(const char *name, const char *dname)
+{
+    char nesc[600], esc[600];
+    ldap_filter_escape(name, strlen(name), nesc, sizeof nesc);
+    ldap_filter_escape(dname, strlen(dname), esc, sizeof esc);
+    return xasprintf("(&(objectClass=relayAcceptedDomain)(|(cn=%s)(relayDomainName=%s)))",
+                     nesc, esc);
+}
+
+/* Write the relayAcceptedDomain entry cn=<name> for domain d of type canon. */
+static int domain_add(struct admin *a, const char *name, const char *d, const char *canon)
+{
+    char *base = container(a), *rdn = admin_rdn_escape(name);
+    char *dn = xasprintf("cn=%s,%s", rdn, base);
+    struct dir_entry e;
+    dir_entry_init(&e, dn);
+    dir_entry_add(&e, "objectClass", "relayAcceptedDomain");
+    dir_entry_add(&e, "cn", name);
+    dir_entry_add(&e, "relayDomainName", d);
+    dir_entry_add(&e, "relayDomainType", canon);
+    char err[RN_ERRLEN];
+    struct rn_domain dom;
+    int rc;
+    if (domain_from_entry(&e, &dom, err, sizeof err) != 0)
+        rc = admin_fail(a, 1, "%s: %s", e.dn, err);   /* what the loader would refuse */
+    else
+        rc = admin_add(a, &e, NULL);
+    domain_clear(&dom);
+    dir_entry_clear(&e);
+    free(dn);
+    free(rdn);
+    free(base);
+    return rc;
+}
+
 static int domain_new(struct admin *a, const char *name, const char *dname, const char *type)
 {
     if (!dname || !type)
@@ -48,48 +85,18 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
                           "*.example.com)", dname);
     if ((rc = admin_open(a)) != 0)
         return rc;
-    char *base = container(a), err[RN_ERRLEN], esc[600], *filter;
-    ldap_filter_escape(d, strlen(d), esc, sizeof esc);
-    char nesc[600];
-    ldap_filter_escape(name, strlen(name), nesc, sizeof nesc);
-    filter = xasprintf("(&(objectClass=relayAcceptedDomain)(|(cn=%s)(relayDomainName=%s)))",
-                       nesc, esc);
+    char *filter = domain_filter(name, d);
     struct dir_entries es;
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, &es, err, sizeof err);
+    rc = admin_search_in(a, "Accepted Domains", filter, &es);
     free(filter);
-    if (r != DIR_FOUND) {
-        rc = admin_fail(a, 2, "%s", err);
-    } else if (es.n) {
-        rc = admin_fail(a, 1, "accepted domain '%s' already exists (%s)",
-                        dir_entry_first(&es.v[0], "relayDomainName"), es.v[0].dn);
+    if (rc == 0) {
+        if (es.n)
+            rc = admin_fail(a, 1, "accepted domain '%s' already exists (%s)",
+                            dir_entry_first(&es.v[0], "relayDomainName"), es.v[0].dn);
+        else
+            rc = domain_add(a, name, d, canon);
         dir_entries_clear(&es);
-    } else {
-        dir_entries_clear(&es);
-        char *rdn = admin_rdn_escape(name);
-        char *dn = xasprintf("cn=%s,%s", rdn, base);
-        struct dir_entry e;
-        dir_entry_init(&e, dn);
-        dir_entry_add(&e, "objectClass", "relayAcceptedDomain");
-        dir_entry_add(&e, "cn", name);
-        dir_entry_add(&e, "relayDomainName", d);
-        dir_entry_add(&e, "relayDomainType", canon);
-        struct rn_domain dom;
-        if (domain_from_entry(&e, &dom, err, sizeof err) != 0) {
-            rc = admin_fail(a, 1, "%s: %s", e.dn, err);   /* what the loader would refuse */
-        } else {
-            struct changeset *cs = changeset_new();
-            changeset_add_entry(cs, &e);
-            char *msg = xasprintf("created %s", dn);
-            rc = admin_write(a, cs, msg);
-            free(msg);
-            changeset_free(&cs);
-        }
-        domain_clear(&dom);
-        dir_entry_clear(&e);
-        free(dn);
-        free(rdn);
     }
-    free(base);
     return rc;
 }
 
@@ -100,32 +107,24 @@ static int domain_list(struct admin *a)
     if (rc)
         return rc;
     static const char *const hdr[] = {"Name", "DomainName", "DomainType"};
-    struct table *t = table_new(3, hdr);
-    struct json *j = a->json ? json_new(stdout) : NULL;
-    if (j)
-        json_begin_array(j, NULL);
+    struct listing l;
+    listing_begin(&l, a->json, 3, hdr);
     for (size_t i = 0; i < es.n; i++) {
         const char *row[3] = {dir_entry_first(&es.v[i], "cn"),
                               dir_entry_first(&es.v[i], "relayDomainName"),
                               dir_entry_first(&es.v[i], "relayDomainType")};
-        if (j) {
-            json_begin_object(j, NULL);
-            json_string(j, "Name", row[0]);
-            json_string(j, "Identity", es.v[i].dn);
-            json_string(j, "DomainName", row[1]);
-            json_string(j, "DomainType", row[2]);
-            json_end_object(j);
+        if (l.j) {
+            json_begin_object(l.j, NULL);
+            json_string(l.j, "Name", row[0]);
+            json_string(l.j, "Identity", es.v[i].dn);
+            json_string(l.j, "DomainName", row[1]);
+            json_string(l.j, "DomainType", row[2]);
+            json_end_object(l.j);
         } else {
-            table_row(t, row);
+            table_row(l.t, row);
         }
     }
-    if (j) {
-        json_end_array(j);
-        json_free(&j);
-    } else {
-        table_print(t, stdout);
-    }
-    table_free(&t);
+    listing_end(&l);
     dir_entries_clear(&es);
     return 0;
 }
@@ -135,26 +134,16 @@ static int domain_remove(struct admin *a, const char *name)
     int rc = admin_open(a);
     if (rc)
         return rc;
-    char *base = container(a), err[RN_ERRLEN], esc[600];
-    ldap_filter_escape(name, strlen(name), esc, sizeof esc);
-    char *filter = xasprintf("(&(objectClass=relayAcceptedDomain)(|(cn=%s)(relayDomainName=%s)))",
-                             esc, esc);
+    char *filter = domain_filter(name, name);
     struct dir_entries es;
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, &es, err, sizeof err);
+    rc = admin_search_in(a, "Accepted Domains", filter, &es);
     free(filter);
-    free(base);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
-    if (es.n != 1) {
-        dir_entries_clear(&es);
-        return admin_fail(a, 1, "accepted domain '%s' not found", name);
-    }
-    struct changeset *cs = changeset_new();
-    changeset_delete_entry(cs, es.v[0].dn);
-    char *msg = xasprintf("removed %s", es.v[0].dn);
-    rc = admin_write(a, cs, msg);
-    free(msg);
-    changeset_free(&cs);
+    if (rc)
+        return rc;
+    if (es.n != 1)
+        rc = admin_fail(a, 1, "accepted domain '%s' not found", name);
+    else
+        rc = admin_delete(a, es.v[0].dn);
     dir_entries_clear(&es);
     return rc;
 }
@@ -167,27 +156,17 @@ int relayctl_domain(int argc, char **argv)
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
-    if (help || (strcmp(sub, "new") && strcmp(sub, "list") && strcmp(sub, "remove"))) {
-        fputs(help_text, help ? stdout : stderr);
-        if (help)
-            fputs(admin_help_options(), stdout);
-        return help ? 0 : 2;
-    }
-    char verb[32];
-    snprintf(verb, sizeof verb, "domain %s", sub);
+    if (help || (strcmp(sub, "new") && strcmp(sub, "list") && strcmp(sub, "remove")))
+        return admin_usage(help_text, help);
     struct admin a;
-    admin_init(&a, verb);
+    admin_init_sub(&a, "domain", sub);
     const char *dname = NULL, *type = NULL;
     optind = 0;
     int c, rc = 0;
     argc--, argv++;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
+    while ((c = admin_getopt(&a, argc, argv, opts, help_text)) != -1) {
+        if (c == ADMIN_GETOPT_HELP)
             return admin_close(&a), 0;
-        }
-        if (admin_option(&a, c, optarg))
-            continue;
         if (c == OPT_DOMAIN && !strcmp(sub, "new"))
             dname = optarg;
         else if (c == OPT_TYPE && !strcmp(sub, "new"))

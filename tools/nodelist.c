@@ -203,11 +203,8 @@ static int node_lookup(struct admin *a, const char *name, char **dn, char **site
 {
     struct ldapadmin_node *nodes;
     size_t n;
-    char err[RN_ERRLEN];
-    enum dir_result r = ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, &nodes, &n, err,
-                                             sizeof err);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
+    if (admin_nodes(a, &nodes, &n) != 0)
+        return 2;
     int rc = 1;
     for (size_t i = 0; rc == 1 && i < n; i++) {
         if (nodes[i].name && rn_strieq(nodes[i].name, name)) {
@@ -283,15 +280,9 @@ static int node_new(struct admin *a, const char *name, struct node_opts *o)
         node_entry_set(&e, "relayClusterEndpoint", o->endpoint);
         node_entry_set(&e, "relayCurvePublicKey", o->pubkey);
         node_entry_set(&e, "description", o->description);
-        struct changeset *cs = changeset_new();
-        changeset_add_entry(cs, &e);
-        char *msg = xasprintf("created %s%s", dn,
-                              o->endpoint && *o->endpoint ? "" : " (publish-only member)");
-        rc = admin_write(a, cs, msg);
+        rc = admin_add(a, &e, o->endpoint && *o->endpoint ? NULL : " (publish-only member)");
         if (rc == 0 && a->json && !a->ldif)
             node_print_json(&e, o->site);
-        free(msg);
-        changeset_free(&cs);
         dir_entry_clear(&e);
         free(dn);
         free(rdn);
@@ -326,14 +317,9 @@ static int node_set(struct admin *a, const char *name, struct node_opts *o)
     node_entry_set(&new_e, "relayClusterEndpoint", o->endpoint);
     node_entry_set(&new_e, "relayCurvePublicKey", o->pubkey);
     node_entry_set(&new_e, "description", o->description);
-    struct changeset *cs = changeset_new();
-    changeset_diff(cs, &old_e, &new_e, NULL);
-    char *msg = xasprintf("updated %s", dn);
-    rc = admin_write(a, cs, msg);
+    rc = admin_modify(a, &old_e, &new_e, NULL, "updated");
     if (rc == 0 && a->json && !a->ldif)
         node_print_json(&new_e, site);
-    free(msg);
-    changeset_free(&cs);
     dir_entry_clear(&old_e);
     dir_entry_clear(&new_e);
     free(dn);
@@ -375,14 +361,8 @@ static int node_remove(struct admin *a, const char *name)
     else if (kids.n)
         rc = admin_fail(a, 1, "node '%s' still has %zu entries under it (%zu receive "
                               "connectors): remove them first", name, kids.n, nconn);
-    else {
-        struct changeset *cs = changeset_new();
-        changeset_delete_entry(cs, dn);
-        char *msg = xasprintf("removed %s", dn);
-        rc = admin_write(a, cs, msg);
-        free(msg);
-        changeset_free(&cs);
-    }
+    else
+        rc = admin_delete(a, dn);
     dir_entries_clear(&kids);
     free(dn);
     return rc;
@@ -396,17 +376,13 @@ static int node_list(struct admin *a)
         return rc;
     struct ldapadmin_node *nodes;
     size_t n;
-    char err[RN_ERRLEN];
-    enum dir_result r = ldapadmin_list_nodes(a->d, a->dc.boot.base_dn, &nodes, &n, err,
-                                             sizeof err);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
+    if (admin_nodes(a, &nodes, &n) != 0)
+        return 2;
     static const char *const hdr[] = {"Name", "Site", "HostName", "ClusterEndpoint",
                                       "KeyFingerprint"};
-    struct table *t = table_new(5, hdr);
-    struct json *j = a->json ? json_new(stdout) : NULL;
-    if (j)
-        json_begin_array(j, NULL);
+    struct listing l;
+    listing_begin(&l, a->json, 5, hdr);
+    struct json *j = l.j;
     for (size_t i = 0; i < n; i++) {
         char fp[64];
         fingerprint(nodes[i].pubkey, fp, sizeof fp);
@@ -423,16 +399,10 @@ static int node_list(struct admin *a)
             json_string(j, "KeyFingerprint", *fp ? fp : NULL);
             json_end_object(j);
         } else {
-            table_row(t, row);
+            table_row(l.t, row);
         }
     }
-    if (j) {
-        json_end_array(j);
-        json_free(&j);
-    } else {
-        table_print(t, stdout);
-    }
-    table_free(&t);
+    listing_end(&l);
     ldapadmin_nodes_free(&nodes, n);
     return 0;
 }
@@ -452,27 +422,17 @@ int relayctl_node(int argc, char **argv)
         return node_keygen(argc - 1, argv + 1);
     bool is_list = !strcmp(sub, "list"), is_new = !strcmp(sub, "new");
     bool is_set = !strcmp(sub, "set"), is_remove = !strcmp(sub, "remove");
-    if (!is_list && !is_new && !is_set && !is_remove) {
-        fputs(help_text, help ? stdout : stderr);
-        if (help)
-            fputs(admin_help_options(), stdout);
-        return help ? 0 : 2;
-    }
-    char verb[32];
-    snprintf(verb, sizeof verb, "node %s", sub);
+    if (!is_list && !is_new && !is_set && !is_remove)
+        return admin_usage(help_text, help);
     struct admin a;
-    admin_init(&a, verb);
+    admin_init_sub(&a, "node", sub);
     struct node_opts o = {0};
     optind = 0;
     int c, rc;
     argc--, argv++;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
+    while ((c = admin_getopt(&a, argc, argv, opts, help_text)) != -1) {
+        if (c == ADMIN_GETOPT_HELP)
             return admin_close(&a), 0;
-        }
-        if (admin_option(&a, c, optarg))
-            continue;
         if (c == OPT_SITE && is_new)
             o.site = optarg;
         else if (c == OPT_HOSTNAME && (is_new || is_set))

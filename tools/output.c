@@ -1,6 +1,6 @@
-/* output: text tables and a small streaming JSON writer for relayctl (RFC 8259 string
- * escaping; everything we print is UTF-8 already, so only quotes, backslashes and control
- * characters are escaped). */
+/* output: text tables, label lines and a small streaming JSON writer for relayctl (RFC 8259
+ * string escaping; everything we print is UTF-8 already, so only quotes, backslashes and
+ * control characters are escaped). Every verb prints JSON through this writer. */
 #include "tools/output.h"
 #include "directory/base/util.h"
 #include <stdlib.h>
@@ -187,4 +187,40 @@ void json_list(struct json *j, const char *key, const char *list)
         p += strcspn(p, ",");
     }
     json_end_array(j);
+}
+
+void listing_begin(struct listing *l, bool json, size_t ncols, const char *const *headers)
+{
+    l->t = json ? NULL : table_new(ncols, headers);
+    l->j = json ? json_new(stdout) : NULL;
+    if (l->j)
+        json_begin_array(l->j, NULL);
+}
+
+void listing_end(struct listing *l)
+{
+    if (l->j) {
+        json_end_array(l->j);
+        json_free(&l->j);
+    } else if (l->t) {
+        table_print(l->t, stdout);
+    }
+    table_free(&l->t);
+}
+
+void text_line(FILE *f, int width, const char *label, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "%-*s ", width, label);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    va_end(ap);
+}
+
+void output_verror(const char *verb, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "relayctl %s: ", verb);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
 }

@@ -1,9 +1,11 @@
 /* output: how relayctl's verbs print results: aligned text tables (the default, like
- * Format-Table) and JSON (--json: one document on stdout, for scripts). */
+ * Format-Table), "label  value" lines, JSON (--json: one document on stdout, for scripts;
+ * the only JSON writer relayctl has) and the "relayctl <verb>: message" line on stderr. */
 #ifndef RN_OUTPUT_H
 #define RN_OUTPUT_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 /* A table of strings; cells are copied. */
@@ -28,4 +30,19 @@ void json_bool(struct json *j, const char *key, bool value);
 void json_uint(struct json *j, const char *key, unsigned long long value);
 /* A comma/space separated list ("a, b") as an array of strings. */
 void json_list(struct json *j, const char *key, const char *list);
+
+/* A listing: the rows of a list verb go either into a table or, with --json, into a JSON
+ * array on stdout (exactly one of t and j is set). listing_end prints the table or closes
+ * the array, and frees both. */
+struct listing { struct table *t; struct json *j; };
+void listing_begin(struct listing *l, bool json, size_t ncols, const char *const *headers);
+void listing_end(struct listing *l);
+
+/* "label value": label padded to width columns, one space, the formatted value, newline. */
+void text_line(FILE *f, int width, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "relayctl <verb>: <message>" and a newline on stderr. */
+void output_verror(const char *verb, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 #endif

@@ -45,13 +45,9 @@ static int parse(struct admin *a, struct perm_args *p, int argc, char **argv)
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     optind = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
+    while ((c = admin_getopt(a, argc, argv, opts, help_text)) != -1) {
+        if (c == ADMIN_GETOPT_HELP)
             return -1;
-        }
-        if (admin_option(a, c, optarg))
-            continue;
         if (c == OPT_USER)
             p->user = optarg;
         else if (c == OPT_RIGHTS)
@@ -200,14 +196,9 @@ static int perm_write(struct admin *a, const struct perm_args *p)
     if (!rc)
         rc = admin_check_connector(a, &e, site);
     if (!rc) {
-        struct changeset *cs = changeset_new();
         static const char *const by_value[] = {"relayAce", NULL};
-        changeset_diff(cs, &old, &e, by_value);
-        char *msg = xasprintf("%s %s", strcmp(p->sub, "add") == 0 ? "added to" : "removed from",
-                              e.dn);
-        rc = admin_write(a, cs, msg);
-        free(msg);
-        changeset_free(&cs);
+        rc = admin_modify(a, &old, &e, by_value,
+                          strcmp(p->sub, "add") == 0 ? "added to" : "removed from");
     }
     ace_clear(&who);
     dir_entry_clear(&old);
@@ -230,10 +221,9 @@ static int perm_get(struct admin *a, const struct perm_args *p)
     }
     const char *name = dir_entry_first(&e, "cn");
     static const char *const hdr[] = {"Identity", "User", "Deny", "Inherited", "ExtendedRights"};
-    struct table *t = table_new(5, hdr);
-    struct json *j = a->json ? json_new(stdout) : NULL;
-    if (j)
-        json_begin_array(j, NULL);
+    struct listing l;
+    listing_begin(&l, a->json, 5, hdr);
+    struct json *j = l.j;
     const struct dir_attr *v = dir_entry_get(&e, "relayAce");
     for (size_t i = 0; v && i < v->nvalues; i++) {
         struct ace x;
@@ -266,18 +256,12 @@ static int perm_get(struct admin *a, const struct perm_args *p)
                 if (!(x.rights & ri->bit))
                     continue;
                 const char *row[5] = {name, user, x.deny ? "True" : "False", "False", ri->name};
-                table_row(t, row);
+                table_row(l.t, row);
             }
         }
         ace_clear(&x);
     }
-    if (j) {
-        json_end_array(j);
-        json_free(&j);
-    } else {
-        table_print(t, stdout);
-    }
-    table_free(&t);
+    listing_end(&l);
     ace_clear(&who);
     dir_entry_clear(&e);
     return 0;
@@ -288,16 +272,11 @@ int relayctl_permission(int argc, char **argv)
     if (argc < 2 || (strcmp(argv[1], "add") && strcmp(argv[1], "remove") &&
                      strcmp(argv[1], "get"))) {
         bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-        fputs(help_text, help ? stdout : stderr);
-        if (help)
-            fputs(admin_help_options(), stdout);
-        return help ? 0 : 2;
+        return admin_usage(help_text, help);
     }
     struct admin a;
     struct perm_args p = {.sub = argv[1]};
-    char verb[32];
-    snprintf(verb, sizeof verb, "permission %s", argv[1]);
-    admin_init(&a, verb);
+    admin_init_sub(&a, "permission", argv[1]);
     int rc = parse(&a, &p, argc - 1, argv + 1);
     if (rc == 0)
         rc = strcmp(p.sub, "get") == 0 ? perm_get(&a, &p) : perm_write(&a, &p);

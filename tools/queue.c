@@ -50,7 +50,8 @@ static const char help_text[] =
     "  --json              print JSON instead of text (list, show)\n";
 
 struct qctx {
-    const char *sub;                  /* "list", ... for messages */
+    const char *sub;                  /* "list", ... */
+    char verb[24];                    /* "queue list", ... for messages */
     const char *config, *spool_opt;
     bool json;
     char *dir;                        /* owned */
@@ -63,12 +64,30 @@ static int qfail(const struct qctx *q, int code, const char *fmt, ...)
 static int qfail(const struct qctx *q, int code, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "relayctl queue %s: ", q->sub);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    output_verror(q->verb, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
+}
+
+/* Call fn for each message named in ids[0..nids), in order. An unknown id is reported and
+ * skipped. 1 when an id was unknown or fn returned non-zero for one, else 0. */
+static int each_id(struct qctx *q, char **ids, int nids,
+                   int (*fn)(struct qctx *q, const struct spool_entry *e, void *arg), void *arg)
+{
+    int rc = 0;
+    for (int i = 0; i < nids; i++) {
+        struct spool_entry e;
+        char err[RN_ERRLEN];
+        if (spool_read(q->sp, ids[i], &e, err, sizeof err) < 0) {
+            rc = qfail(q, 1, "no message %s in %s (%s)", ids[i], q->dir, err);
+            continue;
+        }
+        if (fn(q, &e, arg) != 0)
+            rc = 1;
+        spool_entry_clear(&e);
+    }
+    return rc;
 }
 
 /* ---- formatting ---- */
@@ -307,9 +326,10 @@ static void hdr_json(void *arg, const char *line)
     json_string(arg, NULL, line);
 }
 
+/* "Label           value": the labels are at most 15 characters. */
 static void text_field(const char *label, const char *value)
 {
-    printf("%-16s%s\n", label, value);
+    text_line(stdout, 15, label, "%s", value);
 }
 
 static void show_text(struct qctx *q, const struct spool_entry *e, const struct spool_state *st,
@@ -326,7 +346,7 @@ static void show_text(struct qctx *q, const struct spool_entry *e, const struct 
     snprintf(buf, sizeof buf, "%llu bytes", (unsigned long long)e->size);
     text_field("Size", buf);
     s = escape(e->sender);
-    printf("%-16s<%s>\n", "Sender", s);
+    text_line(stdout, 15, "Sender", "<%s>", s);
     free(s);
     const char *facts[][2] = {{"ClientIp", e->client_ip}, {"Helo", e->helo},
                               {"Connector", e->connector}, {"AuthUser", e->auth_user},
@@ -341,7 +361,7 @@ static void show_text(struct qctx *q, const struct spool_entry *e, const struct 
     text_field("Attempts", buf);
     text_field("NextAttempt", next);
     if (*state_err)
-        printf("%-16sunreadable (%s): all shown pending\n", "State", state_err);
+        text_line(stdout, 15, "State", "unreadable (%s): all shown pending", state_err);
     printf("Recipients (%zu)\n", e->nrcpts);
     for (size_t i = 0; i < e->nrcpts; i++) {
         char *r = escape(e->rcpts[i]);
@@ -394,50 +414,46 @@ static void show_json(struct json *j, const struct spool_entry *e,
     json_end_object(j);
 }
 
+struct show_ctx { struct json *j; struct hdrbuf h; size_t shown; };
+
+static int show_one(struct qctx *q, const struct spool_entry *e, void *arg)
+{
+    struct show_ctx *c = arg;
+    char err[RN_ERRLEN];
+    c->h.n = c->h.scan = 0;
+    c->h.end = c->h.truncated = false;
+    /* The whole file was verified by spool_read; a read that stops early is ours. */
+    if (spool_read_data(q->sp, e->id, hdr_take, &c->h, err, sizeof err) < 0 && !c->h.end &&
+        !c->h.truncated)
+        return qfail(q, 1, "%s: %s", e->id, err);
+    struct spool_state st;
+    char why[RN_ERRLEN];
+    read_state(q, e, &st, why, sizeof why);
+    if (c->j) {
+        show_json(c->j, e, &st, why, &c->h, q->now);
+    } else {
+        if (c->shown)
+            putchar('\n');
+        show_text(q, e, &st, why, &c->h);
+    }
+    c->shown++;
+    spool_state_clear(&st);
+    return 0;
+}
+
 static int queue_show(struct qctx *q, char **ids, int nids)
 {
     if (nids == 0)
         return qfail(q, 2, "which message? (relayctl queue show ID...)");
-    struct json *j = q->json ? json_new(stdout) : NULL;
-    if (j)
-        json_begin_array(j, NULL);
-    int rc = 0;
-    size_t shown = 0;
-    struct hdrbuf h = {xmalloc(HEADERS_MAX), 0, 0, false, false};
-    for (int i = 0; i < nids; i++) {
-        struct spool_entry e;
-        char err[RN_ERRLEN];
-        if (spool_read(q->sp, ids[i], &e, err, sizeof err) < 0) {
-            rc = qfail(q, 1, "no message %s in %s (%s)", ids[i], q->dir, err);
-            continue;
-        }
-        h.n = h.scan = 0;
-        h.end = h.truncated = false;
-        /* The whole file was verified by spool_read; a read that stops early is ours. */
-        if (spool_read_data(q->sp, e.id, hdr_take, &h, err, sizeof err) < 0 && !h.end &&
-            !h.truncated) {
-            rc = qfail(q, 1, "%s: %s", e.id, err);
-            spool_entry_clear(&e);
-            continue;
-        }
-        struct spool_state st;
-        char why[RN_ERRLEN];
-        read_state(q, &e, &st, why, sizeof why);
-        if (j) {
-            show_json(j, &e, &st, why, &h, q->now);
-        } else {
-            if (shown)
-                putchar('\n');
-            show_text(q, &e, &st, why, &h);
-        }
-        shown++;
-        spool_state_clear(&st);
-        spool_entry_clear(&e);
-    }
-    free(h.b);
-    if (j) {
-        json_end_array(j);
-        json_free(&j);
+    struct show_ctx c = {q->json ? json_new(stdout) : NULL,
+                         {xmalloc(HEADERS_MAX), 0, 0, false, false}, 0};
+    if (c.j)
+        json_begin_array(c.j, NULL);
+    int rc = each_id(q, ids, nids, show_one, &c);
+    free(c.h.b);
+    if (c.j) {
+        json_end_array(c.j);
+        json_free(&c.j);
     }
     return rc;
 }
@@ -469,6 +485,12 @@ static int retry_one(struct qctx *q, const struct spool_entry *e, bool quiet_if_
     return rc;
 }
 
+static int retry_named(struct qctx *q, const struct spool_entry *e, void *arg)
+{
+    (void)arg;
+    return retry_one(q, e, false) < 0;
+}
+
 struct retry_all { struct qctx *q; int rc; size_t n; };   /* n: rewritten */
 
 static int retry_each(const struct spool_entry *e, void *arg)
@@ -493,16 +515,8 @@ static int queue_retry(struct qctx *q, char **ids, int nids)
             printf("no deferred messages\n");
         rc = r.rc;
     }
-    for (int i = 0; i < nids; i++) {
-        struct spool_entry e;
-        if (spool_read(q->sp, ids[i], &e, err, sizeof err) < 0) {
-            rc = qfail(q, 1, "no message %s in %s (%s)", ids[i], q->dir, err);
-            continue;
-        }
-        if (retry_one(q, &e, false) < 0)
-            rc = 1;
-        spool_entry_clear(&e);
-    }
+    if (each_id(q, ids, nids, retry_named, NULL) != 0)
+        rc = 1;
     /* When nobody held the lock this process took it in spool_open: no node to tell. */
     pid_t pid = spool_owner_pid(q->dir);
     if (pid == getpid())
@@ -519,25 +533,21 @@ static int queue_retry(struct qctx *q, char **ids, int nids)
 
 /* ---- remove ---- */
 
+static int remove_one(struct qctx *q, const struct spool_entry *e, void *arg)
+{
+    (void)arg;
+    char err[RN_ERRLEN];
+    if (spool_remove(q->sp, e->id, err, sizeof err) < 0)
+        return qfail(q, 1, "%s", err);
+    printf("removed %s\n", e->id);
+    return 0;
+}
+
 static int queue_remove(struct qctx *q, char **ids, int nids)
 {
     if (nids == 0)
         return qfail(q, 2, "which message? (relayctl queue remove ID...)");
-    int rc = 0;
-    for (int i = 0; i < nids; i++) {
-        struct spool_entry e;
-        char err[RN_ERRLEN];
-        if (spool_read(q->sp, ids[i], &e, err, sizeof err) < 0) {
-            rc = qfail(q, 1, "no message %s in %s (%s)", ids[i], q->dir, err);
-            continue;
-        }
-        spool_entry_clear(&e);
-        if (spool_remove(q->sp, ids[i], err, sizeof err) < 0)
-            rc = qfail(q, 1, "%s", err);
-        else
-            printf("removed %s\n", ids[i]);
-    }
-    return rc;
+    return each_id(q, ids, nids, remove_one, NULL);
 }
 
 /* ---- the verb ---- */
@@ -576,6 +586,7 @@ int relayctl_queue(int argc, char **argv)
         {"config", required_argument, 0, 'c'}, {"spool", required_argument, 0, OPT_SPOOL},
         {"json", no_argument, 0, OPT_JSON}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     struct qctx q = {.sub = argc >= 2 ? argv[1] : ""};
+    snprintf(q.verb, sizeof q.verb, "queue %s", q.sub);
     bool help = !strcmp(q.sub, "--help") || !strcmp(q.sub, "-h");
     if (strcmp(q.sub, "list") && strcmp(q.sub, "show") && strcmp(q.sub, "retry") &&
         strcmp(q.sub, "remove")) {

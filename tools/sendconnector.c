@@ -64,14 +64,9 @@ static int parse(struct admin *a, struct sc_flags *f, int argc, char **argv, int
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     optind = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("%s%s", help_text, admin_help_options());
-            return -1;
-        }
-        if (admin_option(a, c, optarg))
-            continue;
+    while ((c = admin_getopt(a, argc, argv, opts, help_text)) != -1) {
         switch (c) {
+        case ADMIN_GETOPT_HELP: return -1;
         case OPT_SPACES: admin_split(optarg, &f->spaces, &f->nspaces); f->spaces_set = true; break;
         case OPT_HOSTS: admin_split(optarg, &f->hosts, &f->nhosts); f->hosts_set = true; break;
         case OPT_COST: f->cost = optarg; break;
@@ -143,14 +138,13 @@ static int check_entry(struct admin *a, const struct dir_entry *e)
 /* The send connector by cn: 0 found, 1 not found, 2 error (messages printed). */
 static int find(struct admin *a, const char *name, struct dir_entries *es)
 {
-    char *base = container(a), err[RN_ERRLEN], esc[600];
+    char esc[600];
     ldap_filter_escape(name, strlen(name), esc, sizeof esc);
     char *filter = xasprintf("(&(objectClass=relaySendConnector)(cn=%s))", esc);
-    enum dir_result r = ldapadmin_search(a->d, base, LA_ONE, filter, es, err, sizeof err);
+    int rc = admin_search_in(a, "Send Connectors", filter, es);
     free(filter);
-    free(base);
-    if (r != DIR_FOUND)
-        return admin_fail(a, 2, "%s", err);
+    if (rc)
+        return rc;
     if (es->n == 0) {
         dir_entries_clear(es);
         return 1;
@@ -182,14 +176,8 @@ static int sc_new(struct admin *a, const char *name, const struct sc_flags *f)
     dir_entry_add(&e, "relayEnabled", "TRUE");
     dir_entry_add(&e, "relayCost", "1");
     apply(f, &e);
-    if ((rc = check_entry(a, &e)) == 0) {
-        struct changeset *cs = changeset_new();
-        changeset_add_entry(cs, &e);
-        char *msg = xasprintf("created %s", dn);
-        rc = admin_write(a, cs, msg);
-        free(msg);
-        changeset_free(&cs);
-    }
+    if ((rc = check_entry(a, &e)) == 0)
+        rc = admin_add(a, &e, NULL);
     dir_entry_clear(&e);
     free(dn);
     free(rdn);
@@ -206,25 +194,18 @@ static int sc_set_or_remove(struct admin *a, const char *name, const struct sc_f
     struct dir_entries es;
     if ((rc = find(a, name, &es)) != 0)
         return rc == 1 ? admin_fail(a, 1, "send connector '%s' not found", name) : rc;
-    struct changeset *cs = changeset_new();
-    struct dir_entry e;
-    dir_entry_copy(&e, &es.v[0]);
     if (remove) {
-        changeset_delete_entry(cs, e.dn);
+        rc = admin_delete(a, es.v[0].dn);
     } else {
+        struct dir_entry e;
+        dir_entry_copy(&e, &es.v[0]);
         apply(f, &e);
         if (!dir_entry_get(&e, "relayAddressSpace"))
             rc = admin_fail(a, 2, "a send connector needs at least one address space");
         else if ((rc = check_entry(a, &e)) == 0)
-            changeset_diff(cs, &es.v[0], &e, NULL);
+            rc = admin_modify(a, &es.v[0], &e, NULL, "changed");
+        dir_entry_clear(&e);
     }
-    if (!rc) {
-        char *msg = xasprintf("%s %s", remove ? "removed" : "changed", e.dn);
-        rc = admin_write(a, cs, msg);
-        free(msg);
-    }
-    changeset_free(&cs);
-    dir_entry_clear(&e);
     dir_entries_clear(&es);
     return rc;
 }
@@ -237,10 +218,9 @@ static int sc_list(struct admin *a)
         return rc;
     static const char *const hdr[] = {"Name", "Enabled", "AddressSpaces", "SmartHosts", "Cost",
                                       "RequireTLS"};
-    struct table *t = table_new(6, hdr);
-    struct json *j = a->json ? json_new(stdout) : NULL;
-    if (j)
-        json_begin_array(j, NULL);
+    struct listing l;
+    listing_begin(&l, a->json, 6, hdr);
+    struct json *j = l.j;
     for (size_t i = 0; i < es.n; i++) {
         const struct dir_entry *e = &es.v[i];
         char *spaces = admin_join_values(e, "relayAddressSpace"), *hosts = admin_join_values(e, "relaySmartHost");
@@ -261,18 +241,12 @@ static int sc_list(struct admin *a)
             json_bool(j, "RequireTLS", rn_strieq(row[5], "TRUE"));
             json_end_object(j);
         } else {
-            table_row(t, row);
+            table_row(l.t, row);
         }
         free(spaces);
         free(hosts);
     }
-    if (j) {
-        json_end_array(j);
-        json_free(&j);
-    } else {
-        table_print(t, stdout);
-    }
-    table_free(&t);
+    listing_end(&l);
     dir_entries_clear(&es);
     return 0;
 }
@@ -285,16 +259,10 @@ int relayctl_sendconnector(int argc, char **argv)
     bool known = false;
     for (size_t i = 0; i < 4; i++)
         known |= !strcmp(sub, subs[i]);
-    if (!known) {
-        fputs(help_text, help ? stdout : stderr);
-        if (help)
-            fputs(admin_help_options(), stdout);
-        return help ? 0 : 2;
-    }
-    char verb[40];
-    snprintf(verb, sizeof verb, "sendconnector %s", sub);
+    if (!known)
+        return admin_usage(help_text, help);
     struct admin a;
-    admin_init(&a, verb);
+    admin_init_sub(&a, "sendconnector", sub);
     struct sc_flags f;
     memset(&f, 0, sizeof f);
     const char *name = NULL;

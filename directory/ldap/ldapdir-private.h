@@ -35,9 +35,6 @@ struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each
  * operation); NULL with err. Caller ldap_unbind_ext_s()s. */
 struct ldap *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen);
-/* The version the loader stamps on a snapshot: every contextCSN value of the naming context
- * holding base, sorted, joined with ','. NULL when unreadable. Caller frees. (ldapload.c) */
-char *ldapdir_version_read(struct ldapdir *d, const char *base);
 
 /* ldap_search_ext_s on d's handle with d's timeout; *res is set (possibly NULL) whatever
  * the result, and the caller ldap_msgfree()s it. Returns the LDAP result code. */

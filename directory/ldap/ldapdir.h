@@ -53,4 +53,7 @@ enum dir_result ldapdir_check_password(const struct rn_bootstrap *b, const char 
 /* Escape a value for an LDAP filter (RFC 4515 §3: * ( ) \ NUL and non-ASCII as \xx).
  * Returns -1 if out is too small. Pure. */
 int ldap_filter_escape(const char *in, size_t inlen, char *out, size_t outlen);
+/* The version the loader stamps on a snapshot: every contextCSN value of the naming context
+ * holding base, sorted, joined with ','. NULL when unreadable. Caller frees. (ldapload.c) */
+char *ldapdir_version_read(struct ldapdir *d, const char *base);
 #endif

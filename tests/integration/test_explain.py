@@ -249,6 +249,13 @@ def cases(tmp):
         t.eq((stage(j, "sender (P1)").get("ok"), rc), (True, 0),
              "an outside sender is covered by Accept-Any-Sender")
 
+        # Control characters in an argument: the JSON is still valid and gives it back exactly
+        # (escaped by tools/output's writer, relayctl's only one: "\n", "\u0001").
+        rc, j, err = explain(s, "--local", smtp(s), "--remote", "192.168.2.60",
+                             "--from", "a\nb\x01@outside.example", "--to", "alice@example.com")
+        t.eq(stage(j, "MAIL FROM").get("arg"), "<a\nb\x01@outside.example>",
+             "control characters in an argument round-trip through the JSON")
+
         # -- IPv6, unknown users, no connector --------------------------------------------
         rc, j, err = explain(s, "--local", "[::1]:%d" % s.smtp_port, "--remote", "::1",
                              "--from", "x@outside.example", "--to", "alice@example.com")
