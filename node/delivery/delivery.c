@@ -545,10 +545,14 @@ static int read_chunk(void *arg, const void *p, size_t n)
     return 0;
 }
 
+/* Worker thread: the message bytes, and whether they need 8BITMIME (a scan of the whole
+ * message, kept off the loop). */
 static void read_run(void *arg)
 {
     struct attempt *a = arg;
     a->rc = spool_read_data(a->d->n->spool, a->id, read_chunk, a, a->err, sizeof a->err);
+    for (size_t i = 0; a->rc == 0 && i < a->len && !a->needs_8bit; i++)
+        a->needs_8bit = (unsigned char)a->data[i] >= 0x80;
 }
 
 static void read_done(void *arg)
@@ -567,8 +571,6 @@ static void read_done(void *arg)
         attempt_finish(a);
         return;
     }
-    for (size_t i = 0; i < a->len && !a->needs_8bit; i++)
-        a->needs_8bit = (unsigned char)a->data[i] >= 0x80;
     for (size_t i = 0; i < a->n && !a->needs_smtputf8; i++)
         for (const char *p = a->rcpts[i]; *p; p++)
             a->needs_smtputf8 |= (unsigned char)*p >= 0x80;

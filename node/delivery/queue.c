@@ -335,6 +335,9 @@ static void attempt_done(void *arg, const struct delivery_rcpt_result *res, size
     struct qmsg *m = a->m;
     struct queue *q = m->q;
     q->inflight--;
+    /* A delivery slot is free: the next ready message starts now, not at the next tick
+     * (waiting for the tick paced a backlog at max_inflight messages per second). */
+    queue_kick(q);
     time_t now = time(NULL);
     m->st.attempts++;
     size_t pending = 0;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -480,6 +482,19 @@ static void smtpout_attach(struct smtpout *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* Nagle off on the connection to the next hop. libevent writes at most 16 KB per call, so a
+ * body leaves in several writes; with Nagle on, the last, short one (with the final dot)
+ * waited for the ACK of the one before, which the receiver may delay by up to 40 ms: about
+ * 43 ms more per message, measured (issue 18). Commands still leave together: what is queued
+ * before the loop writes goes in one write. A failure here only costs speed. */
+static void smtpout_nodelay(struct smtpout *c)
+{
+    int one = 1;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void on_async(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpout *c = arg;
@@ -511,6 +526,7 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
         c->res.status = SMTPOUT_PERMFAIL;
         rn_strlcpy(c->res.reply, bad, sizeof c->res.reply);
     } else {
+        smtpout_nodelay(c);
         smtpout_attach(c);
         return c;
     }

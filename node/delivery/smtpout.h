@@ -4,7 +4,8 @@
  * offered), DATA with dot-stuffing, QUIT. Output is CRLF only; a message with a bare CR or
  * LF or a line over 998 octets, or one that needs 8BITMIME/SMTPUTF8 the server lacks, is
  * refused before anything is sent (never corrupted). Replies are parsed with bounds (a line
- * at most 2048 octets, a reply at most 100 lines). Loop thread. */
+ * at most 2048 octets, a reply at most 100 lines). The socket has Nagle off (TCP_NODELAY):
+ * the last write of a body never waits for the next hop's delayed ACK. Loop thread. */
 #ifndef RN_SMTPOUT_H
 #define RN_SMTPOUT_H
 #include <stdbool.h>

@@ -20,7 +20,8 @@ for b in "${bins[@]}"; do
   "$b" || { echo "$(basename "$b") exited $?" >&2; rc=1; }
 done
 # The SMTP throughput benchmark against Postfix (installs postfix if missing; needs root).
-# BENCH_N, BENCH_CLIENTS and BENCH_DRAIN_TIMEOUT pass through (make bench BENCH_N=200 is quick).
+# BENCH_N, BENCH_CLIENTS, BENCH_SIZES and BENCH_DRAIN_TIMEOUT pass through (make bench
+# BENCH_N=200 is quick).
 if [ -x "$B/relaynode" ]; then
   echo "## smtp_bench (relaynode vs Postfix)"
   bash tests/bench/smtp_bench.sh "$B" || { echo "smtp_bench exited $?" >&2; rc=1; }

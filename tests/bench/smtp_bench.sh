@@ -4,12 +4,16 @@
 #
 #   tests/bench/smtp_bench.sh [BUILD_DIR]      (default build/, the -O2 tree; `make bench`)
 #
-#   BENCH_N=200            messages per run at every concurrency (default: 2000 at 1 client,
-#                          5000 at more); small values make a quick CI-sized run
+#   BENCH_N=200            messages per run at every size and concurrency (default: at 2 KB,
+#                          2000 at 1 client and 5000 at more; 1000 at 100 KB; 100 at 1 MB);
+#                          small values make a quick CI-sized run
 #   BENCH_CLIENTS="1 10 50"  concurrency levels (smtp-source -s)
+#   BENCH_SIZES="2048 100000 1000000"  message sizes in bytes (smtp-source -l): 2 KB, 100 KB
+#                          and 1 MB. Large messages are where delivery waits showed (issue 18:
+#                          100 KB delivered at exactly 50/s, a queue tick and Nagle's delay)
 #   BENCH_DRAIN_TIMEOUT=180  seconds to wait for a relay's queue to empty after the load
 #
-# Load and sink: Postfix's smtp-source sends N messages of 2 KB (-l 2048) from
+# Load and sink: Postfix's smtp-source sends N messages of each size (-l) from
 # a@outside.example to alice@example.com; both relays hand them to one smtp-sink on loopback.
 # Durability is equal: relaynode commits with fsync (group commit, node/spool/committer.h) before
 # its 250, Postfix fsyncs its queue files before its 250 (its default, kept).
@@ -18,9 +22,9 @@
 #                    the relay's queue is empty again (relaynode: spool queue/; Postfix:
 #                    incoming, active, deferred, hold, maildrop), both measured in this run
 # A relay that delivers nothing within the timeout gets "n/a (no delivery)". For each
-# concurrency the two relays run back to back, so each ratio compares the same conditions.
-# relaynode is restarted for each concurrency so its committer statistics (logged at stop)
-# are per concurrency.
+# size and concurrency the two relays run back to back, so each ratio compares the same
+# conditions. relaynode is restarted for each run so its committer statistics (logged at
+# stop) are per size and concurrency.
 #
 # Postfix (Debian's package, installed non-interactively if missing; needs root) runs as a
 # private instance: config and queue directories under a temp dir, started and stopped with
@@ -32,6 +36,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-build}
 case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 CLIENTS=${BENCH_CLIENTS:-"1 10 50"}
+SIZES=${BENCH_SIZES:-"2048 100000 1000000"}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-180}
 FIXTURE="$ROOT/deploy/slapd/fixture.sh"
 SINK_BIN=/usr/sbin/smtp-sink
@@ -45,11 +50,25 @@ W='' PF='' NODE_PID='' SINK_PID='' SRC_PID='' PF_STARTED=''
 say() { echo "smtp_bench: $*" >&2; }
 die() { say "$*"; exit 1; }
 now() { date +%s.%N; }
-# Messages per run at concurrency $1.
+# Messages per run at concurrency $1 and size $2 (bytes): about 100 MB per run above 2 KB.
 n_for() {
   if [ -n "${BENCH_N:-}" ]; then echo "$BENCH_N"
+  elif [ "$2" -gt 2048 ]; then
+    local n=$((100000000 / $2))
+    [ "$n" -gt 1000 ] && n=1000
+    [ "$n" -lt 20 ] && n=20
+    echo "$n"
   elif [ "$1" -le 1 ]; then echo 2000
   else echo 5000; fi
+}
+# A size in bytes as people say it: 2048 -> "2 KB", 100000 -> "100 KB", 1000000 -> "1 MB".
+size_label() {
+  case "$1" in
+    2048) echo "2 KB" ;;
+    *000000) echo "$(($1 / 1000000)) MB" ;;
+    *000) echo "$(($1 / 1000)) KB" ;;
+    *) echo "$1 B" ;;
+  esac
 }
 
 # Wait up to $2 tenths of a second for pid $1 to be gone (a zombie counts as gone).
@@ -253,16 +272,16 @@ queue_count() {
   for f in "${files[@]}"; do [ -f "$f" ] && QN=$((QN + 1)); done
 }
 
-# One run: relay $1, $2 clients, $3 messages. Sets ACKED, ACK_S, DLV, DLV_S, NOTE.
+# One run: relay $1, $2 clients, $3 messages of $4 bytes. Sets ACKED, ACK_S, DLV, DLV_S, NOTE.
 run_load() {
-  local relay=$1 c=$2 n=$3 port=$SMTP_PORT s0 t0 t1 t2 rc end s limit=$DRAIN_TIMEOUT
+  local relay=$1 c=$2 n=$3 size=$4 port=$SMTP_PORT s0 t0 t1 t2 rc end s limit=$DRAIN_TIMEOUT
   [ "$relay" = postfix ] && port=$PF_PORT
   NOTE=
   queue_count "$relay"
   [ "$QN" -eq 0 ] || NOTE=" $QN left in the queue before the run;"
   s0=$(sink_count)
   t0=$(now)
-  timeout 900 "$SOURCE_BIN" -c -s "$c" -m "$n" -l 2048 -f "$FROM" -t "$RCPT" "127.0.0.1:$port" \
+  timeout 900 "$SOURCE_BIN" -c -s "$c" -m "$n" -l "$size" -f "$FROM" -t "$RCPT" "127.0.0.1:$port" \
     >"$W/source.out" 2>"$W/source.err" &
   SRC_PID=$!
   wait "$SRC_PID"; rc=$?
@@ -294,7 +313,7 @@ declare -A NODELIVERY
 node_start
 saved_timeout=$DRAIN_TIMEOUT; DRAIN_TIMEOUT=30
 for relay in relaynode postfix; do
-  run_load "$relay" 1 1
+  run_load "$relay" 1 1 2048
   [ "$ACKED" -ge 1 ] || die "$relay did not accept a message:$NOTE"
   if [ "$DLV" -lt 1 ]; then
     NODELIVERY[$relay]=1
@@ -305,14 +324,16 @@ DRAIN_TIMEOUT=$saved_timeout
 node_stop
 
 declare -A NN ACKN ACK DN DLVS NOTES STATS
-for c in $CLIENTS; do
-  n=$(n_for "$c")
-  for relay in relaynode postfix; do
-    [ "$relay" = relaynode ] && node_start
-    run_load "$relay" "$c" "$n"
-    NN[$relay,$c]=$n ACKN[$relay,$c]=$ACKED ACK[$relay,$c]=$ACK_S DN[$relay,$c]=$DLV
-    DLVS[$relay,$c]=$DLV_S NOTES[$relay,$c]=$NOTE
-    if [ "$relay" = relaynode ]; then node_stop; STATS[$c]=$NODE_STATS; fi
+for sz in $SIZES; do
+  for c in $CLIENTS; do
+    n=$(n_for "$c" "$sz")
+    for relay in relaynode postfix; do
+      [ "$relay" = relaynode ] && node_start
+      run_load "$relay" "$c" "$n" "$sz"
+      k=$relay,$sz,$c
+      NN[$k]=$n ACKN[$k]=$ACKED ACK[$k]=$ACK_S DN[$k]=$DLV DLVS[$k]=$DLV_S NOTES[$k]=$NOTE
+      if [ "$relay" = relaynode ]; then node_stop; STATS[$sz,$c]=$NODE_STATS; fi
+    done
   done
 done
 
@@ -320,14 +341,19 @@ done
 fs=$(findmnt -n -o FSTYPE,OPTIONS -T "$W" 2>/dev/null | awk '{print $1 " (" $2 ")"}')
 [ -n "$fs" ] || fs=$(df -T "$W" | awk 'NR==2 {print $2}')
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-echo "# smtp_bench: relaynode vs Postfix $PF_VERSION, messages of 2 KB, fsync before 250 in both, one smtp-sink"
+labels=; for sz in $SIZES; do labels="$labels${labels:+, }$(size_label "$sz")"; done
+echo "# smtp_bench: relaynode vs Postfix $PF_VERSION, messages of $labels, fsync before 250 in both, one smtp-sink"
 echo "# machine: $(nproc) cpu(s)${cpu:+ ($cpu)}, kernel $(uname -r), spool fs $fs"
 [ -s "$W/pfcheck.out" ] && sed 's/^/# postfix check: /' "$W/pfcheck.out" | grep -v 'starting the Postfix' | head -n 5
-printf '%-10s %7s %8s %8s %14s %9s %18s\n' relay clients sent acked acknowledged/s delivered delivered/s
-for c in $CLIENTS; do
-  for relay in relaynode postfix; do
-    printf '%-10s %7s %8s %8s %14.0f %9s %18s\n' "$relay" "$c" "${NN[$relay,$c]}" \
-      "${ACKN[$relay,$c]}" "${ACK[$relay,$c]}" "${DN[$relay,$c]}" "${DLVS[$relay,$c]}"
+printf '%-10s %7s %7s %8s %8s %14s %9s %18s\n' relay size clients sent acked acknowledged/s \
+  delivered delivered/s
+for sz in $SIZES; do
+  for c in $CLIENTS; do
+    for relay in relaynode postfix; do
+      k=$relay,$sz,$c
+      printf '%-10s %7s %7s %8s %8s %14.0f %9s %18s\n' "$relay" "$(size_label "$sz")" "$c" \
+        "${NN[$k]}" "${ACKN[$k]}" "${ACK[$k]}" "${DN[$k]}" "${DLVS[$k]}"
+    done
   done
 done
 echo "# ratios relaynode/postfix"
@@ -335,21 +361,26 @@ ratio() {   # $1/$2 as "x1.23", or n/a when either is not a number or the diviso
   case "$1$2" in *n/a*) echo n/a; return ;; esac
   if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then printf 'x%.2f' "$(echo "$1 / $2" | bc -l)"; else echo n/a; fi
 }
-for c in $CLIENTS; do
-  printf 'clients %-3s acknowledged %-6s delivered %s\n' "$c" \
-    "$(ratio "${ACK[relaynode,$c]}" "${ACK[postfix,$c]}")" \
-    "$(ratio "${DLVS[relaynode,$c]}" "${DLVS[postfix,$c]}")"
-done
-for c in $CLIENTS; do
-  for relay in relaynode postfix; do
-    [ -n "${NOTES[$relay,$c]}" ] && echo "# note: $relay at $c clients:${NOTES[$relay,$c]}"
+for sz in $SIZES; do
+  for c in $CLIENTS; do
+    printf 'size %-6s clients %-3s acknowledged %-6s delivered %s\n' "$(size_label "$sz")" "$c" \
+      "$(ratio "${ACK[relaynode,$sz,$c]}" "${ACK[postfix,$sz,$c]}")" \
+      "$(ratio "${DLVS[relaynode,$sz,$c]}" "${DLVS[postfix,$sz,$c]}")"
   done
-  if [ -n "${STATS[$c]}" ]; then
-    read -r nb nm <<<"${STATS[$c]}"
-    if [ "${nb:-0}" -gt 0 ]; then
-      printf '# relaynode committer, clients=%s: %s batches for %s messages (%.1f per fsync batch)\n' \
-        "$c" "$nb" "$nm" "$(echo "$nm / $nb" | bc -l)"
+done
+for sz in $SIZES; do
+  for c in $CLIENTS; do
+    for relay in relaynode postfix; do
+      [ -n "${NOTES[$relay,$sz,$c]}" ] &&
+        echo "# note: $relay at $(size_label "$sz"), $c clients:${NOTES[$relay,$sz,$c]}"
+    done
+    if [ -n "${STATS[$sz,$c]}" ]; then
+      read -r nb nm <<<"${STATS[$sz,$c]}"
+      if [ "${nb:-0}" -gt 0 ]; then
+        printf '# relaynode committer, size=%s clients=%s: %s batches for %s messages (%.1f per fsync batch)\n' \
+          "$(size_label "$sz")" "$c" "$nb" "$nm" "$(echo "$nm / $nb" | bc -l)"
+      fi
     fi
-  fi
+  done
 done
 exit 0

@@ -1,0 +1,208 @@
+/* Unit tests for queue's scheduling: a message is attempted as soon as a delivery slot is
+ * free, not at the queue's next one-second tick (issue 18: a backlog of 100 KB messages was
+ * delivered at exactly delivery_concurrency messages per second), and never more than
+ * max_inflight attempts run at once.
+ *
+ * The queue runs for real (its spool, worker and event loop); delivery is replaced by the
+ * delivery_start below, which records each attempt so the test answers it when it chooses.
+ * The static libraries are linked after this file, so the linker takes this definition and
+ * never pulls node/delivery/delivery.o (queue.o needs nothing else from it; a duplicate
+ * definition would fail the link, loudly).
+ *
+ * Nothing here waits on a clock: after an answer the loop runs one non-blocking pass, which
+ * runs the callbacks made active so far and no timer that has not expired. On a machine so
+ * slow that the one-second tick expires meanwhile, the tick may start the attempt instead,
+ * so such a run cannot catch a queue that waits for its tick; a correct queue never fails. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "directory/base/util.h"
+#include "directory/model.h"
+#include "node/common/log.h"
+#include "node/common/node.h"
+#include "node/common/worker.h"
+#include "node/delivery/delivery.h"
+#include "node/delivery/queue.h"
+#include "node/spool/spool.h"
+
+#define MSGS 5
+
+/* An attempt the queue started and the test has not answered yet. */
+struct call {
+    char id[64];
+    size_t n;
+    delivery_done_fn *done;
+    void *arg;
+};
+
+static struct call calls[MSGS * 2];
+static size_t ncalls;
+
+void delivery_start(struct delivery *d, const char *id, const char *sender,
+                    const char *const *rcpts, size_t n, delivery_done_fn *done, void *arg)
+{
+    assert_true(ncalls < sizeof calls / sizeof calls[0]);
+    struct call *c = &calls[ncalls++];
+    rn_strlcpy(c->id, id, sizeof c->id);
+    c->n = n;
+    c->done = done;
+    c->arg = arg;
+}
+
+struct fx {
+    char dir[64];
+    struct node n;
+    struct queue *q;
+};
+
+static void add_messages(struct fx *f, size_t count)
+{
+    static const char *to[] = {"alice@example.com"};
+    struct spool_envelope env = {.sender = "app@example.com", .rcpts = to, .nrcpts = 1,
+                                 .auth_as = "Anonymous", .received = time(NULL)};
+    char err[RN_ERRLEN];
+    for (size_t i = 0; i < count; i++) {
+        struct spool_msg *m = spool_msg_new(f->n.spool, &env, err, sizeof err);
+        assert_non_null(m);
+        assert_int_equal(spool_msg_write(m, "Subject: x\r\n\r\nbody\r\n", 20, err, sizeof err), 0);
+        assert_int_equal(spool_msg_commit(&m, err, sizeof err), 0);
+    }
+}
+
+/* MSGS committed messages in a fresh spool; the queue loads them (all due now). */
+static struct fx *fx_new(unsigned max_inflight)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_queue.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char err[RN_ERRLEN], logpath[128];
+    snprintf(logpath, sizeof logpath, "%s/relaynode.log", f->dir);
+    assert_int_equal(log_open(logpath, err, sizeof err), 0);
+    assert_int_equal(spool_open(f->dir, &f->n.spool, err, sizeof err), 0);
+    f->n.base = event_base_new();
+    assert_non_null(f->n.base);
+    f->n.worker = worker_new(f->n.base, 1);
+    assert_non_null(f->n.worker);
+    f->n.snap = snapshot_new();              /* the queue only checks that there is one */
+    add_messages(f, MSGS);
+    memset(calls, 0, sizeof calls);
+    ncalls = 0;
+    struct queue_opts o = {.lifetime = 3600, .retry_min = 60, .retry_max = 60,
+                           .max_inflight = max_inflight};
+    f->q = queue_new(&f->n, NULL, &o, err, sizeof err);
+    assert_non_null(f->q);
+    return f;
+}
+
+/* Messages still in the spool's queue/ directory. */
+static int queued(const struct fx *f)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/queue", f->dir);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Shutdown in queue.h's order: worker_free finishes the pending removals (their done()
+ * included) before it returns. */
+static void fx_stop(struct fx *f)
+{
+    queue_stop(f->q);
+    worker_free(&f->n.worker);
+}
+
+static void fx_free(struct fx *f)
+{
+    if (f->n.worker)
+        fx_stop(f);
+    queue_free(&f->q);
+    snapshot_unref(&f->n.snap);
+    spool_free(&f->n.spool);
+    event_base_free(f->n.base);
+    log_close();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+}
+
+static void pass(struct fx *f)
+{
+    assert_int_equal(event_base_loop(f->n.base, EVLOOP_NONBLOCK), 0);
+}
+
+/* Answer attempt i: every recipient delivered. */
+static void answer_ok(size_t i)
+{
+    struct delivery_rcpt_result r[1];
+    memset(r, 0, sizeof r);
+    r[0].cls = DELIVERY_OK;
+    rn_strlcpy(r[0].reply, "250 2.0.0 Ok", sizeof r[0].reply);
+    rn_strlcpy(r[0].remote, "sink.test[127.0.0.1]", sizeof r[0].remote);
+    assert_int_equal(calls[i].n, 1);
+    calls[i].done(calls[i].arg, r, 1);
+}
+
+/* One slot: each answer starts the next message in the same loop pass. */
+static void next_attempt_starts_when_a_slot_frees(void **state)
+{
+    struct fx *f = fx_new(1);
+    pass(f);
+    assert_int_equal(ncalls, 1);
+    for (size_t i = 0; i < MSGS; i++) {
+        answer_ok(i);
+        pass(f);
+        assert_int_equal(ncalls, i + 1 < MSGS ? i + 2 : MSGS);
+    }
+    for (size_t i = 0; i < MSGS; i++)         /* each message attempted once */
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(calls[i].id, calls[k].id);
+    fx_free(f);
+}
+
+/* Two slots: two attempts at first, one more per answer, never three at once. */
+static void never_more_than_max_inflight(void **state)
+{
+    struct fx *f = fx_new(2);
+    pass(f);
+    assert_int_equal(ncalls, 2);
+    pass(f);
+    assert_int_equal(ncalls, 2);
+    answer_ok(1);
+    pass(f);
+    assert_int_equal(ncalls, 3);
+    answer_ok(0);
+    answer_ok(2);
+    pass(f);
+    assert_int_equal(ncalls, 5);
+    answer_ok(3);
+    answer_ok(4);
+    pass(f);
+    assert_int_equal(ncalls, MSGS);
+    fx_stop(f);
+    assert_int_equal(queued(f), 0);           /* every message delivered, then removed */
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(next_attempt_starts_when_a_slot_frees),
+        cmocka_unit_test(never_more_than_max_inflight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
