@@ -1,5 +1,5 @@
 /* bootstrap: the key = value file a node and relayctl start from, as a declarative table
- * {key, default, doc} (STYLE.md rule 15). Unknown keys, duplicates and lines without '=' are
+ * {key, default, doc} (docs/style.md rule 15). Unknown keys, duplicates and lines without '=' are
  * errors naming path:line, so a typo can never silently fall back to a default. */
 #include "directory/bootstrap.h"
 #include "directory/base/util.h"

@@ -1,7 +1,7 @@
 /* connector: `relayctl connector new|set|get|list|remove`, New-/Set-/Get-/Remove-
  * ReceiveConnector for a directory. Every connattr.c attribute is a flag named after its
  * Exchange property (MaxMessageSize -> --max-message-size). Permission groups are macros
- * (exchange-model.md §1): `new` expands the usage type's groups into ACEs (§1.6), `set
+ * (docs/permission-model.md §1): `new` expands the usage type's groups into ACEs (§1.6), `set
  * --permission-groups` strips every group's (principal, default rights) pairs and expands the
  * new ones (§1.5) so extra ACEs survive, and `get` derives the groups back, Custom included
  * (§1.4). Every write is checked by admin_check_connector before it is made or printed. */
@@ -22,7 +22,7 @@
 #define OPT_GROUPS 3001
 #define OPT_SITE 3002
 
-/* New-ReceiveConnector's defaults per usage type (exchange-model.md §1.6). Partner's
+/* New-ReceiveConnector's defaults per usage type (docs/permission-model.md §1.6). Partner's
  * DomainSecureEnabled has no attribute here (no TLS domain security yet). */
 static const struct usage {
     const char *name;
@@ -147,7 +147,7 @@ static void put_help(const char *sub)
     printf("usage: relayctl connector %s NAME [options]\n\n", sub);
     if (!strcmp(sub, "new"))
         printf("Create a receive connector (New-ReceiveConnector). Defaults per --usage\n"
-               "(exchange-model.md 1.6): Custom: Tls, no groups; Internet: AnonymousUsers, Tls,\n"
+               "(docs/permission-model.md 1.6): Custom: Tls, no groups; Internet: AnonymousUsers, Tls,\n"
                "ranges 0.0.0.0-255.255.255.255; Internal: ExchangeServers, ExchangeLegacyServers,\n"
                "Tls, ExchangeServer, binding 0.0.0.0:25; Client: ExchangeUsers, Tls, Integrated,\n"
                "BasicAuth, BasicAuthRequireTLS, binding 0.0.0.0:587; Partner: Partners, Tls.\n"

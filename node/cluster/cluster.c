@@ -5,7 +5,7 @@
  * handler is bound; the XPUB on the node's endpoint (CURVE server), which publishes our
  * frames and receives subscriptions and NOTICEs sent upstream by allowed XSUB clients
  * (relayctl); one SUB per peer (CURVE client pinning that peer's key), so a frame is known
- * to come from that peer. ZMQ_FD is edge-triggered (STYLE.md rule 8): every wake-up and
+ * to come from that peer. ZMQ_FD is edge-triggered (docs/style.md rule 8): every wake-up and
  * every send is followed by a drain that reads while ZMQ_EVENTS says ZMQ_POLLIN, or later
  * messages would never be signalled. */
 #include "node/cluster/cluster.h"
@@ -931,7 +931,7 @@ static void *probe_sub_open(void *ctx, const struct cluster_peer *p, const char 
     return s;
 }
 
-/* Read every frame waiting on s (STYLE.md rule 8 applies to ZMQ_FD; zmq_poll is level-
+/* Read every frame waiting on s (docs/style.md rule 8 applies to ZMQ_FD; zmq_poll is level-
  * triggered, but draining keeps one wake-up per burst). Keeps the peer's last heartbeat. */
 static void probe_sub_drain(void *s, const struct cluster_peer *p, struct cluster_beat *b)
 {

@@ -1,8 +1,8 @@
-/* smtp_session: one SMTP connection's life cycle on the event loop (DESIGN.md §3,
- * exchange-model.md §10): connector selection and connection limits at accept, the bounded
+/* smtp_session: one SMTP connection's life cycle on the event loop (docs/architecture.md §3,
+ * docs/permission-model.md §10): connector selection and connection limits at accept, the bounded
  * input discipline (command lines, DATA and BDAT content, RFC 2920 pipelining with replies
  * in order), timeouts, the spool commit on a worker before any 250, logs, and freeing only
- * at safe points (STYLE.md 11). The verbs themselves are in smtp_verbs.c.
+ * at safe points (docs/style.md 11). The verbs themselves are in smtp_verbs.c.
  *
  * Memory a client can make us hold is bounded: the input buffer by the read high-water mark
  * (tighter before AUTH), a command line by max_command_line, the header block by msgin, the
@@ -199,7 +199,7 @@ void session_reset_transaction(struct smtp_session *s)
         session_enter(s, S_READY);
 }
 
-/* ---- the spool commit, on a worker (reliability.md G1: 250 only after fsync) ---- */
+/* ---- the spool commit, on a worker (docs/reliability.md G1: 250 only after fsync) ---- */
 
 struct commit_job {
     struct smtp_session *s;
@@ -303,7 +303,7 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
 
 /* One command line from the input, or false when more input is needed (or the session is
  * closing). The line limit counts CRLF (RFC 5321 §4.5.3.1.4); an over-long line is answered
- * once, when its LF arrives, and nothing of it is ever executed (reliability.md T06). */
+ * once, when its LF arrives, and nothing of it is ever executed (docs/reliability.md T06). */
 static bool session_read_command(struct smtp_session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -349,7 +349,7 @@ static bool session_read_command(struct smtp_session *s)
     }
     size_t ll = (size_t)(lf - buf);
     /* Only CRLF ends a command, and a CR inside one is never a line end either (SMTP
-     * smuggling, reliability.md T02): refuse and close, running nothing of this line. */
+     * smuggling, docs/reliability.md T02): refuse and close, running nothing of this line. */
     if (ll == 0 || buf[ll - 1] != '\r' || memchr(buf, '\r', ll - 1)) {
         session_reply(s, "550 5.5.2 Error: bare CR or LF received");
         log_fact(s->id, "smtp", "refused", "stage=command reply=\"550 5.5.2\" why=bare-cr-lf");
