@@ -1,5 +1,5 @@
 /* acl: the connector's security descriptor as an ordered ACE list (acl.h). Evaluation is the
- * Windows access check reduced to what relayAce can express (exchange-model.md §7.2): every
+ * Windows access check reduced to what relayAce can express (docs/permission-model.md §7.2): every
  * ACE whose principal is in the token contributes, a deny beats an allow for the same right
  * whatever the order. Permission groups are macros (§1.2): expansion appends the group's
  * ACEs, stripping removes each (principal, default set) pair (§1.5), and derivation

@@ -1,5 +1,5 @@
 /* acl: evaluation of a connector's ACE list for a token, and permission groups as macros
- * over ACEs (exchange-model.md §1.2, §1.4, §1.5, §7.2). ACEs are the truth; groups are
+ * over ACEs (docs/permission-model.md §1.2, §1.4, §1.5, §7.2). ACEs are the truth; groups are
  * expanded into ACEs when set and derived back (Custom included) for display. Pure. */
 #ifndef RN_ACL_H
 #define RN_ACL_H

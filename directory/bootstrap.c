@@ -1,5 +1,5 @@
 /* bootstrap: the key = value file a node and relayctl start from, as a declarative table
- * {key, type, default, min, max, where, doc} (STYLE.md rule 15). Each value is parsed once,
+ * {key, type, default, min, max, where, doc} (docs/style.md rule 15). Each value is parsed once,
  * here, into its typed field of struct rn_bootstrap; the modules that act on it (`where`) read
  * that field and never re-parse. Unknown keys, duplicates, lines without '=' and values that
  * are not of the key's type or outside its range are errors naming path:line, so a typo can

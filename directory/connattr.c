@@ -1,5 +1,5 @@
 /* connattr: the receive connector attribute table and its value parsers.
- * Defaults are Exchange's *schema* defaults (exchange-model.md §5: what transport assumes when
+ * Defaults are Exchange's *schema* defaults (docs/permission-model.md §5: what transport assumes when
  * an attribute is absent), except that bindings and remote ranges are mandatory: a connector
  * without them is refused rather than silently listening on 0.0.0.0:25 for everyone.
  * connattr_apply parses one attribute's raw values by its table type; errors name the

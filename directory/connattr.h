@@ -1,5 +1,5 @@
 /* connattr: the receive connector's directory attributes as one declarative table
- * {LDAP name, Exchange name, type, default, min, max} (STYLE.md rule 15). The loader feeds
+ * {LDAP name, Exchange name, type, default, min, max} (docs/style.md rule 15). The loader feeds
  * raw attribute values through connattr_apply; relayctl validates writes with the same code;
  * schema/README.md documents the same table. Pure. */
 #ifndef RN_CONNATTR_H

@@ -1,4 +1,4 @@
-/* ipr: addresses, remote IP ranges and listener bindings (ipr.h, exchange-model.md §4.4).
+/* ipr: addresses, remote IP ranges and listener bindings (ipr.h, docs/permission-model.md §4.4).
  * Every address is 128 bits in network order; IPv4 lives at ::ffff:a.b.c.d so that ranges,
  * sizes and containment are one comparison whatever the family, while the v4 flag keeps the
  * family apart (an IPv4 binding never serves an IPv6 range). Range syntax follows Exchange's

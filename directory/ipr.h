@@ -1,5 +1,5 @@
 /* ipr: IP addresses, remote IP ranges and listener bindings, IPv4 and IPv6
- * (exchange-model.md §4.4). Pure: no I/O, no globals.
+ * (docs/permission-model.md §4.4). Pure: no I/O, no globals.
  * IPv4 is stored IPv4-mapped (::ffff:a.b.c.d) so every comparison is 128-bit; the v4 flag
  * keeps the family, because an IPv4 binding only matches IPv4 ranges and vice versa. */
 #ifndef RN_IPR_H

@@ -1,7 +1,7 @@
 /* model: the configuration one node runs with, as loaded from the directory: receive
  * connectors (with their ACEs), accepted domains, send connectors, the node and its site.
  * A snapshot is immutable once built and reference-counted: sessions keep the one they
- * started with while a reload swaps in the next (DESIGN.md §3). */
+ * started with while a reload swaps in the next (docs/architecture.md §3). */
 #ifndef RN_MODEL_H
 #define RN_MODEL_H
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* policy: Exchange's relay decisions (policy.h). Each check answers a verdict with the exact
- * reply from the SmtpResponse catalogue (exchange-model.md §6), in the order the 2013 code
+ * reply from the SmtpResponse catalogue (docs/permission-model.md §6), in the order the 2013 code
  * meets them (§10), plus the right it turned on and the ACE that granted or denied that right
  * so `relayctl explain` can print why. Nothing here allocates except policy_index, which
  * runs once per snapshot at load time: selection is a binary search in a table built then.

@@ -1,4 +1,4 @@
-/* policy: the relay decisions of the Exchange model as data (exchange-model.md §2.2, §2.3,
+/* policy: the relay decisions of the Exchange model as data (docs/permission-model.md §2.2, §2.3,
  * §4, §6, §10). Every function answers a verdict carrying the exact SMTP reply, the right the
  * decision turned on, and the ACE that granted or denied it, so the node and `relayctl
  * explain` run the same code and can say why. Pure; no allocation on these paths. */

@@ -1,5 +1,5 @@
 /* rights: the tables behind rights.h. The 26 extended rights with their CN, rightsGuid and
- * Exchange's internal Permission name (exchange-model.md §2.1), the well-known principals
+ * Exchange's internal Permission name (docs/permission-model.md §2.1), the well-known principals
  * (§1.2, §7.2) and the permission groups as (principal, rights) pairs (§1.2, Exchange 2013+
  * "full server set" 0x3FC1EFD). Pure lookups; nothing here allocates. */
 #include "directory/rights.h"

@@ -1,4 +1,4 @@
-/* rights: the Exchange extended rights (exchange-model.md §2.1), the well-known security
+/* rights: the Exchange extended rights (docs/permission-model.md §2.1), the well-known security
  * principals (§1.2, §7.2) and the permission groups as macros over ACEs (§1.2, §1.4-1.6).
  * Pure tables and lookups. Right values are Exchange's internal Permission bits. */
 #ifndef RN_RIGHTS_H

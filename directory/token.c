@@ -1,5 +1,5 @@
 /* token: who a session acts as (token.h). The three shapes follow Exchange's transport
- * (exchange-model.md §3.3, §7.2): an anonymous session holds ANONYMOUS LOGON alone (not
+ * (docs/permission-model.md §3.3, §7.2): an anonymous session holds ANONYMOUS LOGON alone (not
  * Everyone, so an ACE for Everyone never opens an anonymous door), an ExternalAuthoritative
  * connector holds Externally Secured Servers alone, and an authenticated user holds its own
  * DN, its groups, Authenticated Users and Everyone. DNs are kept canonical so matching an

@@ -1,4 +1,4 @@
-/* token: the security principals a session acts as (DESIGN.md §2, exchange-model.md §3.3).
+/* token: the security principals a session acts as (docs/architecture.md §2, docs/permission-model.md §3.3).
  *   anonymous                      = {ANONYMOUS LOGON} alone (no Everyone, no groups)
  *   ExternalAuthoritative connector = {Externally Secured Servers} alone, from connect
  *   authenticated user             = {user DN, its groups (transitive), Authenticated Users,

@@ -1,4 +1,4 @@
-/* validate: Exchange's write-time rules for receive connectors (exchange-model.md §3.2) and
+/* validate: Exchange's write-time rules for receive connectors (docs/permission-model.md §3.2) and
  * the binding/range conflicts New-/Set-ReceiveConnector refuse (§4.3). The loader refuses a
  * connector that breaks them and relayctl refuses to write one, so a node never runs a
  * configuration Exchange itself would not accept. Each message names the attribute at fault

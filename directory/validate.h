@@ -1,5 +1,5 @@
 /* validate: the write-time rules Exchange enforces on receive connectors, applied at load and
- * by relayctl before any write (exchange-model.md §3.2 and §4.3). Pure. Messages name the
+ * by relayctl before any write (docs/permission-model.md §3.2 and §4.3). Pure. Messages name the
  * attribute at fault; callers prefix the entry DN. */
 #ifndef RN_VALIDATE_H
 #define RN_VALIDATE_H

@@ -5,7 +5,7 @@
  * Startup order matters: bootstrap and log first (so every later failure is reported where
  * the operator looks), then the spool (spool_open removes tmp/ leftovers of a crash), then the
  * detach, and only then threads and the event base (threads do not survive fork).
- * Snapshot loads block on LDAP, so they run on the worker pool (STYLE.md 7); the done callback
+ * Snapshot loads block on LDAP, so they run on the worker pool (docs/style.md 7); the done callback
  * swaps n->snap on the loop thread. Sessions hold their own snapshot references, so the swap
  * never frees a snapshot under a live session. At most one load is in flight; a SIGHUP during
  * a load is remembered and served when it finishes. A failed load keeps the last good

@@ -1,4 +1,4 @@
-/* daemon: one running relaynode (DESIGN.md §3). Owns the struct node: bootstrap, log, spool,
+/* daemon: one running relaynode (docs/architecture.md §3). Owns the struct node: bootstrap, log, spool,
  * worker pool, the event loop, snapshot loads and reloads (SIGHUP and a periodic safety-net
  * timer; a load runs on a worker, the swap on the loop), the listeners that follow the
  * snapshot, and the SIGTERM/SIGINT drain. Fails closed: no snapshot, no listening socket. */

@@ -1,4 +1,4 @@
-/* listener: the node's listening sockets, following the snapshot (DESIGN.md §3). One
+/* listener: the node's listening sockets, following the snapshot (docs/architecture.md §3). One
  * evconnlistener per distinct binding (IP:port) of the enabled connectors; a reconcile opens
  * the new bindings and closes the removed ones, leaving the others and their live sessions
  * untouched. Accepted sockets go to smtp_session_start(). Loop thread only. */

@@ -1,7 +1,7 @@
 /* connector: `relayctl connector new|set|get|list|remove`, New-/Set-/Get-/Remove-
  * ReceiveConnector for a directory. Every connattr.c attribute is a flag named after its
  * Exchange property (MaxMessageSize -> --max-message-size); connflags.c maps the flags onto
- * the entry and back. Permission groups are macros (exchange-model.md §1): `new` expands the
+ * the entry and back. Permission groups are macros (docs/permission-model.md §1): `new` expands the
  * usage type's groups into ACEs (§1.6), `set --permission-groups` strips every group's
  * (principal, default rights) pairs and expands the new ones (§1.5) so extra ACEs survive,
  * and `get` derives the groups back, Custom included (§1.4). Every write is checked by
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* New-ReceiveConnector's defaults per usage type (exchange-model.md §1.6). Partner's
+/* New-ReceiveConnector's defaults per usage type (docs/permission-model.md §1.6). Partner's
  * DomainSecureEnabled has no attribute here (no TLS domain security yet). */
 static const struct usage {
     const char *name;

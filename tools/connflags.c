@@ -111,7 +111,7 @@ static void put_help(const char *sub)
     printf("usage: relayctl connector %s NAME [options]\n\n", sub);
     if (!strcmp(sub, "new"))
         printf("Create a receive connector (New-ReceiveConnector). Defaults per --usage\n"
-               "(exchange-model.md 1.6): Custom: Tls, no groups; Internet: AnonymousUsers, Tls,\n"
+               "(docs/permission-model.md 1.6): Custom: Tls, no groups; Internet: AnonymousUsers, Tls,\n"
                "ranges 0.0.0.0-255.255.255.255; Internal: ExchangeServers, ExchangeLegacyServers,\n"
                "Tls, ExchangeServer, binding 0.0.0.0:25; Client: ExchangeUsers, Tls, Integrated,\n"
                "BasicAuth, BasicAuthRequireTLS, binding 0.0.0.0:587; Partner: Partners, Tls.\n"

@@ -5,7 +5,7 @@
  * handler is bound; the XPUB on the node's endpoint (CURVE server), which publishes our
  * frames and receives subscriptions and NOTICEs sent upstream by allowed XSUB clients
  * (relayctl); one SUB per peer (CURVE client pinning that peer's key), so a frame is known
- * to come from that peer. ZMQ_FD is edge-triggered (STYLE.md rule 8): every wake-up and
+ * to come from that peer. ZMQ_FD is edge-triggered (docs/style.md rule 8): every wake-up and
  * every send is followed by a drain that reads while ZMQ_EVENTS says ZMQ_POLLIN, or later
  * messages would never be signalled. What arrives (the drain, frames in, ZAP) is in
  * cluster_recv.c; keys are in cluster_key.c, relayctl's blocking clients in

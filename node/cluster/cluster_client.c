@@ -120,7 +120,7 @@ static void *probe_sub_open(void *ctx, const struct cluster_peer *p, const char 
     return s;
 }
 
-/* Read every frame waiting on s (STYLE.md rule 8 applies to ZMQ_FD; zmq_poll is level-
+/* Read every frame waiting on s (docs/style.md rule 8 applies to ZMQ_FD; zmq_poll is level-
  * triggered, but draining keeps one wake-up per burst). Keeps the peer's last heartbeat. */
 static void probe_sub_drain(void *s, const struct cluster_peer *p, struct cluster_beat *b)
 {

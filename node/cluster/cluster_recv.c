@@ -1,6 +1,6 @@
 /* cluster_recv: what the bus receives on the loop (cluster.h, cluster-private.h): the drain
  * of a socket, which reads while ZMQ_EVENTS says ZMQ_POLLIN (ZMQ_FD is edge-triggered,
- * STYLE.md rule 8); frames from peers' XPUBs and NOTICEs sent upstream by allowed clients,
+ * docs/style.md rule 8); frames from peers' XPUBs and NOTICEs sent upstream by allowed clients,
  * each through the per-sender replay check; and the ZAP handler (RFC 27) that admits only
  * the keys of the allow-list. */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* cluster_wire: encode and decode the cluster bus frames (schema/cluster-protocol.md §2).
- * Every read checks the remaining length first (STYLE.md rule 16); strings are copied into
+ * Every read checks the remaining length first (docs/style.md rule 16); strings are copied into
  * the message's own bounded buffers, so nothing points into the frame after decoding. */
 #include "node/cluster/cluster_wire.h"
 #include <string.h>

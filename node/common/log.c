@@ -1,4 +1,4 @@
-/* log: the node's fact lines and per-connector protocol logs (STYLE.md 13).
+/* log: the node's fact lines and per-connector protocol logs (docs/style.md 13).
  *
  * A fact line is "<time> <id> <subsystem> <event> key=value ..." written with one write() (or
  * one syslog() call), so lines from the loop and the worker threads never interleave. Values

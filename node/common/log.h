@@ -1,6 +1,6 @@
 /* log: greppable fact lines, "<id> <subsystem> <event> key=value ...", to stderr, syslog or a
  * file (bootstrap key log). Values with spaces or quotes are quoted; control bytes escaped.
- * Secrets are never passed here: callers mask them where the line is made (STYLE.md 13). */
+ * Secrets are never passed here: callers mask them where the line is made (docs/style.md 13). */
 #ifndef RN_LOG_H
 #define RN_LOG_H
 #include <stdarg.h>

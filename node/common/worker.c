@@ -1,5 +1,5 @@
 /* worker: N pthreads taking jobs from a mutex+condvar FIFO, with completions handed back to
- * the event-loop thread through an eventfd (STYLE.md 7: nothing blocking runs on the loop).
+ * the event-loop thread through an eventfd (docs/style.md 7: nothing blocking runs on the loop).
  *
  * A job's run() executes on some worker thread; when it returns the job moves to the done
  * list and the eventfd is bumped; the loop's read callback takes the whole done list and

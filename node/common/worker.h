@@ -1,5 +1,5 @@
 /* worker: a small pool of threads for blocking work (directory loads and binds, fsync), with
- * each result delivered back on the event-loop thread. STYLE.md rule 7: never block the loop. */
+ * each result delivered back on the event-loop thread. docs/style.md rule 7: never block the loop. */
 #ifndef RN_WORKER_H
 #define RN_WORKER_H
 #include <stddef.h>

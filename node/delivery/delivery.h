@@ -1,5 +1,5 @@
 /* delivery: one attempt to deliver one queued message to its recipients (issue #5,
- * DESIGN.md §5): route every recipient by the snapshot's send connectors, resolve each next
+ * docs/architecture.md §5): route every recipient by the snapshot's send connectors, resolve each next
  * hop (smart host or DNS MX), and hand the message to the async SMTP client, one connection
  * per next hop. The answer is one result per recipient. Loop thread. */
 #ifndef RN_DELIVERY_H

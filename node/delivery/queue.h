@@ -1,7 +1,7 @@
-/* queue: the node's delivery queue (issue #5, DESIGN.md §5). Every committed message stays
+/* queue: the node's delivery queue (issue #5, docs/architecture.md §5). Every committed message stays
  * in the spool until each recipient is delivered or has failed; failures are reported to the
  * sender with an RFC 3464 DSN (never for the null sender) committed before the original is
- * removed, so a crash at any moment loses nothing (reliability.md §2: at least once).
+ * removed, so a crash at any moment loses nothing (docs/reliability.md §2: at least once).
  * Temporary failures retry with exponential backoff until the message lifetime ends. Each
  * event is a tracking log line: receive, send, defer, fail, expire, dsn, done. Loop thread. */
 #ifndef RN_QUEUE_H

@@ -1,5 +1,5 @@
 /* conncount: open-session counts per connector and per (connector, source address), and
- * message submissions per source in a sliding minute (exchange-model.md §4.2, §5).
+ * message submissions per source in a sliding minute (docs/permission-model.md §4.2, §5).
  * Single-threaded (event loop only). Keys are copied. */
 #ifndef RN_CONNCOUNT_H
 #define RN_CONNCOUNT_H

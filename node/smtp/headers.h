@@ -1,5 +1,5 @@
 /* headers: pure end-of-headers processing on a complete header block (the bytes before the
- * empty line, CRLF line ends): Received: count, the header firewall (exchange-model.md §9.1)
+ * empty line, CRLF line ends): Received: count, the header firewall (docs/permission-model.md §9.1)
  * and header-sender extraction. No I/O. */
 #ifndef RN_HEADERS_H
 #define RN_HEADERS_H

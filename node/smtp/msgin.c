@@ -1,7 +1,7 @@
 /* msgin: content assembly for one incoming message. The header block is held in memory only
  * until the empty line that ends it (bounded by MaxHeaderSize, or MSGIN_HEADER_HARD_MAX with
  * Bypass-Message-Size-Limit), because every end-of-headers decision of Exchange's
- * (exchange-model.md §9.1, §10 step 10) needs the whole block: hop count on the unfiltered
+ * (docs/permission-model.md §9.1, §10 step 10) needs the whole block: hop count on the unfiltered
  * Received: fields, the header firewall, the P2 (header) sender. Nothing reaches the spool
  * before those checks pass, so a refused message never leaves a file behind; after them the
  * body streams straight to the spool file. */

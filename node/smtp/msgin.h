@@ -1,5 +1,5 @@
 /* msgin: the content of one incoming message, from its first DATA/BDAT byte to a spool file
- * ready to commit (exchange-model.md §10 step 10). It collects the header block (bounded),
+ * ready to commit (docs/permission-model.md §10 step 10). It collects the header block (bounded),
  * runs the end-of-headers checks in Exchange's order (header size, hop count on the
  * unfiltered Received: fields, header firewall, our Received: and auth stamp, then the P1 and
  * P2 sender checks), and streams the body into the spool. The session feeds unstuffed content

@@ -1,5 +1,5 @@
 /* smtp_auth: AUTH (RFC 4954) for the SMTP session, with Exchange's per-connector rules
- * (exchange-model.md §3.1, §3.3, §6; STARTTLS is in smtp_starttls.c): BasicAuth
+ * (docs/permission-model.md §3.1, §3.3, §6; STARTTLS is in smtp_starttls.c): BasicAuth
  * offers AUTH PLAIN LOGIN, and with BasicAuthRequireTLS only after STARTTLS; Integrated
  * offers AUTH GSSAPI (Kerberos) when the node has a keytab (gssapi_keytab). A successful
  * AUTH replaces the anonymous token by the user's (user, groups, Authenticated Users,

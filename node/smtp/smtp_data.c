@@ -1,7 +1,7 @@
 /* smtp_data: the DATA content state machine. Only <CRLF>.<CRLF> ends the message (RFC 5321
  * §4.1.1.4); any CR not followed by LF, or LF not preceded by CR, is refused outright because
  * other MTAs disagree about such line ends and that disagreement is SMTP smuggling
- * (reliability.md T01). Dot-stuffing is undone per §4.5.2: a leading period is dropped.
+ * (docs/reliability.md T01). Dot-stuffing is undone per §4.5.2: a leading period is dropped.
  * Limits never stop reading: the message is read to its end and then refused (discard mode),
  * so the reply stays in step with the client. */
 #include "node/smtp/smtp_data.h"

@@ -22,7 +22,7 @@
 
 /* One command line from the input, or false when more input is needed (or the session is
  * closing). The line limit counts CRLF (RFC 5321 §4.5.3.1.4); an over-long line is answered
- * once, when its LF arrives, and nothing of it is ever executed (reliability.md T06). */
+ * once, when its LF arrives, and nothing of it is ever executed (docs/reliability.md T06). */
 static bool session_read_command(struct smtp_session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -68,7 +68,7 @@ static bool session_read_command(struct smtp_session *s)
     }
     size_t ll = (size_t)(lf - buf);
     /* Only CRLF ends a command, and a CR inside one is never a line end either (SMTP
-     * smuggling, reliability.md T02): refuse and close, running nothing of this line. */
+     * smuggling, docs/reliability.md T02): refuse and close, running nothing of this line. */
     if (ll == 0 || buf[ll - 1] != '\r' || memchr(buf, '\r', ll - 1)) {
         session_reply(s, "550 5.5.2 Error: bare CR or LF received");
         log_fact(s->id, "smtp", "refused", "stage=command reply=\"550 5.5.2\" why=bare-cr-lf");

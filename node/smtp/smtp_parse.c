@@ -1,7 +1,7 @@
 /* smtp_parse: pure SMTP command-line parsers. The session hands in one line without CRLF and
  * gets back a verb and typed arguments, or which 501 to answer. Grammar per RFC 5321 §4.1.2
  * (Mailbox, Dot-string, Quoted-string, address literals), limits per §4.5.3.1 (local part 64,
- * domain 255, path 256). Control bytes are never accepted (reliability.md T01/T02: no CR, LF or
+ * domain 255, path 256). Control bytes are never accepted (docs/reliability.md T01/T02: no CR, LF or
  * NUL may ride inside an address into a spool envelope or a header); 8-bit bytes only under
  * SMTPUTF8 (RFC 6531 §3.3); source routes are refused rather than ignored. */
 #include "node/smtp/smtp_parse.h"

@@ -24,7 +24,7 @@
 struct bufferevent;
 struct event;
 
-/* The states of one SMTP session (STYLE.md 5). */
+/* The states of one SMTP session (docs/style.md 5). */
 enum smtp_state {
     S_GREETING,     /* banner sent, no HELO/EHLO yet */
     S_READY,        /* greeted, no transaction */

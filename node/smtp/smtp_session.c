@@ -1,7 +1,7 @@
-/* smtp_session: one SMTP connection's life cycle on the event loop (DESIGN.md §3,
- * exchange-model.md §10): connector selection and connection limits at accept, replies and
+/* smtp_session: one SMTP connection's life cycle on the event loop (docs/architecture.md §3,
+ * docs/permission-model.md §10): connector selection and connection limits at accept, replies and
  * state changes, the snapshot a session runs with, socket events and timeouts, logs, and
- * freeing only at safe points (STYLE.md 11). The session's other files share
+ * freeing only at safe points (docs/style.md 11). The session's other files share
  * smtp_session-private.h: smtp_input.c reads the input (command lines, DATA and BDAT
  * content, RFC 2920 pipelining with replies in order), smtp_txn.c holds the transaction and
  * its spool commit on a worker before any 250. The verbs are above the session, in

@@ -1,5 +1,5 @@
 /* smtp_starttls: STARTTLS (RFC 3207) for the SMTP session, with Exchange's per-connector
- * rule (exchange-model.md §3.1, §6): Tls offers STARTTLS when a certificate is loaded for
+ * rule (docs/permission-model.md §3.1, §6): Tls offers STARTTLS when a certificate is loaded for
  * the connector. The upgrade wraps the session's bufferevent in a TLS filter (tlsctx), and
  * nothing the client said before the handshake counts after it. */
 #include "node/smtp/smtp_starttls.h"

@@ -1,7 +1,7 @@
 /* smtp_txn: the mail transaction of an SMTP session (smtp_session-private.h): its reset,
  * the start of a message's content (the envelope and Received stamp msgin needs), the end
  * of it (msgin's verdict, then the spool commit), and the commit itself, which runs on the
- * committer's thread: the client gets 250 only after the message is durable (reliability.md
+ * committer's thread: the client gets 250 only after the message is durable (docs/reliability.md
  * G1), 451 4.3.0 if it could not be. Loop thread only. */
 #include "node/smtp/smtp_session-private.h"
 
@@ -40,7 +40,7 @@ void session_reset_transaction(struct smtp_session *s)
         session_enter(s, S_READY);
 }
 
-/* The spool commit, on a worker (reliability.md G1: 250 only after fsync). */
+/* The spool commit, on a worker (docs/reliability.md G1: 250 only after fsync). */
 struct commit_job {
     struct smtp_session *s;
     char qid[64];

@@ -1,9 +1,9 @@
 /* smtp_verbs: one handler per SMTP verb (RFC 5321 §4.1 with PIPELINING, SIZE, 8BITMIME,
  * ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING), and the command table that says in which
- * states each verb is valid (STYLE.md 5). Every command line the session reads comes here,
+ * states each verb is valid (docs/style.md 5). Every command line the session reads comes here,
  * the answers to an AUTH challenge included; STARTTLS and AUTH are in smtp_starttls.c and
  * smtp_auth.c. The permission decisions are policy_*() calls in Exchange's order
- * (exchange-model.md §10 steps 5-10) with its exact replies. */
+ * (docs/permission-model.md §10 steps 5-10) with its exact replies. */
 #include "node/smtp/smtp_session-private.h"
 
 #include <stdio.h>
@@ -251,7 +251,7 @@ static const struct smtp_command {
     {SMTP_VERB_AUTH, ST(S_READY), smtp_cmd_auth},
 };
 
-/* The reply to a verb given in the wrong state (Exchange's texts, exchange-model.md §6). */
+/* The reply to a verb given in the wrong state (Exchange's texts, docs/permission-model.md §6). */
 static const char *sequence_error(const struct smtp_session *s, enum smtp_verb verb)
 {
     if (s->state == S_GREETING)

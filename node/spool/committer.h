@@ -1,4 +1,4 @@
-/* committer: group commit of spool messages (issue #5, reliability.md G1). Commits requested
+/* committer: group commit of spool messages (issue #5, docs/reliability.md G1). Commits requested
  * while a batch is being synced wait and form the next batch, which is made durable with
  * shared syncs (spool_msg_commit_batch), so throughput grows with concurrency while every
  * caller still learns about its own message only after its data is on stable storage. One

@@ -1,4 +1,4 @@
-/* spool: the durable message store on disk (spool.h; reliability.md G1/G2, §2).
+/* spool: the durable message store on disk (spool.h; docs/reliability.md G1/G2, §2).
  *
  * Layout under the spool directory: tmp/ (messages being written), queue/ (committed
  * messages, one file per queue id), quarantine/ (files that failed to decode), lock (flock'd
@@ -9,7 +9,7 @@
  * Commit chain: END record -> fsync(file) -> close -> rename tmp/<id> -> queue/<id> without
  * replacing (RENAME_NOREPLACE, or link+unlink where the filesystem lacks it) -> fsync(queue
  * dir). Any failure unlinks what was written and leaves nothing in queue/; fsync is never
- * retried (fsyncgate, reliability.md §2.5).
+ * retried (fsyncgate, docs/reliability.md §2.5).
  *
  * Queue ids are 24 upper-case hex digits: 14 of microseconds since the epoch, 4 of a
  * per-process counter, 6 of the pid. (microseconds, counter) strictly increases within a

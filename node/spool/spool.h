@@ -1,6 +1,6 @@
 /* spool: the durable message store. A message is written to tmp/, then commit does
  * write -> fsync(file) -> rename into queue/ -> fsync(queue dir), and only then may the
- * caller send 250 (RFC 5321 §6.1; reliability.md G1). Files are a sequence of typed,
+ * caller send 250 (RFC 5321 §6.1; docs/reliability.md G1). Files are a sequence of typed,
  * length-checked records ending in an END record, so a torn file is never taken for a
  * message. spool_open removes tmp/ leftovers. Calls block (fsync): the node runs commit on
  * a worker thread. */

@@ -1,7 +1,7 @@
 /* spool_record: encoder and resumable decoder of the spool file format (see spool_record.h).
  * The decoder is strict on purpose: a file is either exactly what the encoder writes or it is
  * rejected, so a torn, truncated or corrupted queue file is never taken for a message
- * (reliability.md §2, Postfix's mandatory END record). Every length is checked against the
+ * (docs/reliability.md §2, Postfix's mandatory END record). Every length is checked against the
  * field's limit when the record header arrives, before any payload byte is stored. */
 #include "node/spool/spool_record.h"
 #include <pthread.h>

@@ -1,12 +1,12 @@
 /* spool_record: the pure codec of spool files (no I/O, no state but a constant CRC table;
- * STYLE.md rule 10).
+ * docs/style.md rule 10).
  *
  * A file is the header "RNQ1" + version byte 1, then records {type: 1 byte, length: 4 bytes
  * big-endian, payload}. Envelope records come first in ascending type order (RCPT may repeat,
  * AUTH_USER is optional, every other envelope type appears exactly once), then zero or more
  * DATA records (1..SPOOL_REC_DATA_MAX bytes each), then END {total data length: 8 bytes BE,
  * CRC-32 (IEEE, as zlib) of every byte before the END record: 4 bytes BE}, then end of file.
- * Text payloads never contain NUL, CR or LF (reliability.md G7). */
+ * Text payloads never contain NUL, CR or LF (docs/reliability.md G7). */
 #ifndef RN_SPOOL_RECORD_H
 #define RN_SPOOL_RECORD_H
 #include <stddef.h>

@@ -8,7 +8,7 @@
  * one status line per envelope recipient, in envelope order. It is replaced whole (tmp,
  * fsync, rename, fsync state/), so a crash leaves the old state or the new one; if it is
  * lost the message is retried for every recipient not known to be done: duplicates are
- * possible, losses are not (reliability.md §2). */
+ * possible, losses are not (docs/reliability.md §2). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* bench_policy: the relay decision per connection, DESIGN.md §8 target "under 1 microsecond".
+/* bench_policy: the relay decision per connection, docs/architecture.md §8 target "under 1 microsecond".
  * A snapshot holds the seed article's three connectors (Default, CRM Application with
  * ExternalAuthoritative, Client on 587) and 1,000 filler connectors on the same 0.0.0.0:25
  * (the worst case for selection: every one is a candidate), each with its own /24, half with

@@ -1,4 +1,4 @@
-/* libFuzzer target for the relayAce grammar and dn_normalize (STYLE.md rule 10). Beyond "no
+/* libFuzzer target for the relayAce grammar and dn_normalize (docs/style.md rule 10). Beyond "no
  * crash, no sanitizer report" it checks the contracts: an accepted value formats to a
  * canonical string that parses back to the same ACE and formats identically, and a
  * normalised DN is a fixed point of dn_normalize. */

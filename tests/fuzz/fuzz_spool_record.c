@@ -1,4 +1,4 @@
-/* libFuzzer target for the spool record decoder (STYLE.md rule 10). Beyond "no crash, no
+/* libFuzzer target for the spool record decoder (docs/style.md rule 10). Beyond "no crash, no
  * sanitizer report" it checks the contracts: the decoder gives the same verdict, envelope and
  * data whether the input arrives whole or in pieces split by the input's first byte, and an
  * accepted file is canonical: re-encoding its envelope and DATA records (one on_data call per

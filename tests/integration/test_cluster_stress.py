@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cluster convergence under churn (reliability.md T21, scaled to this box): three nodes on
+"""Cluster convergence under churn (docs/reliability.md T21, scaled to this box): three nodes on
 one slapd (deploy/cluster/cluster.py) while 400 changes go to slapd as fast as ldapmodify
 sends them, node2 is SIGKILLed and restarted twice and node3 is SIGSTOPped for 3 s.
 

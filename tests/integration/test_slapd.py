@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rntest  # noqa: E402
 from rntest import ROOT, Slapd, Tap, run, user_password  # noqa: E402
 
-# exchange-model.md §2.1: canonical right names by bit.
+# docs/permission-model.md §2.1: canonical right names by bit.
 RIGHTS = {
     "ms-Exch-SMTP-Submit": 0x1, "ms-Exch-SMTP-Submit-For-MLS": 0x2,
     "ms-Exch-SMTP-Accept-Any-Recipient": 0x4, "ms-Exch-SMTP-Accept-Authentication-Flag": 0x8,

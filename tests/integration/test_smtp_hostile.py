@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile SMTP input against a real node (reliability.md §1, §7 T01 T02 T05 T06 T07 T09).
+"""Hostile SMTP input against a real node (docs/reliability.md §1, §7 T01 T02 T05 T06 T07 T09).
 
 One throwaway slapd with the example organisation, one relaynode; every client connects
 from 127.0.0.1 to the Default connector (anonymous). Raw sockets, so the bytes on the wire

@@ -5,7 +5,7 @@ Clients are emulated by source address on lo: 127.0.0.1 and 127.0.2.60 land on
 "Default node1" (anonymous), 127.0.2.55/.56 on "CRM Application" (Option 1: Externally
 Secured; Option 2 after deploy/example/option2.ldif), ::1 on Default over IPv6. Rights are
 changed with ldapmodify + SIGHUP and the tests poll until the node applies them.
-Exact replies from exchange-model.md §6.
+Exact replies from docs/permission-model.md §6.
 """
 import os
 import re

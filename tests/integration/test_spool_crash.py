@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Crash test for the spool (reliability.md G1/G2): a writer process commits messages as fast
+"""Crash test for the spool (docs/reliability.md G1/G2): a writer process commits messages as fast
 as it can and is killed with SIGKILL at random moments. After each kill a checker reopens the
 spool (which empties tmp/ and quarantines undecodable files) and we require:
   - every message whose commit returned 0 (reported by the writer only after the return) is

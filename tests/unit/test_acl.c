@@ -1,5 +1,5 @@
 /* Unit tests for acl: evaluation (deny wins, first granting/denying ACE per right), group
- * expansion and stripping, and PermissionGroups derivation with Custom (exchange-model.md
+ * expansion and stripping, and PermissionGroups derivation with Custom (docs/permission-model.md
  * §1.2, §1.4, §1.5; the seed article's Option 1 and Option 2). */
 #include <stdarg.h>
 #include <stddef.h>

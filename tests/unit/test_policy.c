@@ -1,4 +1,4 @@
-/* Unit tests for the policy stages: every reply of exchange-model.md §6 that policy.h
+/* Unit tests for the policy stages: every reply of docs/permission-model.md §6 that policy.h
  * produces, in the §10 order, with the right and the ACE each verdict names. ACEs are written
  * as admins write them (ace_parse); tokens are the three shapes of token.h. */
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Unit tests for rights: the 26-right table, aliases, GUID lookup, well-known principals,
- * permission-group tables and their names (exchange-model.md §1.2, §2.1). */
+ * permission-group tables and their names (docs/permission-model.md §1.2, §2.1). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

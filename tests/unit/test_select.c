@@ -1,4 +1,4 @@
-/* Unit tests for policy_select (exchange-model.md §4.1): the seed article's connectors,
+/* Unit tests for policy_select (docs/permission-model.md §4.1): the seed article's connectors,
  * IPv6, exact vs wildcard bindings and their ties, nested vs partial ranges, load-order ties,
  * disabled connectors, families, no match. Every case runs twice, by scan and through the
  * index policy_index builds, and a randomised comparison checks the two always agree. */

@@ -1,5 +1,5 @@
 /* Unit tests for smtp_data: terminator, dot-unstuffing, bare CR/LF smuggling variants
- * (reliability.md T01/T02), limits in discard mode, and whole-vs-one-byte equivalence. */
+ * (docs/reliability.md T01/T02), limits in discard mode, and whole-vs-one-byte equivalence. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
