@@ -113,4 +113,70 @@ check-deps:
 clean:
 	rm -rf build
 
+# Install (issue 12): the binaries built in $(B) (nothing is rebuilt: build first, then e.g.
+# `sudo make install`), schema, ACLs and example organisation, a sample bootstrap (installed
+# once, never overwritten), man pages, systemd units, a logrotate snippet and the operations
+# guide. Paths in the units, the sample and the man pages are written for /usr/sbin and
+# /etc/relaynode and rewritten here to SBINDIR and SYSCONFDIR. `make deb` stages this with
+# PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system (deploy/debian/build-deb.sh).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
+SBINDIR    ?= $(PREFIX)/sbin
+DATADIR    ?= $(PREFIX)/share/relaynode
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/relaynode
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+ETCDIR      = $(SYSCONFDIR)/relaynode
+MAN5       := docs/man/relaynode.conf.5 docs/man/relaynode-schema.5
+MAN8       := docs/man/relaynode.8 docs/man/relayctl.8
+UNITS      := deploy/systemd/relaynode.service deploy/systemd/relaynode@.service
+SHARE_FILES:= schema/relaynode.schema schema/relaynode.ldif deploy/slapd/acl.ldif
+EXAMPLE    := $(sort $(wildcard deploy/example/*))
+INST_SED    = sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/relaynode|$(ETCDIR)|g' \
+                  -e 's|/usr/share/relaynode|$(DATADIR)|g'
+D           = $(DESTDIR)
+
+.PHONY: install uninstall deb
+install:
+	@test -x $(B)/relaynode -a -x $(B)/relayctl || \
+	  { echo "make install: no relaynode/relayctl in $(B): run make (or give B=) first" >&2; exit 2; }
+	$(INSTALL) -d $(D)$(SBINDIR) $(D)$(DATADIR)/example $(D)$(ETCDIR) $(D)$(MANDIR)/man5 \
+	  $(D)$(MANDIR)/man8 $(D)$(UNITDIR) $(D)$(SYSCONFDIR)/logrotate.d $(D)$(DOCDIR)
+	$(INSTALL) -m 0755 $(B)/relaynode $(B)/relayctl $(D)$(SBINDIR)/
+	$(INSTALL) -m 0644 $(SHARE_FILES) $(D)$(DATADIR)/
+	$(INSTALL) -m 0644 $(EXAMPLE) $(D)$(DATADIR)/example/
+	$(INST_SED) deploy/relaynode.conf.sample >$(D)$(DATADIR)/relaynode.conf.sample
+	chmod 0644 $(D)$(DATADIR)/relaynode.conf.sample
+	@if [ -e $(D)$(ETCDIR)/relaynode.conf ]; then \
+	  echo "make install: keeping $(D)$(ETCDIR)/relaynode.conf (the sample is $(DATADIR)/relaynode.conf.sample)"; \
+	else $(INSTALL) -m 0644 $(D)$(DATADIR)/relaynode.conf.sample $(D)$(ETCDIR)/relaynode.conf; fi
+	for f in $(MAN5); do $(INST_SED) $$f >$(D)$(MANDIR)/man5/$${f##*/} && chmod 0644 $(D)$(MANDIR)/man5/$${f##*/}; done
+	for f in $(MAN8); do $(INST_SED) $$f >$(D)$(MANDIR)/man8/$${f##*/} && chmod 0644 $(D)$(MANDIR)/man8/$${f##*/}; done
+	for f in $(UNITS); do $(INST_SED) $$f >$(D)$(UNITDIR)/$${f##*/} && chmod 0644 $(D)$(UNITDIR)/$${f##*/}; done
+	$(INSTALL) -m 0644 deploy/logrotate/relaynode $(D)$(SYSCONFDIR)/logrotate.d/relaynode
+	$(INSTALL) -m 0644 docs/operations.md $(D)$(DOCDIR)/
+
+# Everything install wrote, except a relaynode.conf that differs from the sample (edited:
+# kept, and said so). Directories are removed only when empty.
+uninstall:
+	rm -f $(D)$(SBINDIR)/relaynode $(D)$(SBINDIR)/relayctl
+	@if [ -e $(D)$(ETCDIR)/relaynode.conf ]; then \
+	  if cmp -s $(D)$(ETCDIR)/relaynode.conf $(D)$(DATADIR)/relaynode.conf.sample; then \
+	    rm -f $(D)$(ETCDIR)/relaynode.conf; \
+	  else echo "make uninstall: keeping the edited $(D)$(ETCDIR)/relaynode.conf"; fi; fi
+	rm -f $(addprefix $(D)$(DATADIR)/,$(notdir $(SHARE_FILES)) relaynode.conf.sample) \
+	  $(addprefix $(D)$(DATADIR)/example/,$(notdir $(EXAMPLE))) \
+	  $(addprefix $(D)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+	  $(addprefix $(D)$(MANDIR)/man8/,$(notdir $(MAN8))) \
+	  $(addprefix $(D)$(UNITDIR)/,$(notdir $(UNITS))) \
+	  $(D)$(SYSCONFDIR)/logrotate.d/relaynode $(D)$(DOCDIR)/operations.md
+	@for d in $(D)$(DATADIR)/example $(D)$(DATADIR) $(D)$(DOCDIR) $(D)$(ETCDIR); do \
+	  rmdir $$d 2>/dev/null || true; done
+
+# A Debian package of the binaries in $(B): $(DEB_OUT)/relaynode_<version>_<arch>.deb.
+DEB_OUT ?= $(B)
+deb:
+	@bash deploy/debian/build-deb.sh $(B) $(DEB_OUT)
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install every Debian package the build, the tests and `make run` need.
+# Install every Debian package the build, the tests and `make run` need (mandoc, systemd,
+# dpkg-dev, logrotate: `mandoc -T lint`, `systemd-analyze verify`, `make deb`, `logrotate -d`).
 # Idempotent: when all are present nothing is fetched and apt is not called.
 set -euo pipefail
 PKGS=(
@@ -8,6 +9,7 @@ PKGS=(
   libcmocka-dev libc-ares-dev
   slapd ldap-utils swaks openssl python3 python3-dnspython
   libsasl2-modules-gssapi-mit libkrb5-dev krb5-kdc krb5-admin-server krb5-user python3-gssapi
+  mandoc systemd dpkg-dev adduser logrotate
 )
 missing=()
 for p in "${PKGS[@]}"; do
