@@ -83,7 +83,7 @@ test: deps
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DRN_FAULTS" \
 	  all unit-bins
 	@bash tests/check-deps.sh
-	@bash tests/check-size.sh || true
+	@bash tests/check-size.sh
 	@bash tests/run.sh build/asan
 
 unit-bins: $(UNIT_BIN)

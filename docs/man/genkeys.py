@@ -94,6 +94,7 @@ class Key:
 
 
 LINE = re.compile(r"^(\S+)\s+= (.*?)\s*# (.*)$")
+TYPED = re.compile(r"^(.*?)\s*\[([^\[\]]*);[^\[\]]*\]$")
 
 
 def read_keys(binary):
@@ -112,6 +113,14 @@ def read_keys(binary):
         if not m:
             raise ValueError("cannot parse --help-config line: %r" % line)
         name, default, doc = m.group(1), m.group(2).strip(), m.group(3).strip()
+        # The binary's typed table ends each line with "[TYPE RANGE; READERS]": its range is
+        # the one the page shows, so the page cannot drift from what the node accepts.
+        bm = TYPED.match(doc)
+        brange = None
+        if bm:
+            doc = bm.group(1).strip()
+            rm = re.search(r"(\d+\.\.\d+)", bm.group(2))
+            brange = rm.group(1) if rm else None
         if name not in TYPES:
             if name in PENDING:
                 typ, rng = PENDING[name][0], PENDING[name][1]
@@ -120,6 +129,8 @@ def read_keys(binary):
                 continue
         else:
             typ, rng = TYPES[name]
+        if brange:
+            rng = brange
         keys.append(Key(name, default, doc, typ, rng, COMPUTED.get(name)))
     names = {k.name for k in keys}
     for name in TYPES:
