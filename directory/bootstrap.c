@@ -66,6 +66,8 @@ static const struct bootkey keys[] = {
     STR(hostname, NULL, "smtp, delivery", "default FQDN for connectors without relayFqdn"),
     PATH(spool_dir, "/var/spool/relaynode", "spool", "durable message spool"),
     STR(log, "stderr", "log", "stderr, syslog or a file path"),
+    STR(user, "", "daemon", "when started as root: the user the node runs as once its listeners are bound (keeping only CAP_NET_BIND_SERVICE); empty = no change, and a node started as root then refuses to run without --allow-root"),
+    STR(group, "", "daemon", "the group to run as with user; empty = the user's primary group"),
     NUM(ldap_timeout, BK_SECONDS, "5", 1, 3600, "ldapdir, ldapsync", "seconds per directory operation"),
     PATH(tls_cert, "", "tlsctx", "PEM certificate for STARTTLS; empty = none"),
     PATH(tls_key, "", "tlsctx", "PEM private key for STARTTLS"),

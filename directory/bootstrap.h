@@ -29,6 +29,8 @@ struct rn_bootstrap {
     char *hostname;            /* default FQDN for connectors without relayFqdn */
     char *spool_dir;           /* "/var/spool/relaynode" */
     char *log;                 /* "stderr", "syslog" or a file path */
+    char *user;                /* started as root: run as this user (privdrop.h); "" = none */
+    char *group;               /* with user: this group; "" = the user's primary group */
     unsigned ldap_timeout;     /* seconds for each directory operation, 5 (1..3600) */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
     char *tls_cert_dir;        /* named certificates NAME.pem + NAME.key (relayTlsCertificateName);

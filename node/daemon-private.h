@@ -19,6 +19,7 @@
 #include "node/cluster/cluster_wire.h"
 #include "node/common/node.h"
 #include "node/daemon.h"
+#include "node/privdrop.h"
 
 #define WORKER_THREADS   2
 #define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
@@ -44,6 +45,8 @@ struct daemon {
     bool reload_pending;              /* SIGHUP arrived during a load */
     bool stopping;                    /* teardown: load results are discarded */
     bool sasl;                        /* saslauth_init succeeded */
+    bool drop;                        /* root with `user`: drop to run_as after setup */
+    struct privdrop_id run_as;        /* valid when drop */
     unsigned backoff;                 /* seconds before the next retry */
     unsigned drain_timeout;           /* seconds */
     struct timespec drain_deadline;
@@ -97,6 +100,13 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen);
 /* Bootstrap, limits, log, the spool (waiting a little for its lock), TLS, SASL. -1 with err;
  * the log is open once it returns 0. */
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen);
+/* Started as root: refuse without `user` (unless --allow-root), else resolve user/group;
+ * any start: refuse secret files group or others can read. -1 with err. */
+int daemon_privileges_check(struct daemon *d, const struct daemon_opts *o, char *err,
+                            size_t errlen);
+/* Started as root with `user`: hand the spool, log file and protocol log directory to the
+ * user, then drop to it keeping only CAP_NET_BIND_SERVICE. Before any thread starts. */
+int daemon_privileges_drop(struct daemon *d, char *err, size_t errlen);
 /* Double fork and detach (the original process exits 0). -1 with err. */
 int daemon_daemonize(char *err, size_t errlen);
 int daemon_write_pidfile(const char *path, char *err, size_t errlen);

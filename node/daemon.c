@@ -416,6 +416,8 @@ int daemon_run(const struct daemon_opts *o)
         goto out;
     if (o->pidfile && daemon_write_pidfile(o->pidfile, err, sizeof err) < 0)
         goto out;
+    if (daemon_privileges_drop(d, err, sizeof err) < 0)
+        goto out;
     if (daemon_loop_setup(d, err, sizeof err) < 0 || daemon_cluster_setup(d, err, sizeof err) < 0)
         goto out;
     log_fact("-", "node", "start", "node=%s pid=%ld foreground=%s", d->n.boot.node,

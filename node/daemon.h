@@ -10,6 +10,7 @@ struct daemon_opts {
     const char *conf;              /* bootstrap file */
     bool foreground;               /* false: double fork, detach, log "stderr" goes to syslog */
     const char *pidfile;           /* NULL: none */
+    bool allow_root;               /* --allow-root: started as root without `user`, stay root */
 };
 
 /* Run until SIGTERM/SIGINT and the drain; returns the process exit status (0 after a clean

@@ -72,6 +72,51 @@ void daemon_certs_reread(struct daemon *d)
         daemon_certs_load(n, n->snap, true);
 }
 
+int daemon_privileges_check(struct daemon *d, const struct daemon_opts *o, char *err,
+                            size_t errlen)
+{
+    const struct rn_bootstrap *b = &d->n.boot;
+    const char *secrets[] = {b->bind_password_file, b->cluster_secret_key_file,
+                             b->smarthost_auth_file};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (privdrop_secret_check(secrets[i], err, errlen) < 0)
+            return -1;
+    if (geteuid() != 0)
+        return 0;                     /* not root: `user` changes nothing */
+    if (!b->user || !*b->user) {
+        if (o->allow_root)
+            return 0;
+        return rn_err(err, errlen, "refusing to run as root; set `user` in %s or pass "
+                      "--allow-root", o->conf);
+    }
+    if (privdrop_resolve(b->user, b->group, &d->run_as, err, errlen) < 0)
+        return -1;
+    d->drop = true;
+    return 0;
+}
+
+/* The spool (its lock stays held: a lock survives setuid), a log file and the protocol log
+ * directory become the user's, so it can go on writing them; then the drop itself. The
+ * secret files and certificates are read again later (reconnects, SIGHUP): they must be
+ * readable by the user, i.e. owned by it with mode 600. */
+int daemon_privileges_drop(struct daemon *d, char *err, size_t errlen)
+{
+    const struct rn_bootstrap *b = &d->n.boot;
+    if (!d->drop)
+        return 0;
+    const char *log = b->log;
+    bool logfile = log && *log && strcmp(log, "stderr") != 0 && strcmp(log, "syslog") != 0;
+    if (privdrop_chown_tree(b->spool_dir, &d->run_as, err, errlen) < 0 ||
+        (logfile && privdrop_chown_tree(log, &d->run_as, err, errlen) < 0) ||
+        privdrop_chown_tree(b->protocol_log_dir, &d->run_as, err, errlen) < 0)
+        return -1;
+    if (privdrop_apply(&d->run_as, err, errlen) < 0)
+        return -1;
+    log_fact("-", "node", "privileges-dropped", "user=%s uid=%ld gid=%ld caps=%s", b->user,
+             (long)d->run_as.uid, (long)d->run_as.gid, "CAP_NET_BIND_SERVICE");
+    return 0;
+}
+
 int daemon_write_pidfile(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
@@ -112,7 +157,8 @@ int daemon_daemonize(char *err, size_t errlen)
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen)
 {
     struct node *n = &d->n;
-    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0)
+    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0 ||
+        daemon_privileges_check(d, o, err, errlen) < 0)
         return -1;
     n->max_command_line = n->boot.max_command_line;
     n->max_text_line = n->boot.max_text_line;

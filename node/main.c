@@ -27,14 +27,15 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: relaynode -c FILE [--foreground] [--pidfile PATH] [--check] "
-               "[--list-spool] [--help-config] [--version]\n"
+               "[--list-spool] [--help-config] [--version] [--allow-root]\n"
                "  -c FILE         bootstrap file (key = value)\n"
                "  --foreground    stay attached; log to the bootstrap's log target\n"
                "  --pidfile PATH  write the daemon's pid to PATH\n"
                "  --check         load the directory, print the configuration, exit 0/1/2\n"
                "  --list-spool    list committed messages in the spool, exit 0\n"
                "  --help-config   print every bootstrap key with its value and meaning\n"
-               "  --version       print the version\n");
+               "  --version       print the version\n"
+               "  --allow-root    run the daemon as root when the bootstrap sets no `user`\n");
 }
 
 /* "unlimited" for RN_UNLIMITED, else the number. */
@@ -255,6 +256,8 @@ int main(int argc, char **argv)
             o.pidfile = argv[++i];
         else if (strcmp(a, "--foreground") == 0)
             o.foreground = true;
+        else if (strcmp(a, "--allow-root") == 0)
+            o.allow_root = true;
         else if (strcmp(a, "--check") == 0)
             check = true;
         else if (strcmp(a, "--list-spool") == 0)

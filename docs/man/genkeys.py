@@ -44,6 +44,8 @@ TYPES = {
     "hostname": ("FQDN", None),
     "spool_dir": ("path", None),
     "log": ("target", "stderr, syslog or an absolute file path"),
+    "user": ("user name", None),
+    "group": ("group name", None),
     "ldap_timeout": ("seconds", "1..3600"),
     "tls_cert": ("path", None),
     "tls_key": ("path", None),
@@ -77,14 +79,7 @@ COMPUTED = {"hostname": "the system host name (gethostname(2))"}
 
 # key: (type, range, default, doc, after which key it is listed). Announced keys whose
 # daemon side comes with the next version (see the module docstring).
-PENDING = {
-    "user": ("user name", None, "",
-             "when started as root: the user the node runs as once its listeners are bound "
-             "(keeping only CAP_NET_BIND_SERVICE); empty = no change, and a node started as "
-             "root then refuses to run without --allow-root", "log"),
-    "group": ("group name", None, "",
-              "the group to run as with user; empty = the user's primary group", "user"),
-}
+PENDING = {}
 
 
 class Key:

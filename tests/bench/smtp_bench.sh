@@ -241,9 +241,13 @@ EOF
 SPOOLQ="$W/dir/spool/queue"
 NODE_LOG="$W/dir/relaynode.log"
 
+# Run as root the node keeps root (its conf sets no `user`).
+ALLOW_ROOT=
+[ "$(id -u)" -eq 0 ] && ALLOW_ROOT=--allow-root
+
 node_start() {
   NODE_STATS_SEEN=$(grep -c ' commit-stats ' "$NODE_LOG" 2>/dev/null)
-  "$B/relaynode" -c "$W/dir/relaynode.conf" --foreground >>"$W/node.out" 2>&1 &
+  "$B/relaynode" -c "$W/dir/relaynode.conf" --foreground $ALLOW_ROOT >>"$W/node.out" 2>&1 &
   NODE_PID=$!
   for _ in $(seq 1 150); do
     kill -0 "$NODE_PID" 2>/dev/null || die "relaynode exited at startup: $(tail -n 5 "$W/node.out" "$NODE_LOG" 2>/dev/null)"

@@ -152,7 +152,8 @@ def main():
 
         # -- detached: double fork, pid file, SIGTERM by that pid ----------------------
         pidfile = os.path.join(fx.dir, "relaynode.pid")
-        rc, out, err = relaynode("-c", fx.conf, "--pidfile", pidfile, timeout=30)
+        rc, out, err = relaynode("-c", fx.conf, "--pidfile", pidfile, "--allow-root",
+                                 timeout=30)
         pid = None
         if rnnode.eventually(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 10):
             pid = int(open(pidfile).read().strip())

@@ -101,7 +101,7 @@ def case_kill9(E):
 def case_second_node_refused(E):
     """Two nodes must never share a spool: the second exits 1 naming the owner."""
     c = Check()
-    r = subprocess.run([E.node.binary, "-c", E.conf, "--foreground"], stdout=subprocess.PIPE,
+    r = subprocess.run([E.node.binary, "-c", E.conf, "--foreground", "--allow-root"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=30)
     out = r.stdout.decode(errors="replace")
     c.eq(r.returncode, 1, "second relaynode on the same spool: exit status")

@@ -83,7 +83,7 @@ class Node:
     """One relaynode in the foreground. Use as a context manager, or start()/stop()."""
 
     def __init__(self, conf, ports=(), host="127.0.0.1", log_path=None, binary=None,
-                 extra_args=(), env=None):
+                 extra_args=(), env=None, allow_root=True):
         self.conf = conf
         self.env = env                  # extra environment variables (e.g. RELAYNODE_FAULT)
         self.ports = list(ports)
@@ -91,6 +91,10 @@ class Node:
         self.binary = binary or relaynode_binary()
         self.log_path = log_path or os.path.join(os.path.dirname(conf), "relaynode.out")
         self.extra_args = list(extra_args)
+        # The harness runs as root: a node refuses that without `user` unless told
+        # (allow_root=False tests the refusal or the privilege drop).
+        if allow_root and os.geteuid() == 0 and "--allow-root" not in self.extra_args:
+            self.extra_args.append("--allow-root")
         self.proc = None
         self._logf = None
 

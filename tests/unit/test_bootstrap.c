@@ -87,7 +87,7 @@ static void every_default(void **state)
         {"uri", "ldap://127.0.0.1:389"}, {"bind_dn", ""}, {"bind_password_file", ""},
         {"base_dn", ""}, {"user_base", ""},
         {"user_filter", "(|(uid=%s)(mail=%s))"}, {"node", "node1"},
-        {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"},
+        {"spool_dir", "/var/spool/relaynode"}, {"log", "stderr"}, {"user", ""}, {"group", ""},
         {"tls_cert", ""}, {"tls_key", ""}, {"tls_cert_dir", ""}, {"cluster_bind", ""},
         {"protocol_log_dir", ""}, {"dns_server", ""}, {"smarthost_auth_file", ""},
         {"cluster_secret_key_file", ""}, {"gssapi_keytab", ""}, {"gssapi_service", "smtp"},
@@ -97,7 +97,7 @@ static void every_default(void **state)
     char err[RN_ERRLEN];
     assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
     const char *got[] = {b.uri, b.bind_dn, b.bind_password_file, b.base_dn,
-                         b.user_base, b.user_filter, b.node, b.spool_dir, b.log,
+                         b.user_base, b.user_filter, b.node, b.spool_dir, b.log, b.user, b.group,
                          b.tls_cert, b.tls_key, b.tls_cert_dir, b.cluster_bind,
                          b.protocol_log_dir, b.dns_server, b.smarthost_auth_file,
                          b.cluster_secret_key_file, b.gssapi_keytab, b.gssapi_service,
@@ -406,7 +406,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 37);
+    assert_int_equal(l.n, 39);
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
