@@ -39,6 +39,7 @@
 #include "node/reload.h"
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
+#include "node/common/notify.h"
 #include "node/delivery/queue.h"
 #include "node/smtp/conncount.h"
 #include "node/smtp/saslauth.h"
@@ -103,6 +104,11 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);
+    /* systemd (Type=notify): ready once the first snapshot is in and its listeners are
+     * open; before that nothing listens, so nothing may depend on the node yet. */
+    notify_status("serving version %s, %zu connectors", snap->version, snap->nconnectors);
+    if (first)
+        notify_send("READY=1");
 }
 
 const char *daemon_applied_version(const struct daemon *d)
@@ -163,6 +169,10 @@ static void load_failed(struct daemon *d, const struct load_job *j)
     d->backoff = reload_backoff_next(d->backoff);
     if (d->bus)
         cluster_set_applied(d->bus, daemon_applied_version(d), d->stale);
+    if (d->n.snap)
+        notify_status("directory unreachable, serving version %s", d->n.snap->version);
+    else
+        notify_status("directory unreachable, no snapshot yet: not serving");
 }
 
 /* The load is the running snapshot's version and content, or it was applied: the directory
@@ -282,6 +292,11 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
     struct daemon *d = arg;
     if (what & EV_SIGNAL) {
         log_fact("-", "config", "reload-requested", "by=SIGHUP");
+        /* logrotate's postrotate: the renamed log files are let go, new ones opened. */
+        char lerr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        if (log_reopen(lerr, sizeof lerr) < 0)
+            log_fact("-", "log", "reopen-failed", "error=%s keeping=current",
+                     log_quote(lerr, qe, sizeof qe));
         daemon_certs_reread(d);
     }
     daemon_load_start(d);
@@ -316,6 +331,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
         return;
     }
     d->n.draining = true;
+    notify_send("STOPPING=1");
     log_fact("-", "node", "drain", "signal=%s sessions=%llu timeout=%u",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)d->n.nsessions,
              d->drain_timeout);
@@ -414,6 +430,8 @@ int daemon_run(const struct daemon_opts *o)
     logging = true;
     if (!o->foreground && daemon_daemonize(err, sizeof err) < 0)
         goto out;
+    spool_write_pid(d->n.spool);             /* the lock stayed ours across the fork */
+    notify_init();
     if (o->pidfile && daemon_write_pidfile(o->pidfile, err, sizeof err) < 0)
         goto out;
     if (daemon_privileges_drop(d, err, sizeof err) < 0)

@@ -11,6 +11,7 @@
 #include "directory/bootstrap.h"
 #include "directory/base/util.h"
 #include "node/spool/spool.h"
+#include "tools/nodeproc.h"
 #include "tools/output.h"
 #include <errno.h>
 #include <getopt.h>
@@ -521,6 +522,15 @@ static int queue_retry(struct qctx *q, char **ids, int nids)
     pid_t pid = spool_owner_pid(q->dir);
     if (pid == getpid())
         pid = 0;
+    /* The pid in the lock file is only a hint: signal it only if it is the relaynode that
+     * holds this lock (a reused or planted pid would otherwise get SIGUSR1). */
+    char lockpath[4096], why[RN_ERRLEN];
+    snprintf(lockpath, sizeof lockpath, "%s/lock", q->dir);
+    if (pid != 0 && !nodeproc_owns_lock(pid, lockpath, why, sizeof why)) {
+        fprintf(stderr, "relayctl: not signalling: %s\n", why);
+        rc = rc ? rc : 1;
+        pid = 0;
+    }
     if (pid == 0) {
         printf("no running node holds %s; the messages are due at its next start\n", q->dir);
     } else if (kill(pid, SIGUSR1) < 0) {

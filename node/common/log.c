@@ -35,6 +35,7 @@ struct protolog_file {
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static enum log_target log_target_kind = TARGET_STDERR;
 static int log_fd = 2;
+static char *log_path;                      /* owned; the file of TARGET_FILE, for log_reopen */
 static char *protolog_dir;                  /* owned; NULL = protocol logging off */
 static struct protolog_file *protolog_files;
 
@@ -117,6 +118,7 @@ int log_open(const char *target, char *err, unsigned long errlen)
     pthread_mutex_lock(&log_mu);
     log_target_kind = TARGET_FILE;
     log_fd = fd;
+    log_path = xstrdup(target);
     pthread_mutex_unlock(&log_mu);
     return 0;
 }
@@ -141,10 +143,35 @@ void log_close(void)
         closelog();
     log_target_kind = TARGET_STDERR;
     log_fd = 2;
+    free(log_path);
+    log_path = NULL;
     protolog_close_files();
     free(protolog_dir);
     protolog_dir = NULL;
     pthread_mutex_unlock(&log_mu);
+}
+
+/* logrotate renames the files and then sends SIGHUP: open the fact log's path again (a new
+ * file) and swap it in under the lock, so no line is lost between the two; protocol log
+ * files are closed and reopen by name at their next line. A path that no longer opens keeps
+ * the old descriptor (the lines go to the renamed file rather than nowhere). */
+int log_reopen(char *err, unsigned long errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&log_mu);
+    protolog_close_files();
+    if (log_target_kind == TARGET_FILE && log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            rc = rn_err(err, errlen, "log %s: %s", log_path, strerror(errno));
+        } else {
+            if (log_fd > 2)
+                close(log_fd);
+            log_fd = fd;
+        }
+    }
+    pthread_mutex_unlock(&log_mu);
+    return rc;
 }
 
 static size_t format_time(char *buf, size_t len)

@@ -7,6 +7,9 @@
 
 int log_open(const char *target, char *err, unsigned long errlen); /* "stderr"|"syslog"|path */
 void log_close(void);
+/* SIGHUP (logrotate): reopen the fact log file by its path and close the protocol log files
+ * (they reopen by name). No-op for stderr/syslog. -1 with err: the old file stays in use. */
+int log_reopen(char *err, unsigned long errlen);
 /* id: session or queue id, "-" for none. fmt is the key=value tail, printf-style. */
 void log_fact(const char *id, const char *subsystem, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -103,6 +103,18 @@ static int open_subdir(int dirfd, const char *name, int *out, char *err, size_t 
     return 0;
 }
 
+/* The owner's pid, for spool_owner_pid (relayctl queue retry signals it). Best effort: a
+ * node that cannot write it still owns the spool. */
+void spool_write_pid(struct spool *s)
+{
+    if (!s->owner)
+        return;
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+        (void)0;
+}
+
 int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -134,12 +146,7 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
     }
     if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
         s->owner = true;
-        /* The owner's pid, for spool_owner_pid (relayctl queue retry signals it). Best
-         * effort: a node that cannot write it still owns the spool. */
-        char pid[24];
-        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-        if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-            (void)0;
+        spool_write_pid(s);
         if (spool_recover(s, err, errlen) < 0)
             goto fail;
     } else if (errno != EWOULDBLOCK) {

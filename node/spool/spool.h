@@ -29,6 +29,9 @@ void spool_free(struct spool **s);
 pid_t spool_owner_pid(const char *dir);
 /* Bytes free for unprivileged writers on the spool's filesystem; -1 with err. */
 int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen);
+/* The owner writes its pid into the lock file again: after a fork (daemonize) the lock is
+ * inherited but the pid spool_open wrote is the parent's. No-op when s is not the owner. */
+void spool_write_pid(struct spool *s);
 /* True when s got the lock (a node must: two writers would clean each other's files). */
 bool spool_is_owner(const struct spool *s);
 

@@ -379,7 +379,7 @@ signal.signal(signal.SIGUSR1, lambda s, f: got.append(1))
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 os.ftruncate(fd, 0)
-os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+os.pwrite(fd, b"%d\n" % (int(sys.argv[2]) if len(sys.argv) > 2 else os.getpid()), 0)
 print("ready", flush=True)
 for line in sys.stdin:              # until "report" or EOF
     if line.strip() == "report":
@@ -388,13 +388,60 @@ print("usr1=%d" % len(got), flush=True)
 """
 
 
+def holder(E, argv0="relaynode", pid=None):
+    """The lock holder, its argv[0] "relaynode" (relayctl signals only a relaynode holding
+    the lock, judged by /proc/PID/exe or argv[0]); pid: the pid it writes instead of its own."""
+    return subprocess.Popen([argv0, "-c", HOLDER, os.path.join(E.spool_dir, "lock")] +
+                            ([str(pid)] if pid else []), executable="/usr/bin/python3",
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def case_retry_not_node(E, msgs):
+    """The lock file names a live process that is not this spool's relaynode: no signal."""
+    c = Check()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    procs = [sleeper]
+    try:
+        # A `sleep`'s pid in the file, the lock held by someone (else relayctl takes it).
+        p = holder(E, pid=sleeper.pid)
+        procs.append(p)
+        c.eq(p.stdout.readline().strip(), "ready", "lock holder ready")
+        rc, out, err = relayctl("retry", "--spool", E.spool_dir)
+        time.sleep(0.3)
+        c.true(rc != 0, "exit non-zero", (rc, out, err))
+        c.true(sleeper.poll() is None, "the sleep is not signalled (still alive)")
+        c.true("no running node holds" in out and "not relaynode" in err,
+               "reported as no node, with the reason", (out, err))
+        p.stdin.write("report\n")
+        p.stdin.flush()
+        c.eq(p.stdout.readline().strip(), "usr1=0", "the holder is not signalled either")
+        p.wait(10)
+        # A lock holder with its own pid, but not relaynode: no signal either.
+        p = holder(E, argv0="python3")
+        procs.append(p)
+        c.eq(p.stdout.readline().strip(), "ready", "second lock holder ready")
+        rc, out, err = relayctl("retry", "--spool", E.spool_dir)
+        time.sleep(0.3)
+        c.true(rc != 0 and "no running node holds" in out, "a non-relaynode holder: no node",
+               (rc, out, err))
+        p.stdin.write("report\n")
+        p.stdin.flush()
+        c.eq(p.stdout.readline().strip(), "usr1=0", "and it got no SIGUSR1")
+        p.wait(10)
+    finally:
+        for q in procs:
+            if q.poll() is None:
+                os.kill(q.pid, signal.SIGKILL)
+                q.wait(5)
+    return c.result()
+
+
 def case_retry_signal(E, msgs):
     c = Check()
     m = msgs[0]
     write_state(E.spool_dir, m["id"], 4, int(time.time()) + 600,
                 ["D 250 ok", "P 451 4.4.1 connection timed out"])
-    p = subprocess.Popen(["/usr/bin/python3", "-c", HOLDER, os.path.join(E.spool_dir, "lock")],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p = holder(E)
     try:
         c.eq(p.stdout.readline().strip(), "ready", "lock holder ready")
         rc, out, err = relayctl("retry", m["id"], "--spool", E.spool_dir)
@@ -489,6 +536,9 @@ def run_cases(t, work):
               case_retry_no_node, E, msgs)
         t.run("retry with a process holding the spool lock: SIGUSR1 to its pid",
               case_retry_signal, E, msgs)
+        t.run("retry when the lock file names a process that is not the spool's relaynode "
+              "(a sleep, a non-relaynode holder): nothing signalled, exit non-zero",
+              case_retry_not_node, E, msgs)
         t.run("remove: deletes message and state, a second remove exits 1, the others are "
               "still removed", case_remove, E, msgs)
 

@@ -163,6 +163,50 @@ static void protolog_files_sanitised(void **state)
     rmdir(dir);
 }
 
+/* logrotate: rename the files, SIGHUP. After log_reopen the fact log and the protocol logs
+ * write to new files at their paths; the renamed ones keep what came before. */
+static void reopen_after_rename(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_logreopen.XXXXXX", path[64], old[80], pl[64], plold[80];
+    char err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/node.log", dir);
+    snprintf(old, sizeof old, "%s.1", path);
+    snprintf(pl, sizeof pl, "%s/C.log", dir);
+    snprintf(plold, sizeof plold, "%s.1", pl);
+    assert_int_equal(log_open(path, err, sizeof err), 0);
+    protolog_set_dir(dir);
+    log_fact("-", "t", "before", "n=1");
+    protolog_write("C", "s1", '>', "before");
+    assert_int_equal(rename(path, old), 0);
+    assert_int_equal(rename(pl, plold), 0);
+    assert_int_equal(log_reopen(err, sizeof err), 0);
+    log_fact("-", "t", "after", "n=2");
+    protolog_write("C", "s1", '>', "after");
+    log_close();
+    const char *paths[4] = {old, path, pl, plold};
+    char *got[4];                  /* read_file's buffer is shared: copy each */
+    for (int i = 0; i < 4; i++) {
+        const char *t = read_file(paths[i]);
+        assert_non_null(t);
+        got[i] = strdup(t);
+    }
+    char *a = got[0], *b = got[1], *c = got[2], *d = got[3];
+    assert_non_null(strstr(a, " t before n=1\n"));
+    assert_null(strstr(a, "after"));
+    assert_non_null(strstr(b, " t after n=2\n"));
+    assert_null(strstr(b, "before"));
+    assert_non_null(strstr(c, "s1 > after\n"));
+    assert_non_null(strstr(d, "s1 > before\n"));
+    assert_null(strstr(d, "after"));
+    free(a); free(b); free(c); free(d);
+    /* stderr and syslog targets: nothing to reopen, never an error. */
+    assert_int_equal(log_reopen(err, sizeof err), 0);
+    unlink(path); unlink(old); unlink(pl); unlink(plold);
+    rmdir(dir);
+}
+
 static void protolog_off_without_dir(void **state)
 {
     (void)state;
@@ -182,6 +226,7 @@ int main(void)
         cmocka_unit_test(open_bad_path_fails),
         cmocka_unit_test(protolog_files_sanitised),
         cmocka_unit_test(protolog_off_without_dir),
+        cmocka_unit_test(reopen_after_rename),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
