@@ -77,6 +77,7 @@ static const struct bootkey keys[] = {
     NUM(max_command_line, BK_UINT, "512", 64, 1 << 20, "smtp", "octets incl. CRLF (RFC 5321 4.5.3.1.4)"),
     NUM(max_text_line, BK_UINT, "1000", 64, 1 << 20, "smtp", "octets incl. CRLF (RFC 5321 4.5.3.1.6)"),
     NUM(drain_timeout, BK_SECONDS, "30", 0, DAY, "daemon", "seconds SIGTERM waits for open sessions"),
+    NUM(max_sessions, BK_UINT, "0", 0, 1000000, "daemon, smtp", "concurrent SMTP sessions on the node, past which 421 4.3.2; 0 = derived from RLIMIT_NOFILE (2 descriptors a session after a reserve of 64 + delivery_concurrency); a value that does not fit stops the start"),
     STR(dns_server, "", "dnsres", "resolver ip[:port],... for MX lookups; empty = resolv.conf"),
     NUM(queue_lifetime, BK_SECONDS, "172800", 1, 365 * DAY, "queue", "seconds a message is retried before it bounces"),
     NUM(retry_min, BK_SECONDS, "60", 1, DAY, "queue", "first retry delay in seconds (doubles per attempt)"),
@@ -275,6 +276,8 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
             break;
         }
         seen[k - keys] = true;
+        if (k->offset == O(max_sessions))
+            b->max_sessions_line = lineno;   /* bootstrap_fit_sessions names it */
         char e[RN_ERRLEN];
         if (value_store(b, k, value, e, sizeof e) < 0) {
             rc = rn_err(err, errlen, "%s:%u: %s", path, lineno, e);
@@ -284,6 +287,31 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
     fclose(f);
     if (rc < 0) bootstrap_clear(b);
     return rc;
+}
+
+int bootstrap_fit_sessions(const struct rn_bootstrap *b, const char *path, uint64_t nofile,
+                           unsigned *out, char *err, size_t errlen)
+{
+    uint64_t reserve = BOOT_FD_RESERVE + (uint64_t)b->delivery_concurrency;
+    uint64_t fit = nofile > reserve ? (nofile - reserve) / BOOT_FD_PER_SESSION : 0;
+    if (fit > 1000000)
+        fit = 1000000;             /* the key's own maximum */
+    if (fit < 1)
+        return rn_err(err, errlen, "%s: RLIMIT_NOFILE %" PRIu64 " leaves no descriptor for a "
+                      "session (%" PRIu64 " reserved for the spool, delivery, LDAP and the bus; "
+                      "raise LimitNOFILE or lower delivery_concurrency)", path ? path : "-",
+                      nofile, reserve);
+    if (b->max_sessions == 0) {
+        *out = (unsigned)fit;
+        return 0;
+    }
+    if (b->max_sessions > fit)
+        return rn_err(err, errlen, "%s:%u: max_sessions: %u does not fit RLIMIT_NOFILE %" PRIu64
+                      " (%d descriptors a session after %" PRIu64 " reserved): at most %" PRIu64,
+                      path ? path : "-", b->max_sessions_line, b->max_sessions, nofile,
+                      BOOT_FD_PER_SESSION, reserve, fit);
+    *out = b->max_sessions;
+    return 0;
 }
 
 void bootstrap_clear(struct rn_bootstrap *b)

@@ -40,6 +40,9 @@ struct rn_bootstrap {
     unsigned max_command_line; /* octets incl. CRLF, 512 (RFC 5321 §4.5.3.1.4; 64..1048576) */
     unsigned max_text_line;    /* octets incl. CRLF, 1000 (RFC 5321 §4.5.3.1.6; 64..1048576) */
     unsigned drain_timeout;    /* seconds SIGTERM waits for sessions to finish, 30 (0..86400) */
+    unsigned max_sessions;     /* concurrent SMTP sessions on the node; 0 = derived from
+                                * RLIMIT_NOFILE (bootstrap_fit_sessions) */
+    unsigned max_sessions_line;    /* the file's line that set max_sessions, 0 = default */
     char *dns_server;          /* resolver "ip[:port],..." for delivery; "" = resolv.conf */
     unsigned queue_lifetime;   /* seconds before a deferred message bounces, 172800 */
     unsigned retry_min, retry_max;     /* retry backoff bounds in seconds, 60 / 3600 */
@@ -67,6 +70,16 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
  * "key: reason" if the key is unknown or the value bad; *b is then unchanged. */
 int bootstrap_set(struct rn_bootstrap *b, const char *key, const char *value, char *err,
                   size_t errlen);
+/* Descriptors: a session holds its socket and, while content arrives, a spool file; the
+ * reserve covers the spool, logs, LDAP, the bus, workers and listeners, plus one socket per
+ * delivery_concurrency. */
+#define BOOT_FD_PER_SESSION 2
+#define BOOT_FD_RESERVE 64
+/* The node-wide session cap for a process allowed `nofile` descriptors: max_sessions if it
+ * fits, or the most that fit when it is 0. -1 with "path:line: max_sessions: ..." when the
+ * configured value does not fit (or nothing fits), so the node refuses to start. */
+int bootstrap_fit_sessions(const struct rn_bootstrap *b, const char *path, uint64_t nofile,
+                           unsigned *out, char *err, size_t errlen);
 /* Free the strings; the typed fields keep their values. Safe on a zeroed struct. */
 void bootstrap_clear(struct rn_bootstrap *b);
 /* Print every key with its current value, its documentation, type, range and reader, one line

@@ -1,7 +1,11 @@
 /* connattr: the receive connector attribute table and its value parsers.
  * Defaults are Exchange's *schema* defaults (docs/permission-model.md §5: what transport assumes when
  * an attribute is absent), except that bindings and remote ranges are mandatory: a connector
- * without them is refused rather than silently listening on 0.0.0.0:25 for everyone.
+ * without them is refused rather than silently listening on 0.0.0.0:25 for everyone, and
+ * that the connection limits (MaxInboundConnection 5000, MaxInboundConnectionPerSource 20,
+ * MaxProtocolErrors 5) take the values New-ReceiveConnector gives a new connector rather
+ * than the schema's "unlimited": a limit nobody set must still bound what one client can hold
+ * (secure by default). "unlimited" stays writable explicitly.
  * connattr_apply parses one attribute's raw values by its table type; errors name the
  * attribute ("relayMaxRecipientsPerMessage: 0 is below the minimum 1"). */
 #include "directory/connattr.h"
@@ -44,16 +48,16 @@ const struct connattr connattr_table[] = {
      F(connection_timeout), "seconds a session may last (421 4.4.1)"},
     {"relayConnectionInactivityTimeout", "ConnectionInactivityTimeout", CA_LIMIT, false, 300, 1,
      86400, false, F(inactivity_timeout), "seconds of client silence (451 4.7.0)"},
-    {"relayMaxInboundConnection", "MaxInboundConnection", CA_LIMIT, false, U, 1, 2147483647, true,
+    {"relayMaxInboundConnection", "MaxInboundConnection", CA_LIMIT, false, 5000, 1, 2147483647, true,
      F(max_inbound), "concurrent sessions on the connector (421 4.3.2)"},
-    {"relayMaxInboundConnectionPerSource", "MaxInboundConnectionPerSource", CA_LIMIT, false, U, 1,
+    {"relayMaxInboundConnectionPerSource", "MaxInboundConnectionPerSource", CA_LIMIT, false, 20, 1,
      10000, true, F(max_inbound_per_source), "concurrent sessions per client IP (421 4.3.2)"},
     {"relayMaxInboundConnectionPercentagePerSource", "MaxInboundConnectionPercentagePerSource",
      CA_LIMIT, false, 2, 1, 100, false, F(max_inbound_pct_per_source),
      "share of the remaining MaxInboundConnection one IP may take"},
     {"relayMaxLogonFailures", "MaxLogonFailures", CA_LIMIT, false, 3, 0, 10, false,
      F(max_logon_failures), "AUTH failures before 421 4.7.0; 0 = never disconnect"},
-    {"relayMaxProtocolErrors", "MaxProtocolErrors", CA_LIMIT, false, U, 0, 2147483647, true,
+    {"relayMaxProtocolErrors", "MaxProtocolErrors", CA_LIMIT, false, 5, 0, 2147483647, true,
      F(max_protocol_errors), "protocol errors before 421 4.7.0"},
     {"relayMessageRateLimit", "MessageRateLimit", CA_LIMIT, false, U, 1, 2147483647, true,
      F(message_rate_limit), "messages per minute per client IP (421 4.4.2)"},
@@ -64,6 +68,8 @@ const struct connattr connattr_table[] = {
     {"relayTlsCertificateName", "TlsCertificateName", CA_STRING, false, 0, 0, 64, false,
      F(tls_cert_name),
      "STARTTLS certificate tls_cert_dir/NAME.pem + NAME.key; default the node's"},
+    {"relayTarpitInterval", "TarpitInterval", CA_LIMIT, false, 5, 0, 600, false,
+     F(tarpit_interval), "seconds a 5xx reply to an anonymous session is delayed; 0 = off"},
 };
 const size_t connattr_count = sizeof connattr_table / sizeof connattr_table[0];
 

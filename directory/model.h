@@ -40,6 +40,7 @@ struct rn_connector {
     uint64_t max_inbound, max_inbound_per_source, max_inbound_pct_per_source;
     uint64_t max_logon_failures, max_protocol_errors;
     uint64_t message_rate_limit;   /* messages per minute per source */
+    uint64_t tarpit_interval;      /* seconds a 5xx to an anonymous session waits; 0 = off */
     unsigned protocol_logging;     /* 0 None, 1 Verbose */
     struct ace *aces; size_t naces;  /* owned: the security descriptor */
     char *tls_cert_name;           /* owned; NULL: the node certificate. A file name stem in

@@ -4,6 +4,7 @@
  * after it the event base with its worker pools, listeners, committer, delivery and queue.
  * Any failure stops the start with a reason (fail closed). */
 #include <errno.h>
+#include <sys/resource.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
@@ -160,6 +161,16 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
     if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0 ||
         daemon_privileges_check(d, o, err, errlen) < 0)
         return -1;
+    /* Refuse at start a session cap the descriptor limit cannot hold, rather than meet
+     * EMFILE under load (docs/operations.md). */
+    struct rlimit rl;
+    unsigned cap = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return rn_err(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    if (bootstrap_fit_sessions(&n->boot, o->conf, rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
+                               : (uint64_t)rl.rlim_cur, &cap, err, errlen) < 0)
+        return -1;
+    n->max_sessions = cap;
     n->max_command_line = n->boot.max_command_line;
     n->max_text_line = n->boot.max_text_line;
     d->max_stale = n->boot.max_stale;

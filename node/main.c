@@ -58,7 +58,7 @@ static void check_print_limits(const struct rn_connector *c)
         L(max_message_size), L(max_header_size), L(max_recipients), L(max_hop_count),
         L(max_local_hop_count), L(connection_timeout), L(inactivity_timeout), L(max_inbound),
         L(max_inbound_per_source), L(max_inbound_pct_per_source), L(max_logon_failures),
-        L(max_protocol_errors), L(message_rate_limit),
+        L(max_protocol_errors), L(message_rate_limit), L(tarpit_interval),
 #undef L
     };
     int shown = 0;

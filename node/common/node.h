@@ -40,6 +40,7 @@ struct node {
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
     bool snap_expired;                 /* stale beyond max_stale: the snapshot serves nothing */
     uint64_t nsessions;                /* open sessions (for drain) */
+    uint64_t max_sessions;             /* node-wide cap (max_sessions, fitted to RLIMIT_NOFILE) */
     struct smtp_session *sessions;     /* the open sessions (owned by themselves) */
     struct conncount *conns;           /* owned: sessions per connector and source */
 };

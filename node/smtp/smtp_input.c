@@ -52,6 +52,7 @@ static bool session_read_command(struct smtp_session *s)
         }
         evbuffer_drain(in, (size_t)p.pos + 1);
         s->discarding = false;
+        session_arm_idle(s);
         session_protocol_error(s, "500 5.5.2 Line too long");
         return true;
     }
@@ -79,6 +80,7 @@ static bool session_read_command(struct smtp_session *s)
     memcpy(s->line, buf, n);
     s->line[n] = '\0';
     evbuffer_drain(in, ll + 1);
+    session_arm_idle(s);   /* a complete line is progress; a partial one is not */
     bool secret = s->state == S_AUTH;   /* an answer to a 334 carries credentials */
     smtp_verbs_dispatch(s, s->line, n);
     if (secret)
@@ -173,7 +175,7 @@ static bool session_read_chunk(struct smtp_session *s)
  * session, while the client leaves its replies unread, or when the session closes. */
 void session_process(struct smtp_session *s)
 {
-    while (s->state != S_CLOSING && !s->busy && !s->peer_gone) {
+    while (s->state != S_CLOSING && !s->busy && !s->tarpitting && !s->peer_gone) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
             s->out_paused = true;
             bufferevent_disable(s->bev, EV_READ);

@@ -46,6 +46,8 @@ struct smtp_session {
     struct bufferevent *bev;           /* owned; closes the socket */
     struct event *ev_idle, *ev_life, *ev_linger;   /* owned timers */
     struct event *ev_authdelay;        /* owned; made by smtp_auth.c at the first failure */
+    struct event *ev_tarpit;           /* owned; made at the first tarpitted reply */
+    struct evbuffer *tarpit_out;       /* owned: replies held back while tarpitting */
     enum smtp_state state;
     time_t started;
     time_t linger_until;               /* closing: give up on unsent replies after this */
@@ -90,6 +92,8 @@ struct smtp_session {
     bool busy;                         /* a worker job holds the session */
     bool peer_gone;                    /* EOF or error: no more writes */
     bool in_callback;                  /* free at the end of the callback, not inside */
+    bool tarpitting;                   /* a 5xx is held back (TarpitInterval): replies queue
+                                        * in tarpit_out, no command runs, no free */
 
     /* Counters. */
     uint64_t protocol_errors, messages;
@@ -124,6 +128,9 @@ void session_attach_bev(struct smtp_session *s);
 /* After a worker job or a delay released the session (busy = false): read and run what is
  * buffered, then free the session if it closed. */
 void session_resume(struct smtp_session *s);
+/* (Re)start ConnectionInactivityTimeout: called for a complete command line or for content
+ * bytes, never for a partial line, so a client trickling bytes is still idle. */
+void session_arm_idle(struct smtp_session *s);
 /* After AUTH: the larger input allowance of an authenticated client. */
 void session_raise_limits(struct smtp_session *s);
 /* smtp_input.c: run everything the buffered input allows, in order; stops while a worker

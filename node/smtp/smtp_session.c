@@ -36,6 +36,8 @@
 #define IN_HIGH_AUTH   (256u * 1024u)   /* ... and after */
 #define LINGER_S       5                /* how long a closing session waits for its last reply */
 #define REPLY_MAX      2048
+#define SESSIONS_TEXT  "The maximum number of concurrent connections has exceeded a limit, " \
+                       "closing transmission channel"
 
 static const char *const state_names[S_COUNT] = {
     [S_GREETING] = "greeting", [S_READY] = "ready", [S_MAIL] = "mail", [S_RCPT] = "rcpt",
@@ -69,6 +71,34 @@ void session_enter(struct smtp_session *s, enum smtp_state to)
     s->state = to;
 }
 
+static void on_tarpit(evutil_socket_t fd, short what, void *arg);
+
+/* Exchange's TarpitInterval: a 5xx reply to a session that is neither authenticated nor
+ * Externally Secured is held back for the connector's interval, on a timer, so a harvester
+ * or a spammer probing recipients pays for every refusal while the loop goes on serving
+ * others. Authenticated and Externally Secured sessions are never delayed. */
+static bool session_tarpit_applies(const struct smtp_session *s, const char *reply)
+{
+    return reply[0] == '5' && s->c && s->c->tarpit_interval > 0 && !s->tok.authenticated &&
+           !(s->tok.wk & (1u << WK_EXTERNALLY_SECURED));
+}
+
+/* Start holding replies back; false (reply sent at once) when no timer can be made. */
+static bool session_tarpit_start(struct smtp_session *s)
+{
+    if (!s->ev_tarpit)
+        s->ev_tarpit = evtimer_new(s->n->base, on_tarpit, s);
+    if (!s->tarpit_out)
+        s->tarpit_out = evbuffer_new();
+    if (!s->ev_tarpit || !s->tarpit_out)
+        return false;
+    uint64_t t = s->c->tarpit_interval;
+    struct timeval tv = {(time_t)(t > 600 ? 600 : t), 0};
+    evtimer_add(s->ev_tarpit, &tv);
+    s->tarpitting = true;
+    return true;
+}
+
 /* One reply line (or several, separated by "\r\n" in fmt's output), CRLF appended. */
 void session_reply(struct smtp_session *s, const char *fmt, ...)
 {
@@ -82,7 +112,11 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
     size_t len = (size_t)n < sizeof buf - 2 ? (size_t)n : sizeof buf - 3;
     if (!s->peer_gone && s->bev) {
         buf[len] = '\r', buf[len + 1] = '\n';
-        evbuffer_add(bufferevent_get_output(s->bev), buf, len + 2);
+        if (!s->tarpitting && session_tarpit_applies(s, buf))
+            session_tarpit_start(s);
+        /* while tarpitting, later replies queue behind the held one (RFC 2920 order) */
+        evbuffer_add(s->tarpitting ? s->tarpit_out : bufferevent_get_output(s->bev), buf,
+                     len + 2);
     }
     buf[len] = '\0';
     session_protolog(s, '>', buf);
@@ -192,7 +226,7 @@ void session_raise_limits(struct smtp_session *s)
 
 /* ---- events ---- */
 
-static void session_arm_idle(struct smtp_session *s)
+void session_arm_idle(struct smtp_session *s)
 {
     uint64_t t = s->c->inactivity_timeout;
     if (t == RN_UNLIMITED || t == 0) {
@@ -206,7 +240,10 @@ static void session_arm_idle(struct smtp_session *s)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
-    session_arm_idle(s);
+    /* Content bytes are progress; in the command states only a complete line is
+     * (smtp_input.c), so a byte every few seconds does not hold a session forever. */
+    if (s->state == S_DATA || s->state == S_BDAT)
+        session_arm_idle(s);
     s->in_callback = true;
     session_process(s);
     s->in_callback = false;
@@ -244,7 +281,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void session_timeout(struct smtp_session *s, struct event *ev, const char *reply,
                             const char *kind, uint64_t seconds)
 {
-    if (s->busy) {
+    if (s->busy || s->tarpitting) {
         struct timeval tv = {1, 0};
         evtimer_add(ev, &tv);
         return;
@@ -274,6 +311,22 @@ static void on_life(evutil_socket_t fd, short what, void *arg)
                     s->c->connection_timeout);
 }
 
+/* The tarpit interval is over: send what was held back, then run what the client sent
+ * meanwhile (or free the session if it closed). */
+static void on_tarpit(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    s->tarpitting = false;
+    if (!s->peer_gone && s->bev)
+        evbuffer_add_buffer(bufferevent_get_output(s->bev), s->tarpit_out);
+    else
+        evbuffer_drain(s->tarpit_out, evbuffer_get_length(s->tarpit_out));
+    s->in_callback = true;
+    session_process(s);
+    s->in_callback = false;
+    session_settle(s);
+}
+
 static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
@@ -297,7 +350,7 @@ static size_t session_unsent(struct smtp_session *s)
  * peer is gone), never while a worker holds it or a callback is still on the stack. */
 static void session_settle(struct smtp_session *s)
 {
-    if (s->state != S_CLOSING || s->busy || s->in_callback)
+    if (s->state != S_CLOSING || s->busy || s->in_callback || s->tarpitting)
         return;
     if (!s->peer_gone && session_unsent(s) > 0) {
         bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
@@ -339,10 +392,13 @@ static void session_free(struct smtp_session *s)
     token_clear(&s->tok);
     if (s->bev)
         bufferevent_free(s->bev);
-    struct event *evs[] = {s->ev_idle, s->ev_life, s->ev_linger, s->ev_authdelay};
+    struct event *evs[] = {s->ev_idle, s->ev_life, s->ev_linger, s->ev_authdelay,
+                           s->ev_tarpit};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
+    if (s->tarpit_out)
+        evbuffer_free(s->tarpit_out);
     saslauth_free(&s->auth);
     if (s->snap)
         snapshot_unref(&s->snap);
@@ -404,6 +460,15 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     char id[24];
     snprintf(id, sizeof id, "S%08lX%06X", (unsigned long)time(NULL), ++seq & 0xffffff);
 
+    /* Node-wide cap (max_sessions, fitted below RLIMIT_NOFILE): refuse at once with
+     * Exchange's text, so the accept loop never stalls on a full descriptor table. */
+    if (n->max_sessions && n->nsessions >= n->max_sessions) {
+        log_fact(id, "smtp", "connect-refused", "client=%s local=%s:%u reply=\"421 4.3.2\" "
+                 "why=max_sessions sessions=%llu", rip, lip, lport,
+                 (unsigned long long)n->nsessions);
+        refuse_early(fd, "421 4.3.2 " SESSIONS_TEXT);
+        return;
+    }
     struct verdict v;
     const struct rn_connector *c = NULL;
     if (n->draining || !n->snap || n->snap_expired)
@@ -518,6 +583,7 @@ void smtp_session_free_all(struct node *n)
     while (n->sessions) {
         struct smtp_session *s = n->sessions;
         s->busy = false;
+        s->tarpitting = false;
         s->in_callback = false;
         s->peer_gone = true;
         if (s->state != S_CLOSING)

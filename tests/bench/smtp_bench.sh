@@ -237,6 +237,17 @@ dn: cn=Internet,cn=Send Connectors,$RELAY_BASE
 changetype: modify
 replace: relayEnabled
 relayEnabled: FALSE
+
+# smtp-source opens up to 100 sessions from 127.0.0.1: lift the per-source caps (defaults
+# 20 and 2 % of MaxInboundConnection), as Postfix's smtpd_client_connection_count_limit is
+# raised above; MaxInboundConnection (5000) still bounds the connector.
+dn: cn=Default node1,cn=node1,cn=Default-Site,cn=Sites,$RELAY_BASE
+changetype: modify
+replace: relayMaxInboundConnectionPerSource
+relayMaxInboundConnectionPerSource: unlimited
+-
+replace: relayMaxInboundConnectionPercentagePerSource
+relayMaxInboundConnectionPercentagePerSource: 100
 EOF
 SPOOLQ="$W/dir/spool/queue"
 NODE_LOG="$W/dir/relaynode.log"

@@ -181,6 +181,9 @@ def case_per_destination(E, sink):
     c = Check()
     sink.max_active = 0
     sink.slow = 0.3
+    # 40 sessions at once from the CRM address: above the default per-source cap (20)
+    E.modify_connector("CRM Application", {"relayMaxInboundConnectionPerSource": ["100"]})
+    E.node.reload()
     try:
         subj = [tag("conc") for _ in range(40)]
         threads = [threading.Thread(target=send, args=(E, "app@crm.example",
@@ -197,6 +200,8 @@ def case_per_destination(E, sink):
         c.true(sink.max_active >= 2, "deliveries do run in parallel (saw %d)" % sink.max_active)
     finally:
         sink.slow = 0
+        E.modify_connector("CRM Application", {"relayMaxInboundConnectionPerSource": []})
+        E.node.reload()
     return c.result()
 
 

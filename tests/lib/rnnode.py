@@ -549,9 +549,15 @@ class Env:
 
     ANON = "NT AUTHORITY\\ANONYMOUS LOGON"
 
-    def __init__(self, name, ldifs=()):
+    # The example's receive connectors; Env sets their relayTarpitInterval (default 5 s,
+    # which would make every 5xx a test provokes wait 5 s) to `tarpit` before the node starts.
+    # tarpit=None keeps the directory's own value (the one test that measures the default).
+    EXAMPLE_CONNECTORS = ("Default node1", "Client node1", "CRM Application")
+
+    def __init__(self, name, ldifs=(), tarpit="0"):
         self.name = name
         self.ldifs = list(ldifs)
+        self.tarpit = tarpit
         self.root = ROOT
         self.slapd = None
         self.node = None
@@ -564,6 +570,9 @@ class Env:
             s = self.slapd
             self.smtp_port, self.sub_port = s.smtp_port, s.sub_port
             self.conf, self.spool_dir, self.dir = s.conf, s.spool_dir, s.dir
+            if self.tarpit is not None:
+                for name in self.EXAMPLE_CONNECTORS:
+                    self.modify_connector(name, {"relayTarpitInterval": [self.tarpit]})
             self.node = Node(self.conf, ports=[self.smtp_port, self.sub_port])
             self.node.start()
         except BaseException:
@@ -620,6 +629,10 @@ class Env:
         self.ldapmodify("\n".join(lines) + "\n")
 
     def add_connector(self, name, attrs):
+        """attrs: {attr: [values]}; relayTarpitInterval is the Env's `tarpit` unless given."""
+        attrs = dict(attrs)
+        if self.tarpit is not None and not any(a.lower() == "relaytarpitinterval" for a in attrs):
+            attrs["relayTarpitInterval"] = [self.tarpit]
         lines = ["dn: " + self.connector_dn(name), "objectClass: relayReceiveConnector",
                  "cn: " + name]
         for attr, values in attrs.items():

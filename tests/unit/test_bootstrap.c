@@ -406,7 +406,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 39);
+    assert_int_equal(l.n, 40);
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
@@ -424,6 +424,44 @@ static void describe_typed(void **state)
     bootstrap_clear(&b);
 }
 
+/* max_sessions against the descriptor limit: 0 derives the most that fit, a configured value
+ * that fits is kept, one that does not is refused naming file:line and the most that fit. */
+static void max_sessions_fit(void **state)
+{
+    (void)state;
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    unsigned cap = 0;
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    assert_int_equal(b.max_sessions, 0);
+    /* 1024 descriptors - (64 + delivery_concurrency 50) reserved = 910, 2 a session */
+    assert_int_equal(bootstrap_fit_sessions(&b, "x.conf", 1024, &cap, err, sizeof err), 0);
+    assert_int_equal(cap, 455);
+    /* unlimited descriptors: capped at the key's maximum */
+    assert_int_equal(bootstrap_fit_sessions(&b, "x.conf", UINT64_MAX, &cap, err, sizeof err), 0);
+    assert_int_equal(cap, 1000000);
+    /* nothing left after the reserve */
+    assert_int_equal(bootstrap_fit_sessions(&b, "x.conf", 115, &cap, err, sizeof err), -1);
+    assert_non_null(strstr(err, "RLIMIT_NOFILE 115 leaves no descriptor"));
+    assert_int_equal(bootstrap_fit_sessions(&b, "x.conf", 116, &cap, err, sizeof err), 0);
+    assert_int_equal(cap, 1);
+    bootstrap_clear(&b);
+
+    char *path = write_tmp("# caps\nnode = n1\nmax_sessions = 455\n");
+    assert_int_equal(bootstrap_load(path, &b, err, sizeof err), 0);
+    assert_int_equal(b.max_sessions, 455);
+    assert_int_equal(bootstrap_fit_sessions(&b, path, 1024, &cap, err, sizeof err), 0);
+    assert_int_equal(cap, 455);                 /* exactly at the edge */
+    assert_int_equal(bootstrap_fit_sessions(&b, path, 1023, &cap, err, sizeof err), -1);
+    char want[512];
+    snprintf(want, sizeof want, "%s:3: max_sessions: 455 does not fit RLIMIT_NOFILE 1023 "
+             "(2 descriptors a session after 114 reserved): at most 454", path);
+    assert_string_equal(err, want);
+    bootstrap_clear(&b);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +475,7 @@ int main(void)
         cmocka_unit_test(bad_values),
         cmocka_unit_test(file_typed_values),
         cmocka_unit_test(describe_typed),
+        cmocka_unit_test(max_sessions_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

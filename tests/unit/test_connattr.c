@@ -55,6 +55,10 @@ static const struct apply_case bad_cases[] = {
      "relayMaxRecipientsPerMessage: 512001 is above the maximum 512000"},
     {"unlimited refused", "relayMaxRecipientsPerMessage", {"unlimited"}, 1,
      "relayMaxRecipientsPerMessage: 'unlimited' is not allowed"},
+    {"tarpit above 10 minutes", "relayTarpitInterval", {"601"}, 1,
+     "relayTarpitInterval: 601 is above the maximum 600"},
+    {"tarpit unlimited refused", "relayTarpitInterval", {"unlimited"}, 1,
+     "relayTarpitInterval: 'unlimited' is not allowed"},
     {"sign", "relayMaxHopCount", {"+5"}, 1, "relayMaxHopCount: '+5' is not a number"},
     {"negative", "relayMaxHopCount", {"-1"}, 1, "relayMaxHopCount: '-1' is not a number"},
     {"leading space", "relayMaxHopCount", {" 5"}, 1, "relayMaxHopCount: ' 5' is not a number"},
@@ -153,6 +157,10 @@ static void apply_scalars(void **state)
     assert_int_equal(c.max_local_hop_count, 0);
     APPLY("relayMaxInboundConnectionPerSource", "unlimited");
     assert_true(c.max_inbound_per_source == RN_UNLIMITED);
+    APPLY("relayTarpitInterval", "0");
+    assert_int_equal(c.tarpit_interval, 0);
+    APPLY("relayTarpitInterval", "600");
+    assert_int_equal(c.tarpit_interval, 600);
     APPLY("relayProtocolLoggingLevel", "Verbose");
     assert_int_equal(c.protocol_logging, 1);
     APPLY("relayProtocolLoggingLevel", "none");
@@ -192,7 +200,8 @@ static void apply_no_values_restores_defaults(void **state)
     assert_null(c.fqdn);
     assert_int_equal(c.max_recipients, 200);
     assert_int_equal(c.max_message_size, 36700160);
-    assert_true(c.max_inbound == RN_UNLIMITED);
+    assert_int_equal(c.max_inbound, 5000);          /* New-ReceiveConnector, not unlimited */
+    assert_int_equal(c.tarpit_interval, 5);
     assert_true(c.enabled);
     assert_int_equal(c.auth, 29);   /* Tls|BasicAuth|BasicAuthRequireTLS|ExchangeServer */
     assert_int_equal(c.nbindings, 0);

@@ -70,11 +70,12 @@ static void defaults_follow_table(void **state)
     assert_int_equal(c.max_local_hop_count, 12);
     assert_int_equal(c.connection_timeout, 600);
     assert_int_equal(c.inactivity_timeout, 300);
-    assert_true(c.max_inbound == RN_UNLIMITED);
-    assert_true(c.max_inbound_per_source == RN_UNLIMITED);
+    /* New-ReceiveConnector's limits, never "unlimited" by default (connattr.c) */
+    assert_int_equal(c.max_inbound, 5000);
+    assert_int_equal(c.max_inbound_per_source, 20);
     assert_int_equal(c.max_inbound_pct_per_source, 2);
     assert_int_equal(c.max_logon_failures, 3);
-    assert_true(c.max_protocol_errors == RN_UNLIMITED);
+    assert_int_equal(c.max_protocol_errors, 5);
     assert_true(c.message_rate_limit == RN_UNLIMITED);
     assert_int_equal(c.protocol_logging, 0);
     /* Every scalar field holds exactly its table default. */
