@@ -55,6 +55,7 @@ TYPES = {
     "max_command_line": ("octets", "64..1048576"),
     "max_text_line": ("octets", "64..1048576"),
     "drain_timeout": ("seconds", "0..86400"),
+    "max_sessions": ("integer", "0..1000000"),
     "dns_server": ("address list", "IP[:PORT], comma-separated"),
     "queue_lifetime": ("seconds", "1..31536000"),
     "retry_min": ("seconds", "1..86400"),
