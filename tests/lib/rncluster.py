@@ -18,9 +18,12 @@ def crm_dn(k):
 
 
 def crm_ldif(nodes, grant):
-    """One LDIF, one modify per node in `nodes` (node numbers)."""
+    """One LDIF, one modify per node in `nodes` (node numbers). The connector becomes
+    anonymous, so its refusals would wait TarpitInterval (5 s): the probes measure
+    convergence, not the tarpit, so it is set to 0."""
     return "\n".join("dn: %s\nchangetype: modify\nreplace: relayAuthMechanism\n"
-                     "relayAuthMechanism: Tls\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
+                     "relayAuthMechanism: Tls\n-\nreplace: relayTarpitInterval\n"
+                     "relayTarpitInterval: 0\n-\nreplace: relayAce\nrelayAce: %s\n%s-\n"
                      % (crm_dn(k), BASE_ACE, ("relayAce: %s\n" % GRANT_ACE) if grant else "")
                      for k in nodes)
 
@@ -30,7 +33,9 @@ def crm_rcpt(port, source="127.0.2.55", sender="app@example.com"):
     server, 127.0.2.55): the RCPT reply, or "error: ..." when the session broke."""
     import rnnode
     try:
-        with rnnode.Client("127.0.0.1", port, source=source, timeout=5) as cl:
+        # 15 s: an anonymous refusal on a connector left at the default waits
+        # TarpitInterval (5 s) before it is sent
+        with rnnode.Client("127.0.0.1", port, source=source, timeout=15) as cl:
             cl.ehlo()
             cl.cmd("MAIL FROM:<%s>" % sender)
             return cl.cmd("RCPT TO:<someone@outside.example>")
