@@ -321,6 +321,8 @@ static void on_tarpit(evutil_socket_t fd, short what, void *arg)
         evbuffer_add_buffer(bufferevent_get_output(s->bev), s->tarpit_out);
     else
         evbuffer_drain(s->tarpit_out, evbuffer_get_length(s->tarpit_out));
+    if (s->state != S_CLOSING)
+        session_arm_idle(s);       /* the client was waiting for us, not idle */
     s->in_callback = true;
     session_process(s);
     s->in_callback = false;
