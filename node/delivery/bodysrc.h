@@ -1,0 +1,28 @@
+/* bodysrc: the body of one queued message for one SMTP transaction, read from the spool in
+ * steps of at most 64 KiB on the worker pool (docs/style.md 7), verified as it goes (the
+ * record decoder's END length and CRC-32, and dotstuff's CRLF and line-length checks) and
+ * handed to the loop dot-stuffed, so the memory a delivery holds is bounded whatever the
+ * message's size (docs/architecture.md §5). Loop thread, except the reads. */
+#ifndef RN_BODYSRC_H
+#define RN_BODYSRC_H
+#include <stddef.h>
+
+struct node;
+struct evbuffer;
+struct bodysrc;
+
+/* rc 1: piece holds the next dot-stuffed bytes; 0: piece holds the last ones and the final
+ * ".\r\n", and the whole file was verified; -1: err says why the message cannot be sent
+ * (unreadable, torn, checksum mismatch, not sendable unchanged, node stopping): the caller
+ * must not complete the DATA. The caller moves what it wants out of piece during the
+ * callback (evbuffer_add_buffer). */
+typedef void bodysrc_fn(void *arg, int rc, struct evbuffer *piece, const char *err);
+
+/* For queue/<id> of n's spool; nothing is read before the first pull. Caller frees. */
+struct bodysrc *bodysrc_new(struct node *n, const char *id);
+/* Read the next piece; fn runs once, on the loop, never inside this call. One pull at a
+ * time; none after fn saw 0 or -1. */
+void bodysrc_pull(struct bodysrc *b, bodysrc_fn *fn, void *arg);
+/* Free now, or when the read in flight ends (fn is then not called). NULL-safe. */
+void bodysrc_free(struct bodysrc **b);
+#endif
