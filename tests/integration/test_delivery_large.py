@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A 300 MiB message relayed end to end (issue 13, "Delivery streams from the spool").
+"""A 300 MiB message relayed end to end, and a spool file that turns corrupt while it streams
+(issue 13, "Delivery streams from the spool").
 
 Client -> node (CRM connector, 127.0.2.55, MaxMessageSize raised to 2 GiB - 1) -> this test's
 own sink (a send connector's smart host). The sink hashes what it receives as it goes and
@@ -14,6 +15,7 @@ any bound, so this node runs with quarantine_size_mb=1 (ASan still checks every 
 """
 import hashlib
 import os
+import re
 import socket
 import sys
 import threading
@@ -39,6 +41,8 @@ class HashSink:
     def __init__(self, start):
         self.start_marker = start
         self.results = []            # (sha256 hex, bytes hashed, total bytes)
+        self.aborted = 0             # DATA transfers that ended without the final dot
+        self.hold = None             # (at_data, go) Events: hold the 354 until go is set
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -74,8 +78,14 @@ class HashSink:
                     c.sendall(b"250-hashsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
                               b"250 SIZE\r\n")
                 elif verb == b"DATA":
+                    hold, self.hold = self.hold, None
+                    if hold:
+                        hold[0].set()
+                        hold[1].wait(30)
                     c.sendall(b"354 go ahead\r\n")
                     if not self._data(f):
+                        with self.lock:
+                            self.aborted += 1
                         return
                     c.sendall(b"250 2.0.0 ok\r\n")
                 elif verb == b"QUIT":
@@ -224,6 +234,45 @@ def case_large(E, sink):
     return c.result()
 
 
+def case_corrupt_while_streaming(E, sink):
+    """The spool file changes between the pre-scan and the stream (a byte of the body
+    flipped while the next hop holds its 354): the CRC-32 checked at the END record fails
+    after the body went out, so the final dot is never sent; the next hop sees the
+    connection close inside DATA (no message), and the node defers as for any unreadable
+    file."""
+    c = Check()
+    tag = "corrupt-%d" % os.getpid()
+    at_data, go = threading.Event(), threading.Event()
+    sink.hold = (at_data, go)
+    before = len(sink.results)
+    body = "".join("line %05d of %s\r\n" % (i, tag) for i in range(20000))   # ~600 KiB
+    with Client("127.0.0.1", E.smtp_port, source=CRM) as cl:
+        r = cl.send_message("app@crm.example", ["corrupt@sink.test"],
+                            "X-Big-Begin: %s\r\nSubject: %s\r\n\r\n%s" % (tag, tag, body))
+    qid = queued_id(r[-1])
+    if not c.true(qid, "accepted", r[-1]):
+        return c.result()
+    qid = qid.split("@")[0]
+    if not c.true(at_data.wait(20), "the node reached DATA at the sink"):
+        go.set()
+        return c.result()
+    path = os.path.join(E.spool_dir, "queue", qid)
+    with open(path, "r+b") as f:
+        raw = f.read()
+        pos = raw.index(b"line 10000 of")
+        f.seek(pos)
+        f.write(b"X")                  # same length: only the checksum can tell
+    go.set()
+    c.true(eventually(lambda: sink.aborted >= 1, 20), "the sink saw DATA end without the dot")
+    c.eq(len(sink.results), before, "no message completed at the sink")
+    # attempt 1 is the one whose pre-scan passed: its failure comes from the stream
+    c.true(eventually(lambda: re.search(
+        r"%s queue defer .*reply=\"4\.3\.0 cannot read the queued message: [^\"]*checksum "
+        r"mismatch[^\"]*\" attempt=1" % qid, E.node.log()), 10),
+        "attempt 1 deferred as an unreadable message (checksum mismatch)", E.node.log_tail(10))
+    return c.result()
+
+
 def main():
     t = rntest.Tap()          # no relaynode binary: Env raises, a failure (never a skip)
     sink = HashSink(b"X-Big-Begin:")
@@ -244,6 +293,8 @@ def main():
             E.node.start()
             t.run("300 MiB relayed byte-identical with node memory bounded (16 MiB)",
                   case_large, E, sink)
+            t.run("checksum mismatch while streaming: DATA never completed, deferred",
+                  case_corrupt_while_streaming, E, sink)
     finally:
         sink.stop()
     return t.done()
