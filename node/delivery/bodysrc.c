@@ -82,8 +82,9 @@ static void pull_run(void *arg)
     b->rc = spool_reader_step(b->r, stuff_data, b, err, sizeof err);
     if (b->rc == 0 && dotstuff_end(&b->ds) < 0)
         b->rc = -1;
-    if (b->rc < 0 && b->ds.bad)     /* the file read back is not what was checked before */
-        snprintf(b->err, sizeof b->err, "%s", b->ds.bad);
+    if (b->rc < 0 && b->ds.bad)     /* the pre-scan passed: the file changed since */
+        snprintf(b->err, sizeof b->err, "4.3.0 cannot read the queued message: %s: changed "
+                 "since it was checked (%s)", b->id, b->ds.bad);
     else if (b->rc < 0)
         snprintf(b->err, sizeof b->err, "4.3.0 cannot read the queued message: %.200s", err);
 }

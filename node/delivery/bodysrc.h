@@ -12,9 +12,9 @@ struct evbuffer;
 struct bodysrc;
 
 /* rc 1: piece holds the next dot-stuffed bytes; 0: piece holds the last ones and the final
- * ".\r\n", and the whole file was verified; -1: err says why the message cannot be sent
- * (unreadable, torn, checksum mismatch, not sendable unchanged, node stopping): the caller
- * must not complete the DATA. The caller moves what it wants out of piece during the
+ * ".\r\n", and the whole file was verified; -1: err ("4.3.0 ..." or "4.3.2 ...", always
+ * temporary) says why the message cannot be sent (unreadable, torn, checksum mismatch, no
+ * longer sendable unchanged, node stopping): the caller must not complete the DATA. The caller moves what it wants out of piece during the
  * callback (evbuffer_add_buffer). */
 typedef void bodysrc_fn(void *arg, int rc, struct evbuffer *piece, const char *err);
 

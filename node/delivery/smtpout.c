@@ -125,7 +125,7 @@ static void on_piece(void *arg, int rc, struct evbuffer *piece, const char *err)
          * §4.1.1.4: only <CRLF>.<CRLF> completes it). */
         char why[sizeof c->res.reply];
         rn_strlcpy(why, err, sizeof why);
-        finish(c, why[0] == '5' ? SMTPOUT_PERMFAIL : SMTPOUT_TEMPFAIL, why);
+        finish(c, SMTPOUT_TEMPFAIL, why);
         return;
     }
     evbuffer_add_buffer(bufferevent_get_output(c->bev), piece);
