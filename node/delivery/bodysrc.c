@@ -26,6 +26,7 @@ struct bodysrc {
     bool busy;                      /* a job is in flight */
     bool orphan;                    /* freed while busy: the job's end frees it */
     bool ended;                     /* 0 or -1 was delivered */
+    bool in_memory;                 /* bodysrc_new_bytes: piece already holds everything */
     int rc;
     char err[300];
     struct event *ev;               /* answers a pull that cannot be queued, from the loop */
@@ -106,9 +107,17 @@ static void pull_done(void *arg)
     b->fn(b->arg, b->rc, b->piece, b->rc < 0 ? b->err : NULL);
 }
 
-static void on_refused(evutil_socket_t fd, short what, void *arg)
+static void on_answer(evutil_socket_t fd, short what, void *arg)
 {
     pull_done(arg);
+}
+
+struct bodysrc *bodysrc_new_bytes(struct node *n, const char *p, size_t len)
+{
+    struct bodysrc *b = bodysrc_new(n, "-");
+    evbuffer_add(b->piece, p, len);
+    b->in_memory = true;
+    return b;
 }
 
 void bodysrc_pull(struct bodysrc *b, bodysrc_fn *fn, void *arg)
@@ -118,14 +127,18 @@ void bodysrc_pull(struct bodysrc *b, bodysrc_fn *fn, void *arg)
     b->fn = fn;
     b->arg = arg;
     b->busy = true;
-    if (b->n->worker && worker_try_submit(b->n->worker, pull_run, pull_done, b) == 0)
+    if (b->in_memory) {
+        b->rc = 0;                  /* everything is in piece: answer from the loop */
+    } else if (b->n->worker && worker_try_submit(b->n->worker, pull_run, pull_done, b) == 0) {
         return;
-    /* The pool is stopping (the node is shutting down): answer from the loop. */
-    b->rc = -1;
-    snprintf(b->err, sizeof b->err, "4.3.2 node shutting down");
+    } else {
+        /* The pool is stopping (the node is shutting down): answer from the loop. */
+        b->rc = -1;
+        snprintf(b->err, sizeof b->err, "4.3.2 node shutting down");
+    }
     struct timeval now = {0, 0};
     if (!b->ev)
-        b->ev = evtimer_new(b->n->base, on_refused, b);
+        b->ev = evtimer_new(b->n->base, on_answer, b);
     if (!b->ev || evtimer_add(b->ev, &now) < 0)
         abort();
 }

@@ -20,6 +20,11 @@ typedef void bodysrc_fn(void *arg, int rc, struct evbuffer *piece, const char *e
 
 /* For queue/<id> of n's spool; nothing is read before the first pull. Caller frees. */
 struct bodysrc *bodysrc_new(struct node *n, const char *id);
+/* A small message the pre-scan already read and verified: p[0..len) is its whole
+ * dot-stuffed body with the final ".\r\n" (copied, at most BODYSRC_SMALL_MAX octets); the
+ * one pull answers 0 with it, with no second read of the file. Caller frees. */
+#define BODYSRC_SMALL_MAX (64u * 1024u)
+struct bodysrc *bodysrc_new_bytes(struct node *n, const char *p, size_t len);
 /* Read the next piece; fn runs once, on the loop, never inside this call. One pull at a
  * time; none after fn saw 0 or -1. */
 void bodysrc_pull(struct bodysrc *b, bodysrc_fn *fn, void *arg);

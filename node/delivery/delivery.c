@@ -1,7 +1,8 @@
 /* delivery: one attempt for one message. The message is first scanned from the spool on a
  * worker (verified end to end: a torn file is never sent; its size, whether it needs
  * 8BITMIME, whether it can go out unchanged), then each connection streams it from the
- * spool again (bodysrc), so no attempt holds the message in memory. Recipients are
+ * spool again (bodysrc), so no attempt holds more than 64 KiB of it (a message that small
+ * is kept from the pre-scan and sent from memory). Recipients are
  * grouped by next hop (sendroute_pick: the send connector, and the domain when it routes by
  * MX), each group resolves its next hop (dnsres) and is handed to one SMTP client
  * connection (smtpout), trying the next address, then the next smart host, while the failure
@@ -65,6 +66,8 @@ struct attempt {
     char **rcpts; size_t n;
     struct delivery_rcpt_result *res;
     size_t len;                   /* message octets (the pre-scan) */
+    char *small; size_t small_len, small_cap; /* owned: the stuffed body if <= BODYSRC_SMALL_MAX */
+    bool small_over;              /* it did not: each connection streams from the spool */
     const char *refuse;           /* static: why it cannot go out unchanged, or NULL */
     int needs_8bit, needs_smtputf8;
     size_t groups_left;
@@ -234,6 +237,7 @@ static void attempt_free(struct attempt *a)
         free(a->rcpts[i]);
     free(a->rcpts);
     free(a->res);
+    free(a->small);
     if (a->snap)
         snapshot_unref(&a->snap);
     free(a);
@@ -395,7 +399,9 @@ static void group_try(struct group *g)
     struct smtpout_opts o = {
         .helo = d->n->boot.hostname && *d->n->boot.hostname ? d->n->boot.hostname : "localhost",
         .sender = a->sender, .rcpts = rcpts, .nrcpts = g->n, .len = a->len,
-        .body = bodysrc_new(d->n, a->id), .refuse = a->refuse,
+        .body = a->small ? bodysrc_new_bytes(d->n, a->small, a->small_len)
+                         : bodysrc_new(d->n, a->id),
+        .refuse = a->refuse,
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
         .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
     };
@@ -539,17 +545,45 @@ static int scan_chunk(void *arg, const void *p, size_t n)
     return 0;
 }
 
+/* The stuffed body, kept while it stays small: a small message then goes out from memory
+ * (bytes the pre-scan verified) without a second read of the file per connection. */
+static void scan_keep(void *arg, const char *p, size_t n)
+{
+    struct attempt *a = arg;
+    if (a->small_over)
+        return;
+    if (a->small_len + n > BODYSRC_SMALL_MAX) {
+        a->small_over = true;
+        free(a->small);
+        a->small = NULL;
+        return;
+    }
+    if (a->small_len + n > a->small_cap) {
+        a->small_cap = a->small_len + n < 4096 ? 4096 : (a->small_len + n) * 2;
+        if (a->small_cap > BODYSRC_SMALL_MAX)
+            a->small_cap = BODYSRC_SMALL_MAX;
+        a->small = xrealloc(a->small, a->small_cap);
+    }
+    memcpy(a->small + a->small_len, p, n);
+    a->small_len += n;
+}
+
 /* Worker thread: the pre-scan. The whole file is read and verified (a torn or corrupt file
  * fails here, before any connection), and dotstuff notes the size, 8-bit bytes, and whether
- * the message can be sent unchanged; nothing of it is kept. */
+ * the message can be sent unchanged; only a small message's stuffed body is kept (at most
+ * BODYSRC_SMALL_MAX: it then needs neither a second read nor a worker job per connection). */
 static void read_run(void *arg)
 {
     struct attempt *a = arg;
     struct dotstuff ds;
-    dotstuff_init(&ds, NULL, NULL);
+    dotstuff_init(&ds, scan_keep, a);
     a->rc = spool_read_data(a->d->n->spool, a->id, scan_chunk, &ds, a->err, sizeof a->err);
     if (a->rc == 0)
         dotstuff_end(&ds);          /* a message ending in a bare CR sets ds.bad */
+    if (a->rc < 0 || ds.bad || !a->small) {
+        free(a->small);             /* not sent, or not kept whole */
+        a->small = NULL;
+    }
     a->len = (size_t)ds.size;
     a->needs_8bit = ds.eight_bit;
     a->refuse = ds.bad;
