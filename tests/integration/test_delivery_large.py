@@ -10,6 +10,8 @@ keeps none of it; the client hashes what it sends. Checked:
   - the node's memory stays bounded: VmRSS sampled every 20 ms, and VmHWM after the peak was
     reset (/proc/PID/clear_refs "5") at the baseline, grow by less than 16 MiB over the
     baseline taken after a small warm-up message went the same way.
+The same through STARTTLS to a second sink (32 MiB, OpenSSL's bufferevent in the path), and a
+spool file corrupted while it streams (the final dot is never sent).
 The node is the ASan build: its quarantine of freed memory (256 MiB by default) would hide
 any bound, so this node runs with quarantine_size_mb=1 (ASan still checks every access).
 """
@@ -17,6 +19,7 @@ import hashlib
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -38,8 +41,9 @@ class HashSink:
     content (after dot-unstuffing) hashed from its first line starting with `start` on.
     Keeps only the hash and the size."""
 
-    def __init__(self, start):
+    def __init__(self, start, tls=None):
         self.start_marker = start
+        self.tls = tls               # ssl.SSLContext: offer STARTTLS
         self.results = []            # (sha256 hex, bytes hashed, total bytes)
         self.aborted = 0             # DATA transfers that ended without the final dot
         self.hold = None             # (at_data, go) Events: hold the 354 until go is set
@@ -67,6 +71,7 @@ class HashSink:
 
     def _session(self, c):
         f = c.makefile("rb", buffering=1 << 20)
+        secure = False
         try:
             c.sendall(b"220 hashsink ESMTP\r\n")
             while True:
@@ -75,15 +80,21 @@ class HashSink:
                     return
                 verb = line[:4].upper()
                 if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-hashsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                    c.sendall(b"250-hashsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n" +
+                              (b"250-STARTTLS\r\n" if self.tls and not secure else b"") +
                               b"250 SIZE\r\n")
+                elif verb == b"STAR" and self.tls and not secure:
+                    c.sendall(b"220 2.0.0 go ahead\r\n")
+                    c = self.tls.wrap_socket(c, server_side=True)
+                    f = c.makefile("rb", buffering=1 << 20)
+                    secure = True
                 elif verb == b"DATA":
                     hold, self.hold = self.hold, None
                     if hold:
                         hold[0].set()
                         hold[1].wait(30)
                     c.sendall(b"354 go ahead\r\n")
-                    if not self._data(f):
+                    if not self._data(f, secure):
                         with self.lock:
                             self.aborted += 1
                         return
@@ -98,7 +109,7 @@ class HashSink:
         finally:
             c.close()
 
-    def _data(self, f):
+    def _data(self, f, secure=False):
         h = hashlib.sha256()
         hashing = False
         hashed = total = 0
@@ -117,11 +128,11 @@ class HashSink:
                 h.update(line)
                 hashed += len(line)
         with self.lock:
-            self.results.append((h.hexdigest(), hashed, total))
+            self.results.append((h.hexdigest(), hashed, total, secure))
         return True
 
 
-def big_message(tag):
+def big_message(tag, total=BIG):
     """(header bytes, a generator of body blocks, the sha256 and size of the unstuffed
     message). Lines of up to 998 octets; some start with a dot (stuffed when sent)."""
     head = ("X-Big-Begin: %s\r\nFrom: <app@crm.example>\r\nTo: <big@sink.test>\r\n"
@@ -133,7 +144,7 @@ def big_message(tag):
             body = "." + body      # a dot line: stuffed on the wire, intact at the sink
         lines.append(body.encode() + b"\r\n")
     block = b"".join(lines)
-    nblocks = (BIG - len(head)) // len(block) + 1
+    nblocks = (total - len(head)) // len(block) + 1
     h = hashlib.sha256(head)
 
     def blocks(stuff):
@@ -161,10 +172,10 @@ def spool_empty(E):
     return E.node.list_spool().strip().splitlines()[-1].startswith("0 messages ")
 
 
-def send_big(E, head, blocks):
+def send_big(E, head, blocks, rcpt="big@sink.test"):
     with Client("127.0.0.1", E.smtp_port, source=CRM, timeout=60) as cl:
         cl.ehlo()
-        for cmd in ("MAIL FROM:<app@crm.example>", "RCPT TO:<big@sink.test>", "DATA"):
+        for cmd in ("MAIL FROM:<app@crm.example>", "RCPT TO:<%s>" % rcpt, "DATA"):
             r = cl.cmd(cmd)
             if not r.startswith(("250", "354")):
                 return r
@@ -222,7 +233,7 @@ def case_large(E, sink):
           "sampled peak %d KiB (+%d), VmHWM %d KiB (+%d)"
           % (size, t_in, t_all, base, peak[0], peak[0] - base, hwm, hwm - base))
     if c.true(got, "delivered to the sink", E.node.log_tail(20)):
-        digest, hashed, total = sink.results[1]
+        digest, hashed, total, _ = sink.results[1]
         c.eq(hashed, size, "octets from the client's first header on")
         c.eq(digest, want, "sha256 of the delivered message = the sent one")
         c.true(total > hashed, "the node prepended its Received: (%d > %d)" % (total, hashed))
@@ -273,11 +284,43 @@ def case_corrupt_while_streaming(E, sink):
     return c.result()
 
 
+def case_tls(E, tls_sink):
+    """The same streaming through an OpenSSL bufferevent (opportunistic STARTTLS to the next
+    hop): 32 MiB byte-identical, memory bounded."""
+    c = Check()
+    pid = E.node.pid
+    head, blocks, want, size = big_message("tls-%d" % os.getpid(), 32 * MIB)
+    base = status_kib(pid, "VmRSS")
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+    r = send_big(E, head, blocks, "big@tls.test")
+    c.true(queued_id(r), "32 MiB message accepted", r)
+    if c.true(eventually(lambda: tls_sink.results, 60, 0.2), "delivered over TLS",
+              E.node.log_tail(10)):
+        digest, hashed, _, secure = tls_sink.results[0]
+        c.true(secure, "the sink received it after STARTTLS")
+        c.eq((digest, hashed), (want, size), "sha256 and size = the sent message")
+    hwm = status_kib(pid, "VmHWM")
+    print("# TLS: %d octets; VmRSS baseline %d KiB, VmHWM %d KiB (+%d)"
+          % (size, base, hwm, hwm - base))
+    c.true(hwm - base < RSS_BOUND_KIB, "VmHWM grew by under 16 MiB", "+%d KiB" % (hwm - base))
+    return c.result()
+
+
 def main():
     t = rntest.Tap()          # no relaynode binary: Env raises, a failure (never a skip)
     sink = HashSink(b"X-Big-Begin:")
+    tls_sink = None
     try:
         with rnnode.Env("delivery_large") as E:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(os.path.join(E.dir, "tls", "node.pem"),
+                                os.path.join(E.dir, "tls", "node.key"))
+            tls_sink = HashSink(b"X-Big-Begin:", tls=ctx)
+            E.ldapmodify("dn: cn=TLS hop,cn=Send Connectors,ou=Relay,dc=example,dc=com\n"
+                         "changetype: add\nobjectClass: relaySendConnector\ncn: TLS hop\n"
+                         "relayEnabled: TRUE\nrelayAddressSpace: tls.test\n"
+                         "relaySmartHost: 127.0.0.1:%d\nrelayCost: 1\n" % tls_sink.port)
             with open(E.conf) as f:
                 conf = [l for l in f if not l.startswith(("retry_min", "retry_max"))]
             with open(E.conf, "w") as f:
@@ -295,8 +338,12 @@ def main():
                   case_large, E, sink)
             t.run("checksum mismatch while streaming: DATA never completed, deferred",
                   case_corrupt_while_streaming, E, sink)
+            t.run("32 MiB over STARTTLS to the next hop: byte-identical, memory bounded",
+                  case_tls, E, tls_sink)
     finally:
         sink.stop()
+        if tls_sink:
+            tls_sink.stop()
     return t.done()
 
 
