@@ -140,20 +140,27 @@ fail_efd:
     return NULL;
 }
 
-void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg)
+int worker_try_submit(struct worker *w, worker_fn run, worker_fn done, void *arg)
 {
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
     struct job *j = xmalloc(sizeof *j);
     j->run = run;
     j->done = done;
     j->arg = arg;
-    pthread_mutex_lock(&w->mu);
-    if (w->stopping) {
-        pthread_mutex_unlock(&w->mu);
-        abort();                           /* submit after free began: a caller bug */
-    }
     list_push(&w->queue, j);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg)
+{
+    if (worker_try_submit(w, run, done, arg) < 0)
+        abort();                           /* submit after free began: a caller bug */
 }
 
 void worker_free(struct worker **wp)

@@ -14,4 +14,7 @@ struct worker *worker_new(struct event_base *base, size_t nthreads);  /* NULL on
 /* Stop accepting jobs, finish queued ones (their done() still runs), join threads, free. */
 void worker_free(struct worker **w);
 void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
+/* The same, for a caller that may run while the pool stops (a done() that chains the next
+ * job, e.g. a delivery streaming a message): -1 and nothing queued once worker_free began. */
+int worker_try_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
 #endif

@@ -1,5 +1,8 @@
-/* delivery: one attempt for one message. The message bytes are read from the spool on a
- * worker (they are verified end to end there: a torn file is never sent), recipients are
+/* delivery: one attempt for one message. The message is first scanned from the spool on a
+ * worker (verified end to end: a torn file is never sent; its size, whether it needs
+ * 8BITMIME, whether it can go out unchanged), then each connection streams it from the
+ * spool again (bodysrc), so no attempt holds more than 64 KiB of it (a message that small
+ * is kept from the pre-scan and sent from memory). Recipients are
  * grouped by next hop (sendroute_pick: the send connector, and the domain when it routes by
  * MX), each group resolves its next hop (dnsres) and is handed to one SMTP client
  * connection (smtpout), trying the next address, then the next smart host, while the failure
@@ -17,7 +20,9 @@
 
 #include "directory/model.h"
 #include "directory/base/util.h"
+#include "node/delivery/bodysrc.h"
 #include "node/delivery/dnsres.h"
+#include "node/delivery/dotstuff.h"
 #include "node/common/log.h"
 #include "node/delivery/sendroute.h"
 #include "node/common/node.h"
@@ -26,7 +31,6 @@
 #include "node/common/tlsctx.h"
 #include "node/common/worker.h"
 
-#define MESSAGE_MAX (256u * 1024u * 1024u)   /* never read more than this into memory */
 #define DEST_CONCURRENCY 20        /* connections at once to one next-hop address */
 #define IDLE_S 5                   /* a connection waits this long for the next message */
 
@@ -61,8 +65,10 @@ struct attempt {
     char *sender;
     char **rcpts; size_t n;
     struct delivery_rcpt_result *res;
-    char *data; size_t len, cap;
-    bool too_big;
+    size_t len;                   /* message octets (the pre-scan) */
+    char *small; size_t small_len, small_cap; /* owned: the stuffed body if <= BODYSRC_SMALL_MAX */
+    bool small_over;              /* it did not: each connection streams from the spool */
+    const char *refuse;           /* static: why it cannot go out unchanged, or NULL */
     int needs_8bit, needs_smtputf8;
     size_t groups_left;
     delivery_done_fn *done;
@@ -231,7 +237,7 @@ static void attempt_free(struct attempt *a)
         free(a->rcpts[i]);
     free(a->rcpts);
     free(a->res);
-    free(a->data);
+    free(a->small);
     if (a->snap)
         snapshot_unref(&a->snap);
     free(a);
@@ -318,7 +324,8 @@ static void on_smtpout(void *arg, const struct smtpout_result *r)
             else if (r->status == SMTPOUT_PERMFAIL)
                 set_result(res, DELIVERY_PERM, r->reply, g->remote);
             else if (r->status == SMTPOUT_TEMPFAIL || code_class(rc) != 2)
-                set_result(res, DELIVERY_TEMP, rc ? rr->reply : r->reply, g->remote);
+                set_result(res, DELIVERY_TEMP, rc && code_class(rc) != 2 ? rr->reply
+                                                                          : r->reply, g->remote);
             else if (code_class(r->data_code) == 2)
                 set_result(res, DELIVERY_OK, r->reply, g->remote);
             else if (code_class(r->data_code) == 5)
@@ -391,7 +398,10 @@ static void group_try(struct group *g)
         rcpts[k] = a->rcpts[g->idx[k]];
     struct smtpout_opts o = {
         .helo = d->n->boot.hostname && *d->n->boot.hostname ? d->n->boot.hostname : "localhost",
-        .sender = a->sender, .rcpts = rcpts, .nrcpts = g->n, .data = a->data, .len = a->len,
+        .sender = a->sender, .rcpts = rcpts, .nrcpts = g->n, .len = a->len,
+        .body = a->small ? bodysrc_new_bytes(d->n, a->small, a->small_len)
+                         : bodysrc_new(d->n, a->id),
+        .refuse = a->refuse,
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
         .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
     };
@@ -529,30 +539,54 @@ static void attempt_route(struct attempt *a)
     free(groups);
 }
 
-static int read_chunk(void *arg, const void *p, size_t n)
+static int scan_chunk(void *arg, const void *p, size_t n)
 {
-    struct attempt *a = arg;
-    if (a->len + n > MESSAGE_MAX) {
-        a->too_big = true;
-        return -1;
-    }
-    if (a->len + n > a->cap) {
-        a->cap = (a->len + n) * 2;
-        a->data = xrealloc(a->data, a->cap);
-    }
-    memcpy(a->data + a->len, p, n);
-    a->len += n;
+    dotstuff_feed(arg, p, n);       /* a refusal is kept in ds.bad; the file is still verified */
     return 0;
 }
 
-/* Worker thread: the message bytes, and whether they need 8BITMIME (a scan of the whole
- * message, kept off the loop). */
+/* The stuffed body, kept while it stays small: a small message then goes out from memory
+ * (bytes the pre-scan verified) without a second read of the file per connection. */
+static void scan_keep(void *arg, const char *p, size_t n)
+{
+    struct attempt *a = arg;
+    if (a->small_over)
+        return;
+    if (a->small_len + n > BODYSRC_SMALL_MAX) {
+        a->small_over = true;
+        free(a->small);
+        a->small = NULL;
+        return;
+    }
+    if (a->small_len + n > a->small_cap) {
+        a->small_cap = a->small_len + n < 4096 ? 4096 : (a->small_len + n) * 2;
+        if (a->small_cap > BODYSRC_SMALL_MAX)
+            a->small_cap = BODYSRC_SMALL_MAX;
+        a->small = xrealloc(a->small, a->small_cap);
+    }
+    memcpy(a->small + a->small_len, p, n);
+    a->small_len += n;
+}
+
+/* Worker thread: the pre-scan. The whole file is read and verified (a torn or corrupt file
+ * fails here, before any connection), and dotstuff notes the size, 8-bit bytes, and whether
+ * the message can be sent unchanged; only a small message's stuffed body is kept (at most
+ * BODYSRC_SMALL_MAX: it then needs neither a second read nor a worker job per connection). */
 static void read_run(void *arg)
 {
     struct attempt *a = arg;
-    a->rc = spool_read_data(a->d->n->spool, a->id, read_chunk, a, a->err, sizeof a->err);
-    for (size_t i = 0; a->rc == 0 && i < a->len && !a->needs_8bit; i++)
-        a->needs_8bit = (unsigned char)a->data[i] >= 0x80;
+    struct dotstuff ds;
+    dotstuff_init(&ds, scan_keep, a);
+    a->rc = spool_read_data(a->d->n->spool, a->id, scan_chunk, &ds, a->err, sizeof a->err);
+    if (a->rc == 0)
+        dotstuff_end(&ds);          /* a message ending in a bare CR sets ds.bad */
+    if (a->rc < 0 || ds.bad || !a->small) {
+        free(a->small);             /* not sent, or not kept whole */
+        a->small = NULL;
+    }
+    a->len = (size_t)ds.size;
+    a->needs_8bit = ds.eight_bit;
+    a->refuse = ds.bad;
 }
 
 static void read_done(void *arg)
@@ -564,8 +598,7 @@ static void read_done(void *arg)
     }
     if (a->rc < 0) {
         char why[400];
-        snprintf(why, sizeof why, "4.3.0 cannot read the queued message: %s",
-                 a->too_big ? "too large" : a->err);
+        snprintf(why, sizeof why, "4.3.0 cannot read the queued message: %s", a->err);
         for (size_t i = 0; i < a->n; i++)
             set_result(&a->res[i], DELIVERY_TEMP, why, "");
         attempt_finish(a);

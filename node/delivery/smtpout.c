@@ -18,12 +18,16 @@
 
 #include "directory/base/util.h"
 #include "node/common/tlsctx.h"
+#include "node/delivery/bodysrc.h"
 
 #define LINE_MAX_OUT 2048
 #define REPLY_LINES_MAX 100
+/* While the body streams, the next 64 KiB piece is read once the output holds less than
+ * this: a delivery holds at most about this plus one piece, whatever the message's size. */
+#define BODY_LOW (128u * 1024u)
 
 enum st { ST_BANNER, ST_EHLO, ST_HELO, ST_STARTTLS, ST_AUTH, ST_MAIL, ST_RCPT, ST_DATA,
-          ST_DOT, ST_QUIT, ST_IDLE };
+          ST_BODY, ST_DOT, ST_QUIT, ST_IDLE };
 
 struct smtpout {
     struct event_base *base;
@@ -44,6 +48,7 @@ struct smtpout {
     smtpout_idle_fn *idle_lost;  /* ST_IDLE: the owner of an idle connection */
     void *idle_arg;
     struct event *ev_async;      /* finish from the loop when start fails early */
+    bool body_busy;              /* ST_BODY: a piece is being read */
     /* the reply being read */
     int code;
     size_t nlines;
@@ -73,6 +78,7 @@ static void finish(struct smtpout *c, enum smtpout_status st, const char *reply)
         rn_strlcpy(c->res.reply, reply, sizeof c->res.reply);
     c->res.nrcpts = c->o.nrcpts;
     c->res.rcpts = c->rr;
+    bodysrc_free(&c->o.body);    /* a body not sent to its end: the DATA never completes */
     if (c->bev)
         bufferevent_free(c->bev);
     c->bev = NULL;
@@ -85,6 +91,7 @@ static void smtpout_free(struct smtpout *c)
 {
     if (c->ev_async)
         event_free(c->ev_async);
+    bodysrc_free(&c->o.body);
     free(c->rr);
     free(c->rcpts);
     free(c);
@@ -104,44 +111,66 @@ static void send_line(struct smtpout *c, const char *fmt, ...)
     evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n + 2);
 }
 
-/* Refuse, before sending, what cannot go out unchanged: bare CR/LF, lines over 998. */
-static const char *data_check(const struct smtpout *c)
+/* ---- the body, streamed from the spool ---- */
+
+static void body_pump(struct smtpout *c);
+
+static void on_piece(void *arg, int rc, struct evbuffer *piece, const char *err)
 {
-    size_t line = 0;
-    for (size_t i = 0; i < c->o.len; i++) {
-        char ch = c->o.data[i];
-        if (ch == '\r') {
-            if (i + 1 >= c->o.len || c->o.data[i + 1] != '\n')
-                return "5.6.0 message has a bare CR";
-            continue;
-        }
-        if (ch == '\n') {
-            if (i == 0 || c->o.data[i - 1] != '\r')
-                return "5.6.0 message has a bare LF";
-            line = 0;
-            continue;
-        }
-        if (++line > 998)
-            return "5.6.0 message has a line over 998 octets";
+    struct smtpout *c = arg;
+    c->body_busy = false;
+    if (rc < 0) {
+        /* Unreadable, torn or corrupt (checksum) on the way: the final dot is never sent,
+         * so closing the connection aborts the transaction at the next hop (RFC 5321
+         * §4.1.1.4: only <CRLF>.<CRLF> completes it). */
+        char why[sizeof c->res.reply];
+        rn_strlcpy(why, err, sizeof why);
+        finish(c, SMTPOUT_TEMPFAIL, why);
+        return;
     }
-    return NULL;
+    evbuffer_add_buffer(bufferevent_get_output(c->bev), piece);
+    if (rc > 0) {
+        body_pump(c);
+        return;
+    }
+    bodysrc_free(&c->o.body);    /* the final ".\r\n" is queued: wait for its reply */
+    unsigned t = c->o.timeout_s ? c->o.timeout_s : 300;
+    struct timeval tv = {t, 0};
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    c->st = ST_DOT;
+}
+
+/* Read the next piece while the output is short (libevent calls on_write when it drains
+ * below BODY_LOW): backpressure from the next hop bounds what is held. */
+static void body_pump(struct smtpout *c)
+{
+    if (c->st != ST_BODY || c->body_busy || c->finished || !c->o.body)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= BODY_LOW)
+        return;
+    c->body_busy = true;
+    bodysrc_pull(c->o.body, on_piece, c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    body_pump(arg);
 }
 
 static void send_body(struct smtpout *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    const char *p = c->o.data, *end = c->o.data + c->o.len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-        if (*p == '.')
-            evbuffer_add(out, ".", 1);             /* dot-stuffing, RFC 5321 4.5.2 */
-        evbuffer_add(out, p, n);
-        p += n;
+    if (!c->o.body) {            /* a caller bug: never complete a DATA with nothing */
+        finish(c, SMTPOUT_TEMPFAIL, "4.3.0 no message body to send");
+        return;
     }
-    if (c->o.len && (c->o.len < 2 || memcmp(end - 2, "\r\n", 2) != 0))
-        evbuffer_add(out, "\r\n", 2);
-    evbuffer_add(out, ".\r\n", 3);
+    c->st = ST_BODY;
+    /* No reply is due before the final dot: only the write timeout applies meanwhile. */
+    unsigned t = c->o.timeout_s ? c->o.timeout_s : 300;
+    struct timeval tv = {t, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    bufferevent_setwatermark(c->bev, EV_WRITE, BODY_LOW, 0);
+    body_pump(c);
 }
 
 static void send_ehlo(struct smtpout *c)
@@ -363,7 +392,6 @@ static void on_reply(struct smtpout *c)
             return;
         }
         send_body(c);
-        c->st = ST_DOT;
         return;
     case ST_DOT:
         c->res.data_code = c->code;
@@ -382,6 +410,10 @@ static void on_reply(struct smtpout *c)
         c->st = ST_QUIT;
         /* The message's fate is known: do not wait for the 221. */
         finish(c, cls == 5 ? SMTPOUT_PERMFAIL : SMTPOUT_DONE, c->last);
+        return;
+    case ST_BODY:
+        /* A reply before the final dot: the next hop gave up on the message. */
+        finish(c, cls == 5 ? SMTPOUT_PERMFAIL : SMTPOUT_TEMPFAIL, c->last);
         return;
     case ST_QUIT: case ST_IDLE:
         return;
@@ -477,7 +509,7 @@ static void smtpout_attach(struct smtpout *c)
 {
     unsigned t = c->o.timeout_s ? c->o.timeout_s : 300;
     struct timeval tv = {t, 0};
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
@@ -517,7 +549,7 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
     c->o.rcpts = c->rcpts;
     c->st = ST_BANNER;
     c->ev_async = evtimer_new(base, on_async, c);
-    const char *bad = data_check(c);
+    const char *bad = o->refuse;
     c->bev = bad ? NULL : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bad && (!c->bev || bufferevent_socket_connect(c->bev, addr, (int)alen) < 0)) {
         c->res.status = SMTPOUT_TEMPFAIL;
@@ -537,6 +569,7 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
             bufferevent_free(c->bev);
         if (c->ev_async)
             event_free(c->ev_async);
+        bodysrc_free(&c->o.body);
         free(c->rr);
         free(c->rcpts);
         free(c);
@@ -561,6 +594,7 @@ void smtpout_park(struct smtpout *c, smtpout_idle_fn *lost, void *arg, unsigned 
 void smtpout_reuse(struct smtpout *c, const struct smtpout_opts *o, smtpout_done_fn *done,
                    void *arg)
 {
+    bodysrc_free(&c->o.body);    /* NULL after the last transaction; never sent twice */
     c->o = *o;
     c->done = done;
     c->arg = arg;
@@ -575,7 +609,7 @@ void smtpout_reuse(struct smtpout *c, const struct smtpout_opts *o, smtpout_done
     c->rcpt_next = c->accepted = 0;
     memset(&c->res, 0, sizeof c->res);
     c->nlines = 0;
-    const char *bad = data_check(c);
+    const char *bad = c->o.refuse;
     unsigned t = c->o.timeout_s ? c->o.timeout_s : 300;
     struct timeval tv = {t, 0};
     bufferevent_set_timeouts(c->bev, &tv, &tv);

@@ -1,9 +1,12 @@
 /* smtpout: an asynchronous SMTP client on the libevent loop that delivers one message over
  * one connection (issue #5): banner, EHLO (HELO fallback), optional STARTTLS and AUTH PLAIN,
  * MAIL with SIZE/BODY/SMTPUTF8 as offered and needed, RCPTs (pipelined when PIPELINING is
- * offered), DATA with dot-stuffing, QUIT. Output is CRLF only; a message with a bare CR or
- * LF or a line over 998 octets, or one that needs 8BITMIME/SMTPUTF8 the server lacks, is
- * refused before anything is sent (never corrupted). Replies are parsed with bounds (a line
+ * offered), DATA with the body streamed from the spool (bodysrc: 64 KiB pieces, dot-stuffed,
+ * read while the output holds under 128 KiB, so memory is bounded whatever the size), QUIT.
+ * Output is CRLF only; a message the caller found unsendable (o.refuse: a bare CR or LF, a
+ * line over 998 octets) or one that needs 8BITMIME/SMTPUTF8 the server lacks is refused
+ * before anything is sent (never corrupted); a body that fails its checks while streaming
+ * (checksum, torn file) is never completed: the connection closes before the final dot. Replies are parsed with bounds (a line
  * at most 2048 octets, a reply at most 100 lines). The socket has Nagle off (TCP_NODELAY):
  * the last write of a body never waits for the next hop's delayed ACK. Loop thread. */
 #ifndef RN_SMTPOUT_H
@@ -13,6 +16,7 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct bodysrc;
 struct smtpout;
 
 enum smtpout_status {
@@ -41,7 +45,11 @@ struct smtpout_opts {
     const char *helo;
     const char *sender;                       /* "" = null sender */
     const char *const *rcpts; size_t nrcpts;
-    const char *data; size_t len;             /* CRLF lines, not dot-stuffed; borrowed */
+    size_t len;                               /* message octets, for SIZE= (RFC 1870) */
+    struct bodysrc *body;                     /* the message, streamed after 354; owned by
+                                                 the client from start/reuse on */
+    const char *refuse;                       /* set: PERMFAIL with this reason, nothing sent
+                                                 (the pre-scan found it unsendable) */
     int needs_8bit, needs_smtputf8;
     unsigned timeout_s;                       /* per stage; 0 = 300 */
     void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never */
@@ -50,8 +58,8 @@ struct smtpout_opts {
     int keep_open;                            /* after a 2xx to the dot, stay connected */
 };
 
-/* Connect to addr and deliver. The strings and the data are borrowed until done() runs (the
- * rcpts array itself is copied); done()
+/* Connect to addr and deliver. The strings are borrowed until done() runs (the rcpts array
+ * itself is copied; o->body is taken, even on NULL); done()
  * runs exactly once, always from the loop (never inside this call), then the client frees
  * itself. */
 struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *addr,

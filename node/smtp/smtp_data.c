@@ -6,6 +6,8 @@
  * so the reply stays in step with the client. */
 #include "node/smtp/smtp_data.h"
 
+#include <string.h>
+
 enum {
     SD_BOL = 0,  /* at the beginning of a line */
     SD_TEXT,     /* inside a line */
@@ -132,6 +134,23 @@ out:
         d->state = SD_BOL;
     *consumed = i;
     return rc;
+}
+
+int smtp_data_line_check(size_t *line_len, size_t max_line, const char *buf, size_t len)
+{
+    int over = 0;
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        size_t n = lf ? (size_t)(lf - p) + 1 : (size_t)(end - p);
+        *line_len += n;
+        if (max_line && *line_len > max_line)
+            over = 1;
+        if (lf)
+            *line_len = 0;
+        p += n;
+    }
+    return over;
 }
 
 int smtp_data_bare_check(int *prev_cr, const char *buf, size_t len)

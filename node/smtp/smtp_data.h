@@ -41,4 +41,9 @@ enum smtp_data_rc smtp_data_feed(struct smtp_data *d, const char *in, size_t len
  * by LF or an LF not preceded by CR. *prev_cr carries a trailing CR across calls. */
 int smtp_data_bare_check(int *prev_cr, const char *buf, size_t len);
 
+/* DATA's text line rule for BDAT chunks (RFC 5321 §4.5.3.1.6, counted as smtp_data counts
+ * it: every octet of a line, CRLF included): returns 1 if a line of buf, continued across
+ * calls through *line_len, goes over max_line (0 = no limit). */
+int smtp_data_line_check(size_t *line_len, size_t max_line, const char *buf, size_t len);
+
 #endif

@@ -115,7 +115,8 @@ static bool session_read_data(struct smtp_session *s)
 }
 
 /* One BDAT chunk's bytes (RFC 3030): length-delimited, not unstuffed; bare CR/LF refused
- * like in DATA so a message cannot change meaning when relayed on with DATA. */
+ * and text lines limited like in DATA so a message cannot change meaning, or be refused
+ * only later, when relayed on with DATA. */
 static bool session_read_chunk(struct smtp_session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -133,7 +134,12 @@ static bool session_read_chunk(struct smtp_session *s)
                 session_close(s, "bare-cr-lf");
                 return false;
             }
-            msgin_feed(s->msg, v.iov_base, take);
+            /* DATA's line rule, across chunk boundaries: as in DATA the rest is read
+             * but no longer kept, and LAST gets DATA's 500 5.5.2 Line too long. */
+            if (smtp_data_line_check(&s->chunk_line_len, s->n->max_text_line, v.iov_base, take))
+                s->chunk_line_too_long = true;
+            if (!s->chunk_line_too_long)
+                msgin_feed(s->msg, v.iov_base, take);
         }
         evbuffer_drain(in, take);
         s->chunk_left -= take;
@@ -167,7 +173,7 @@ static bool session_read_chunk(struct smtp_session *s)
         session_close(s, "bare-cr-lf");
         return false;
     }
-    session_end_of_content(s, false);
+    session_end_of_content(s, s->chunk_line_too_long);
     return true;
 }
 

@@ -82,6 +82,8 @@ struct smtp_session {
     uint64_t chunk_left;               /* S_BDAT: bytes of this chunk still to read */
     bool chunk_last;
     int chunk_prev_cr;                 /* smtp_data_bare_check carry */
+    size_t chunk_line_len;             /* smtp_data_line_check carry, across chunks */
+    bool chunk_line_too_long;          /* a line over max_text_line: 500 5.5.2 after LAST */
     const char *chunk_error;           /* BDAT refused before its bytes: reply after them */
 
     /* Input discipline. */

@@ -35,6 +35,8 @@ void session_reset_transaction(struct smtp_session *s)
     s->chunk_left = 0;
     s->chunk_last = false;
     s->chunk_prev_cr = 0;
+    s->chunk_line_len = 0;
+    s->chunk_line_too_long = false;
     s->chunk_error = NULL;
     if (s->state != S_CLOSING && s->state != S_GREETING)
         session_enter(s, S_READY);

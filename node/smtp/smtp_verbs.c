@@ -195,6 +195,8 @@ static void cmd_bdat(struct smtp_session *s, const char *args, size_t len)
     if (s->state == S_RCPT) {
         session_begin_content(s);
         s->chunk_prev_cr = 0;
+        s->chunk_line_len = 0;
+        s->chunk_line_too_long = false;
     } else if (s->state != S_CHUNKING) {
         s->chunk_error = s->state == S_GREETING ? "503 5.5.2 Send hello first"
                          : s->state == S_READY  ? "503 5.5.2 Need mail command"

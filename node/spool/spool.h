@@ -65,6 +65,20 @@ int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *
  * returned -1) the caller must discard what it was given. */
 int spool_read_data(struct spool *s, const char *id, int (*fn)(void *arg, const void *p, size_t n),
                     void *arg, char *err, size_t errlen);
+/* The same, in steps, so a reader holds one 64 KiB buffer whatever the message's size
+ * (delivery streams a message to the next hop: docs/architecture.md §5). Open: NULL with
+ * err. Step: read at most 64 KiB of the file and pass its message bytes to fn (may be NULL);
+ * 1 = more to read, 0 = the whole file was read and verified (END record, length, CRC-32),
+ * -1 with err (missing, torn, malformed, checksum mismatch, or fn returned -1): discard
+ * everything fn was given. Blocking: run steps on a worker. The envelope is complete once a
+ * step has passed the first data byte or returned 0. */
+struct spool_reader;
+struct spool_reader *spool_reader_open(struct spool *s, const char *id, char *err,
+                                       size_t errlen);
+int spool_reader_step(struct spool_reader *r, int (*fn)(void *arg, const void *p, size_t n),
+                      void *arg, char *err, size_t errlen);
+const struct spool_entry *spool_reader_entry(const struct spool_reader *r);
+void spool_reader_free(struct spool_reader **r);
 
 /* Delivery state of a committed message (issue #5): how each recipient stands and when to
  * try again, in state/<id> beside queue/<id>, replaced atomically (tmp, fsync, rename, fsync

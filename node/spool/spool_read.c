@@ -4,6 +4,7 @@
  * process that owns the spool: tmp/ emptied, and every file in queue/ that is not a message
  * moved to quarantine/ (spool-private.h). Calls block on the disk. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,48 +20,118 @@
 
 /* ---- reading ---- */
 
+/* A message read in steps (spool.h): the file, the record decoder and where data goes now. */
+struct spool_reader {
+    int fd;
+    char id[64];
+    struct spool_entry e;
+    struct spool_rec_dec d;
+    bool finished;                  /* the decoder was finished (its state freed) */
+    int (*fn)(void *, const void *, size_t);
+    void *arg;
+    uint8_t buf[SPOOL_READ_BUF];
+};
+
+static int reader_data(void *arg, const void *p, size_t n)
+{
+    struct spool_reader *r = arg;
+    return r->fn ? r->fn(r->arg, p, n) : 0;
+}
+
+struct spool_reader *spool_reader_open(struct spool *s, const char *id, char *err,
+                                       size_t errlen)
+{
+    if (!spool_id_valid(id)) {
+        rn_err(err, errlen, "%.64s: not a queue id", id);
+        return NULL;
+    }
+    int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        rn_err(err, errlen, "%s: %s", id, strerror(errno));
+        return NULL;
+    }
+    struct spool_reader *r = xcalloc(1, sizeof *r);
+    r->fd = fd;
+    rn_strlcpy(r->id, id, sizeof r->id);
+    spool_rec_dec_init(&r->d, &r->e, reader_data, r);
+    return r;
+}
+
+static int reader_fail(struct spool_reader *r, char *err, size_t errlen, const char *what)
+{
+    char derr[RN_ERRLEN];
+    if (!r->finished)
+        spool_rec_dec_finish(&r->d, derr, sizeof derr);     /* frees decoder state */
+    r->finished = true;
+    return rn_err(err, errlen, "%s: %s", r->id, what);
+}
+
+int spool_reader_step(struct spool_reader *r, int (*fn)(void *arg, const void *p, size_t n),
+                      void *arg, char *err, size_t errlen)
+{
+    if (r->finished)
+        return rn_err(err, errlen, "%s: read after the end", r->id);
+    r->fn = fn, r->arg = arg;
+    ssize_t n;
+    do
+        n = read(r->fd, r->buf, sizeof r->buf);
+    while (n < 0 && errno == EINTR);
+    char derr[RN_ERRLEN], what[RN_ERRLEN + 16];
+    if (n < 0) {
+        snprintf(what, sizeof what, "read: %s", strerror(errno));
+        return reader_fail(r, err, errlen, what);
+    }
+    if (n == 0) {
+        r->finished = true;
+        if (spool_rec_dec_finish(&r->d, derr, sizeof derr) < 0)
+            return rn_err(err, errlen, "%s: %s", r->id, derr);
+        return 0;
+    }
+    if (spool_rec_dec_feed(&r->d, r->buf, (size_t)n, derr, sizeof derr) < 0) {
+        r->finished = true;                                  /* the decoder freed itself */
+        return rn_err(err, errlen, "%s: %s", r->id, derr);
+    }
+    return 1;
+}
+
+const struct spool_entry *spool_reader_entry(const struct spool_reader *r)
+{
+    return &r->e;
+}
+
+void spool_reader_free(struct spool_reader **rp)
+{
+    struct spool_reader *r = *rp;
+    if (!r)
+        return;
+    if (!r->finished) {
+        char derr[RN_ERRLEN];
+        spool_rec_dec_finish(&r->d, derr, sizeof derr);
+    }
+    spool_entry_clear(&r->e);
+    close(r->fd);
+    free(r);
+    *rp = NULL;
+}
+
 /* Decode the whole of queue/<id> into *e (cleared on error) and stream data to fn. */
 static int read_file(struct spool *s, const char *id, struct spool_entry *e,
                      int (*fn)(void *, const void *, size_t), void *arg, char *err,
                      size_t errlen)
 {
     memset(e, 0, sizeof *e);
-    if (!spool_id_valid(id))
-        return rn_err(err, errlen, "%.64s: not a queue id", id);
-    int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return rn_err(err, errlen, "%s: %s", id, strerror(errno));
-    uint8_t *buf = xmalloc(SPOOL_READ_BUF);
-    struct spool_rec_dec d;
-    spool_rec_dec_init(&d, e, fn, arg);
-    char derr[RN_ERRLEN];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, SPOOL_READ_BUF);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = rn_err(err, errlen, "%s: read: %s", id, strerror(errno));
-            spool_rec_dec_finish(&d, derr, sizeof derr);     /* frees decoder state */
-            spool_entry_clear(e);
-            break;
-        }
-        if (n == 0) {
-            if (spool_rec_dec_finish(&d, derr, sizeof derr) < 0)
-                rc = rn_err(err, errlen, "%s: %s", id, derr);
-            break;
-        }
-        if (spool_rec_dec_feed(&d, buf, (size_t)n, derr, sizeof derr) < 0) {
-            rc = rn_err(err, errlen, "%s: %s", id, derr);
-            break;
-        }
-    }
-    free(buf);
-    close(fd);
-    if (rc == 0)
+    struct spool_reader *r = spool_reader_open(s, id, err, errlen);
+    if (!r)
+        return -1;
+    int rc;
+    while ((rc = spool_reader_step(r, fn, arg, err, errlen)) > 0)
+        ;
+    if (rc == 0) {
+        *e = r->e;                      /* moved out: the reader no longer owns it */
+        memset(&r->e, 0, sizeof r->e);
         rn_strlcpy(e->id, id, sizeof e->id);
-    else
-        spool_entry_clear(e);
+    }
+    spool_reader_free(&r);
     return rc;
 }
 

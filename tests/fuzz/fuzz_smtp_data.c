@@ -65,6 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (smtp_data_bare_check(&cr, b1, s1.len))
             abort();
     }
+    /* BDAT's line rule: the same verdict whole and in steps of `step` octets. */
+    size_t l1 = 0, l2 = 0;
+    int o1 = smtp_data_line_check(&l1, 1000, in, len), o2 = 0;
+    for (size_t off = 0; off < len; off += step)
+        o2 |= smtp_data_line_check(&l2, 1000, in + off, len - off < step ? len - off : step);
+    if (o1 != o2 || l1 != l2)
+        abort();
     free(b1);
     free(b2);
     return 0;

@@ -5,7 +5,8 @@
   - EHLO (exact extension list and order), HELO, NOOP, RSET in a transaction, VRFY, HELP,
     an unknown verb, the 503 sequence errors, QUIT;
   - BDAT/CHUNKING with raw bytes: chunks split inside a CRLF, BDAT 0 LAST, no dot-unstuffing,
-    spooled byte-exact; a bare LF inside a chunk refused; BDAT out of sequence;
+    spooled byte-exact; a bare LF inside a chunk refused; BDAT out of sequence; DATA's line
+    limit across chunk boundaries;
   - 8BITMIME (8-bit body spooled intact), SMTPUTF8 (UTF-8 local parts), UTF-8 without it;
   - DATA: 1000-octet text line accepted, 1001 refused and nothing spooled; dot-unstuffing;
   - the header firewall on Default (anonymous: Accept-Headers-Routing only) and after the
@@ -288,6 +289,36 @@ def case_bdat_bare_lf(E):
         rest = cl.replies_until_close(5)
     c.eq(rest, [BARE], "bare LF in a chunk: refusal, then close")
     c.eq(rnnode.spool_find(E.spool_dir, m), {}, "nothing spooled")
+    return c.result()
+
+
+def case_bdat_line_limit(E):
+    """DATA's text line rule in BDAT, across chunk boundaries (issue 13): a 1000-octet line
+    split over two chunks is accepted; a 1001-octet one, split so that neither chunk alone
+    is over, gets DATA's reply after LAST, nothing is spooled, the session goes on."""
+    c = Check()
+    ok_m, bad_m = tag("bdat1000"), tag("bdat1001")
+    for m, n in ((ok_m, 998), (bad_m, 999)):
+        content = (b"Subject: " + m.encode() + b"\r\n\r\nstart\r\n" + b"L" * n +
+                   b"\r\nend\r\n")
+        cut = content.index(b"L" * n) + 600       # inside the long line
+        with connect(E) as cl:
+            bdat_tx(c, cl, m)
+            cl.send_raw(b"BDAT %d\r\n" % cut + content[:cut])
+            c.eq(cl.reply(), "250 2.0.0 %d octets received" % cut, "BDAT 1 (%d)" % n)
+            cl.send_raw(b"BDAT %d LAST\r\n" % (len(content) - cut) + content[cut:])
+            fin = cl.reply()
+            if n == 998:
+                c.true(queued_id(fin), "a 1000-octet line (998 + CRLF) over two chunks", fin)
+            else:
+                c.eq(fin, TOO_LONG, "a 1001-octet line (999 + CRLF) over two chunks")
+                c.eq(cl.cmd("NOOP"), "250 2.0.0 OK", "session usable after the refusal")
+                cl.send_raw(b"BDAT 1 LAST\r\nx")
+                c.eq(cl.reply(), "503 5.5.2 Need mail command", "transaction was reset")
+    msg = one_message(E, ok_m)
+    if c.true(msg, "the 1000-octet message is spooled"):
+        c.true(b"\r\n" + b"L" * 998 + b"\r\nend\r\n" in msg["data"], "line intact")
+    c.eq(rnnode.spool_find(E.spool_dir, bad_m), {}, "the 1001-octet message is not spooled")
     return c.result()
 
 
@@ -728,6 +759,8 @@ def main():
         t.run("BDAT pipelined with BDAT 0 LAST", case_bdat_pipelined_zero_last, E)
         t.run("BDAT with a bare LF: 550 5.5.2 and close, nothing spooled", case_bdat_bare_lf, E)
         t.run("BDAT out of sequence: bytes consumed, 503 after them", case_bdat_sequence, E)
+        t.run("BDAT: DATA's 1000-octet line limit across chunks, same 500 5.5.2",
+              case_bdat_line_limit, E)
         t.run("8BITMIME: BODY=8BITMIME with an 8-bit body spooled intact", case_8bitmime, E)
         t.run("SMTPUTF8: UTF-8 local parts; without SMTPUTF8 501 5.1.3", case_smtputf8, E)
         t.run("DATA: 1000-octet line accepted, 1001 -> 500 5.5.2 and not spooled",

@@ -159,6 +159,61 @@ static void bare_check_for_commands_and_bdat(void **state)
     assert_int_equal(smtp_data_bare_check(&cr, "b", 1), 1);
 }
 
+/* BDAT's line rule (smtp_data_line_check) agrees with DATA's (smtp_data's line_too_long) on
+ * the same content, whatever the chunk boundaries: every split in two, and byte by byte. */
+static int data_verdict(const char *content, size_t len)
+{
+    struct smtp_data d;
+    smtp_data_init(&d, 1000, 0, NULL, NULL);
+    size_t used;
+    assert_int_equal(smtp_data_feed(&d, content, len, &used), SMTP_DATA_MORE);
+    assert_int_equal(smtp_data_feed(&d, ".\r\n", 3, &used), SMTP_DATA_END);
+    return d.line_too_long;
+}
+
+static void bdat_line_rule_matches_data(void **state)
+{
+    (void)state;
+    static char buf[3000];
+    const struct { const char *name; size_t pre, n, post; int over; } lcases[] = {
+        {"998 + CRLF", 5, 998, 3, 0},
+        {"999 + CRLF", 5, 999, 3, 1},
+        {"1500 + CRLF", 0, 1500, 0, 1},
+        {"first line 998", 0, 998, 10, 0},
+        {"short lines only", 40, 10, 40, 0},
+    };
+    for (size_t k = 0; k < sizeof lcases / sizeof lcases[0]; k++) {
+        size_t len = 0;
+        for (size_t i = 0; i < lcases[k].pre; i++)
+            buf[len++] = 'a';
+        if (lcases[k].pre)
+            buf[len++] = '\r', buf[len++] = '\n';
+        for (size_t i = 0; i < lcases[k].n; i++)
+            buf[len++] = 'L';
+        buf[len++] = '\r', buf[len++] = '\n';
+        for (size_t i = 0; i < lcases[k].post; i++)
+            buf[len++] = 'z';
+        if (lcases[k].post)
+            buf[len++] = '\r', buf[len++] = '\n';
+        assert_int_equal(data_verdict(buf, len), lcases[k].over);
+        for (size_t cut = 0; cut <= len; cut++) {
+            size_t ll = 0;
+            int over = smtp_data_line_check(&ll, 1000, buf, cut);
+            over |= smtp_data_line_check(&ll, 1000, buf + cut, len - cut);
+            if (over != lcases[k].over)
+                fail_msg("%s: split at %zu gives %d", lcases[k].name, cut, over);
+            assert_int_equal(ll, 0);
+        }
+        size_t ll = 0;
+        int over = 0;
+        for (size_t i = 0; i < len; i++)
+            over |= smtp_data_line_check(&ll, 1000, buf + i, 1);
+        assert_int_equal(over, lcases[k].over);
+    }
+    size_t ll = 0;
+    assert_int_equal(smtp_data_line_check(&ll, 0, buf, 1500), 0);    /* 0: no limit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +221,7 @@ int main(void)
         cmocka_unit_test(line_limit_discards_but_reads_to_end),
         cmocka_unit_test(size_limit_discards),
         cmocka_unit_test(bare_check_for_commands_and_bdat),
+        cmocka_unit_test(bdat_line_rule_matches_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,6 +176,34 @@ static void free_while_busy(void **state)
     }
 }
 
+/* A done() that chains the next job (a delivery streaming a body) while worker_free runs:
+ * worker_try_submit refuses with -1 instead of aborting, and nothing more runs. */
+struct chain { struct worker *w; int tried, refused, ran; };
+
+static void chain_run(void *arg)
+{
+    ((struct chain *)arg)->ran++;
+}
+
+static void chain_done(void *arg)
+{
+    struct chain *c = arg;
+    c->tried++;
+    if (worker_try_submit(c->w, chain_run, chain_done, c) < 0)
+        c->refused++;
+}
+
+static void try_submit_refused_while_stopping(void **state)
+{
+    struct fixture *f = *state;
+    struct chain c = {.w = f->w};
+    assert_int_equal(worker_try_submit(f->w, chain_run, chain_done, &c), 0);
+    worker_free(&f->w);               /* runs chain_done, whose resubmit is refused */
+    assert_int_equal(c.ran, 1);
+    assert_int_equal(c.tried, 1);
+    assert_int_equal(c.refused, 1);
+}
+
 static void new_refuses_zero_threads(void **state)
 {
     struct fixture *f = *state;
@@ -191,6 +219,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobs_run_in_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(loop_not_blocked, setup, teardown),
         cmocka_unit_test_setup_teardown(free_while_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(try_submit_refused_while_stopping, setup, teardown),
         cmocka_unit_test_setup_teardown(new_refuses_zero_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,68 @@
+/* dotstuff: see dotstuff.h. A message the next hop would read differently from what we
+ * received (a bare CR or LF, a line over 998 octets) is refused, never repaired: changing it
+ * would break signatures and, for bare line ends, reopen SMTP smuggling (docs/reliability.md
+ * T01). */
+#include "node/delivery/dotstuff.h"
+
+void dotstuff_init(struct dotstuff *d, dotstuff_emit_fn *emit, void *arg)
+{
+    *d = (struct dotstuff){.emit = emit, .arg = arg};
+}
+
+static void out(struct dotstuff *d, const char *p, size_t n)
+{
+    if (n && d->emit)
+        d->emit(d->arg, p, n);
+}
+
+static int fail(struct dotstuff *d, const char *why)
+{
+    d->bad = why;
+    return -1;
+}
+
+int dotstuff_feed(struct dotstuff *d, const char *p, size_t n)
+{
+    if (d->bad)
+        return -1;
+    size_t run = 0;                 /* start of the bytes not yet emitted */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        d->size++;
+        if (d->cr) {
+            if (c != '\n')
+                return fail(d, "5.6.0 message has a bare CR");
+            d->cr = false;
+            d->line = 0;
+            continue;
+        }
+        if (c == '\n')
+            return fail(d, "5.6.0 message has a bare LF");
+        if (c == '\r') {
+            d->cr = true;
+            continue;
+        }
+        if (d->line == 0 && c == '.') {
+            out(d, p + run, i - run);
+            out(d, ".", 1);         /* dot-stuffing, RFC 5321 4.5.2 */
+            run = i;
+        }
+        if (++d->line > DOTSTUFF_LINE_MAX)
+            return fail(d, "5.6.0 message has a line over 998 octets");
+        d->eight_bit |= c >= 0x80;
+    }
+    out(d, p + run, n - run);
+    return 0;
+}
+
+int dotstuff_end(struct dotstuff *d)
+{
+    if (d->bad)
+        return -1;
+    if (d->cr)
+        return fail(d, "5.6.0 message has a bare CR");
+    if (d->line > 0)
+        out(d, "\r\n", 2);
+    out(d, ".\r\n", 3);
+    return 0;
+}
