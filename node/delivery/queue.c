@@ -38,6 +38,7 @@ struct qmsg {
     struct spool_state st;        /* owned */
     enum qmsg_where where;
     bool removed;                 /* relayctl removed it while we held it */
+    unsigned scan_gen;            /* the last rescan that checked it */
     struct queue *q;
     struct qmsg *prev, *next;     /* in q->ready or q->waiting (Q_BUSY: in neither) */
 };
@@ -53,6 +54,10 @@ struct queue {
     size_t inflight;              /* of which delivery attempts */
     struct event *ev_tick, *ev_kick;
     bool stopping;
+    unsigned scan_gen;            /* +1 per rescan request */
+    bool scan_wanted;             /* a rescan has messages left to check */
+    bool scanning;                /* one of its batches is on the worker */
+    size_t scan_checked, scan_kept;   /* this rescan so far: checked, kept on an error */
 };
 
 static void qlist_push(struct qlist *l, struct qmsg *m)
@@ -525,21 +530,144 @@ void queue_free(struct queue **qp)
     *qp = NULL;
 }
 
+/* ---- rescan (relayctl queue retry) ----
+ *
+ * The loop never touches a message file here: it takes the waiting messages in batches of
+ * RESCAN_BATCH off the waiting list (they are in flight meanwhile, so nothing attempts or
+ * frees them), a worker checks that each file is still there and re-reads its state, and the
+ * loop applies the results and takes the next batch. Its cost on the loop is a pointer walk
+ * per batch, whatever the size of the queue. Only a file that is gone (ENOENT) drops a
+ * message; any other error (EMFILE, EIO...) keeps it with the state it had, for the next
+ * attempt or rescan (issue 13). */
+
+#define RESCAN_BATCH 256
+
+struct rescan_item {
+    struct qmsg *m;               /* in flight (q->busy) until rescan_done */
+    char id[64];
+    size_t nrcpts;
+    int present;                  /* 1 there, 0 gone (ENOENT), -1 could not tell (err) */
+    int strc;                     /* spool_state_read's result, when present */
+    struct spool_state st;        /* owned: the state read back */
+    char err[200];
+};
+
+struct rescan_job {
+    struct queue *q;
+    size_t n;
+    struct rescan_item it[RESCAN_BATCH];
+};
+
+static void rescan_next(struct queue *q);
+
+static void rescan_run(void *arg)
+{
+    struct rescan_job *j = arg;
+    struct spool *s = j->q->n->spool;
+    for (size_t i = 0; i < j->n; i++) {
+        struct rescan_item *it = &j->it[i];
+        it->present = spool_exists(s, it->id, it->err, sizeof it->err);
+        if (it->present == 1)
+            it->strc = spool_state_read(s, it->id, it->nrcpts, &it->st, it->err,
+                                        sizeof it->err);
+    }
+}
+
+static void rescan_apply(struct queue *q, struct rescan_item *it)
+{
+    struct qmsg *m = it->m;
+    char qe[512];
+    if (it->present == 0 && !q->stopping && !m->removed) {
+        log_fact(m->id, "queue", "gone", "reason=removed-from-spool");
+        q->busy--;
+        qmsg_free(m);
+        return;
+    }
+    if (it->present < 0) {
+        q->scan_kept++;
+        log_fact(m->id, "queue", "rescan-failed", "error=%s action=keep",
+                 log_quote(it->err, qe, sizeof qe));
+    } else if (it->present == 1 && it->strc < 0) {
+        /* Unreadable now (EMFILE...): the state held in memory is the better guess. */
+        q->scan_kept++;
+        log_fact(m->id, "queue", "state-unreadable", "error=%s action=keep",
+                 log_quote(it->err, qe, sizeof qe));
+    } else if (it->present == 1) {
+        spool_state_clear(&m->st);
+        m->st = it->st;
+        memset(&it->st, 0, sizeof it->st);
+    }
+    qmsg_release(q, m);
+}
+
+static void rescan_done(void *arg)
+{
+    struct rescan_job *j = arg;
+    struct queue *q = j->q;
+    for (size_t i = 0; i < j->n; i++) {
+        rescan_apply(q, &j->it[i]);
+        spool_state_clear(&j->it[i].st);
+    }
+    q->scan_checked += j->n;
+    free(j);
+    q->scanning = false;
+    rescan_next(q);
+}
+
+/* Take the next batch of waiting messages not yet checked in this rescan (those put back go
+ * to the tail, so the unchecked ones are at the head) and hand it to the worker. */
+static void rescan_next(struct queue *q)
+{
+    if (q->stopping || !q->scan_wanted)
+        return;
+    struct rescan_job *j = NULL;
+    while (q->waiting.head && q->waiting.head->scan_gen != q->scan_gen &&
+           (!j || j->n < RESCAN_BATCH)) {
+        struct qmsg *m = q->waiting.head;
+        if (!j) {
+            j = xcalloc(1, sizeof *j);
+            j->q = q;
+        }
+        qlist_del(&q->waiting, m);
+        m->where = Q_BUSY;
+        m->scan_gen = q->scan_gen;
+        q->busy++;
+        struct rescan_item *it = &j->it[j->n++];
+        it->m = m;
+        rn_strlcpy(it->id, m->id, sizeof it->id);
+        it->nrcpts = m->nrcpts;
+    }
+    if (!j) {
+        q->scan_wanted = false;
+        log_fact("-", "queue", "rescan-done", "checked=%zu kept-on-error=%zu",
+                 q->scan_checked, q->scan_kept);
+        on_tick(-1, 0, q);
+        return;
+    }
+    q->scanning = true;
+    worker_submit(q->n->worker, rescan_run, rescan_done, j);
+}
+
 void queue_rescan(struct queue *q)
 {
-    for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
-        next = m->next;
-        char err[256];
-        struct spool_entry e;
-        if (spool_read(q->n->spool, m->id, &e, err, sizeof err) < 0) {
-            log_fact(m->id, "queue", "gone", "reason=removed-from-spool");
-            qlist_del(&q->waiting, m);
-            qmsg_free(m);
-            continue;
-        }
-        spool_entry_clear(&e);
-        spool_state_clear(&m->st);
-        spool_state_read(q->n->spool, m->id, m->nrcpts, &m->st, err, sizeof err);
-    }
+    if (q->stopping)
+        return;
+    q->scan_gen++;                /* a rescan already running starts over with this one */
+    q->scan_wanted = true;
+    q->scan_checked = q->scan_kept = 0;
     on_tick(-1, 0, q);
+    if (!q->scanning)
+        rescan_next(q);
+}
+
+int queue_rescanning(const struct queue *q)
+{
+    return q->scan_wanted || q->scanning;
+}
+
+void queue_counts(const struct queue *q, size_t *ready, size_t *waiting, size_t *busy)
+{
+    *ready = q->ready.n;
+    *waiting = q->waiting.n;
+    *busy = q->busy;
 }

@@ -27,7 +27,8 @@ static int read_file(struct spool *s, const char *id, struct spool_entry *e,
     memset(e, 0, sizeof *e);
     if (!spool_id_valid(id))
         return rn_err(err, errlen, "%.64s: not a queue id", id);
-    int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = spool_fault(SPOOL_FAULT_LOOKUP) < 0
+                 ? -1 : openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return rn_err(err, errlen, "%s: %s", id, strerror(errno));
     uint8_t *buf = xmalloc(SPOOL_READ_BUF);
@@ -207,4 +208,18 @@ int spool_recover(struct spool *s, char *err, size_t errlen)
         fsync(s->queuefd);
     }
     return 0;
+}
+
+int spool_exists(struct spool *s, const char *id, char *err, size_t errlen)
+{
+    if (!spool_id_valid(id))
+        return rn_err(err, errlen, "%.64s: not a queue id", id);
+    struct stat st;
+    if (spool_fault(SPOOL_FAULT_LOOKUP) < 0 ||
+        fstatat(s->queuefd, id, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return rn_err(err, errlen, "%s: %s", id, strerror(errno));
+    }
+    return 1;
 }
