@@ -26,9 +26,12 @@
 #define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
 #define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
 #define DRAIN_TICK_MS    100
+#define LOOPLAT_REPORT_S 10     /* loop latency: a report period (node/common/looplat.h) ... */
+#define LOOPLAT_THRESHOLD_MS 50 /* ... logged when its worst lateness reaches this */
 #define QVER (CLUSTER_VERSION_MAX + 64)   /* a version quoted for the log, whole */
 
 struct event;
+struct looplat;
 struct cluster;
 struct ldapsync;
 struct listeners;
@@ -65,6 +68,7 @@ struct daemon {
                                        * older (reload_decide keeps it); 0: none pending */
     unsigned max_stale;               /* seconds; 0 = a stale snapshot serves for ever */
     struct event *ev_expire;          /* owned: fires max_stale after the first failed load */
+    struct looplat *lat;              /* owned: the loop-latency probe (looplat.h) */
     struct event *ev_watch;           /* owned: activated by the watcher thread */
     struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */

@@ -39,6 +39,7 @@
 #include "node/reload.h"
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
+#include "node/common/looplat.h"
 #include "node/common/notify.h"
 #include "node/delivery/queue.h"
 #include "node/smtp/conncount.h"
@@ -357,8 +358,9 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen)
     d->ev_retry = evtimer_new(base, on_reload_event, d);
     d->ev_drain = event_new(base, -1, EV_PERSIST, on_drain_tick, d);
     d->ev_expire = evtimer_new(base, on_expire, d);
+    d->lat = looplat_new(base, LOOPLAT_REPORT_S, LOOPLAT_THRESHOLD_MS);
     struct timeval period = {RELOAD_PERIOD_S, 0};
-    if (!d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
+    if (!d->lat || !d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
         !d->ev_retry || !d->ev_drain || !d->ev_expire || event_add(d->ev_hup, NULL) < 0 ||
         event_add(d->ev_usr1, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
         event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
@@ -389,6 +391,7 @@ static void daemon_teardown(struct daemon *d)
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     queue_free(&n->queue);
     conncount_free(&n->conns);
+    looplat_free(&d->lat);            /* logs the worst loop latency since start */
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
                             &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait,
                             &d->ev_expire};

@@ -27,6 +27,7 @@
 #include "node/common/worker.h"
 
 #define TICK_S 1
+#define TIME_MAX ((time_t)(((unsigned long long)1 << (sizeof(time_t) * 8 - 1)) - 1))
 
 enum qmsg_where { Q_READY, Q_WAITING, Q_BUSY };
 
@@ -50,6 +51,7 @@ struct queue {
     struct delivery *d;           /* not owned */
     struct queue_opts o;
     struct qlist ready, waiting;
+    time_t next_due;              /* no waiting message is due before this (a lower bound) */
     size_t busy;                  /* messages in flight (delivery, state write, removal) */
     size_t inflight;              /* of which delivery attempts */
     struct event *ev_tick, *ev_kick;
@@ -112,6 +114,8 @@ static void qmsg_place(struct queue *q, struct qmsg *m)
     } else {
         m->where = Q_WAITING;
         qlist_push(&q->waiting, m);
+        if (m->st.next_attempt < q->next_due)
+            q->next_due = m->st.next_attempt;
     }
 }
 
@@ -431,13 +435,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct queue *q = arg;
     time_t now = time(NULL);
-    for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
-        next = m->next;
-        if (m->st.next_attempt <= now) {
-            qlist_del(&q->waiting, m);
-            m->where = Q_READY;
-            qlist_push(&q->ready, m);
+    /* The walk is O(waiting): skipped while nothing can be due, so a large deferred queue
+     * costs the loop nothing per tick (issue 13). */
+    if (q->next_due <= now) {
+        time_t next_due = TIME_MAX;
+        for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
+            next = m->next;
+            if (m->st.next_attempt <= now) {
+                qlist_del(&q->waiting, m);
+                m->where = Q_READY;
+                qlist_push(&q->ready, m);
+            } else if (m->st.next_attempt < next_due) {
+                next_due = m->st.next_attempt;
+            }
         }
+        q->next_due = next_due;
     }
     on_kick(-1, 0, q);
 }
@@ -477,6 +489,7 @@ struct queue *queue_new(struct node *n, struct delivery *d, const struct queue_o
     q->n = n;
     q->d = d;
     q->o = *o;
+    q->next_due = TIME_MAX;
     if (q->o.max_inflight == 0)
         q->o.max_inflight = 1;
     if (q->o.retry_min == 0)
