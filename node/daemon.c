@@ -70,6 +70,8 @@ static void load_run(void *arg)
         if (j->snap)
             snapshot_unref(&j->snap);
     }
+    if (j->snap)                     /* the certificates its connectors add, read here */
+        daemon_certs_read(d, &j->certs, j->snap);
 }
 
 static const char *dir_result_name(enum dir_result r)
@@ -84,7 +86,7 @@ static const char *dir_result_name(enum dir_result r)
 
 /* Swap a loaded snapshot in: log it, load the certificates its connectors name, and make the
  * listeners follow it. */
-static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
+static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct certs_job *certs)
 {
     struct node *n = &d->n;
     char qv[QVER];
@@ -101,7 +103,7 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
     }
-    daemon_certs_load(n, snap, false);
+    daemon_certs_load(n, snap, certs);
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);
@@ -125,6 +127,7 @@ void daemon_set_str(char **slot, const char *v)
 
 static void load_job_free(struct load_job *j)
 {
+    daemon_certs_end(&j->certs);
     if (j->snap)
         snapshot_unref(&j->snap);
     ldapadmin_nodes_free(&j->nodes, j->nnodes);
@@ -245,7 +248,7 @@ static void load_done(void *arg)
             log_fact("-", "config", "version-reset", "loaded=%s applied=%s older_for_s=%d",
                      log_quote(j->snap->version, qv, sizeof qv),
                      log_quote(applied, qa, sizeof qa), RELOAD_BACKWARDS_S);
-        snapshot_swap(d, j->snap);
+        snapshot_swap(d, j->snap, &j->certs);
         j->snap = NULL;
         load_good(d, j);
         break;
@@ -273,6 +276,7 @@ void daemon_load_start(struct daemon *d)
     struct load_job *j = xcalloc(1, sizeof *j);
     j->d = d;
     j->want_nodes = d->secret[0] != '\0';
+    daemon_certs_begin(d, &j->certs, false);
     d->loading = true;
     daemon_set_str(&d->load_floor, d->replica);   /* the load reads its version first: >= this */
     evtimer_del(d->ev_retry);
