@@ -181,6 +181,9 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
 int daemon_loop_setup(struct daemon *d, char *err, size_t errlen)
 {
     struct node *n = &d->n;
+    /* Threads start here, after the detach: the log's writer first (issue 13). */
+    if (log_async_start(err, errlen) < 0)
+        return -1;
     if (evthread_use_pthreads() < 0)
         return rn_err(err, errlen, "evthread_use_pthreads failed");
     n->base = event_base_new();
