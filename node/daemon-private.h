@@ -26,9 +26,16 @@
 #define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
 #define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
 #define DRAIN_TICK_MS    100
+#define LOOPLAT_REPORT_S 10     /* loop latency: a report period (node/common/looplat.h) ... */
+#define LOOPLAT_THRESHOLD_MS 50 /* ... logged when its worst lateness reaches this */
 #define QVER (CLUSTER_VERSION_MAX + 64)   /* a version quoted for the log, whole */
 
 struct event;
+struct looplat;
+struct tlsctx;
+struct tlsctx_named;
+struct rn_snapshot;
+struct node;
 struct cluster;
 struct ldapsync;
 struct listeners;
@@ -65,6 +72,7 @@ struct daemon {
                                        * older (reload_decide keeps it); 0: none pending */
     unsigned max_stale;               /* seconds; 0 = a stale snapshot serves for ever */
     struct event *ev_expire;          /* owned: fires max_stale after the first failed load */
+    struct looplat *lat;              /* owned: the loop-latency probe (looplat.h) */
     struct event *ev_watch;           /* owned: activated by the watcher thread */
     struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
@@ -74,8 +82,21 @@ struct daemon {
     char w_detail[256];
 };
 
+/* Certificates read on the worker for the loop to swap in (daemon_certs.c). */
+struct certs_job {
+    bool reread;                      /* SIGHUP: every file again */
+    bool node_wanted;                 /* read the node certificate (tls_cert) too */
+    struct rn_snapshot *snap;         /* owned reference or NULL: whose names (SIGHUP job) */
+    char **have; size_t nhave;        /* owned: names loaded already, not read again */
+    struct tlsctx *node;              /* owned: the node certificate read, NULL if it failed */
+    char node_err[RN_ERRLEN];
+    struct tlsctx_named *named;       /* owned: the names read */
+    size_t nnamed;
+};
+
 struct load_job {
     struct daemon *d;
+    struct certs_job certs;           /* the new snapshot's certificates not loaded yet */
     struct rn_snapshot *snap;         /* result, owned until swapped in */
     enum dir_result rc;
     char err[RN_ERRLEN];
@@ -113,11 +134,20 @@ int daemon_write_pidfile(const char *path, char *err, size_t errlen);
 /* After the detach: the event base, worker pools, listeners, committer, events, delivery
  * and queue. -1 with err. */
 int daemon_loop_setup(struct daemon *d, char *err, size_t errlen);
-/* The named certificates snap's connectors use: reuse what is loaded, read new or failed
- * names; reread: read every file again (SIGHUP). Failures are logged, never fatal. */
-void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, bool reread);
-/* SIGHUP: the node certificate and the named ones are read again; a node certificate that
- * no longer loads keeps the one in use. */
+
+/* daemon_certs.c: certificates read on the worker (issue 13). */
+/* Loop: start a read; reread (SIGHUP) reads the node certificate and every name again,
+ * otherwise only names not loaded yet are read. */
+void daemon_certs_begin(struct daemon *d, struct certs_job *c, bool reread);
+/* Worker: read what c asks for the connectors of snap (failures logged, never fatal). */
+void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_snapshot *snap);
+/* Loop: the named certificates snap's connectors use, from c (NULL: none read), else those
+ * already loaded, else (a name nobody read) read here. The old set goes. */
+void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, struct certs_job *c);
+/* Free what c still holds. */
+void daemon_certs_end(struct certs_job *c);
+/* SIGHUP: a worker job reads the node certificate and the named ones again; a node
+ * certificate that no longer loads keeps the one in use. */
 void daemon_certs_reread(struct daemon *d);
 
 /* daemon_cluster.c */

@@ -39,6 +39,7 @@
 #include "node/reload.h"
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
+#include "node/common/looplat.h"
 #include "node/common/notify.h"
 #include "node/delivery/queue.h"
 #include "node/smtp/conncount.h"
@@ -69,6 +70,8 @@ static void load_run(void *arg)
         if (j->snap)
             snapshot_unref(&j->snap);
     }
+    if (j->snap)                     /* the certificates its connectors add, read here */
+        daemon_certs_read(d, &j->certs, j->snap);
 }
 
 static const char *dir_result_name(enum dir_result r)
@@ -83,7 +86,7 @@ static const char *dir_result_name(enum dir_result r)
 
 /* Swap a loaded snapshot in: log it, load the certificates its connectors name, and make the
  * listeners follow it. */
-static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
+static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct certs_job *certs)
 {
     struct node *n = &d->n;
     char qv[QVER];
@@ -100,7 +103,7 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap)
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
     }
-    daemon_certs_load(n, snap, false);
+    daemon_certs_load(n, snap, certs);
     size_t failed = listeners_reconcile(d->listeners, snap);
     log_fact("-", "listener", "reconciled", "listeners=%zu failed=%zu",
              listeners_count(d->listeners), failed);
@@ -124,6 +127,7 @@ void daemon_set_str(char **slot, const char *v)
 
 static void load_job_free(struct load_job *j)
 {
+    daemon_certs_end(&j->certs);
     if (j->snap)
         snapshot_unref(&j->snap);
     ldapadmin_nodes_free(&j->nodes, j->nnodes);
@@ -244,7 +248,7 @@ static void load_done(void *arg)
             log_fact("-", "config", "version-reset", "loaded=%s applied=%s older_for_s=%d",
                      log_quote(j->snap->version, qv, sizeof qv),
                      log_quote(applied, qa, sizeof qa), RELOAD_BACKWARDS_S);
-        snapshot_swap(d, j->snap);
+        snapshot_swap(d, j->snap, &j->certs);
         j->snap = NULL;
         load_good(d, j);
         break;
@@ -272,6 +276,7 @@ void daemon_load_start(struct daemon *d)
     struct load_job *j = xcalloc(1, sizeof *j);
     j->d = d;
     j->want_nodes = d->secret[0] != '\0';
+    daemon_certs_begin(d, &j->certs, false);
     d->loading = true;
     daemon_set_str(&d->load_floor, d->replica);   /* the load reads its version first: >= this */
     evtimer_del(d->ev_retry);
@@ -357,8 +362,9 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen)
     d->ev_retry = evtimer_new(base, on_reload_event, d);
     d->ev_drain = event_new(base, -1, EV_PERSIST, on_drain_tick, d);
     d->ev_expire = evtimer_new(base, on_expire, d);
+    d->lat = looplat_new(base, LOOPLAT_REPORT_S, LOOPLAT_THRESHOLD_MS);
     struct timeval period = {RELOAD_PERIOD_S, 0};
-    if (!d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
+    if (!d->lat || !d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
         !d->ev_retry || !d->ev_drain || !d->ev_expire || event_add(d->ev_hup, NULL) < 0 ||
         event_add(d->ev_usr1, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
         event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
@@ -389,6 +395,7 @@ static void daemon_teardown(struct daemon *d)
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     queue_free(&n->queue);
     conncount_free(&n->conns);
+    looplat_free(&d->lat);            /* logs the worst loop latency since start */
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
                             &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait,
                             &d->ev_expire};

@@ -29,50 +29,6 @@
 #include "node/spool/spool.h"
 #include "node/common/worker.h"
 
-/* The named certificates the snapshot's connectors use. At a swap, names already loaded keep
- * their context (a burst of directory changes must not re-read files on the loop each time)
- * and new or failed ones are read from tls_cert_dir; on SIGHUP (reread) every file is read
- * again, so renewals need no restart. The old set goes. Sessions keep no pointer into it
- * (node_tls_for at STARTTLS; an upgraded SSL holds its own SSL_CTX reference). */
-void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, bool reread)
-{
-    struct tlsctx_named *named = NULL;
-    size_t nnamed = 0;
-    for (size_t i = 0; i < snap->nconnectors; i++) {
-        const char *name = snap->connectors[i].tls_cert_name;
-        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
-        if (name && tlsctx_named_add_reuse(&named, &nnamed, reread ? NULL : n->tls_named,
-                                           reread ? 0 : n->ntls_named, n->boot.tls_cert_dir,
-                                           name, terr, sizeof terr) < 0)
-            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
-                     log_quote(terr, qe, sizeof qe));
-    }
-    tlsctx_named_free(&n->tls_named, &n->ntls_named);
-    n->tls_named = named;
-    n->ntls_named = nnamed;
-}
-
-/* SIGHUP: the node certificate (tls_cert/tls_key) and the named ones are read again. A node
- * certificate that no longer loads keeps the one in use (logged), never drops STARTTLS. */
-void daemon_certs_reread(struct daemon *d)
-{
-    struct node *n = &d->n;
-    if (n->tls) {
-        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
-        struct tlsctx *t = tlsctx_new(n->boot.tls_cert, n->boot.tls_key, terr, sizeof terr);
-        if (t) {
-            tlsctx_free(&n->tls);
-            n->tls = t;
-            log_fact("-", "tls", "certificate-reloaded", "name=%s", "node");
-        } else {
-            log_fact("-", "tls", "certificate-failed", "name=node error=%s keeping=current",
-                     log_quote(terr, qe, sizeof qe));
-        }
-    }
-    if (n->snap)
-        daemon_certs_load(n, n->snap, true);
-}
-
 int daemon_privileges_check(struct daemon *d, const struct daemon_opts *o, char *err,
                             size_t errlen)
 {
@@ -236,6 +192,9 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
 int daemon_loop_setup(struct daemon *d, char *err, size_t errlen)
 {
     struct node *n = &d->n;
+    /* Threads start here, after the detach: the log's writer first (issue 13). */
+    if (log_async_start(err, errlen) < 0)
+        return -1;
     if (evthread_use_pthreads() < 0)
         return rn_err(err, errlen, "evthread_use_pthreads failed");
     n->base = event_base_new();

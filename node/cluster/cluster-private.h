@@ -53,6 +53,8 @@ struct cluster {
     uint64_t seq;
     struct timespec started;
     struct event *ev_hb;
+    struct event *ev_rebind;           /* owned: a rebind waiting for its port */
+    unsigned rebind_tries;
     unsigned heartbeat_ms;
     uint64_t notices_in, heartbeats_in, replays, bad_frames, forged, zap_allowed, zap_refused;
     char last_refused_key[CLUSTER_KEY_LEN + 1];

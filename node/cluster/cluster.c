@@ -138,10 +138,12 @@ static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ---- */
 
-/* The XPUB: CURVE server with our secret key, ZAP domain set, bound to c->bind. A rebind
- * (key revocation) may find the port still held by the closing socket for a moment, as
- * libzmq closes listeners on its I/O thread: retry for up to a second. */
-static int xpub_open(struct cluster *c, char *err, size_t errlen)
+#define REBIND_TRIES 100        /* a rebind waits at most this many ... */
+#define REBIND_WAIT_MS 10       /* ... times this for the old listener to go */
+
+/* One XPUB: CURVE server with our secret key, ZAP domain set, bound to c->bind. 0 bound;
+ * 1 the port is still held (EADDRINUSE: no socket left open); -1 with err. */
+static int xpub_try(struct cluster *c, char *err, size_t errlen)
 {
     c->xpub = sock_open(c, ZMQ_XPUB, SK_XPUB, err, errlen);
     if (!c->xpub)
@@ -152,25 +154,69 @@ static int xpub_open(struct cluster *c, char *err, size_t errlen)
         zmq_setsockopt(c->xpub->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0)
         return rn_err(err, errlen, "cluster: CURVE server options: %s",
                       zmq_strerror(zmq_errno()));
-    for (int tries = 0; zmq_bind(c->xpub->sock, c->bind) != 0; tries++) {
-        if (zmq_errno() != EADDRINUSE || tries == 100)
-            return rn_err(err, errlen, "cluster: bind %s: %s", c->bind,
-                          zmq_strerror(zmq_errno()));
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    if (zmq_bind(c->xpub->sock, c->bind) != 0) {
+        int e = zmq_errno();
+        sock_close(&c->xpub);
+        if (e == EADDRINUSE)
+            return 1;
+        return rn_err(err, errlen, "cluster: bind %s: %s", c->bind, zmq_strerror(e));
     }
     return sock_watch(c->xpub, err, errlen);
 }
 
+/* At start (before the loop runs): a port still held by a previous process's listener is
+ * waited for here, up to REBIND_TRIES * REBIND_WAIT_MS. */
+static int xpub_open(struct cluster *c, char *err, size_t errlen)
+{
+    for (int tries = 0;; tries++) {
+        int r = xpub_try(c, err, errlen);
+        if (r <= 0)
+            return r;
+        if (tries == REBIND_TRIES)
+            return rn_err(err, errlen, "cluster: bind %s: %s", c->bind, strerror(EADDRINUSE));
+        struct timespec ts = {0, REBIND_WAIT_MS * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A rebind whose port was still held: try again from a timer, never sleeping on the loop
+ * (issue 13). Meanwhile there is no XPUB: notices are not sent (xpub_send says so) and the
+ * next heartbeat after the bind repairs what peers missed. */
+static void on_rebind_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster *c = arg;
+    char err[RN_ERRLEN];
+    int r = xpub_try(c, err, sizeof err);
+    if (r == 1 && ++c->rebind_tries < REBIND_TRIES) {
+        struct timeval tv = {0, REBIND_WAIT_MS * 1000};
+        evtimer_add(c->ev_rebind, &tv);
+        return;
+    }
+    if (r == 0)
+        log_fact("-", "cluster", "rebind", "reason=key-revoked allowed=%zu tries=%u",
+                 c->nallow, c->rebind_tries + 1);
+    else
+        log_fact("-", "cluster", "rebind-failed", "error=%s",
+                 r == 1 ? "endpoint still in use after the wait" : err);
+}
+
 /* ZAP runs only at the handshake, so a key taken off the allow-list would keep its open
  * connection: drop every connection by rebinding; allowed peers reconnect (100 ms) and are
- * asked again, and the next heartbeat repairs what the gap lost. */
+ * asked again, and the next heartbeat repairs what the gap lost. libzmq closes listeners on
+ * its I/O thread, so the port may be held for a moment: 1 = the bind goes on from a timer. */
 static int xpub_rebind(struct cluster *c, char *err, size_t errlen)
 {
     if (c->xpub)
         zmq_unbind(c->xpub->sock, c->bind);
     sock_close(&c->xpub);
-    return xpub_open(c, err, errlen);
+    evtimer_del(c->ev_rebind);
+    c->rebind_tries = 0;
+    int r = xpub_try(c, err, errlen);
+    if (r == 1) {
+        struct timeval tv = {0, REBIND_WAIT_MS * 1000};
+        evtimer_add(c->ev_rebind, &tv);
+    }
+    return r;
 }
 
 struct cluster *cluster_new(struct event_base *base, const struct cluster_opts *o,
@@ -222,6 +268,11 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_opts *
     }
     if (sock_watch(c->zap, err, errlen) < 0)
         goto fail;
+    c->ev_rebind = evtimer_new(base, on_rebind_timer, c);
+    if (!c->ev_rebind) {
+        rn_err(err, errlen, "cluster: cannot create the rebind timer");
+        goto fail;
+    }
     if (xpub_open(c, err, errlen) < 0)
         goto fail;
     c->ev_hb = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, c);
@@ -264,6 +315,8 @@ void cluster_free(struct cluster **cp)
         return;
     if (c->ev_hb)
         event_free(c->ev_hb);
+    if (c->ev_rebind)
+        event_free(c->ev_rebind);
     for (size_t i = 0; i < c->npeers; i++)
         peer_free(&c->peers[i]);
     free(c->peers);
@@ -398,12 +451,15 @@ size_t cluster_set_peers(struct cluster *c, const struct cluster_peer *peers, si
     free(old);
     if (revoked) {
         char k[RN_ERRLEN];
-        if (xpub_rebind(c, k, sizeof k) < 0) {
+        int r = xpub_rebind(c, k, sizeof k);
+        if (r < 0) {
             log_fact("-", "cluster", "rebind-failed", "error=%s", k);
             if (!skipped++)
                 rn_err(err, errlen, "%s", k);
-        } else {
+        } else if (r == 0) {
             log_fact("-", "cluster", "rebind", "reason=key-revoked allowed=%zu", c->nallow);
+        } else {
+            log_fact("-", "cluster", "rebind-waiting", "reason=endpoint-still-in-use");
         }
     }
     return skipped;

@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,7 @@ static void protolog_close_files(void)
 
 void log_close(void)
 {
+    log_async_stop();             /* what is queued is written to the current target first */
     pthread_mutex_lock(&log_mu);
     if (log_target_kind == TARGET_FILE && log_fd > 2)
         close(log_fd);
@@ -208,6 +211,188 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
+/* Write one fact line (it ends with LF): one write(), or one syslog() call. */
+static void fact_emit(const char *line, size_t len)
+{
+    pthread_mutex_lock(&log_mu);
+    if (log_target_kind == TARGET_SYSLOG) {
+        /* syslog stamps its own time and ends the line itself: skip ours and the LF. */
+        const char *body = memchr(line, ' ', len);
+        const char *start = body ? body + 1 : line;
+        syslog(LOG_INFO, "%.*s", (int)(line + len - 1 - start), start);
+    } else {
+        write_all(log_fd, line, len);
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* ---- the asynchronous writer (issue 13: no log write on the event loop) ----
+ *
+ * Once log_async_start has run, log_fact and protolog_write only copy their line into a
+ * bounded buffer (LOGQ_BYTES) under a short lock, and one writer thread writes it out, in the
+ * order the lines were made (one FIFO: a session's lines stay in order). A full buffer (a
+ * disk that stalls) drops the line rather than block the caller; the drops are counted and the
+ * writer reports them in the log ("- log dropped lines=N") as soon as it writes again. The
+ * buffers are double: callers fill one while the writer empties the other. */
+
+#define LOGQ_BYTES (1024 * 1024)
+
+enum logq_kind { LOGQ_FACT = 'F', LOGQ_PROTO = 'P' };
+
+/* An entry: kind, the connector's safe name (PROTO; NUL-ended, else empty), the line length
+ * (4 bytes, host order), the line. */
+struct logq {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running, stopping;       /* under mu */
+    char *fill, *spare;           /* owned, LOGQ_BYTES each: callers append to fill */
+    size_t used;                  /* bytes in fill; under mu */
+    unsigned long long dropped;   /* lines dropped since the last report; under mu */
+};
+
+static struct logq logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void proto_emit(const char *safe, const char *line, size_t len);
+
+/* 1 when queued or dropped (the async writer runs), 0 when the caller must write itself. */
+static int logq_put(enum logq_kind kind, const char *safe, const char *line, size_t len)
+{
+    size_t nlen = safe ? strlen(safe) : 0;
+    size_t need = 1 + nlen + 1 + sizeof(uint32_t) + len;
+    pthread_mutex_lock(&logq.mu);
+    if (!logq.running) {
+        pthread_mutex_unlock(&logq.mu);
+        return 0;
+    }
+    if (LOGQ_BYTES - logq.used < need) {
+        logq.dropped++;
+        pthread_mutex_unlock(&logq.mu);
+        return 1;
+    }
+    char *p = logq.fill + logq.used;
+    uint32_t l = (uint32_t)len;
+    *p++ = (char)kind;
+    memcpy(p, safe ? safe : "", nlen + 1);
+    p += nlen + 1;
+    memcpy(p, &l, sizeof l);
+    memcpy(p + sizeof l, line, len);
+    logq.used += need;
+    pthread_cond_signal(&logq.cond);
+    pthread_mutex_unlock(&logq.mu);
+    return 1;
+}
+
+/* Writer thread: write buf[0..n) out, consecutive fact lines in one write() when the target
+ * is a file (whole lines only, so lines never interleave with another writer's). */
+static void logq_flush(const char *buf, size_t n)
+{
+    static char out[65536];
+    size_t olen = 0;
+    for (size_t off = 0; off < n;) {
+        char kind = buf[off];
+        const char *safe = buf + off + 1;
+        size_t nlen = strlen(safe);
+        uint32_t len;
+        memcpy(&len, safe + nlen + 1, sizeof len);
+        const char *line = safe + nlen + 1 + sizeof len;
+        off += 1 + nlen + 1 + sizeof len + len;
+        bool batch = kind == LOGQ_FACT && log_target_kind != TARGET_SYSLOG &&
+                     len <= sizeof out;
+        if (olen && (!batch || olen + len > sizeof out)) {
+            fact_emit(out, olen);
+            olen = 0;
+        }
+        if (batch) {
+            memcpy(out + olen, line, len);
+            olen += len;
+        } else if (kind == LOGQ_FACT) {
+            fact_emit(line, len);
+        } else {
+            proto_emit(safe, line, len);
+        }
+    }
+    if (olen)
+        fact_emit(out, olen);
+}
+
+static void *logq_thread(void *arg)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* signals are the loop's */
+    pthread_mutex_lock(&logq.mu);
+    for (;;) {
+        while (!logq.used && !logq.dropped && !logq.stopping)
+            pthread_cond_wait(&logq.cond, &logq.mu);
+        if (!logq.used && !logq.dropped && logq.stopping)
+            break;
+        char *buf = logq.fill;
+        size_t n = logq.used;
+        unsigned long long dropped = logq.dropped;
+        logq.fill = logq.spare;
+        logq.spare = buf;
+        logq.used = 0;
+        logq.dropped = 0;
+        pthread_mutex_unlock(&logq.mu);
+        logq_flush(buf, n);
+        if (dropped) {
+            char line[160], ts[64];
+            size_t t = format_time(ts, sizeof ts);
+            int k = snprintf(line, sizeof line, "%.*s - log dropped lines=%llu reason=%s\n",
+                             (int)t, ts, dropped, "buffer-full");
+            fact_emit(line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
+        }
+        pthread_mutex_lock(&logq.mu);
+    }
+    pthread_mutex_unlock(&logq.mu);
+    return NULL;
+}
+
+int log_async_start(char *err, unsigned long errlen)
+{
+    pthread_mutex_lock(&logq.mu);
+    if (logq.running) {
+        pthread_mutex_unlock(&logq.mu);
+        return 0;
+    }
+    logq.fill = xmalloc(LOGQ_BYTES);
+    logq.spare = xmalloc(LOGQ_BYTES);
+    logq.used = 0;
+    logq.dropped = 0;
+    logq.stopping = false;
+    int rc = pthread_create(&logq.thread, NULL, logq_thread, NULL);
+    if (rc != 0) {
+        free(logq.fill);
+        free(logq.spare);
+        logq.fill = logq.spare = NULL;
+        pthread_mutex_unlock(&logq.mu);
+        return rn_err(err, errlen, "log writer thread: %s", strerror(rc));
+    }
+    logq.running = true;
+    pthread_mutex_unlock(&logq.mu);
+    return 0;
+}
+
+void log_async_stop(void)
+{
+    pthread_mutex_lock(&logq.mu);
+    if (!logq.running) {
+        pthread_mutex_unlock(&logq.mu);
+        return;
+    }
+    logq.stopping = true;
+    pthread_cond_signal(&logq.cond);
+    pthread_mutex_unlock(&logq.mu);
+    pthread_join(logq.thread, NULL);   /* it writes everything queued first */
+    pthread_mutex_lock(&logq.mu);
+    logq.running = false;
+    free(logq.fill);
+    free(logq.spare);
+    logq.fill = logq.spare = NULL;
+    pthread_mutex_unlock(&logq.mu);
+}
+
 void log_fact(const char *id, const char *subsystem, const char *event, const char *fmt, ...)
 {
     char tail[LOG_LINE_MAX];
@@ -223,16 +408,9 @@ void log_fact(const char *id, const char *subsystem, const char *event, const ch
     if (n > 0)
         pos += (size_t)n < sizeof line - pos ? (size_t)n : sizeof line - pos - 1;
     pos = copy_escaped(line, sizeof line - 1, pos, tail);
-    pthread_mutex_lock(&log_mu);
-    if (log_target_kind == TARGET_SYSLOG) {
-        /* syslog stamps its own time: skip ours. */
-        const char *body = strchr(line, ' ');
-        syslog(LOG_INFO, "%s", body ? body + 1 : line);
-    } else {
-        line[pos++] = '\n';
-        write_all(log_fd, line, pos);
-    }
-    pthread_mutex_unlock(&log_mu);
+    line[pos++] = '\n';
+    if (!logq_put(LOGQ_FACT, NULL, line, pos))
+        fact_emit(line, pos);
 }
 
 /* Map a connector name onto a safe file name: [A-Za-z0-9._-], never "." or ".." or empty. */
@@ -305,6 +483,26 @@ static int protolog_fd(const char *safe)
     return fd;
 }
 
+/* Write one protocol log line (a file per connector, opened on first use). */
+static void proto_emit(const char *safe, const char *line, size_t len)
+{
+    int failed = 0;                 /* errno of a failed open */
+    pthread_mutex_lock(&log_mu);
+    if (protolog_dir) {
+        int fd = protolog_fd(safe);
+        if (fd < 0)
+            failed = errno ? errno : EIO;
+        else
+            write_all(fd, line, len);
+    }
+    pthread_mutex_unlock(&log_mu);
+    if (failed) {
+        char q[300];
+        log_fact("-", "protolog", "open-failed", "connector=%s error=%s",
+                 log_quote(safe, q, sizeof q), strerror(failed));
+    }
+}
+
 void protolog_write(const char *connector, const char *session, char direction,
                     const char *fmt, ...)
 {
@@ -323,19 +521,6 @@ void protolog_write(const char *connector, const char *session, char direction,
     pos = copy_escaped(line, sizeof line - 1, pos, text);
     line[pos++] = '\n';
 
-    int failed = 0;                 /* errno of a failed open */
-    pthread_mutex_lock(&log_mu);
-    if (protolog_dir) {
-        int fd = protolog_fd(safe);
-        if (fd < 0)
-            failed = errno ? errno : EIO;
-        else
-            write_all(fd, line, pos);
-    }
-    pthread_mutex_unlock(&log_mu);
-    if (failed) {
-        char q[300];
-        log_fact(session, "protolog", "open-failed", "connector=%s error=%s",
-                 log_quote(safe, q, sizeof q), strerror(failed));
-    }
+    if (!logq_put(LOGQ_PROTO, safe, line, pos))
+        proto_emit(safe, line, pos);
 }

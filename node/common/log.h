@@ -6,7 +6,15 @@
 #include <stdarg.h>
 
 int log_open(const char *target, char *err, unsigned long errlen); /* "stderr"|"syslog"|path */
+/* Stops the writer thread (log_async_stop) first. */
 void log_close(void);
+/* From now on lines are queued (bounded, LOGQ_BYTES) and written by a thread of their own,
+ * in order; a full queue drops lines, counted and reported ("- log dropped lines=N") when
+ * the writer catches up. Start it after any fork. -1 with err. Before it, writes are
+ * synchronous (tools, tests, start-up). */
+int log_async_start(char *err, unsigned long errlen);
+/* Write what is queued, stop the thread; later lines are synchronous again. */
+void log_async_stop(void);
 /* SIGHUP (logrotate): reopen the fact log file by its path and close the protocol log files
  * (they reopen by name). No-op for stderr/syslog. -1 with err: the old file stays in use. */
 int log_reopen(char *err, unsigned long errlen);

@@ -9,6 +9,7 @@
  * group committer like any accepted message, and queued), and only then is the original
  * removed. A crash anywhere repeats at most the last attempt (duplicates, never losses). */
 #include "node/delivery/queue.h"
+#include "node/delivery/queue-private.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,35 +28,7 @@
 #include "node/common/worker.h"
 
 #define TICK_S 1
-
-enum qmsg_where { Q_READY, Q_WAITING, Q_BUSY };
-
-struct qmsg {
-    char id[64];
-    char *sender;                 /* owned; "" = null sender */
-    char **rcpts; size_t nrcpts;  /* owned */
-    time_t received;
-    struct spool_state st;        /* owned */
-    enum qmsg_where where;
-    bool removed;                 /* relayctl removed it while we held it */
-    struct queue *q;
-    struct qmsg *prev, *next;     /* in q->ready or q->waiting (Q_BUSY: in neither) */
-};
-
-struct qlist { struct qmsg *head, *tail; size_t n; };
-
-struct queue {
-    struct node *n;
-    struct delivery *d;           /* not owned */
-    struct queue_opts o;
-    struct qlist ready, waiting;
-    size_t busy;                  /* messages in flight (delivery, state write, removal) */
-    size_t inflight;              /* of which delivery attempts */
-    struct event *ev_tick, *ev_kick;
-    bool stopping;
-};
-
-static void qlist_push(struct qlist *l, struct qmsg *m)
+void queue_list_push(struct qlist *l, struct qmsg *m)
 {
     m->next = NULL;
     m->prev = l->tail;
@@ -67,7 +40,7 @@ static void qlist_push(struct qlist *l, struct qmsg *m)
     l->n++;
 }
 
-static void qlist_del(struct qlist *l, struct qmsg *m)
+void queue_list_del(struct qlist *l, struct qmsg *m)
 {
     if (m->prev)
         m->prev->next = m->next;
@@ -81,7 +54,7 @@ static void qlist_del(struct qlist *l, struct qmsg *m)
     l->n--;
 }
 
-static void qmsg_free(struct qmsg *m)
+void queue_msg_free(struct qmsg *m)
 {
     free(m->sender);
     for (size_t i = 0; i < m->nrcpts; i++)
@@ -102,11 +75,13 @@ static void qmsg_place(struct queue *q, struct qmsg *m)
     time_t now = time(NULL);
     if (m->st.next_attempt <= now) {
         m->where = Q_READY;
-        qlist_push(&q->ready, m);
+        queue_list_push(&q->ready, m);
         queue_kick(q);
     } else {
         m->where = Q_WAITING;
-        qlist_push(&q->waiting, m);
+        queue_list_push(&q->waiting, m);
+        if (m->st.next_attempt < q->next_due)
+            q->next_due = m->st.next_attempt;
     }
 }
 
@@ -133,11 +108,11 @@ struct qjob {
     char err[256];
 };
 
-static void qmsg_release(struct queue *q, struct qmsg *m)
+void queue_msg_release(struct queue *q, struct qmsg *m)
 {
     q->busy--;
     if (q->stopping || m->removed) {
-        qmsg_free(m);
+        queue_msg_free(m);
         return;
     }
     qmsg_place(q, m);
@@ -161,7 +136,7 @@ static void state_done(void *arg)
         log_fact(m->id, "queue", "state-failed", "error=%s", log_quote(j->err, qe, sizeof qe));
     }
     free(j);
-    qmsg_release(m->q, m);
+    queue_msg_release(m->q, m);
 }
 
 static void remove_run(void *arg)
@@ -182,7 +157,7 @@ static void remove_done(void *arg)
     log_fact(m->id, "queue", "done", "attempts=%u", m->st.attempts);
     free(j);
     q->busy--;
-    qmsg_free(m);
+    queue_msg_free(m);
 }
 
 /* A blocking step for m on the worker; while the node stops (the worker may be gone) it
@@ -210,10 +185,11 @@ static void qmsg_save_state(struct queue *q, struct qmsg *m)
 }
 
 struct bounce {
-    struct qmsg *m;
+    struct qmsg *m;               /* in flight (q->busy) */
+    struct spool_msg *sm;         /* owned: the DSN written on the worker, until committed */
     char dsn_id[64];
+    char err[256];
 };
-
 static void bounce_done(void *arg, int rc, const char *err)
 {
     struct bounce *b = arg;
@@ -284,6 +260,34 @@ static struct spool_msg *queue_dsn(struct queue *q, struct qmsg *m, char *err, s
     return sm;
 }
 
+/* Worker thread: the DSN for b->m written to a new spool message (m is in flight, so the
+ * loop does not touch it meanwhile). */
+static void bounce_build_run(void *arg)
+{
+    struct bounce *b = arg;
+    b->sm = queue_dsn(b->m->q, b->m, b->err, sizeof b->err);
+    if (b->sm)
+        rn_strlcpy(b->dsn_id, spool_msg_id(b->sm), sizeof b->dsn_id);
+}
+
+/* Loop: commit the DSN like any accepted message, or retry the bounce later. */
+static void bounce_build_done(void *arg)
+{
+    struct bounce *b = arg;
+    struct qmsg *m = b->m;
+    struct queue *q = m->q;
+    if (!b->sm) {
+        char qe[512];
+        log_fact(m->id, "queue", "dsn-failed", "error=%s retry_in=%u",
+                 log_quote(b->err, qe, sizeof qe), q->o.retry_min);
+        free(b);
+        m->st.next_attempt = time(NULL) + q->o.retry_min;
+        qmsg_save_state(q, m);
+        return;
+    }
+    committer_submit(q->n->committer, &b->sm, bounce_done, b);
+}
+
 /* Nothing pending: bounce the failed recipients (if any, and never to the null sender),
  * then remove the message. */
 static void qmsg_finish(struct queue *q, struct qmsg *m)
@@ -297,20 +301,16 @@ static void qmsg_finish(struct queue *q, struct qmsg *m)
         qmsg_remove(q, m);
         return;
     }
-    char err[256];
-    struct spool_msg *sm = queue_dsn(q, m, err, sizeof err);
-    if (!sm) {
-        char qe[512];
-        log_fact(m->id, "queue", "dsn-failed", "error=%s retry_in=%u",
-                 log_quote(err, qe, sizeof qe), q->o.retry_min);
-        m->st.next_attempt = time(NULL) + q->o.retry_min;
-        qmsg_save_state(q, m);
-        return;
-    }
     struct bounce *b = xcalloc(1, sizeof *b);
     b->m = m;
-    rn_strlcpy(b->dsn_id, spool_msg_id(sm), sizeof b->dsn_id);
-    committer_submit(q->n->committer, &sm, bounce_done, b);
+    /* Reading the original's headers and writing the DSN are disk work: on the worker
+     * (docs/style.md 7); while the node stops (the worker may be gone) here instead. */
+    if (q->stopping) {
+        bounce_build_run(b);
+        bounce_build_done(b);
+    } else {
+        worker_submit(q->n->worker, bounce_build_run, bounce_build_done, b);
+    }
 }
 
 /* ---- attempts ---- */
@@ -374,7 +374,7 @@ static void attempt_done(void *arg, const struct delivery_rcpt_result *res, size
     }
     if (m->removed) {
         q->busy--;
-        qmsg_free(m);
+        queue_msg_free(m);
         return;
     }
     if (pending) {
@@ -417,22 +417,30 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         return;                   /* no configuration yet (the tick tries again), or held */
     while (!q->stopping && q->ready.head && q->inflight < q->o.max_inflight) {
         struct qmsg *m = q->ready.head;
-        qlist_del(&q->ready, m);
+        queue_list_del(&q->ready, m);
         qmsg_attempt(q, m);
     }
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+void queue_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct queue *q = arg;
     time_t now = time(NULL);
-    for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
-        next = m->next;
-        if (m->st.next_attempt <= now) {
-            qlist_del(&q->waiting, m);
-            m->where = Q_READY;
-            qlist_push(&q->ready, m);
+    /* The walk is O(waiting): skipped while nothing can be due, so a large deferred queue
+     * costs the loop nothing per tick (issue 13). */
+    if (q->next_due <= now) {
+        time_t next_due = TIME_MAX;
+        for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
+            next = m->next;
+            if (m->st.next_attempt <= now) {
+                queue_list_del(&q->waiting, m);
+                m->where = Q_READY;
+                queue_list_push(&q->ready, m);
+            } else if (m->st.next_attempt < next_due) {
+                next_due = m->st.next_attempt;
+            }
         }
+        q->next_due = next_due;
     }
     on_kick(-1, 0, q);
 }
@@ -472,6 +480,7 @@ struct queue *queue_new(struct node *n, struct delivery *d, const struct queue_o
     q->n = n;
     q->d = d;
     q->o = *o;
+    q->next_due = TIME_MAX;
     if (q->o.max_inflight == 0)
         q->o.max_inflight = 1;
     if (q->o.retry_min == 0)
@@ -479,7 +488,7 @@ struct queue *queue_new(struct node *n, struct delivery *d, const struct queue_o
     if (q->o.retry_max < q->o.retry_min)
         q->o.retry_max = q->o.retry_min;
     q->ev_kick = event_new(n->base, -1, 0, on_kick, q);
-    q->ev_tick = event_new(n->base, -1, EV_PERSIST, on_tick, q);
+    q->ev_tick = event_new(n->base, -1, EV_PERSIST, queue_tick, q);
     struct timeval tv = {TICK_S, 0};
     if (!q->ev_kick || !q->ev_tick || event_add(q->ev_tick, &tv) < 0) {
         queue_free(&q);
@@ -514,8 +523,8 @@ void queue_free(struct queue **qp)
     for (size_t i = 0; i < 2; i++)
         while (lists[i]->head) {
             struct qmsg *m = lists[i]->head;
-            qlist_del(lists[i], m);
-            qmsg_free(m);
+            queue_list_del(lists[i], m);
+            queue_msg_free(m);
         }
     if (q->ev_kick)
         event_free(q->ev_kick);
@@ -525,21 +534,9 @@ void queue_free(struct queue **qp)
     *qp = NULL;
 }
 
-void queue_rescan(struct queue *q)
+void queue_counts(const struct queue *q, size_t *ready, size_t *waiting, size_t *busy)
 {
-    for (struct qmsg *m = q->waiting.head, *next; m; m = next) {
-        next = m->next;
-        char err[256];
-        struct spool_entry e;
-        if (spool_read(q->n->spool, m->id, &e, err, sizeof err) < 0) {
-            log_fact(m->id, "queue", "gone", "reason=removed-from-spool");
-            qlist_del(&q->waiting, m);
-            qmsg_free(m);
-            continue;
-        }
-        spool_entry_clear(&e);
-        spool_state_clear(&m->st);
-        spool_state_read(q->n->spool, m->id, m->nrcpts, &m->st, err, sizeof err);
-    }
-    on_tick(-1, 0, q);
+    *ready = q->ready.n;
+    *waiting = q->waiting.n;
+    *busy = q->busy;
 }

@@ -36,4 +36,8 @@ void queue_add(struct queue *q, const char *id, const char *sender, const char *
 /* relayctl queue retry (SIGUSR1): re-read the state of every waiting message and deliver
  * what is due now; drop messages removed from the spool meanwhile. */
 void queue_rescan(struct queue *q);
+/* True while a rescan still has messages to check (tests wait for it to end). */
+int queue_rescanning(const struct queue *q);
+/* How many messages are due now, waiting for a later attempt, and in flight. */
+void queue_counts(const struct queue *q, size_t *ready, size_t *waiting, size_t *busy);
 #endif

@@ -22,6 +22,8 @@ struct spool {
 };
 
 bool spool_id_valid(const char *id);
+/* The test hook (spool_test_fault) or nothing: -1 with errno set if step `where` must fail. */
+int spool_fault(enum spool_fault where);
 /* Owner-only start-up (spool_open): empty tmp/, quarantine what in queue/ is not a message,
  * then spool_state_recover. -1 with err when tmp/ or queue/ cannot be read or cleaned. */
 int spool_recover(struct spool *s, char *err, size_t errlen);

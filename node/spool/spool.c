@@ -54,7 +54,7 @@ struct spool_msg {
 };
 
 /* A test hook or the real result: -1 with errno set if the step fails. */
-static int fault(enum spool_fault where)
+int spool_fault(enum spool_fault where)
 {
     int e = spool_test_fault ? spool_test_fault(where) : 0;
     if (e) {
@@ -234,7 +234,7 @@ static int write_all(int fd, const struct iovec *iov0, int n)
     memcpy(iov, iov0, (size_t)n * sizeof *iov);
     struct iovec *v = iov;
     while (n > 0) {
-        if (fault(SPOOL_FAULT_WRITE) < 0)
+        if (spool_fault(SPOOL_FAULT_WRITE) < 0)
             return -1;
         ssize_t w = writev(fd, v, n);
         if (w < 0) {
@@ -319,7 +319,7 @@ struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *en
     m->rec = SIZE_MAX;
     m->err = err, m->errlen = errlen;
     id_new(s, m->id);
-    m->fd = fault(SPOOL_FAULT_CREATE) < 0 ? -1
+    m->fd = spool_fault(SPOOL_FAULT_CREATE) < 0 ? -1
             : openat(s->tmpfd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (m->fd < 0) {
         rn_err(err, errlen, "%s: create tmp file: %s", m->id, strerror(errno));
@@ -411,12 +411,12 @@ static int msg_publish(struct spool_msg *m, char *err, size_t errlen)
      * filesystems write out on close). */
     int fd = m->fd;
     m->fd = -1;
-    int cerr = fault(SPOOL_FAULT_CLOSE) < 0 ? errno : 0;
+    int cerr = spool_fault(SPOOL_FAULT_CLOSE) < 0 ? errno : 0;
     if (close(fd) < 0 && !cerr)
         cerr = errno;
     if (cerr)
         return msg_fail(m, "close", cerr, err, errlen);
-    int r = fault(SPOOL_FAULT_RENAME);
+    int r = spool_fault(SPOOL_FAULT_RENAME);
     if (r == 0) {
         r = renameat2(s->tmpfd, m->id, s->queuefd, m->id, RENAME_NOREPLACE);
         if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
@@ -447,7 +447,7 @@ void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *e
     /* The data of every sealed file reaches stable storage: one fsync for a lone message,
      * one syncfs for a batch (it reports writeback errors since Linux 5.8). */
     if (live > 0) {
-        int r = fault(SPOOL_FAULT_FSYNC);
+        int r = spool_fault(SPOOL_FAULT_FSYNC);
         if (r == 0)
             r = live == 1 ? fsync(msgs[last]->fd) : syncfs(s->queuefd);
         if (r < 0) {
@@ -466,7 +466,7 @@ void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *e
             published += rcs[i] == 0;
         }
     /* One directory fsync makes every rename of the batch durable. */
-    if (published > 0 && (fault(SPOOL_FAULT_DIRSYNC) < 0 || fsync(s->queuefd) < 0)) {
+    if (published > 0 && (spool_fault(SPOOL_FAULT_DIRSYNC) < 0 || fsync(s->queuefd) < 0)) {
         /* The entries may not be durable and the callers answer 451: take them back. If an
          * unlink is lost too, a crash can resurrect it: a duplicate, never a loss. */
         int e = errno;

@@ -57,6 +57,9 @@ void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *e
 /* Messages read back from queue/ (for listing, recovery and delivery). */
 /* Read the envelope of queue/<id>; -1 if missing, torn or malformed (err says which). */
 int spool_read(struct spool *s, const char *id, struct spool_entry *e, char *err, size_t errlen);
+/* Whether queue/<id> is still there, without reading it: 1 yes, 0 gone (ENOENT only), -1
+ * with err when it cannot be told (EMFILE, EACCES, EIO...: the caller must keep the message). */
+int spool_exists(struct spool *s, const char *id, char *err, size_t errlen);
 /* Call fn for each committed message in id order; stops and returns fn's non-zero value. */
 int spool_foreach(struct spool *s, int (*fn)(const struct spool_entry *e, void *arg), void *arg,
                   char *err, size_t errlen);
@@ -119,6 +122,7 @@ size_t spool_quarantine_list(const struct spool *s, const struct spool_quarantin
 /* Test only: when set, called before each step of the write path; a non-zero return is taken
  * as that step failing with that errno (ENOSPC, EIO...). NULL in production. */
 enum spool_fault { SPOOL_FAULT_CREATE, SPOOL_FAULT_WRITE, SPOOL_FAULT_FSYNC, SPOOL_FAULT_CLOSE,
-                   SPOOL_FAULT_RENAME, SPOOL_FAULT_DIRSYNC };
+                   SPOOL_FAULT_RENAME, SPOOL_FAULT_DIRSYNC,
+                   SPOOL_FAULT_LOOKUP /* finding queue/<id> to read or check it (EMFILE...) */ };
 extern int (*spool_test_fault)(enum spool_fault where);
 #endif

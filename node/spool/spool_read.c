@@ -45,7 +45,8 @@ struct spool_reader *spool_reader_open(struct spool *s, const char *id, char *er
         rn_err(err, errlen, "%.64s: not a queue id", id);
         return NULL;
     }
-    int fd = openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = spool_fault(SPOOL_FAULT_LOOKUP) < 0
+                 ? -1 : openat(s->queuefd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         rn_err(err, errlen, "%s: %s", id, strerror(errno));
         return NULL;
@@ -278,4 +279,18 @@ int spool_recover(struct spool *s, char *err, size_t errlen)
         fsync(s->queuefd);
     }
     return 0;
+}
+
+int spool_exists(struct spool *s, const char *id, char *err, size_t errlen)
+{
+    if (!spool_id_valid(id))
+        return rn_err(err, errlen, "%.64s: not a queue id", id);
+    struct stat st;
+    if (spool_fault(SPOOL_FAULT_LOOKUP) < 0 ||
+        fstatat(s->queuefd, id, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return rn_err(err, errlen, "%s: %s", id, strerror(errno));
+    }
+    return 1;
 }

@@ -267,11 +267,14 @@ node_start() {
   done
   die "relaynode is not listening on $SMTP_PORT"
 }
-# Stop the node; NODE_STATS = its committer statistics "batches messages" if it logged them.
+# Stop the node; NODE_STATS = its committer statistics "batches messages" if it logged them;
+# NODE_LOOP = the worst event-loop latency of the run in ms (its loop-stats line at exit).
 node_stop() {
   stop_pid "$NODE_PID" 300
   NODE_PID=''
   NODE_STATS=''
+  NODE_LOOP=$(grep ' loop-stats ' "$NODE_LOG" 2>/dev/null | tail -n 1 \
+    | sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p')
   [ "$(grep -c ' commit-stats ' "$NODE_LOG" 2>/dev/null)" -gt "${NODE_STATS_SEEN:-0}" ] || return 0
   NODE_STATS=$(grep ' commit-stats ' "$NODE_LOG" | tail -n 1 \
     | sed -n 's/.*batches=\([0-9]*\) messages=\([0-9]*\).*/\1 \2/p')
@@ -338,7 +341,7 @@ done
 DRAIN_TIMEOUT=$saved_timeout
 node_stop
 
-declare -A NN ACKN ACK DN DLVS NOTES STATS
+declare -A NN ACKN ACK DN DLVS NOTES STATS LOOP
 for sz in $SIZES; do
   for c in $CLIENTS; do
     n=$(n_for "$c" "$sz")
@@ -347,7 +350,9 @@ for sz in $SIZES; do
       run_load "$relay" "$c" "$n" "$sz"
       k=$relay,$sz,$c
       NN[$k]=$n ACKN[$k]=$ACKED ACK[$k]=$ACK_S DN[$k]=$DLV DLVS[$k]=$DLV_S NOTES[$k]=$NOTE
-      if [ "$relay" = relaynode ]; then node_stop; STATS[$sz,$c]=$NODE_STATS; fi
+      if [ "$relay" = relaynode ]; then
+        node_stop; STATS[$sz,$c]=$NODE_STATS; LOOP[$sz,$c]=$NODE_LOOP
+      fi
     done
   done
 done
@@ -396,6 +401,8 @@ for sz in $SIZES; do
           "$(size_label "$sz")" "$c" "$nb" "$nm" "$(echo "$nm / $nb" | bc -l)"
       fi
     fi
+    [ -n "${LOOP[$sz,$c]}" ] &&
+      echo "# relaynode event loop, size=$(size_label "$sz") clients=$c: worst latency ${LOOP[$sz,$c]} ms (node/common/looplat.h)"
   done
 done
 exit 0

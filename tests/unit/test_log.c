@@ -6,6 +6,10 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <dirent.h>
 #include <regex.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "directory/base/util.h"
 #include "node/common/log.h"
 
 struct qcase { const char *name, *in, *out; };
@@ -216,6 +221,84 @@ static void protolog_off_without_dir(void **state)
     protolog_write("x", "s", '>', "nothing happens");
 }
 
+/* issue 13: with the asynchronous writer, log_fact never blocks, even when the log cannot
+ * be written at all (a FIFO nobody reads: a stalled disk); the lines that do not fit in the
+ * bounded buffer are dropped, counted and reported once the writer gets through, and every
+ * line is either written, in order, or counted as dropped. */
+#define ASYNC_LINES 50000
+
+struct reader { int fd; char *buf; size_t len, cap; };
+
+static void *read_all(void *arg)
+{
+    struct reader *r = arg;
+    for (;;) {
+        if (r->cap - r->len < 65536) {
+            r->cap = r->cap ? r->cap * 2 : 1 << 20;
+            r->buf = xrealloc(r->buf, r->cap);
+        }
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
+        if (n < 0 && errno == EAGAIN) {
+            usleep(1000);
+            continue;
+        }
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+    }
+    r->buf[r->len] = 0;
+    return NULL;
+}
+
+static void async_never_blocks_and_counts_drops(void **state)
+{
+    char dir[] = "/tmp/test_log_async.XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct reader r = {.fd = open(path, O_RDONLY | O_NONBLOCK)};
+    assert_true(r.fd >= 0);
+    assert_int_equal(log_open(path, err, sizeof err), 0);
+    assert_int_equal(log_async_start(err, sizeof err), 0);
+    char pad[201];
+    memset(pad, 'x', 200);
+    pad[200] = 0;
+    alarm(60);                    /* a log_fact that blocks on the full FIFO never returns */
+    for (int i = 0; i < ASYNC_LINES; i++)
+        log_fact("-", "test", "line", "seq=%d pad=%s", i, pad);
+    alarm(0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_all, &r), 0);
+    log_close();                  /* the writer drains its buffer, then the FIFO closes: EOF */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(r.fd);
+    long got = 0, dropped = 0, last = -1;
+    bool ordered = true;
+    for (char *l = r.buf; l && *l;) {
+        char *nl = strchr(l, '\n');
+        if (!nl)
+            break;
+        *nl = 0;
+        const char *p;
+        if ((p = strstr(l, " test line seq="))) {
+            long seq = strtol(p + 15, NULL, 10);
+            ordered = ordered && seq > last;
+            last = seq;
+            got++;
+        } else if ((p = strstr(l, " - log dropped lines="))) {
+            dropped += strtol(p + 21, NULL, 10);
+        }
+        l = nl + 1;
+    }
+    free(r.buf);
+    fprintf(stderr, "written %ld, dropped %ld of %d\n", got, dropped, ASYNC_LINES);
+    assert_true(ordered);
+    assert_true(dropped > 0);
+    assert_int_equal(got + dropped, ASYNC_LINES);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +310,7 @@ int main(void)
         cmocka_unit_test(protolog_files_sanitised),
         cmocka_unit_test(protolog_off_without_dir),
         cmocka_unit_test(reopen_after_rename),
+        cmocka_unit_test(async_never_blocks_and_counts_drops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,11 +200,91 @@ static void never_more_than_max_inflight(void **state)
     fx_free(f);
 }
 
+/* Answer attempt i: every recipient deferred (451), so the message waits for a retry. */
+static void answer_defer(size_t i)
+{
+    struct delivery_rcpt_result r[1];
+    memset(r, 0, sizeof r);
+    r[0].cls = DELIVERY_TEMP;
+    rn_strlcpy(r[0].reply, "451 4.3.0 try later", sizeof r[0].reply);
+    calls[i].done(calls[i].arg, r, 1);
+}
+
+/* Run the loop (blocking for worker results) until pred holds; bounded. */
+static void run_until(struct fx *f, int (*pred)(struct fx *))
+{
+    for (int i = 0; i < 10000 && !pred(f); i++)
+        assert_int_equal(event_base_loop(f->n.base, EVLOOP_ONCE), 0);
+    assert_true(pred(f));
+}
+
+static int all_waiting(struct fx *f)
+{
+    size_t r, w, b;
+    queue_counts(f->q, &r, &w, &b);
+    return w == MSGS && b == 0;
+}
+
+static int rescan_over(struct fx *f)
+{
+    return !queue_rescanning(f->q);
+}
+
+static int lookup_errno;
+static int fail_lookup(enum spool_fault where)
+{
+    return where == SPOOL_FAULT_LOOKUP ? lookup_errno : 0;
+}
+
+/* issue 13: a rescan drops a message only when its file is gone (ENOENT). Any other error
+ * while checking it (EMFILE: out of descriptors) keeps it, with its state, for later; the
+ * next rescan, with the error gone, drops the removed one and starts the others. */
+static void rescan_drops_only_what_is_gone(void **state)
+{
+    struct fx *f = fx_new(MSGS);
+    pass(f);
+    assert_int_equal(ncalls, MSGS);
+    for (size_t i = 0; i < MSGS; i++)
+        answer_defer(i);
+    run_until(f, all_waiting);               /* state written: next attempt in a minute */
+    spool_test_fault = fail_lookup;           /* out of descriptors: nothing can be checked */
+    lookup_errno = EMFILE;
+    queue_rescan(f->q);
+    run_until(f, rescan_over);
+    spool_test_fault = NULL;
+    size_t r, w, b;
+    queue_counts(f->q, &r, &w, &b);
+    assert_int_equal(r + w + b, MSGS);       /* every message kept */
+    assert_int_equal(w, MSGS);               /* with its state: still waiting */
+    char p[256];
+    snprintf(p, sizeof p, "%s/queue/%s", f->dir, calls[0].id);
+    assert_int_equal(unlink(p), 0);          /* relayctl queue remove, say */
+    /* relayctl queue retry: the state says "due now"; a clean rescan starts each survivor. */
+    char err[RN_ERRLEN];
+    for (size_t i = 1; i < MSGS; i++) {
+        struct spool_state st;
+        assert_int_equal(spool_state_read(f->n.spool, calls[i].id, 1, &st, err, sizeof err), 0);
+        st.next_attempt = 0;
+        assert_int_equal(spool_state_write(f->n.spool, calls[i].id, &st, err, sizeof err), 0);
+        spool_state_clear(&st);
+    }
+    queue_rescan(f->q);
+    run_until(f, rescan_over);
+    pass(f);
+    queue_counts(f->q, &r, &w, &b);
+    assert_int_equal(r + w + b, MSGS - 1);   /* the removed one dropped (ENOENT) */
+    assert_int_equal(ncalls, 2 * MSGS - 1);  /* the others due now and attempted */
+    for (size_t i = MSGS; i < ncalls; i++)
+        assert_string_not_equal(calls[i].id, calls[0].id);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(next_attempt_starts_when_a_slot_frees),
         cmocka_unit_test(never_more_than_max_inflight),
+        cmocka_unit_test(rescan_drops_only_what_is_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,153 @@
+/* daemon_certs: the node's certificates (daemon-private.h). Reading a PEM file is disk work,
+ * so it runs on the worker (docs/style.md 7, issue 13): at a snapshot swap the load job
+ * reads the names the new snapshot adds, on SIGHUP a job of its own reads every file again;
+ * the loop only swaps the contexts in. Sessions keep no pointer into the sets (node_tls_for
+ * at STARTTLS; an upgraded SSL holds its own SSL_CTX reference), so a swap is safe at any
+ * moment. */
+#include <stdlib.h>
+#include <string.h>
+#include "directory/model.h"
+#include "directory/base/util.h"
+#include "node/daemon-private.h"
+#include "node/common/log.h"
+#include "node/common/tlsctx.h"
+#include "node/common/node.h"
+#include "node/common/worker.h"
+
+static struct tlsctx_named *named_find(struct tlsctx_named *set, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(set[i].name, name) == 0)
+            return &set[i];
+    return NULL;
+}
+
+static bool have_name(const struct certs_job *c, const char *name)
+{
+    for (size_t i = 0; i < c->nhave; i++)
+        if (strcmp(c->have[i], name) == 0)
+            return true;
+    return false;
+}
+
+void daemon_certs_begin(struct daemon *d, struct certs_job *c, bool reread)
+{
+    struct node *n = &d->n;
+    memset(c, 0, sizeof *c);
+    c->reread = reread;
+    c->node_wanted = reread && n->tls != NULL;
+    if (reread)
+        return;
+    c->have = xcalloc(n->ntls_named ? n->ntls_named : 1, sizeof *c->have);
+    for (size_t i = 0; i < n->ntls_named; i++)
+        if (n->tls_named[i].ctx)
+            c->have[c->nhave++] = xstrdup(n->tls_named[i].name);
+}
+
+/* Worker thread: only the bootstrap (fixed after start) and snap (immutable) are read. */
+void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_snapshot *snap)
+{
+    const struct rn_bootstrap *b = &d->n.boot;
+    if (c->node_wanted)
+        c->node = tlsctx_new(b->tls_cert, b->tls_key, c->node_err, sizeof c->node_err);
+    for (size_t i = 0; snap && i < snap->nconnectors; i++) {
+        const char *name = snap->connectors[i].tls_cert_name;
+        if (!name || have_name(c, name) || named_find(c->named, c->nnamed, name))
+            continue;
+        char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+        if (tlsctx_named_add(&c->named, &c->nnamed, b->tls_cert_dir, name, terr,
+                             sizeof terr) < 0)
+            log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
+                     log_quote(terr, qe, sizeof qe));
+    }
+}
+
+void daemon_certs_end(struct certs_job *c)
+{
+    for (size_t i = 0; i < c->nhave; i++)
+        free(c->have[i]);
+    free(c->have);
+    tlsctx_named_free(&c->named, &c->nnamed);
+    tlsctx_free(&c->node);
+    if (c->snap)
+        snapshot_unref(&c->snap);
+    memset(c, 0, sizeof *c);
+}
+
+void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, struct certs_job *c)
+{
+    struct tlsctx_named *named = NULL;
+    size_t nnamed = 0;
+    for (size_t i = 0; i < snap->nconnectors; i++) {
+        const char *name = snap->connectors[i].tls_cert_name;
+        if (!name || named_find(named, nnamed, name))
+            continue;
+        struct tlsctx_named *f = c ? named_find(c->named, c->nnamed, name) : NULL;
+        struct tlsctx_named *o = named_find(n->tls_named, n->ntls_named, name);
+        struct tlsctx *ctx;
+        if (f) {                       /* read on the worker (a failure was logged there) */
+            ctx = f->ctx;
+            f->ctx = NULL;
+        } else if (o && o->ctx && !(c && c->reread)) {
+            ctx = o->ctx;              /* loaded before: not read again */
+            o->ctx = NULL;
+        } else {
+            /* A name no worker read (a swap raced a SIGHUP job): read here, rarely. */
+            char terr[RN_ERRLEN], qe[RN_ERRLEN + 64];
+            if (tlsctx_named_add(&named, &nnamed, n->boot.tls_cert_dir, name, terr,
+                                 sizeof terr) < 0)
+                log_fact("-", "tls", "certificate-failed", "name=%s error=%s", name,
+                         log_quote(terr, qe, sizeof qe));
+            continue;
+        }
+        named = xrealloc(named, (nnamed + 1) * sizeof *named);
+        named[nnamed++] = (struct tlsctx_named){xstrdup(name), ctx};
+    }
+    tlsctx_named_free(&n->tls_named, &n->ntls_named);
+    n->tls_named = named;
+    n->ntls_named = nnamed;
+}
+
+struct reread_job {
+    struct daemon *d;
+    struct certs_job c;
+};
+
+static void reread_run(void *arg)
+{
+    struct reread_job *j = arg;
+    daemon_certs_read(j->d, &j->c, j->c.snap);
+}
+
+/* A node certificate that no longer loads keeps the one in use (logged), never drops
+ * STARTTLS; the named ones follow what the files say now. */
+static void reread_done(void *arg)
+{
+    struct reread_job *j = arg;
+    struct node *n = &j->d->n;
+    if (!j->d->stopping) {
+        if (j->c.node_wanted && j->c.node) {
+            tlsctx_free(&n->tls);
+            n->tls = j->c.node;
+            j->c.node = NULL;
+            log_fact("-", "tls", "certificate-reloaded", "name=%s", "node");
+        } else if (j->c.node_wanted) {
+            char qe[RN_ERRLEN + 64];
+            log_fact("-", "tls", "certificate-failed", "name=node error=%s keeping=current",
+                     log_quote(j->c.node_err, qe, sizeof qe));
+        }
+        if (n->snap)
+            daemon_certs_load(n, n->snap, &j->c);
+    }
+    daemon_certs_end(&j->c);
+    free(j);
+}
+
+void daemon_certs_reread(struct daemon *d)
+{
+    struct reread_job *j = xcalloc(1, sizeof *j);
+    j->d = d;
+    daemon_certs_begin(d, &j->c, true);
+    j->c.snap = d->n.snap ? snapshot_ref(d->n.snap) : NULL;
+    worker_submit(d->n.worker, reread_run, reread_done, j);
+}
