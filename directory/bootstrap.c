@@ -357,7 +357,7 @@ void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *li
 static bool uri_has_scheme(const char *u, size_t len, const char *scheme)
 {
     size_t n = strlen(scheme);
-    return len > n && strncasecmp(u, scheme, n) == 0;
+    return len >= n && strncasecmp(u, scheme, n) == 0;
 }
 
 enum boot_dirsec bootstrap_directory_security(const struct rn_bootstrap *b)

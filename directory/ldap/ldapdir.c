@@ -80,11 +80,10 @@ static int connect_tls_options(LDAP *ld, const struct rn_bootstrap *b, char *err
     if (b->ldap_ca_file && *b->ldap_ca_file &&
         ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, b->ldap_ca_file) != LDAP_OPT_SUCCESS)
         return rn_err(err, errlen, "ldap_ca_file %s: not accepted", b->ldap_ca_file);
-    int rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &client);
-    if (rc != LDAP_OPT_SUCCESS)
-        return rn_err(err, errlen, "ldap_ca_file %s: cannot make a TLS context: %s",
-                      b->ldap_ca_file && *b->ldap_ca_file ? b->ldap_ca_file : "(system)",
-                      ldap_err2string(rc));
+    if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &client) != LDAP_OPT_SUCCESS)
+        return rn_err(err, errlen, "ldap_ca_file %s: cannot make a TLS context (unreadable, or "
+                      "no PEM certificate in it)",
+                      b->ldap_ca_file && *b->ldap_ca_file ? b->ldap_ca_file : "(system)");
     return 0;
 }
 
@@ -121,8 +120,12 @@ enum dir_result ldapdir_connect(const struct rn_bootstrap *b, LDAP **out, char *
         if (rc != LDAP_SUCCESS) {
             char *diag = NULL;
             ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-            rn_err(err, errlen, "StartTLS to %s: %s%s%s%s", b->uri, ldap_err2string(rc),
-                   diag && *diag ? " (" : "", diag && *diag ? diag : "", diag && *diag ? ")" : "");
+            /* "cannot reach" as for any bind when the server is not there (ldapdir_open). */
+            rn_err(err, errlen, "%s %s: %s%s%s%s%s", rc_is_temporary(rc) && rc != LDAP_CONNECT_ERROR
+                   ? "cannot reach" : "StartTLS to", b->uri, ldap_err2string(rc),
+                   diag && *diag ? " (" : "", diag && *diag ? diag : "", diag && *diag ? ")" : "",
+                   rc == LDAP_CONNECT_ERROR ? ": the certificate is not trusted (ldap_ca_file) "
+                   "or does not name the URI's host" : "");
             ldap_memfree(diag);
             ldap_unbind_ext_s(ld, NULL, NULL);
             return rc_is_temporary(rc) ? DIR_TEMPFAIL : DIR_FAIL;

@@ -445,7 +445,7 @@ static void directory_security(void **state)
         {"StartTLS with ldapi is ambiguous", "ldapi:///", true, BOOT_DIR_UNKNOWN},
         {"unknown scheme", "cldap://a.example.com/", false, BOOT_DIR_UNKNOWN},
         {"no uri", "", false, BOOT_DIR_UNKNOWN},
-        {"ldap:// prefix only", "ldap://", false, BOOT_DIR_UNKNOWN},
+        {"ldap:// alone (libldap: this host)", "ldap://", false, BOOT_DIR_CLEARTEXT},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         struct rn_bootstrap b;
