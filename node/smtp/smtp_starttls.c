@@ -46,6 +46,7 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     /* Nothing said before the handshake counts after it (RFC 3207 §4.2): not the greeting,
      * not the transaction, not the AUTH identity (and so not its larger input allowance,
      * which session_attach_bev sets from the token). */
+    bool was_auth = s->tok.authenticated;
     session_reset_transaction(s);
     smtp_auth_forget(s);
     s->helo[0] = '\0';
@@ -53,5 +54,6 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     session_attach_bev(s);
     s->tls = true;
     session_enter(s, S_GREETING);
-    log_fact(s->id, "smtp", "starttls", "client=%s", s->client_ip);
+    log_fact(s->id, "smtp", "starttls", "client=%s auth_forgotten=%s", s->client_ip,
+             was_auth ? "yes" : "no");
 }

@@ -318,6 +318,8 @@ def case_starttls_forgets_auth(E):
                  "anonymous MAIL (anonymous Submit)")
             c.eq(cl.cmd("RCPT TO:<x@outside.example>"), "550 5.7.1 Unable to relay",
                  "relay refused as anonymous")
+        c.true(eventually(lambda: "auth_forgotten=yes" in E.node.log(), 5),
+               "logged: starttls auth_forgotten=yes", E.node.log_tail(5))
     finally:
         E.modify_connector("Client node1", {"relayAuthMechanism": mech, "relayAce": aces})
         E.node.reload()
