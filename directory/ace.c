@@ -96,15 +96,17 @@ static int dn_parse_ava(const char **sp, struct dnbuf *b, char *err, size_t errl
         return 0;
     }
     /* Decode into a scratch buffer first: escaping depends on first/last position and
-     * trailing unescaped spaces are insignificant, which is only known at the end. */
-    unsigned char val[ACE_MAXLEN];
+     * trailing unescaped spaces are insignificant, which is only known at the end.
+     * The buffer is as long as the rest of the input (a decoded value is never longer), so
+     * a value of any length the directory holds parses: a refused group DN would drop the
+     * group's ACEs (directory/ldap/ldapuser.c). */
+    unsigned char *val = xmalloc(strlen(s) + 1);
     size_t n = 0, keep = 0;   /* keep: length up to the last significant byte */
+    int rc = 0;
     for (;;) {
         unsigned char c = (unsigned char)*s;
         if (c == '\0' || c == ',' || c == '+')
             break;
-        if (n >= sizeof val)
-            return rn_err(err, errlen, "value too long");
         if (c == '\\') {
             int h1 = hexval(s[1]), h2 = h1 >= 0 ? hexval(s[2]) : -1;
             if (h1 >= 0 && h2 >= 0) {
@@ -114,20 +116,26 @@ static int dn_parse_ava(const char **sp, struct dnbuf *b, char *err, size_t errl
                 val[n++] = (unsigned char)s[1];
                 s += 2;
             } else {
-                return rn_err(err, errlen, "bad escape '\\%.1s'", s[1] ? s + 1 : "");
+                rc = rn_err(err, errlen, "bad escape '\\%.1s'", s[1] ? s + 1 : "");
+                break;
             }
             keep = n;
             continue;
         }
-        if (c == '"' || c == ';' || c == '<' || c == '>')
-            return rn_err(err, errlen, "unescaped '%c' in value", c);
+        if (c == '"' || c == ';' || c == '<' || c == '>') {
+            rc = rn_err(err, errlen, "unescaped '%c' in value", c);
+            break;
+        }
         val[n++] = c;
         s++;
         if (c != ' ')
             keep = n;
     }
-    for (size_t i = 0; i < keep; i++)
+    for (size_t i = 0; rc == 0 && i < keep; i++)
         dn_put_value_byte(b, val[i], i == 0, i + 1 == keep);
+    free(val);
+    if (rc < 0)
+        return rc;
     *sp = s;
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define BOOT_LINE_MAX 4096
@@ -68,6 +69,9 @@ static const struct bootkey keys[] = {
     STR(log, "stderr", "log", "stderr, syslog or a file path"),
     STR(user, "", "daemon", "when started as root: the user the node runs as once its listeners are bound (keeping only CAP_NET_BIND_SERVICE); empty = no change, and a node started as root then refuses to run without --allow-root"),
     STR(group, "", "daemon", "the group to run as with user; empty = the user's primary group"),
+    PATH(ldap_ca_file, "", "ldapdir", "PEM CA certificate(s) that sign the directory's certificate (ldaps:// and StartTLS); empty = the system's trust store"),
+    BOOL(ldap_starttls, "no", "ldapdir", "yes: StartTLS on every ldap:// URI before any bind (then every URI must be ldap://); the certificate and host name are always verified"),
+    BOOL(allow_cleartext_directory, "no", "smtp", "yes: offer AUTH PLAIN/LOGIN even when the directory connection is in clear (not ldaps://, StartTLS or ldapi://); logged as a warning at start"),
     NUM(ldap_timeout, BK_SECONDS, "5", 1, 3600, "ldapdir, ldapsync", "seconds per directory operation"),
     PATH(tls_cert, "", "tlsctx", "PEM certificate for STARTTLS; empty = none"),
     PATH(tls_key, "", "tlsctx", "PEM private key for STARTTLS"),
@@ -375,4 +379,36 @@ void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *li
         out(line, arg);
         free(line);
     }
+}
+
+/* The scheme of one URI of the list, compared without case (RFC 4516 §2). */
+static bool uri_has_scheme(const char *u, size_t len, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return len >= n && strncasecmp(u, scheme, n) == 0;
+}
+
+enum boot_dirsec bootstrap_directory_security(const struct rn_bootstrap *b)
+{
+    const char *p = b->uri ? b->uri : "";
+    bool any = false, clear = false, secure = false, other = false;
+    while (*p) {
+        size_t len = strcspn(p, " \t,");
+        if (len) {
+            any = true;
+            if (uri_has_scheme(p, len, "ldap://"))
+                clear = true;
+            else if (uri_has_scheme(p, len, "ldaps://") || uri_has_scheme(p, len, "ldapi://"))
+                secure = true;
+            else
+                other = true;
+        }
+        p += len;
+        p += strspn(p, " \t,");
+    }
+    if (!any || other)
+        return BOOT_DIR_UNKNOWN;
+    if (b->ldap_starttls)
+        return secure ? BOOT_DIR_UNKNOWN : BOOT_DIR_PROTECTED;
+    return clear ? BOOT_DIR_CLEARTEXT : BOOT_DIR_PROTECTED;
 }

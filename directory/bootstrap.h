@@ -31,6 +31,9 @@ struct rn_bootstrap {
     char *log;                 /* "stderr", "syslog" or a file path */
     char *user;                /* started as root: run as this user (privdrop.h); "" = none */
     char *group;               /* with user: this group; "" = the user's primary group */
+    char *ldap_ca_file;        /* PEM CAs for ldaps:// and StartTLS; "" = system trust store */
+    bool ldap_starttls;        /* StartTLS on every (ldap://) URI before any bind; default no */
+    bool allow_cleartext_directory; /* offer BasicAuth over a cleartext directory; default no */
     unsigned ldap_timeout;     /* seconds for each directory operation, 5 (1..3600) */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
     char *tls_cert_dir;        /* named certificates NAME.pem + NAME.key (relayTlsCertificateName);
@@ -61,6 +64,14 @@ struct rn_bootstrap {
     char *gssapi_service;      /* service part of the principal service/fqdn@REALM, "smtp" */
     char *gssapi_realm;        /* the only realm whose principals may log in; "" = none (refused) */
 };
+
+/* How the connection to the directory is protected, from uri and ldap_starttls alone:
+ * PROTECTED when every URI is ldaps:// or ldapi://, or ldap_starttls = yes and every URI is
+ * ldap://; CLEARTEXT when some URI is ldap:// without StartTLS; UNKNOWN when the list is
+ * empty, holds another scheme, or mixes StartTLS with ldaps:// or ldapi:// (ldapdir refuses
+ * it). Pure: nothing is connected. */
+enum boot_dirsec { BOOT_DIR_PROTECTED, BOOT_DIR_CLEARTEXT, BOOT_DIR_UNKNOWN };
+enum boot_dirsec bootstrap_directory_security(const struct rn_bootstrap *b);
 
 /* Fill defaults, then read `path` (NULL: defaults only). -1 with "path:line: reason"
  * (e.g. `relaynode.conf:12: ldap_timeout: "1O" is not a number (1..3600 seconds)`); on

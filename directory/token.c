@@ -30,26 +30,46 @@ void token_init_externally_secured(struct token *t)
     t->name = xstrdup("externally-secured");
 }
 
+/* A normalised DN never needs more than three octets per input octet (\xx escapes). */
+static char *dn_norm_dup(const char *dn)
+{
+    if (!dn)
+        return NULL;
+    size_t cap = 3 * strlen(dn) + 1;
+    char *norm = xmalloc(cap), err[RN_ERRLEN];
+    if (dn_normalize(dn, norm, cap, err, sizeof err) < 0) {
+        free(norm);
+        return NULL;
+    }
+    return norm;
+}
+
 int token_init_user(struct token *t, const char *name, const char *user_dn,
                     const char *const *group_dns, size_t ngroups)
 {
-    char norm[ACE_MAXLEN + 1], err[RN_ERRLEN];
     token_zero(t);
-    if (!user_dn || dn_normalize(user_dn, norm, sizeof norm, err, sizeof err) < 0)
+    char *norm = dn_norm_dup(user_dn);
+    if (!norm)
         return -1;
     t->wk = 1u << WK_AUTHENTICATED_USERS | 1u << WK_EVERYONE;
     t->authenticated = true;
-    t->user_dn = xstrdup(norm);
+    t->user_dn = norm;
     t->name = xstrdup(name ? name : norm);
     t->group_dns = xcalloc(ngroups ? ngroups : 1, sizeof *t->group_dns);
     for (size_t i = 0; i < ngroups; i++) {
-        if (!group_dns[i] || dn_normalize(group_dns[i], norm, sizeof norm, err, sizeof err) < 0)
-            continue;   /* cannot match any ACE DN, which is always normalisable */
+        /* A group left out could be the one a deny ACE names: fail, never skip. */
+        char *g = dn_norm_dup(group_dns[i]);
+        if (!g) {
+            token_clear(t);
+            return -1;
+        }
         bool dup = false;
         for (size_t j = 0; j < t->ngroups && !dup; j++)
-            dup = strcmp(t->group_dns[j], norm) == 0;
-        if (!dup)
-            t->group_dns[t->ngroups++] = xstrdup(norm);
+            dup = strcmp(t->group_dns[j], g) == 0;
+        if (dup)
+            free(g);
+        else
+            t->group_dns[t->ngroups++] = g;
     }
     return 0;
 }

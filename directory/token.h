@@ -20,8 +20,8 @@ struct token {
 
 void token_init_anonymous(struct token *t);
 void token_init_externally_secured(struct token *t);
-/* A user's token. DNs are normalised here; unparseable group DNs are skipped (they can never
- * match an ACE DN) and -1 is returned only if user_dn itself is not a DN. */
+/* A user's token. DNs are normalised here, whatever their length; -1 (and an empty token)
+ * if user_dn or any group DN is not a DN: a group left out could carry a deny ACE. */
 int token_init_user(struct token *t, const char *name, const char *user_dn,
                     const char *const *group_dns, size_t ngroups);
 void token_clear(struct token *t);                 /* frees members; t may be reused */

@@ -424,6 +424,22 @@ static void daemon_teardown(struct daemon *d)
     bootstrap_clear(&n->boot);
 }
 
+/* Passwords of AUTH PLAIN/LOGIN go to the directory in a bind: say at start whether that
+ * link is protected, and what BasicAuth does about it (smtp_auth_mechs). */
+static void daemon_log_directory_security(const struct rn_bootstrap *b)
+{
+    if (bootstrap_directory_security(b) == BOOT_DIR_PROTECTED)
+        return;
+    if (b->allow_cleartext_directory)
+        log_fact("-", "node", "warning", "directory=cleartext basic_auth=offered why=%s",
+                 "\"allow_cleartext_directory = yes: AUTH PLAIN/LOGIN passwords cross to the "
+                 "directory unencrypted\"");
+    else
+        log_fact("-", "node", "warning", "directory=cleartext basic_auth=off why=%s",
+                 "\"the directory connection is not ldaps://, StartTLS or ldapi://: AUTH "
+                 "PLAIN/LOGIN is offered on no connector (allow_cleartext_directory)\"");
+}
+
 int daemon_run(const struct daemon_opts *o)
 {
     struct daemon *d = xcalloc(1, sizeof *d);
@@ -447,6 +463,7 @@ int daemon_run(const struct daemon_opts *o)
         goto out;
     log_fact("-", "node", "start", "node=%s pid=%ld foreground=%s", d->n.boot.node,
              (long)getpid(), o->foreground ? "yes" : "no");
+    daemon_log_directory_security(&d->n.boot);
     daemon_load_start(d);                    /* listeners open when the first snapshot arrives */
     event_base_dispatch(d->n.base);
     rc = 0;

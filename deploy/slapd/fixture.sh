@@ -8,13 +8,16 @@
 # cosine, inetorgperson and schema/relaynode.ldif, the ACLs of acl.ldif), loads
 # deploy/example/example.ldif and every --ldif FILE (placeholders @SMTP_PORT@,
 # @SUBMISSION_PORT@, @SUFFIX@ and @SERVICE_PASSWORD_HASH@ substituted; free ports are chosen
-# when not given), starts slapd on ldap://127.0.0.1:PORT/ and ldapi://DIR/ldapi, waits until
-# it answers, and writes
-#   DIR/env            shell-sourceable: SLAPD_URI SLAPD_LDAPI SLAPD_PID SLAPD_PORT SMTP_PORT
-#                      SUBMISSION_PORT BASE_DN RELAY_BASE ADMIN_DN ADMIN_PW_FILE SERVICE_DN
-#                      SERVICE_PW_FILE
-#   DIR/relaynode.conf the bootstrap file of node1 (directory/bootstrap.h keys)
-#   DIR/tls/           a throwaway CA (ca.pem) and node1's certificate (deploy/pki/mkcerts.sh)
+# when not given), starts slapd on ldap://127.0.0.1:PORT/ (StartTLS offered),
+# ldaps://127.0.0.1:LDAPS_PORT/ and ldapi://DIR/ldapi, waits until it answers, and writes
+#   DIR/env            shell-sourceable: SLAPD_URI SLAPD_LDAPS_URI SLAPD_LDAPS_PORT SLAPD_CA
+#                      SLAPD_LDAPI SLAPD_PID SLAPD_PORT SMTP_PORT SUBMISSION_PORT BASE_DN
+#                      RELAY_BASE ADMIN_DN ADMIN_PW_FILE SERVICE_DN SERVICE_PW_FILE
+#   DIR/relaynode.conf the bootstrap file of node1 (directory/bootstrap.h keys); the node
+#                      talks to slapd with StartTLS, verifying slapd against DIR/tls/ca.pem
+#   DIR/tls/           a throwaway CA (ca.pem) and a certificate for node1.example.com,
+#                      localhost and 127.0.0.1 (deploy/pki/mkcerts.sh), used by node1 for
+#                      STARTTLS and by slapd for ldaps:// and StartTLS
 #   DIR/admin.pw, DIR/service.pw  fresh random passwords (mode 600, no trailing newline)
 # A slapd already running for DIR is stopped first and the database rebuilt, so start is
 # idempotent; DIR/spool and DIR/protocol are created and kept. stop kills the slapd whose
@@ -111,6 +114,11 @@ cmd_start() {
   local admin_hash; admin_hash=$("$SLAPPASSWD" -T "$dir/admin.pw")
   SERVICE_PW_HASH=$("$SLAPPASSWD" -T "$dir/service.pw")
 
+  # A throwaway CA and node certificate (kept across restarts of this DIR): node1's STARTTLS
+  # certificate, and slapd's for ldaps:// and StartTLS (its names include localhost and
+  # 127.0.0.1, which the node verifies).
+  bash "$ROOT/deploy/pki/mkcerts.sh" "$dir/tls" node1.example.com localhost
+
   # cn=config: the template with the ACL lines spliced in, then the scalar placeholders.
   acl_lines >"$dir/acl.lines"
   awk -v f="$dir/acl.lines" '$0 == "@ACL@" {while ((getline l < f) > 0) print l; next} {print}' \
@@ -143,7 +151,7 @@ cmd_start() {
   "$SLAPADD" -F "$dir/slapd.d" -b "$SUFFIX" -w -l "$dir/data.ldif" >>"$dir/slapadd.log" 2>&1 \
     || { cat "$dir/slapadd.log" >&2; die "slapadd of the data failed"; }
 
-  local ldapi_path="$dir/ldapi" enc tries=0 fixed_port=$port
+  local ldapi_path="$dir/ldapi" enc tries=0 fixed_port=$port ldaps_port=""
   enc=$(/usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$ldapi_path")
   SLAPD_LDAPI="ldapi://$enc/"
   # slapd binds its listeners before it detaches, so a busy port is a non-zero exit: with a
@@ -152,8 +160,11 @@ cmd_start() {
     while [ -z "$port" ] || [ "$port" = "$SMTP_PORT" ] || [ "$port" = "$SUBMISSION_PORT" ]; do
       port=$(free_port)
     done
+    ldaps_port=""
+    while [ -z "$ldaps_port" ] || [ "$ldaps_port" = "$port" ] || [ "$ldaps_port" = "$SMTP_PORT" ] \
+          || [ "$ldaps_port" = "$SUBMISSION_PORT" ]; do ldaps_port=$(free_port); done
     rm -f "$ldapi_path"
-    if "$SLAPD" -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/ $SLAPD_LDAPI" \
+    if "$SLAPD" -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/ $SLAPD_LDAPI" \
          </dev/null >>"$dir/slapd.log" 2>&1; then
       break
     fi
@@ -174,6 +185,9 @@ cmd_start() {
 
   cat >"$dir/env" <<ENV
 SLAPD_URI='ldap://127.0.0.1:$port/'
+SLAPD_LDAPS_URI='ldaps://127.0.0.1:$ldaps_port/'
+SLAPD_LDAPS_PORT='$ldaps_port'
+SLAPD_CA='$dir/tls/ca.pem'
 SLAPD_LDAPI='$SLAPD_LDAPI'
 SLAPD_PID='$pid'
 SLAPD_PORT='$port'
@@ -186,13 +200,13 @@ ADMIN_PW_FILE='$dir/admin.pw'
 SERVICE_DN='$SERVICE_DN'
 SERVICE_PW_FILE='$dir/service.pw'
 ENV
-  # A throwaway CA and node certificate for STARTTLS (kept across restarts of this DIR).
-  bash "$ROOT/deploy/pki/mkcerts.sh" "$dir/tls" node1.example.com localhost
   # dns_server: no test or demo may query real DNS. MX lookups go to a loopback port where
   # nothing answers (a temporary failure: messages stay queued); tests that deliver by MX
   # point it at their own DNS stub.
   cat >"$dir/relaynode.conf" <<CONF
 uri = ldap://127.0.0.1:$port/
+ldap_starttls = yes
+ldap_ca_file = $dir/tls/ca.pem
 bind_dn = $SERVICE_DN
 bind_password_file = $dir/service.pw
 base_dn = $RELAY_BASE

@@ -23,9 +23,9 @@ enum dir_result ldapdir_check_password(const struct rn_bootstrap *b, const char 
         rn_err(err, errlen, "%s: password refused (length or NUL)", dn);
         return DIR_NOTFOUND;
     }
-    LDAP *ld = ldapdir_connect(b, err, errlen);
-    if (!ld)
-        return DIR_TEMPFAIL;
+    LDAP *ld = NULL;
+    if (ldapdir_connect(b, &ld, err, errlen) != DIR_FOUND)
+        return DIR_TEMPFAIL;      /* no bind in clear in its place: AUTH answers 454 */
     struct berval cred = {pwlen, (char *)password};
     int rc = ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
     enum dir_result r;

@@ -33,8 +33,12 @@ char *ldapdir_change_mark(struct ldapdir *d, const char *base);
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each
- * operation); NULL with err. Caller ldap_unbind_ext_s()s. */
-struct ldap *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen);
+ * operation) and its own TLS context (certificate and host name always verified, CAs from
+ * ldap_ca_file), StartTLS done when ldap_starttls = yes. Every connection the node and
+ * relayctl open comes from here. DIR_FOUND and *out, which the caller ldap_unbind_ext_s()s;
+ * DIR_TEMPFAIL (server unreachable) or DIR_FAIL (configuration, refused StartTLS) with err. */
+enum dir_result ldapdir_connect(const struct rn_bootstrap *b, struct ldap **out, char *err,
+                                size_t errlen);
 
 /* ldap_search_ext_s on d's handle with d's timeout; *res is set (possibly NULL) whatever
  * the result, and the caller ldap_msgfree()s it. Returns the LDAP result code. */

@@ -1,6 +1,6 @@
 /* ldapdir: the connection to the directory, the only place the node's and relayctl's LDAP
  * sessions are opened and bound (simple bind with the bootstrap's password file, or SASL
- * EXTERNAL), and the small libldap helpers the other files of directory/ldap share
+ * EXTERNAL) over TLS when the bootstrap asks for it (ldaps://, StartTLS; ldapdir_connect), and the small libldap helpers the other files of directory/ldap share
  * (ldapdir-private.h): a search with the bootstrap timeout, the error text and its result
  * class, attribute values, a DN's parent, and a result entry as a dir_entry for the entry
  * parser. The loader is ldapload.c, the user and group lookups ldapuser.c.
@@ -37,7 +37,8 @@ enum dir_result ldapdir_error(struct ldapdir *d, int rc, const char *what, char 
     char *diag = NULL;
     if (d->ld)
         ldap_get_option(d->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-    bool showdiag = diag && *diag && !rc_is_temporary(rc);
+    /* LDAP_CONNECT_ERROR's diagnostic is the TLS failure (certificate, host name). */
+    bool showdiag = diag && *diag && (!rc_is_temporary(rc) || rc == LDAP_CONNECT_ERROR);
     rn_err(err, errlen, "%s: %s%s%s%s", what, ldap_err2string(rc), showdiag ? " (" : "",
            showdiag ? diag : "", showdiag ? ")" : "");
     ldap_memfree(diag);
@@ -66,13 +67,42 @@ static int sasl_noprompt(LDAP *ld, unsigned flags, void *defaults, void *in)
     return LDAP_SUCCESS;
 }
 
-LDAP *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen)
+/* TLS for this handle only (LDAP_OPT_X_TLS_NEWCTX), whatever ldap.conf or LDAPTLS_*
+ * say: the peer certificate must chain to ldap_ca_file (or the system store) and name the
+ * host of the URI (libldap checks the name whenever a certificate is demanded), TLS 1.2 at
+ * least. Applies to ldaps:// and to StartTLS. -1 with err. */
+static int connect_tls_options(LDAP *ld, const struct rn_bootstrap *b, char *err, size_t errlen)
 {
+    int demand = LDAP_OPT_X_TLS_DEMAND, tls12 = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, client = 0;
+    if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
+        ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tls12) != LDAP_OPT_SUCCESS)
+        return rn_err(err, errlen, "uri %s: cannot set the TLS options", b->uri);
+    if (b->ldap_ca_file && *b->ldap_ca_file &&
+        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, b->ldap_ca_file) != LDAP_OPT_SUCCESS)
+        return rn_err(err, errlen, "ldap_ca_file %s: not accepted", b->ldap_ca_file);
+    if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &client) != LDAP_OPT_SUCCESS)
+        return rn_err(err, errlen, "ldap_ca_file %s: cannot make a TLS context (unreadable, or "
+                      "no PEM certificate in it)",
+                      b->ldap_ca_file && *b->ldap_ca_file ? b->ldap_ca_file : "(system)");
+    return 0;
+}
+
+enum dir_result ldapdir_connect(const struct rn_bootstrap *b, LDAP **out, char *err,
+                                size_t errlen)
+{
+    *out = NULL;
+    /* StartTLS mixed with ldaps:// or ldapi://, or an unknown scheme: ambiguous, refused. */
+    if (bootstrap_directory_security(b) == BOOT_DIR_UNKNOWN) {
+        rn_err(err, errlen, "uri %s: %s", b->uri, b->ldap_starttls
+               ? "ldap_starttls = yes needs every URI to be ldap://"
+               : "every URI must be ldap://, ldaps:// or ldapi://");
+        return DIR_FAIL;
+    }
     LDAP *ld = NULL;
     int rc = ldap_initialize(&ld, b->uri);
     if (rc != LDAP_SUCCESS) {
         rn_err(err, errlen, "uri %s: %s", b->uri, ldap_err2string(rc));
-        return NULL;
+        return DIR_FAIL;
     }
     struct timeval tv = {b->ldap_timeout, 0};
     int v3 = LDAP_VERSION3;
@@ -80,7 +110,29 @@ LDAP *ldapdir_connect(const struct rn_bootstrap *b, char *err, size_t errlen)
     ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
     ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
     ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
-    return ld;
+    if (connect_tls_options(ld, b, err, errlen) < 0) {
+        ldap_unbind_ext_s(ld, NULL, NULL);
+        return DIR_FAIL;
+    }
+    if (b->ldap_starttls) {
+        /* RFC 4513 §3: before any bind, so no password or query crosses in clear. */
+        rc = ldap_start_tls_s(ld, NULL, NULL);
+        if (rc != LDAP_SUCCESS) {
+            char *diag = NULL;
+            ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+            /* "cannot reach" as for any bind when the server is not there (ldapdir_open). */
+            rn_err(err, errlen, "%s %s: %s%s%s%s%s", rc_is_temporary(rc) && rc != LDAP_CONNECT_ERROR
+                   ? "cannot reach" : "StartTLS to", b->uri, ldap_err2string(rc),
+                   diag && *diag ? " (" : "", diag && *diag ? diag : "", diag && *diag ? ")" : "",
+                   rc == LDAP_CONNECT_ERROR ? ": the certificate is not trusted (ldap_ca_file) "
+                   "or does not name the URI's host" : "");
+            ldap_memfree(diag);
+            ldap_unbind_ext_s(ld, NULL, NULL);
+            return rc_is_temporary(rc) ? DIR_TEMPFAIL : DIR_FAIL;
+        }
+    }
+    *out = ld;
+    return DIR_FOUND;
 }
 
 enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out, char *err,
@@ -94,10 +146,10 @@ enum dir_result ldapdir_open(const struct rn_bootstrap *b, struct ldapdir **out,
     struct ldapdir *d = xcalloc(1, sizeof *d);
     d->uri = xstrdup(b->uri);
     d->timeout.tv_sec = b->ldap_timeout;
-    d->ld = ldapdir_connect(b, err, errlen);
-    if (!d->ld) {
+    enum dir_result cr = ldapdir_connect(b, &d->ld, err, errlen);
+    if (cr != DIR_FOUND) {
         ldapdir_free(&d);
-        return DIR_FAIL;
+        return cr;
     }
     int rc;
 

@@ -48,9 +48,82 @@ static void dnset_clear(struct dnset *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Add gdn to the groups found (and to the next level) unless already seen; -1 with err when
+ * gdn is missing or does not parse. Buffers are sized from the DN itself, never fixed: a
+ * directory may hold DNs of any length (OpenLDAP up to 8 KiB, a cn up to 32768 octets by
+ * core.schema), and a group that cannot be handled must fail the lookup, not vanish. */
+static int groups_add(const char *gdn, struct dnset *groups, struct dnset *next, char *err,
+                      size_t errlen)
+{
+    if (!gdn)
+        return rn_err(err, errlen, "a group entry came back without a DN");
+    size_t cap = 3 * strlen(gdn) + 1;
+    char *norm = xmalloc(cap), nerr[RN_ERRLEN];
+    if (dn_normalize(gdn, norm, cap, nerr, sizeof nerr) != 0) {
+        rn_err(err, errlen, "group DN %.200s%s does not parse: %s", gdn,
+               strlen(gdn) > 200 ? "..." : "", nerr);
+        free(norm);
+        return -1;
+    }
+    bool seen = false;
+    for (size_t k = 0; !seen && k < groups->n; k++)
+        seen = strcmp(groups->norm[k], norm) == 0;
+    if (!seen) {
+        groups->dn = xrealloc(groups->dn, (groups->n + 1) * sizeof *groups->dn);
+        groups->norm = xrealloc(groups->norm, (groups->n + 1) * sizeof *groups->norm);
+        groups->dn[groups->n] = xstrdup(gdn);
+        groups->norm[groups->n++] = xstrdup(norm);
+        next->dn = xrealloc(next->dn, (next->n + 1) * sizeof *next->dn);
+        next->norm = xrealloc(next->norm, (next->n + 1) * sizeof *next->norm);
+        next->dn[next->n] = xstrdup(gdn);
+        next->norm[next->n++] = xstrdup(norm);
+    }
+    free(norm);
+    return 0;
+}
+
+/* The groups whose member is dn (one search), added by groups_add. */
+static enum dir_result groups_of(struct ldapdir *d, const char *base, const char *dn,
+                                 struct dnset *groups, struct dnset *next, char *err,
+                                 size_t errlen)
+{
+    size_t len = strlen(dn), cap = 3 * len + 1;   /* RFC 4515: at most \xx per octet */
+    char *esc = xmalloc(cap);
+    if (ldap_filter_escape(dn, len, esc, cap) < 0) {
+        free(esc);
+        rn_err(err, errlen, "group walk: cannot escape %.200s", dn);
+        return DIR_TEMPFAIL;
+    }
+    char *filter = xasprintf("(&(objectClass=groupOfNames)(member=%s))", esc);
+    free(esc);
+    char *attrs[] = {"1.1", NULL};
+    LDAPMessage *res;
+    int rc = ldapdir_search(d, base, LDAP_SCOPE_SUBTREE, filter, attrs, LDAP_NO_LIMIT, &res);
+    free(filter);
+    enum dir_result r = DIR_FOUND;
+    if (rc != LDAP_SUCCESS) {
+        char what[320];
+        snprintf(what, sizeof what, "search groups of %.200s%s", dn, len > 200 ? "..." : "");
+        r = ldapdir_error(d, rc, what, err, errlen);
+        /* Whatever the error class, the token would lack groups: never a refusal (535). */
+        r = DIR_TEMPFAIL;
+    }
+    for (LDAPMessage *m = r == DIR_FOUND ? ldap_first_entry(d->ld, res) : NULL;
+         m && r == DIR_FOUND; m = ldap_next_entry(d->ld, m)) {
+        char *gdn = ldap_get_dn(d->ld, m);
+        if (groups_add(gdn, groups, next, err, errlen) < 0)
+            r = DIR_TEMPFAIL;
+        ldap_memfree(gdn);
+    }
+    ldap_msgfree(res);
+    return r;
+}
+
 /* Groups containing any of the DNs in `level`, transitively; cycles are cut by the set of
- * groups already seen, and nesting deeper than GROUP_DEPTH_MAX is refused rather than cut,
- * because a silently truncated group list could drop a deny ACE's group. */
+ * groups already seen. Fails closed (DIR_TEMPFAIL, AUTH answers 454 4.7.0) on anything
+ * that would leave a group out: a search that fails, a group DN that cannot be escaped or
+ * parsed. Nesting deeper than GROUP_DEPTH_MAX is refused rather than cut, for the same
+ * reason: a silently truncated group list could drop a deny ACE's group. */
 static enum dir_result groups_walk(struct ldapdir *d, const char *base, const char *user_dn,
                                    struct dnset *groups, char *err, size_t errlen)
 {
@@ -61,7 +134,6 @@ static enum dir_result groups_walk(struct ldapdir *d, const char *base, const ch
     level.norm[0] = xstrdup(user_dn);
     level.n = 1;
     enum dir_result r = DIR_FOUND;
-    char *attrs[] = {"1.1", NULL};
     for (int depth = 0; level.n && r == DIR_FOUND; depth++) {
         if (depth == GROUP_DEPTH_MAX) {
             rn_err(err, errlen, "%s: groups nested deeper than %d levels", user_dn,
@@ -70,40 +142,8 @@ static enum dir_result groups_walk(struct ldapdir *d, const char *base, const ch
             break;
         }
         struct dnset next = {0};
-        for (size_t i = 0; i < level.n && r == DIR_FOUND; i++) {
-            char esc[LDAPDIR_DNBUF * 3], filter[LDAPDIR_DNBUF * 3 + 64];
-            if (ldap_filter_escape(level.dn[i], strlen(level.dn[i]), esc, sizeof esc) < 0)
-                continue;
-            snprintf(filter, sizeof filter, "(&(objectClass=groupOfNames)(member=%s))", esc);
-            LDAPMessage *res;
-            int rc = ldapdir_search(d, base, LDAP_SCOPE_SUBTREE, filter, attrs, LDAP_NO_LIMIT,
-                                    &res);
-            if (rc != LDAP_SUCCESS) {
-                ldap_msgfree(res);
-                char what[LDAPDIR_DNBUF + 64];
-                snprintf(what, sizeof what, "search groups of %s", level.dn[i]);
-                r = ldapdir_error(d, rc, what, err, errlen);
-                break;
-            }
-            for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
-                char *gdn = ldap_get_dn(d->ld, m), norm[LDAPDIR_DNBUF], nerr[RN_ERRLEN];
-                bool seen = !gdn || dn_normalize(gdn, norm, sizeof norm, nerr, sizeof nerr) != 0;
-                for (size_t k = 0; !seen && k < groups->n; k++)
-                    seen = strcmp(groups->norm[k], norm) == 0;
-                if (!seen) {
-                    groups->dn = xrealloc(groups->dn, (groups->n + 1) * sizeof *groups->dn);
-                    groups->norm = xrealloc(groups->norm, (groups->n + 1) * sizeof *groups->norm);
-                    groups->dn[groups->n] = xstrdup(gdn);
-                    groups->norm[groups->n++] = xstrdup(norm);
-                    next.dn = xrealloc(next.dn, (next.n + 1) * sizeof *next.dn);
-                    next.norm = xrealloc(next.norm, (next.n + 1) * sizeof *next.norm);
-                    next.dn[next.n] = xstrdup(gdn);
-                    next.norm[next.n++] = xstrdup(norm);
-                }
-                ldap_memfree(gdn);
-            }
-            ldap_msgfree(res);
-        }
+        for (size_t i = 0; i < level.n && r == DIR_FOUND; i++)
+            r = groups_of(d, base, level.dn[i], groups, &next, err, errlen);
         dnset_clear(&level);
         level = next;
     }
@@ -129,9 +169,11 @@ static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *
 {
     *addresses = NULL;
     *naddresses = 0;
-    char norm[LDAPDIR_DNBUF], nerr[RN_ERRLEN];
+    char *norm = xmalloc(3 * strlen(login_or_dn) + 1), nerr[RN_ERRLEN];
     bool by_dn = allow_dn && strchr(login_or_dn, '=') &&
-                 dn_normalize(login_or_dn, norm, sizeof norm, nerr, sizeof nerr) == 0;
+                 dn_normalize(login_or_dn, norm, 3 * strlen(login_or_dn) + 1, nerr,
+                              sizeof nerr) == 0;
+    free(norm);
     char *base = user_base_get(b), *filter;
     char *attrs[] = {"mail", "relayMailAlias", NULL};
     LDAPMessage *res;
@@ -176,11 +218,17 @@ static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *
     ldap_msgfree(res);
 
     struct dnset groups = {0};
-    r = groups_walk(d, base, user_dn, &groups, err, errlen);
+    if (!user_dn) {
+        rn_err(err, errlen, "%s: the directory returned an entry without a DN", login_or_dn);
+        r = DIR_TEMPFAIL;
+    } else {
+        r = groups_walk(d, base, user_dn, &groups, err, errlen);
+    }
     if (r == DIR_FOUND &&
         token_init_user(t, login_or_dn, user_dn, (const char *const *)groups.dn, groups.n) != 0) {
-        rn_err(err, errlen, "%s: the directory returned a DN that does not parse", user_dn);
-        r = DIR_FAIL;
+        /* Fail closed, as a temporary failure (454 4.7.0): never a token short of a group. */
+        rn_err(err, errlen, "%.200s: the directory returned a DN that does not parse", user_dn);
+        r = DIR_TEMPFAIL;
     }
     if (r == DIR_FOUND) {
         char **addr = xcalloc(nmail + nalias + 1, sizeof *addr);

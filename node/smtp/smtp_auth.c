@@ -1,6 +1,7 @@
 /* smtp_auth: AUTH (RFC 4954) for the SMTP session, with Exchange's per-connector rules
  * (docs/permission-model.md §3.1, §3.3, §6; STARTTLS is in smtp_starttls.c): BasicAuth
- * offers AUTH PLAIN LOGIN, and with BasicAuthRequireTLS only after STARTTLS; Integrated
+ * offers AUTH PLAIN LOGIN (only while the directory link is protected, or
+ * allow_cleartext_directory = yes), and with BasicAuthRequireTLS only after STARTTLS; Integrated
  * offers AUTH GSSAPI (Kerberos) when the node has a keytab (gssapi_keytab). A successful
  * AUTH replaces the anonymous token by the user's (user, groups, Authenticated Users,
  * Everyone) and the rights are recomputed; a token without Submit fails like a bad password.
@@ -31,7 +32,12 @@ unsigned smtp_auth_mechs(const struct smtp_session *s)
     if (s->tok.authenticated)
         return 0;
     unsigned m = 0;
-    if ((s->c->auth & AUTH_BASIC) && (s->tls || !(s->c->auth & AUTH_BASIC_REQUIRE_TLS)))
+    /* The password is checked by a bind: never over a directory link in clear unless the
+     * bootstrap says so (allow_cleartext_directory; logged at start by the daemon). */
+    bool dir_ok = bootstrap_directory_security(&s->n->boot) == BOOT_DIR_PROTECTED ||
+                  s->n->boot.allow_cleartext_directory;
+    if ((s->c->auth & AUTH_BASIC) && dir_ok &&
+        (s->tls || !(s->c->auth & AUTH_BASIC_REQUIRE_TLS)))
         m |= SASLAUTH_BASIC;
     /* Integrated is Kerberos here (§3.1): GSSAPI. Exchange also offers NTLM under it, which
      * needs NT password hashes or a domain controller, so it is out of scope (README). */
@@ -286,6 +292,20 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
     for (size_t i = 0; i <= mlen; i++)
         s->auth_mech[i] = (char)(mech[i] >= 'a' && mech[i] <= 'z' ? mech[i] - 32 : mech[i]);
     auth_submit(s, s->auth_mech, ir, irlen);
+}
+
+void smtp_auth_forget(struct smtp_session *s)
+{
+    saslauth_free(&s->auth);
+    token_clear(&s->tok);
+    policy_initial_token(s->c, &s->tok);
+    s->auth_mechanism = (s->tok.wk & (1u << WK_EXTERNALLY_SECURED)) ? "10" : NULL;
+    for (size_t i = 0; i < s->nowned; i++)
+        free(s->owned[i]);
+    free(s->owned);
+    s->owned = NULL;
+    s->nowned = 0;
+    session_set_permissions(s, "starttls");
 }
 
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len)

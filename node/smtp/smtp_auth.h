@@ -15,6 +15,10 @@ bool smtp_auth_offered(const struct smtp_session *s);
 /* The EHLO line "AUTH <mechs>" in buf; false (buf "") when nothing is offered. */
 bool smtp_auth_ehlo_line(const struct smtp_session *s, char *buf, size_t len);
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
+/* Forget the AUTH identity (RFC 3207 §4.2, after STARTTLS): back to the connector's
+ * initial token (anonymous or externally secured) and its rights, the user's addresses
+ * freed, no AuthMechanism stamp, any exchange in progress dropped. Failures stay counted. */
+void smtp_auth_forget(struct smtp_session *s);
 /* S_AUTH: the client's answer to a 334 challenge (never logged). */
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
 #endif

@@ -3,6 +3,7 @@
  * the connector. The upgrade wraps the session's bufferevent in a TLS filter (tlsctx), and
  * nothing the client said before the handshake counts after it. */
 #include "node/smtp/smtp_starttls.h"
+#include "node/smtp/smtp_auth.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,12 +43,17 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
         session_close(s, "starttls-failed");
         return;
     }
-    session_attach_bev(s);
-    /* Nothing said before the handshake counts after it (RFC 3207 §4.2). */
+    /* Nothing said before the handshake counts after it (RFC 3207 §4.2): not the greeting,
+     * not the transaction, not the AUTH identity (and so not its larger input allowance,
+     * which session_attach_bev sets from the token). */
+    bool was_auth = s->tok.authenticated;
     session_reset_transaction(s);
+    smtp_auth_forget(s);
     s->helo[0] = '\0';
     s->esmtp = false;
+    session_attach_bev(s);
     s->tls = true;
     session_enter(s, S_GREETING);
-    log_fact(s->id, "smtp", "starttls", "client=%s", s->client_ip);
+    log_fact(s->id, "smtp", "starttls", "client=%s auth_forgotten=%s", s->client_ip,
+             was_auth ? "yes" : "no");
 }

@@ -81,16 +81,17 @@ def check_env(S):
 
 
 def check_conf(S):
-    """relaynode.conf uses only keys of struct rn_bootstrap and names this fixture."""
-    hdr = open(os.path.join(ROOT, "directory", "bootstrap.h")).read()
-    body = hdr[hdr.index("struct rn_bootstrap {"):hdr.index("};", hdr.index("struct rn_bootstrap {"))]
-    keys = set(re.findall(r"\*\s*(\w+)", body))
+    """relaynode.conf uses only keys of the bootstrap table (directory/bootstrap.c), names
+    this fixture, and reaches it over StartTLS verified against the fixture's CA."""
+    table = open(os.path.join(ROOT, "directory", "bootstrap.c")).read()
+    keys = set(re.findall(r"^\s*(?:STR|PATH|NUM|BOOL|ENUM)\((\w+),", table, re.M))
     conf = {}
     for line in open(S.conf):
         k, _, v = line.partition("=")
         conf[k.strip()] = v.strip()
     unknown = set(conf) - keys
-    want = {"uri": S.uri, "bind_dn": S.service_dn, "bind_password_file": S.service_pw_file,
+    want = {"uri": S.uri, "ldap_starttls": "yes", "ldap_ca_file": S.ca_file,
+            "bind_dn": S.service_dn, "bind_password_file": S.service_pw_file,
             "base_dn": S.relay_base, "node": "node1", "spool_dir": S.spool_dir,
             "protocol_log_dir": S.protocol_dir}
     wrong = {k: conf.get(k) for k, v in want.items() if conf.get(k) != v}

@@ -201,6 +201,8 @@ class Slapd:
             raise FixtureError("fixture.sh start failed (rc %d): %s%s" % (rc, out, err))
         e = self.env = read_env(os.path.join(self.dir, "env"))
         self.uri, self.ldapi = e["SLAPD_URI"], e["SLAPD_LDAPI"]
+        self.ldaps_uri, self.ldaps_port = e["SLAPD_LDAPS_URI"], int(e["SLAPD_LDAPS_PORT"])
+        self.ca_file = e["SLAPD_CA"]
         self.pid, self.port = int(e["SLAPD_PID"]), int(e["SLAPD_PORT"])
         self.smtp_port, self.submission_port = int(e["SMTP_PORT"]), int(e["SUBMISSION_PORT"])
         self.sub_port = self.submission_port

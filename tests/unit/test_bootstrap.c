@@ -406,7 +406,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 40);
+    assert_int_equal(l.n, 43);
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
@@ -462,6 +462,43 @@ static void max_sessions_fit(void **state)
     free(path);
 }
 
+/* bootstrap_directory_security: is the link to the directory protected, from uri and
+ * ldap_starttls alone (BasicAuth depends on it; ldapdir refuses UNKNOWN). */
+static void directory_security(void **state)
+{
+    (void)state;
+    static const struct { const char *name, *uri; bool starttls; enum boot_dirsec want; } c[] = {
+        {"ldap in clear", "ldap://127.0.0.1:389/", false, BOOT_DIR_CLEARTEXT},
+        {"ldap with StartTLS", "ldap://dir.example.com/", true, BOOT_DIR_PROTECTED},
+        {"ldaps", "ldaps://dir.example.com/", false, BOOT_DIR_PROTECTED},
+        {"ldapi", "ldapi://%2Frun%2Fslapd%2Fldapi/", false, BOOT_DIR_PROTECTED},
+        {"scheme in upper case", "LDAPS://dir.example.com/", false, BOOT_DIR_PROTECTED},
+        {"list all TLS", "ldaps://a.example.com/ ldaps://b.example.com/", false, BOOT_DIR_PROTECTED},
+        {"list with one in clear", "ldaps://a.example.com/ ldap://b.example.com/", false,
+         BOOT_DIR_CLEARTEXT},
+        {"list all StartTLS", "ldap://a.example.com/ ldap://b.example.com/", true,
+         BOOT_DIR_PROTECTED},
+        {"StartTLS with ldaps is ambiguous", "ldap://a.example.com/ ldaps://b.example.com/", true,
+         BOOT_DIR_UNKNOWN},
+        {"StartTLS with ldapi is ambiguous", "ldapi:///", true, BOOT_DIR_UNKNOWN},
+        {"unknown scheme", "cldap://a.example.com/", false, BOOT_DIR_UNKNOWN},
+        {"no uri", "", false, BOOT_DIR_UNKNOWN},
+        {"ldap:// alone (libldap: this host)", "ldap://", false, BOOT_DIR_CLEARTEXT},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        struct rn_bootstrap b;
+        char err[RN_ERRLEN];
+        assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+        assert_int_equal(bootstrap_set(&b, "uri", c[i].uri, err, sizeof err), 0);
+        assert_int_equal(bootstrap_set(&b, "ldap_starttls", c[i].starttls ? "yes" : "no", err,
+                                       sizeof err), 0);
+        if (bootstrap_directory_security(&b) != c[i].want)
+            fail_msg("%s: got %d, want %d", c[i].name, bootstrap_directory_security(&b),
+                     c[i].want);
+        bootstrap_clear(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +513,7 @@ int main(void)
         cmocka_unit_test(file_typed_values),
         cmocka_unit_test(describe_typed),
         cmocka_unit_test(max_sessions_fit),
+        cmocka_unit_test(directory_security),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

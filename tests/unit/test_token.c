@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "directory/rights.h"
 #include "directory/token.h"
@@ -38,13 +40,13 @@ static void user_token_holds_user_groups_and_wellknowns(void **state)
 {
     (void)state;
     struct token t;
-    const char *groups[] = {"CN=Staff, OU=Groups,DC=Example,DC=com", "not a dn",
+    const char *groups[] = {"CN=Staff, OU=Groups,DC=Example,DC=com",
                             "cn=staff,ou=groups,dc=example,dc=com", "cn=Apps,dc=example,dc=com"};
     assert_int_equal(token_init_user(&t, "alice", "uid=Alice, ou=People,dc=Example,dc=com",
                                      groups, N(groups)), 0);
     assert_true(t.authenticated);
     assert_string_equal(t.user_dn, "uid=alice,ou=people,dc=example,dc=com");
-    assert_int_equal(t.ngroups, 2);   /* bad one skipped, duplicate collapsed */
+    assert_int_equal(t.ngroups, 2);   /* duplicate collapsed */
     static const struct { const char *name; int wk; const char *dn; bool want; } cases[] = {
         {"authenticated users", WK_AUTHENTICATED_USERS, NULL, true},
         {"everyone", WK_EVERYONE, NULL, true},
@@ -93,6 +95,55 @@ static void user_token_refuses_bad_user_dn(void **state)
     token_clear(&t);
 }
 
+/* A group DN that does not parse fails the whole token: skipping it could drop the group
+ * a deny ACE names (directory/ldap/ldapuser.c fails the AUTH with 454 4.7.0). */
+static void user_token_refuses_bad_group_dn(void **state)
+{
+    (void)state;
+    static const struct { const char *name, *dn; } c[] = {
+        {"not a dn", "not a dn"},
+        {"bad escape", "cn=a\\qb,dc=example,dc=com"},
+        {"unescaped quote", "cn=a\"b,dc=example,dc=com"},
+        {"empty RDN", "cn=a,,dc=example,dc=com"},
+        {"NULL", NULL},
+    };
+    for (size_t i = 0; i < N(c); i++) {
+        struct token t;
+        const char *groups[] = {"cn=Staff,ou=Groups,dc=example,dc=com", c[i].dn};
+        if (token_init_user(&t, "alice", "uid=alice,dc=example,dc=com", groups, 2) != -1)
+            fail_msg("%s: token made without the group", c[i].name);
+        assert_int_equal(t.ngroups, 0);
+        assert_false(t.authenticated);
+        token_clear(&t);
+    }
+}
+
+/* DNs as long as the directory holds them (a cn may have 32768 octets by core.schema,
+ * OpenLDAP takes DNs up to 8 KiB): normalised and kept, never cut or dropped. */
+static void user_token_long_dns(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {4095, 4096, 5000, 32768};
+    for (size_t i = 0; i < N(lens); i++) {
+        size_t n = lens[i];
+        char *v = malloc(n + 1), *dn = malloc(n + 64), *want = malloc(n + 64);
+        memset(v, 'X', n);
+        v[n] = '\0';
+        snprintf(dn, n + 64, "CN=%s,ou=Groups,dc=example,dc=com", v);
+        memset(v, 'x', n);
+        snprintf(want, n + 64, "cn=%s,ou=groups,dc=example,dc=com", v);
+        const char *groups[] = {dn};
+        struct token t;
+        if (token_init_user(&t, "alice", dn, groups, 1) != 0)
+            fail_msg("a %zu-octet cn was refused", n);
+        assert_int_equal(t.ngroups, 1);
+        assert_string_equal(t.group_dns[0], want);
+        assert_string_equal(t.user_dn, want);
+        token_clear(&t);
+        free(v), free(dn), free(want);
+    }
+}
+
 static void anonymous_format(void **state)
 {
     (void)state;
@@ -111,6 +162,8 @@ int main(void)
         cmocka_unit_test(externally_secured_holds_that_sid_only),
         cmocka_unit_test(user_token_holds_user_groups_and_wellknowns),
         cmocka_unit_test(user_token_refuses_bad_user_dn),
+        cmocka_unit_test(user_token_refuses_bad_group_dn),
+        cmocka_unit_test(user_token_long_dns),
         cmocka_unit_test(anonymous_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
