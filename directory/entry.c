@@ -223,7 +223,7 @@ int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *er
     for (size_t i = 0; i < e->nattrs; i++) {
         const char *a = e->attrs[i].name;
         if (is_relay_attr(a) && !rn_strieq(a, "relayDomainName") &&
-            !rn_strieq(a, "relayDomainType"))
+            !rn_strieq(a, "relayDomainType") && !rn_strieq(a, "relayDefaultDomain"))
             return rn_err(err, errlen, "%s: not an accepted domain attribute", a);
     }
     const char *name, *type;
@@ -244,6 +244,19 @@ int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *er
     else
         return rn_err(err, errlen, "relayDomainType: '%s' is not Authoritative, InternalRelay "
                       "or ExternalRelay", type);
+    const struct dir_attr *def = dir_entry_get(e, "relayDefaultDomain");
+    if (def) {
+        const char *v;
+        if (single_value(e, "relayDefaultDomain", &v, err, errlen) != 0)
+            return -1;
+        if (strcmp(v, "TRUE") != 0 && strcmp(v, "FALSE") != 0)
+            return rn_err(err, errlen, "relayDefaultDomain: '%s' is not TRUE or FALSE", v);
+        dom->is_default = strcmp(v, "TRUE") == 0;
+        /* Exchange refuses a wildcard default domain too: postmaster@*.x is no address. */
+        if (dom->is_default && dom->domain[0] == '*')
+            return rn_err(err, errlen, "relayDefaultDomain: %s is a wildcard and cannot be "
+                          "the default accepted domain", dom->domain);
+    }
     return 0;
 }
 

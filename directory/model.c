@@ -189,6 +189,14 @@ const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const 
     return best;
 }
 
+const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s)
+{
+    for (size_t i = 0; i < s->ndomains; i++)
+        if (s->domains[i].is_default)
+            return &s->domains[i];
+    return NULL;
+}
+
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name)
 {
     for (size_t i = 0; name && i < s->nconnectors; i++)

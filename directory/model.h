@@ -53,6 +53,7 @@ struct rn_domain {
     char *dn;
     char *domain;                  /* lowercase; "*.example.com" matches subdomains only */
     enum rn_domain_type type;
+    bool is_default;               /* relayDefaultDomain TRUE: bare postmaster goes here */
 };
 
 struct rn_sendconn {
@@ -93,5 +94,8 @@ void sendconn_clear(struct rn_sendconn *s);
 /* The accepted domain that covers `domain` (exact match first, then the longest "*." one),
  * or NULL. Case-insensitive; a trailing dot is ignored. */
 const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const char *domain);
+/* The default accepted domain (relayDefaultDomain, at most one after the loader's checks),
+ * or NULL when none is marked. */
+const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name);
 #endif

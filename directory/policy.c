@@ -475,6 +475,25 @@ static const char *addr_domain(const char *addr)
     return at ? at + 1 : NULL;
 }
 
+bool policy_rcpt_routed(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    size_t len = at ? (size_t)(at - addr) : strlen(addr);
+    bool quoted = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = addr[i];
+        if (quoted && ch == '\\' && i + 1 < len) {
+            ch = addr[++i];            /* an escaped byte counts as itself */
+        } else if (ch == '"') {
+            quoted = !quoted;
+            continue;
+        }
+        if (ch == '@' || ch == '%' || ch == '!')
+            return true;
+    }
+    return false;
+}
+
 void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
                  const struct rights_eval *r, const char *rcpt, uint64_t nrcpt,
                  struct verdict *v)
@@ -484,6 +503,16 @@ void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
         verdict_set(v, false, 452, "4.5.3", "Too many recipients", false, R_BYPASS_SIZE_LIMIT,
                     deciding_ace(r, R_BYPASS_SIZE_LIMIT),
                     "MaxRecipientsPerMessage reached");
+        return;
+    }
+    int ace = deciding_ace(r, R_ACCEPT_ANY_RECIPIENT);
+    if (policy_rcpt_routed(rcpt) && !has(r, R_ACCEPT_ANY_RECIPIENT)) {
+        /* user%host@accepted, host!user@accepted, "user@host"@accepted: a next hop that
+         * honours the route would relay for anyone (Postfix reject_unauth_destination with
+         * allow_untrusted_routing = no refuses them the same way). */
+        verdict_set(v, false, 550, "5.7.1", "Unable to relay", false, R_ACCEPT_ANY_RECIPIENT,
+                    ace, "sender-specified routing (%, ! or @ in the local part) needs "
+                    "ms-Exch-SMTP-Accept-Any-Recipient");
         return;
     }
     const char *dom = addr_domain(rcpt);
@@ -498,7 +527,6 @@ void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
                         : "postmaster is always accepted");
         return;
     }
-    int ace = deciding_ace(r, R_ACCEPT_ANY_RECIPIENT);
     if (has(r, R_ACCEPT_ANY_RECIPIENT))
         verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, R_ACCEPT_ANY_RECIPIENT, ace,
                     "relay granted by ms-Exch-SMTP-Accept-Any-Recipient");

@@ -54,10 +54,14 @@ void policy_auth_result(const struct rights_eval *r, struct verdict *v);
 void policy_mail(const struct rn_connector *c, const struct rights_eval *r,
                  const struct token *t, bool tls, uint64_t size, struct verdict *v);
 
+/* Sender-specified routing: the local part of addr (quotes and backslash escapes undone)
+ * holds '%', '!' or '@' (user%host@domain, host!user@domain, "user@host"@domain). */
+bool policy_rcpt_routed(const char *addr);
 /* RCPT TO (§10 step 9): nrcpt recipients already accepted; MaxRecipientsPerMessage unless
- * Bypass-Message-Size-Limit (452 4.5.3); then a recipient whose domain is not an accepted
- * domain needs Accept-Any-Recipient (550 5.7.1 Unable to relay). `rcpt` is the address
- * (local@domain); a bare postmaster has no domain and is always local. */
+ * Bypass-Message-Size-Limit (452 4.5.3); then a routed local part (policy_rcpt_routed) or a
+ * recipient whose domain is not an accepted domain needs Accept-Any-Recipient (550 5.7.1
+ * Unable to relay). `rcpt` is the address (local@domain); a bare postmaster has no domain
+ * and is always local (the session rewrites it to the default domain's postmaster first). */
 void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
                  const struct rights_eval *r, const char *rcpt, uint64_t nrcpt,
                  struct verdict *v);

@@ -376,6 +376,7 @@ static void daemon_teardown(struct daemon *d)
 {
     struct node *n = &d->n;
     d->stopping = true;
+    n->stopping = true;               /* sessions start nothing new from here on */
     ldapsync_stop(&d->watch);         /* before its event goes: the thread activates it */
     cluster_free(&d->bus);
     explicit_bzero(d->secret, sizeof d->secret);
@@ -389,10 +390,16 @@ static void daemon_teardown(struct daemon *d)
         committer_stats(n->committer, &batches, &msgs);
         log_fact("-", "spool", "commit-stats", "batches=%llu messages=%llu", batches, msgs);
     }
+    /* AUTH steps in flight finish first (directory timeout): their done() must still find
+     * the committer, and with n->stopping their session runs none of its pipelined input. */
+    worker_free(&n->authworker);
     committer_free(&n->committer);    /* pending commits finish and are answered */
-    worker_free(&n->authworker);      /* AUTH steps in flight finish (directory timeout) */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
+    /* A freed TLS bufferevent is finalized by the loop (libevent defers it while callbacks
+     * may still be queued): one pass without waiting lets those finalizers run. */
+    if (n->base)
+        event_base_loop(n->base, EVLOOP_NONBLOCK);
     queue_free(&n->queue);
     conncount_free(&n->conns);
     looplat_free(&d->lat);            /* logs the worst loop latency since start */

@@ -157,6 +157,11 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         }
         usleep(100 * 1000);
     }
+    const char *kernel;
+    const char *mode = spool_sync_mode(n->spool, &kernel);
+    char qk[160];
+    log_fact("-", "spool", "sync-mode", "mode=%s kernel=%s", mode,
+             log_quote(kernel, qk, sizeof qk));
     bool cert = n->boot.tls_cert && *n->boot.tls_cert, key = n->boot.tls_key && *n->boot.tls_key;
     if (cert != key)
         return rn_err(err, errlen, "tls_cert and tls_key go together (one is empty)");

@@ -172,6 +172,17 @@ static void domains_check_conflicts(struct rn_snapshot *s)
     }
     s->ndomains = o;
     free(bad);
+    /* Two defaults: which postmaster is meant is ambiguous, so neither is the default and a
+     * bare RCPT TO:<postmaster> is refused (fail closed) until one is left. */
+    size_t ndef = 0;
+    for (size_t i = 0; i < s->ndomains; i++)
+        ndef += s->domains[i].is_default;
+    for (size_t i = 0; ndef > 1 && i < s->ndomains; i++)
+        if (s->domains[i].is_default) {
+            snapshot_add_error(s, "%s: relayDefaultDomain: %zu accepted domains are marked "
+                               "default; none is used", s->domains[i].dn, ndef);
+            s->domains[i].is_default = false;
+        }
 }
 
 /* Accepted domains and send connectors anywhere under the relay subtree. Two accepted-domain

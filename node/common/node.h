@@ -38,6 +38,8 @@ struct node {
     size_t max_command_line, max_text_line;
     uint64_t spool_reserve;            /* MAIL gets 452 4.3.1 below this much free space */
     bool draining;                     /* SIGTERM: no new sessions, finish the open ones */
+    bool stopping;                     /* teardown: the loop is gone, the pools are being
+                                        * emptied; a session runs no more of its input */
     bool snap_expired;                 /* stale beyond max_stale: the snapshot serves nothing */
     uint64_t nsessions;                /* open sessions (for drain) */
     uint64_t max_sessions;             /* node-wide cap (max_sessions, fitted to RLIMIT_NOFILE) */

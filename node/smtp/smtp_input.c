@@ -181,6 +181,11 @@ static bool session_read_chunk(struct smtp_session *s)
  * session, while the client leaves its replies unread, or when the session closes. */
 void session_process(struct smtp_session *s)
 {
+    /* Teardown runs the last done() callbacks of the pools (an AUTH step, a commit) after
+     * the loop has stopped: buffered pipelined input must not start new work on a pool
+     * that is being freed (worker_submit aborts) or on a committer already gone. */
+    if (s->n->stopping)
+        return;
     while (s->state != S_CLOSING && !s->busy && !s->tarpitting && !s->peer_gone) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
             s->out_paused = true;

@@ -311,9 +311,17 @@ int smtp_rcpt_parse(const char *args, size_t len, int utf8, struct smtp_path *p)
     if (smtp_prefix(&args, &len, "TO:") < 0)
         return SMTP_PARSE_BAD_ARGS;
     size_t used = 0;
-    int rc = smtp_path_parse(args, len, 0, utf8, p, &used);
-    if (rc != SMTP_PARSE_OK)
+    int rc;
+    if (len >= 12 && strncasecmp(args, "<postmaster>", 12) == 0) {
+        /* RFC 5321 §4.1.1.3 and §4.5.1: "<Postmaster>" without a domain, any case; the
+         * session supplies the domain. addr and local keep the spelling, domain is "". */
+        memset(p, 0, sizeof *p);
+        memcpy(p->local, args + 1, 10);
+        memcpy(p->addr, args + 1, 10);
+        used = 12;
+    } else if ((rc = smtp_path_parse(args, len, 0, utf8, p, &used)) != SMTP_PARSE_OK) {
         return rc;
+    }
     while (used < len && args[used] == ' ')
         used++;
     return used == len ? SMTP_PARSE_OK : SMTP_PARSE_BAD_ARGS;

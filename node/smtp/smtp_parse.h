@@ -56,7 +56,8 @@ int smtp_path_parse(const char *s, size_t len, int allow_null, int allow_utf8,
 /* Parse MAIL arguments "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [AUTH=x]". */
 int smtp_mail_parse(const char *args, size_t len, struct smtp_mail *m);
 
-/* Parse RCPT arguments "TO:<path>" (no parameters accepted). utf8 = SMTPUTF8 was given on MAIL. */
+/* Parse RCPT arguments "TO:<path>" (no parameters accepted). utf8 = SMTPUTF8 was given on MAIL.
+ * "<postmaster>" (any case) without a domain is accepted: p->domain is then "". */
 int smtp_rcpt_parse(const char *args, size_t len, int utf8, struct smtp_path *p);
 
 /* Parse BDAT arguments "n [LAST]". */

@@ -176,6 +176,22 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
     worker_submit(s->n->worker, mail_space_run, mail_space_done, j);
 }
 
+/* A bare <postmaster> (RFC 5321 §4.5.1) is the postmaster of the default accepted domain,
+ * as Exchange routes it; without one nobody can take it: 550 5.1.1 and a log line. */
+static const char *rcpt_postmaster(struct smtp_session *s, char *buf, size_t len)
+{
+    const struct rn_domain *d = snapshot_default_domain(s->snap);
+    if (!d) {
+        log_fact(s->id, "smtp", "rcpt-refused", "rcpt=<postmaster> reason=%s",
+                 "no-default-accepted-domain");
+        session_reply(s, "550 5.1.1 Recipient <postmaster> has no domain and no default "
+                         "accepted domain is configured");
+        return NULL;
+    }
+    snprintf(buf, len, "postmaster@%s", d->domain);
+    return buf;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
     struct smtp_path p;
@@ -188,8 +204,12 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
         session_reply(s, "452 4.5.3 Too many recipients");
         return;
     }
+    char pm[16 + SMTP_DOMAIN_MAX];
+    const char *addr = p.domain[0] ? p.addr : rcpt_postmaster(s, pm, sizeof pm);
+    if (!addr)
+        return;
     struct verdict v;
-    policy_rcpt(s->snap, s->c, &s->rights, p.addr, s->nrcpts, &v);
+    policy_rcpt(s->snap, s->c, &s->rights, addr, s->nrcpts, &v);
     if (!v.ok) {
         session_reply_verdict(s, &v, "rcpt");
         return;
@@ -198,7 +218,7 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
         s->rcap = s->rcap ? s->rcap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcap * sizeof *s->rcpts);
     }
-    s->rcpts[s->nrcpts++] = xstrdup(p.addr);
+    s->rcpts[s->nrcpts++] = xstrdup(addr);
     session_enter(s, S_RCPT);
     session_reply(s, "250 2.1.5 Recipient OK");
 }

@@ -17,6 +17,8 @@ struct spool {
     unsigned long long last_us;
     unsigned counter;
     bool owner;                      /* this process holds the lock */
+    bool syncfs_ok;                  /* the kernel reports writeback errors through syncfs */
+    char kernel[65];                 /* uname release syncfs_ok was decided on */
     struct spool_quarantined *quar;  /* owned, nquar entries */
     size_t nquar;
 };

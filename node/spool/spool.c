@@ -31,6 +31,7 @@
 #include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include "directory/base/util.h"
 #include "node/spool/spool_record.h"
@@ -115,6 +116,43 @@ void spool_write_pid(struct spool *s)
         (void)0;
 }
 
+bool spool_syncfs_trusted(const char *release)
+{
+    char *end;
+    long major = strtol(release, &end, 10);
+    if (end == release || *end != '.')
+        return false;
+    const char *p = end + 1;
+    long minor = strtol(p, &end, 10);
+    if (end == p)
+        return false;
+    return major > 5 || (major == 5 && minor >= 8);
+}
+
+/* syncfs reports a writeback error to its caller only since Linux 5.8 (syncfs(2): before,
+ * it fails only with EBADF); on an older kernel a failed writeback under a batch would
+ * still be answered 250. Test builds may pretend another
+ * kernel (RELAYNODE_FAULT_KERNEL) so the fallback can be exercised here. */
+static void spool_decide_sync(struct spool *s)
+{
+    struct utsname u;
+    const char *rel = uname(&u) == 0 ? u.release : "";
+#ifdef RN_FAULTS
+    const char *fake = getenv("RELAYNODE_FAULT_KERNEL");
+    if (fake)
+        rel = fake;
+#endif
+    rn_strlcpy(s->kernel, rel, sizeof s->kernel);
+    s->syncfs_ok = spool_syncfs_trusted(s->kernel);
+}
+
+const char *spool_sync_mode(const struct spool *s, const char **release)
+{
+    if (release)
+        *release = s->kernel;
+    return s->syncfs_ok ? "syncfs" : "fsync-per-file";
+}
+
 int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -124,6 +162,7 @@ int spool_open(const char *dir, struct spool **out, char *err, size_t errlen)
     s->dir = xstrdup(dir);
     s->tmpfd = s->queuefd = s->quarfd = s->statefd = s->lockfd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    spool_decide_sync(s);
     s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
         rn_err(err, errlen, "open %s: %s", dir, strerror(errno));
@@ -432,6 +471,36 @@ static int msg_publish(struct spool_msg *m, char *err, size_t errlen)
     return 0;
 }
 
+/* The data of every sealed file reaches stable storage: one fsync for a lone message; for a
+ * batch, one syncfs where the kernel reports its errors (spool_sync_mode), else an fsync of
+ * each file. A failed sync fails the messages it covered (syncfs: all of them). */
+static void batch_sync(struct spool *s, struct spool_msg **msgs, size_t n, int *rcs,
+                       char *errs, size_t errlen, size_t *live, size_t last)
+{
+    if (*live > 1 && !s->syncfs_ok) {
+        for (size_t i = 0; i < n; i++) {
+            if (rcs[i] != 0)
+                continue;
+            if (fault(SPOOL_FAULT_FSYNC) < 0 || fsync(msgs[i]->fd) < 0) {
+                rcs[i] = msg_fail(msgs[i], "fsync", errno, errs + i * errlen, errlen);
+                (*live)--;
+            }
+        }
+        return;
+    }
+    int r = fault(SPOOL_FAULT_FSYNC);
+    if (r == 0)
+        r = *live == 1 ? fsync(msgs[last]->fd) : syncfs(s->queuefd);
+    if (r < 0) {
+        int e = errno;
+        for (size_t i = 0; i < n; i++)
+            if (rcs[i] == 0)
+                rcs[i] = msg_fail(msgs[i], *live == 1 ? "fsync" : "syncfs", e,
+                                  errs + i * errlen, errlen);
+        *live = 0;
+    }
+}
+
 void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *errs,
                             size_t errlen)
 {
@@ -444,21 +513,8 @@ void spool_msg_commit_batch(struct spool_msg **msgs, size_t n, int *rcs, char *e
         if (rcs[i] == 0)
             live++, last = i;
     }
-    /* The data of every sealed file reaches stable storage: one fsync for a lone message,
-     * one syncfs for a batch (it reports writeback errors since Linux 5.8). */
-    if (live > 0) {
-        int r = spool_fault(SPOOL_FAULT_FSYNC);
-        if (r == 0)
-            r = live == 1 ? fsync(msgs[last]->fd) : syncfs(s->queuefd);
-        if (r < 0) {
-            int e = errno;
-            for (size_t i = 0; i < n; i++)
-                if (rcs[i] == 0)
-                    rcs[i] = msg_fail(msgs[i], live == 1 ? "fsync" : "syncfs", e,
-                                      errs + i * errlen, errlen);
-            live = 0;
-        }
-    }
+    if (live > 0)
+        batch_sync(s, msgs, n, rcs, errs, errlen, &live, last);
     size_t published = 0;
     for (size_t i = 0; i < n && live > 0; i++)
         if (rcs[i] == 0) {

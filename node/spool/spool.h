@@ -34,6 +34,14 @@ int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen);
 void spool_write_pid(struct spool *s);
 /* True when s got the lock (a node must: two writers would clean each other's files). */
 bool spool_is_owner(const struct spool *s);
+/* Whether syncfs(2) returns a writeback error to its caller on a kernel of this uname
+ * release ("6.1.0-18-amd64"): Linux 5.8 and later. An unparsable release is not trusted. */
+bool spool_syncfs_trusted(const char *release);
+/* How a commit batch of several messages reaches stable storage, decided at spool_open from
+ * uname (docs/reliability.md §2): "syncfs" (one syncfs for the batch) or "fsync-per-file"
+ * (an fsync of each file: the kernel's syncfs may swallow errors). Both end with one
+ * directory fsync. release gets the kernel release seen (for the log). */
+const char *spool_sync_mode(const struct spool *s, const char **release);
 
 /* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
  * ENOSPC, or an envelope field over its limit or holding CR/LF; NULL client_ip, helo,

@@ -262,6 +262,51 @@ static void domain_cases(void **state)
     }
 }
 
+/* relayDefaultDomain (Exchange's Default accepted domain): TRUE/FALSE, single, never on a
+ * wildcard. */
+static void domain_default_cases(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        struct av a[MAXA];
+        bool is_default;
+        const char *want;
+    } t[] = {
+        {"absent: not the default", {{"relayDomainName", {"example.com"}},
+                                     {"relayDomainType", {"Authoritative"}}}, false, NULL},
+        {"TRUE", {{"relayDomainName", {"example.com"}}, {"relayDomainType", {"Authoritative"}},
+                  {"relayDefaultDomain", {"TRUE"}}}, true, NULL},
+        {"FALSE", {{"relayDomainName", {"example.com"}}, {"relayDomainType", {"Authoritative"}},
+                   {"relayDefaultDomain", {"FALSE"}}}, false, NULL},
+        {"not a boolean", {{"relayDomainName", {"example.com"}},
+                           {"relayDomainType", {"Authoritative"}},
+                           {"relayDefaultDomain", {"yes"}}}, false,
+         "relayDefaultDomain: 'yes' is not TRUE or FALSE"},
+        {"two values", {{"relayDomainName", {"example.com"}},
+                        {"relayDomainType", {"Authoritative"}},
+                        {"relayDefaultDomain", {"TRUE", "FALSE"}}}, false,
+         "relayDefaultDomain: several values for a single-valued attribute"},
+        {"a wildcard cannot be the default", {{"relayDomainName", {"*.example.com"}},
+                                              {"relayDomainType", {"Authoritative"}},
+                                              {"relayDefaultDomain", {"TRUE"}}}, false,
+         "relayDefaultDomain: *.example.com is a wildcard and cannot be the default accepted "
+         "domain"},
+    };
+    for (size_t i = 0; i < N(t); i++) {
+        struct dir_entry e;
+        struct rn_domain d;
+        char err[RN_ERRLEN] = "";
+        entry_make(&e, t[i].a);
+        int rc = domain_from_entry(&e, &d, err, sizeof err);
+        expect(t[i].name, rc, err, t[i].want);
+        if (!t[i].want && d.is_default != t[i].is_default)
+            fail_msg("%s: is_default %d", t[i].name, (int)d.is_default);
+        domain_clear(&d);
+        dir_entry_clear(&e);
+    }
+}
+
 /* ---- send connectors ---- */
 
 #define SPACE {"relayAddressSpace", {"*"}}
@@ -365,6 +410,7 @@ int main(void)
         cmocka_unit_test(connector_refused_still_filled),
         cmocka_unit_test(connector_external_authoritative),
         cmocka_unit_test(domain_cases),
+        cmocka_unit_test(domain_default_cases),
         cmocka_unit_test(sendconn_cases),
         cmocka_unit_test(sendconn_fields),
     };

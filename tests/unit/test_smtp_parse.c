@@ -71,6 +71,14 @@ static void rcpt_paths(void **state)
         {"no colon", "TO<u@d>", 0, SMTP_PARSE_BAD_ARGS, NULL, 0},
         {"wrong keyword", "FROM:<u@d>", 0, SMTP_PARSE_BAD_ARGS, NULL, 0},
         {"no domain", "TO:<user>", 0, SMTP_PARSE_BAD_ADDR, NULL, 0},
+        {"bare postmaster (RFC 5321 4.5.1)", "TO:<postmaster>", 0, SMTP_PARSE_OK, "postmaster", 0},
+        {"bare Postmaster any case", "to:<PostMaster>  ", 0, SMTP_PARSE_OK, "PostMaster", 0},
+        {"bare postmaster then junk", "TO:<postmaster>x", 0, SMTP_PARSE_BAD_ARGS, NULL, 0},
+        {"bare postmaster with a parameter", "TO:<postmaster> NOTIFY=NEVER", 0,
+         SMTP_PARSE_BAD_ARGS, NULL, 0},
+        {"other bare local part", "TO:<postmasters>", 0, SMTP_PARSE_BAD_ADDR, NULL, 0},
+        {"postmaster with a domain", "TO:<postmaster@d.example>", 0, SMTP_PARSE_OK,
+         "postmaster@d.example", 0},
         {"empty domain", "TO:<user@>", 0, SMTP_PARSE_BAD_ADDR, NULL, 0},
         {"empty local", "TO:<@d>", 0, SMTP_PARSE_BAD_ADDR, NULL, 0},
         {"source route", "TO:<@relay.example:u@d>", 0, SMTP_PARSE_BAD_ADDR, NULL, 0},
@@ -105,6 +113,9 @@ static void rcpt_paths(void **state)
         if (rc == SMTP_PARSE_OK) {
             if (strcmp(p.addr, t[i].addr) != 0 || p.literal != t[i].literal)
                 fail_msg("%s: addr '%s' literal %d", t[i].name, p.addr, p.literal);
+            /* only the bare postmaster has no domain: the session supplies the default */
+            if ((p.domain[0] == '\0') != (strchr(t[i].addr, '@') == NULL))
+                fail_msg("%s: domain '%s'", t[i].name, p.domain);
         }
     }
 }

@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/utsname.h>
 #include "directory/base/util.h"
 #include "node/spool/spool.h"
 
@@ -281,6 +282,63 @@ static void test_commit_batch(void **state)
         assert_int_equal(count(f, "tmp"), 0);
     }
     assert_int_equal(count(f, "queue"), N - 1);
+}
+
+static int fsync_calls;
+static int fail_second_fsync(enum spool_fault where)
+{
+    return where == SPOOL_FAULT_FSYNC && ++fsync_calls == 2 ? EIO : 0;
+}
+
+/* syncfs reports writeback errors only from Linux 5.8 (syncfs(2)); before that a batch is
+ * synced file by file, and a failed fsync fails only its own message. */
+static void test_sync_mode(void **state)
+{
+    struct fx *f = *state;
+    static const struct { const char *release; bool trusted; } t[] = {
+        {"5.8.0", true}, {"5.8.0-63-generic", true}, {"5.10.0-28-amd64", true},
+        {"6.1.0-18-amd64", true}, {"10.0.1", true}, {"5.7.19", false},
+        {"5.4.0-150-generic", false}, {"4.19.0-26-amd64", false}, {"3.10.0-1160.el7", false},
+        {"", false}, {"garbage", false}, {"5", false}, {"5.", false},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (spool_syncfs_trusted(t[i].release) != t[i].trusted)
+            fail_msg("release '%s': want %s", t[i].release, t[i].trusted ? "trusted" : "not");
+
+    char dir[128], err[RN_ERRLEN];
+    snprintf(dir, sizeof dir, "%s/old-kernel", f->dir);
+    setenv("RELAYNODE_FAULT_KERNEL", "5.4.0-150-generic", 1);
+    struct spool *s = NULL;
+    int rc = spool_open(dir, &s, err, sizeof err);
+    unsetenv("RELAYNODE_FAULT_KERNEL");
+    assert_int_equal(rc, 0);
+    const char *rel;
+    assert_string_equal(spool_sync_mode(s, &rel), "fsync-per-file");
+    assert_string_equal(rel, "5.4.0-150-generic");
+    struct spool_msg *m[3];
+    char ids[3][64];
+    int rcs[3];
+    char errs[3 * RN_ERRLEN];
+    for (int i = 0; i < 3; i++) {
+        m[i] = spool_msg_new(s, &env, err, sizeof err);
+        assert_non_null(m[i]);
+        rn_strlcpy(ids[i], spool_msg_id(m[i]), sizeof ids[i]);
+    }
+    fsync_calls = 0;
+    spool_test_fault = fail_second_fsync;
+    spool_msg_commit_batch(m, 3, rcs, errs, RN_ERRLEN);
+    assert_int_equal(fsync_calls, 3);        /* one fsync per file, no syncfs */
+    spool_test_fault = NULL;
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], -1);           /* only the file whose fsync failed */
+    assert_int_equal(rcs[2], 0);
+    assert_non_null(strstr(errs + RN_ERRLEN, "fsync"));
+    spool_free(&s);
+    /* the fixture's spool was opened on this machine's kernel */
+    struct utsname u;
+    assert_int_equal(uname(&u), 0);
+    assert_string_equal(spool_sync_mode(f->s, &rel), spool_syncfs_trusted(u.release)
+                                                      ? "syncfs" : "fsync-per-file");
 }
 
 static void test_open_cleans_tmp_and_quarantines(void **state)
@@ -587,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_envelope_creates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_queue_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_cleans_tmp_and_quarantines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_opener_does_not_clean, setup, teardown),
