@@ -84,6 +84,8 @@ test: deps
 	  all unit-bins
 	@bash tests/check-deps.sh
 	@bash tests/check-size.sh
+	@bash tests/harness/test_run.sh >build/asan/harness.log 2>&1 || \
+	  { cat build/asan/harness.log; echo "tests/harness/test_run.sh failed"; exit 1; }
 	@bash tests/run.sh build/asan
 
 unit-bins: $(UNIT_BIN)
