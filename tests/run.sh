@@ -10,6 +10,11 @@
 # missing part is a failure, never a skip) or whose result count differs from its plan (it
 # died mid-plan, or printed results beyond it). Skips (cmocka `[  SKIPPED ]`, TAP `# SKIP`)
 # are neither passes nor failures: they are counted and shown.
+# Sanitizer reports of every process an integration test starts (a detached daemon's stderr
+# is /dev/null) go to files in LOGDIR/sanitizer-NAME (ASan/UBSan log_path, exported as
+# RN_SANITIZER_DIR): rnnode.Node.stop() reports its own node's; any report left there after
+# the test is one more failure. RN_INTEGRATION_DIR replaces tests/integration (the harness
+# self-test feeds fake scripts through it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,13 +84,22 @@ run_unit() {
 }
 
 run_integ() {
-  local t=$1 name out p f s rc
+  local t=$1 name out p f s rc san r
   name=$(basename "$t"); out=$LOGDIR/$name.log
-  case "$t" in
-    *.py) timeout 600 /usr/bin/python3 "$t" >"$out" 2>&1; rc=$? ;;
-    *)    timeout 600 bash "$t" >"$out" 2>&1; rc=$? ;;
-  esac
+  san=$(cd "$LOGDIR" && pwd)/sanitizer-$name; rm -rf "$san"; mkdir -p "$san"
+  (export RN_SANITIZER_DIR=$san ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$san/asan" \
+          UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$san/ubsan"
+   case "$t" in
+     *.py) exec timeout 600 /usr/bin/python3 "$t" ;;
+     *)    exec timeout 600 bash "$t" ;;
+   esac) >"$out" 2>&1; rc=$?
   read -r p f s < <(parse_tap "$out" "$rc" 3>>"$out")
+  for r in "$san"/asan.* "$san"/ubsan.*; do
+    case "$r" in *'*'|*.seen) continue ;; esac
+    f=$((f+1))
+    { echo "# run.sh: sanitizer report ${r##*/} (a process the test started):"
+      head -40 "$r" | sed 's/^/#   /'; } >>"$out"
+  done
   pass=$((pass+p)); fail=$((fail+f)); skipped=$((skipped+s))
   printf '%-40s %3d passed %3d failed %3d skipped\n' "integration/$name" "$p" "$f" "$s"
   [ "$s" -gt 0 ] && grep '^ok .*# SKIP' "$out" | head -10
@@ -97,7 +111,7 @@ if [ "$SEL" = all ] || [ "$SEL" = unit ]; then
   for t in "$B"/tests/test_*; do [ -x "$t" ] && run_unit "$t"; done
 fi
 if [ "$SEL" != unit ]; then
-  for t in tests/integration/test_*; do
+  for t in "${RN_INTEGRATION_DIR:-tests/integration}"/test_*; do
     [ -f "$t" ] || continue
     case "$SEL" in all|integration) ;; *) [[ "$t" == *"$SEL"* ]] || continue ;; esac
     run_integ "$t"

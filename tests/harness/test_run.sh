@@ -95,5 +95,30 @@ check "Node.stop: an AddressSanitizer report is a not ok" "1 1 0" "$(node_case a
 check "Node.stop: a UBSan runtime error is a not ok" "1 1 0" "$(node_case ubsan stop)"
 check "Node.kill9: exempt from the exit check" "1 0 0" "$(node_case rc3 kill9)"
 check "Node.stop after the plan: not ok beyond the plan" "1 2 0" "$(node_case rc3 late)"
+
+# -- whole integration runs over fake scripts (RN_INTEGRATION_DIR) ---------------------------
+mkdir -p "$T/integ"
+printf 'echo "1..3"; echo "ok 1 - first"; exit 0\n' >"$T/integ/test_midplan.sh"
+printf 'echo "ok 1 - a"; echo "1..1"; echo "==9==ERROR: AddressSanitizer: x" >"$RN_SANITIZER_DIR/asan.999999"\n' \
+  >"$T/integ/test_detached.sh"
+sed -e 's/^case "$FAKE_MODE" in/case "$FAKE_MODE" in\n  file) trap '"'"'echo "==7==ERROR: AddressSanitizer: x" >"$RN_SANITIZER_DIR\/asan.$$"; exit 0'"'"' TERM ;;/' \
+  "$T/fakenode" >"$T/fakenode2"; chmod +x "$T/fakenode2"
+cat >"$T/integ/test_nodefile.py" <<X
+import sys
+sys.path.insert(0, "$PWD/tests/lib")
+import rntest, rnnode
+t = rntest.Tap()
+n = rnnode.Node("$T/conf", binary="$T/fakenode2", env={"FAKE_MODE": "file"},
+                log_path="$T/node-file.out", allow_root=False)
+n.start()
+t.ok(rnnode.eventually(lambda: "started" in n.log(), 10), "the fake node runs")
+n.stop()
+sys.exit(t.done())
+X
+mkdir -p "$T/b2"
+for c in midplan:"1 passed, 1 failed" detached:"1 passed, 1 failed" nodefile:"1 passed, 1 failed"; do
+  out=$(RN_INTEGRATION_DIR="$T/integ" bash tests/run.sh "$T/b2" "test_${c%%:*}" 2>&1 | tail -1)
+  check "run.sh integration: test_${c%%:*}" "${c#*:}, 0 skipped" "$out"
+done
 echo "1..$n"
 [ "$bad" -eq 0 ]

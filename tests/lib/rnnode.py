@@ -210,9 +210,27 @@ class Node:
         elif not self._killed and expect_rc is not None and rc != expect_rc:
             rntest.harness_failure("%s exits %s on stop (got %s)" % (who, expect_rc, rc),
                                    out[-3000:])
-        rep = sanitizer_report(out)
+        rep = sanitizer_report(out) or self._sanitizer_file()
         if rep:
             rntest.harness_failure("%s output holds no sanitizer report" % who, rep)
+
+    def _sanitizer_file(self):
+        """Under tests/run.sh, sanitizer reports go to RN_SANITIZER_DIR/{asan,ubsan}.PID (a
+        detached daemon's stderr is /dev/null): this process's report, if any. The file is
+        renamed *.seen so run.sh does not count it a second time."""
+        d = os.environ.get("RN_SANITIZER_DIR")
+        if not d:
+            return None
+        rep = []
+        for kind in ("asan", "ubsan"):
+            p = os.path.join(d, "%s.%d" % (kind, self.proc.pid))
+            try:
+                with open(p, errors="replace") as f:
+                    rep.append(f.read()[:4000])
+                os.rename(p, p + ".seen")
+            except OSError:
+                pass
+        return "\n".join(rep) or None
 
     def run_output(self):
         """What this process (since the last start()) wrote to its stdout/stderr file."""
