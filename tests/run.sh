@@ -108,7 +108,10 @@ run_integ() {
 }
 
 if [ "$SEL" = all ] || [ "$SEL" = unit ]; then
-  for t in "$B"/tests/test_*; do [ -x "$t" ] && run_unit "$t"; done
+  nunit=0
+  for t in "$B"/tests/test_*; do [ -x "$t" ] && { run_unit "$t"; nunit=$((nunit+1)); }; done
+  # No unit binary at all is a missing part: a failure, not an empty pass.
+  [ "$nunit" -eq 0 ] && { fail=$((fail+1)); failed+=("unit (no test binary in $B/tests)"); }
 fi
 if [ "$SEL" != unit ]; then
   for t in "${RN_INTEGRATION_DIR:-tests/integration}"/test_*; do

@@ -53,6 +53,10 @@ chmod +x "$T/b/tests/test_fake_skip" "$T/b/tests/test_fake_crash"
 out=$(bash tests/run.sh "$T/b" unit); rc=$?
 check "run.sh unit: summary line counts the skip and the crash" "2 passed, 1 failed, 1 skipped" "$(echo "$out" | tail -1)"
 check "run.sh unit: exits non-zero" "1" "$([ $rc -ne 0 ] && echo 1 || echo 0)"
+mkdir -p "$T/empty_b/tests"
+out=$(bash tests/run.sh "$T/empty_b" unit); rc=$?
+check "run.sh unit: no unit binary at all is a failure" "0 passed, 1 failed, 0 skipped:1" \
+  "$(echo "$out" | tail -1):$([ $rc -ne 0 ] && echo 1 || echo 0)"
 
 # -- rnnode.Node.stop(): exit status and sanitizer scan -------------------------------------
 cat >"$T/fakenode" <<'X'
