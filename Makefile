@@ -84,7 +84,10 @@ test: deps
 	  all unit-bins
 	@bash tests/check-deps.sh
 	@bash tests/check-size.sh
+	@bash tests/harness/test_run.sh >build/asan/harness.log 2>&1 || \
+	  { cat build/asan/harness.log; echo "tests/harness/test_run.sh failed"; exit 1; }
 	@bash tests/run.sh build/asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
 
 unit-bins: $(UNIT_BIN)
 unit: unit-bins
@@ -94,8 +97,10 @@ bench: all $(BENCH_BIN)
 	@bash tests/bench/run.sh $(B)
 
 # libFuzzer targets (clang): the libraries rebuilt with coverage, then every target for
-# FUZZ_TIME seconds (tests/fuzz/run.sh). Not part of `make test`.
+# FUZZ_TIME seconds (tests/fuzz/run.sh). `make test` runs them for TEST_FUZZ_TIME seconds
+# each (a crash fails it); `make fuzz` is the longer run.
 FUZZ_TIME ?= 30
+TEST_FUZZ_TIME ?= 5
 fuzz:
 	@$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \

@@ -39,6 +39,7 @@ struct saslauth {
     unsigned mechs;              /* SASLAUTH_* accepted by this exchange */
     unsigned mech;               /* the one started */
     bool started;
+    bool login_user_seen;        /* LOGIN: the username step has been checked */
     /* What the checkpass callback found (valid after SASL_OK). */
     bool have_identity;
     char login[LOGIN_MAX + 1];
@@ -398,6 +399,20 @@ static enum saslauth_rc map_rc(struct saslauth *a, int rc, char *why, size_t why
     }
 }
 
+/* Cyrus's LOGIN plugin leaks its password buffer when cb_canon refuses the username at the
+ * password step (found by tests/fuzz/fuzz_auth), so a client could grow the node with AUTH
+ * LOGIN, a bad username and any password, over and over. The LOGIN username (the initial
+ * response, else the reply to "Username:") is checked here, at its own step: true when it
+ * cannot be a login and the exchange must fail before any password is asked for. */
+static bool login_user_refused(struct saslauth *a, bool first, bool have_in, const char *in,
+                               unsigned inlen)
+{
+    if (a->mech != SASLAUTH_LOGIN || a->login_user_seen || (first && !have_in))
+        return false;
+    a->login_user_seen = true;
+    return !login_ok(in, inlen);
+}
+
 enum saslauth_rc saslauth_step(struct saslauth *a, const char *mech, const char *line,
                                size_t len, char *challenge, size_t chlen, char *why,
                                size_t whylen)
@@ -434,6 +449,14 @@ enum saslauth_rc saslauth_step(struct saslauth *a, const char *mech, const char 
         }
         a->started = true;
         a->mech = bit;
+    }
+    if (login_user_refused(a, mech != NULL, have_in, in, inlen)) {
+        explicit_bzero(in, len + 1);
+        free(in);
+        snprintf(why, whylen, "login refused before any lookup (length or bytes)");
+        return SASLAUTH_BAD;
+    }
+    if (mech) {
         rc = sasl_server_start(a->conn, mech, have_in ? in : NULL, have_in ? inlen : 0, &out,
                                &outlen);
     } else {

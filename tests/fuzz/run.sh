@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make fuzz`: build every tests/fuzz/fuzz_*.c as a libFuzzer binary against the clang-built
-# libraries of BUILD_DIR (build/fuzz, made by the Makefile's fuzz rule) and run each for
-# SECONDS (default 30) on its own corpus in BUILD_DIR/corpus/NAME (kept between runs).
+# `make fuzz` (and `make test`, with 5 seconds): build every tests/fuzz/fuzz_*.c as a
+# libFuzzer binary against the clang-built libraries of BUILD_DIR (build/fuzz, made by the
+# Makefile's fuzz rule) and run each for SECONDS (default 30) on its own corpus in
+# BUILD_DIR/corpus/NAME (kept between runs; new inputs go there) plus the seeds kept in the
+# repository under tests/fuzz/corpus/NAME, if any.
 #   tests/fuzz/run.sh BUILD_DIR [SECONDS]
 # Exits non-zero when a target fails to build or finds a crash (the reproducer is in
 # BUILD_DIR/crash-NAME-*).
@@ -23,8 +25,10 @@ for src in tests/fuzz/fuzz_*.c; do
     echo "$name: build failed"; rc=1; continue
   fi
   mkdir -p "$B/corpus/$name"
-  if "$bin" -max_total_time="$T" -max_len=4096 -artifact_prefix="$B/crash-$name-" \
-       "$B/corpus/$name" >"$B/$name.log" 2>&1; then
+  seeds=(); [ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
+  maxlen=4096; [ "$name" = fuzz_auth ] && maxlen=16384   # AUTH lines reach 12288 octets
+  if "$bin" -max_total_time="$T" -max_len=$maxlen -artifact_prefix="$B/crash-$name-" \
+       "$B/corpus/$name" "${seeds[@]}" >"$B/$name.log" 2>&1; then
     runs=$(grep -o 'Done [0-9]* runs' "$B/$name.log" | awk '{print $2}')
     echo "$name: ${T}s clean, ${runs:-?} runs, corpus $(ls "$B/corpus/$name" | wc -l)"
   else

@@ -132,8 +132,8 @@ def status(conf, wait="2500"):
 
 
 def main():
-    if rnnode.skip_without_node():
-        return 0
+    if rnnode.missing_node():
+        return 1
     t = rntest.Tap()
     work = tempfile.mkdtemp(prefix="cluster.")
     c = None

@@ -32,8 +32,8 @@ def rcpt(port, source):
 
 
 def main():
-    if rnnode.skip_without_node():
-        return 0
+    if rnnode.missing_node():
+        return 1
     t = rntest.Tap()
     build = os.path.dirname(rnnode.relaynode_binary())
     work = tempfile.mkdtemp(prefix="makerun.")

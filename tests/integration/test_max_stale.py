@@ -38,8 +38,8 @@ def relay(E):
 
 
 def main():
-    if rnnode.skip_without_node():
-        return 0
+    if rnnode.missing_node():
+        return 1
     t = rntest.Tap()
     with rnnode.Env("maxstale") as E:
         with open(E.conf, "a") as f:

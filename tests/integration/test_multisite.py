@@ -116,8 +116,8 @@ def version_of(node):
 
 
 def main():
-    if rnnode.skip_without_node():
-        return 0
+    if rnnode.missing_node():
+        return 1
     t = rntest.Tap()
     work = tempfile.mkdtemp(prefix="multisite.")
     nodes = []

@@ -145,8 +145,8 @@ def detached(t, fx, binary):
 
 
 def main():
-    if rnnode.skip_without_node():
-        return 0
+    if rnnode.missing_node():
+        return 1
     t = rntest.Tap()
     binary = rnnode.relaynode_binary()
     fx = rntest.Slapd().start()

@@ -29,13 +29,31 @@ def relaynode_binary():
     return os.path.join(build, "relaynode")
 
 
-def skip_without_node():
-    """When there is no relaynode binary to test (node/main.c not built yet), print a TAP
-    plan that skips the whole file and return True; the caller exits 0."""
-    if os.path.exists(relaynode_binary()):
+def missing_node(tap=None):
+    """True (after a `not ok` line) when there is no relaynode binary to test: a missing part
+    is a failure, never a skip. With a Tap, the failure is one of its results; without, a
+    whole TAP stream (`not ok 1`, `1..1`) is printed and the caller exits non-zero."""
+    path = relaynode_binary()
+    if os.path.exists(path):
         return False
-    print("1..0 # SKIP no relaynode binary at %s" % relaynode_binary(), flush=True)
+    if tap is not None:
+        tap.ok(False, "relaynode binary exists at %s" % path)
+    else:
+        print("not ok 1 - relaynode binary exists at %s\n1..1" % path, flush=True)
     return True
+
+
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "ERROR: ThreadSanitizer", "WARNING: MemorySanitizer")
+
+
+def sanitizer_report(text):
+    """The first lines of the first sanitizer report in text, or None."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if any(m in line for m in SANITIZER_REPORTS):
+            return "\n".join(lines[max(0, i - 2):i + 30])
+    return None
 
 
 def wait_port(host, port, timeout=15.0, source=None):
@@ -103,6 +121,8 @@ class Node:
         if not os.path.exists(self.binary):
             raise NodeError("no relaynode binary at %s" % self.binary)
         self._logf = open(self.log_path, "ab")
+        self._log_from = self._logf.seek(0, os.SEEK_END)   # this run's output starts here
+        self._killed = self._checked = False
         self.proc = subprocess.Popen(
             [self.binary, "-c", self.conf, "--foreground"] + self.extra_args,
             env=dict(os.environ, **self.env) if self.env else None, stdin=subprocess.DEVNULL,
@@ -136,10 +156,15 @@ class Node:
         self.signal(signal.SIGHUP)
         time.sleep(settle)
 
-    def stop(self, timeout=10.0):
-        """SIGTERM (drain), then SIGKILL after timeout. Returns the exit status."""
+    def stop(self, timeout=10.0, expect_rc=0):
+        """SIGTERM (drain), then SIGKILL after timeout. Returns the exit status.
+        Every test gets the exit check here: a node that does not exit expect_rc (None: any
+        status, for a node the test expects to fail), that needs the SIGKILL, or whose
+        output holds a sanitizer report is a harness failure (rntest.harness_failure: a
+        `not ok` line). After kill9() only the sanitizer scan applies."""
         if self.proc is None:
             return None
+        hung = False
         if self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGTERM)
@@ -148,22 +173,73 @@ class Node:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                hung = True
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         rc = self.proc.returncode
         if self._logf:
             self._logf.close()
             self._logf = None
+        self._check_exit(rc, expect_rc, hung, timeout)
         return rc
 
     def kill9(self):
-        """SIGKILL by pid and reap: a crash, no drain."""
+        """SIGKILL by pid and reap: a crash, no drain. Exempt from the exit check (not from
+        the sanitizer scan of what it wrote before the kill)."""
         if self.alive():
+            self._killed = True
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
         if self._logf:
             self._logf.close()
             self._logf = None
+        if self.proc is not None and self.proc.poll() is not None:
+            self._check_exit(self.proc.returncode, None, False, 0)
+
+    def _check_exit(self, rc, expect_rc, hung, timeout):
+        """Record (once per started process) a bad exit or a sanitizer report."""
+        if self._checked:
+            return
+        self._checked = True
+        import rntest
+        who = "relaynode pid %d (%s)" % (self.proc.pid, self.log_path)
+        out = self.run_output()
+        if hung:
+            rntest.harness_failure("%s exits within %ss of SIGTERM" % (who, timeout),
+                                   out[-3000:])
+        elif not self._killed and expect_rc is not None and rc != expect_rc:
+            rntest.harness_failure("%s exits %s on stop (got %s)" % (who, expect_rc, rc),
+                                   out[-3000:])
+        rep = sanitizer_report(out) or self._sanitizer_file()
+        if rep:
+            rntest.harness_failure("%s output holds no sanitizer report" % who, rep)
+
+    def _sanitizer_file(self):
+        """Under tests/run.sh, sanitizer reports go to RN_SANITIZER_DIR/{asan,ubsan}.PID (a
+        detached daemon's stderr is /dev/null): this process's report, if any. The file is
+        renamed *.seen so run.sh does not count it a second time."""
+        d = os.environ.get("RN_SANITIZER_DIR")
+        if not d:
+            return None
+        rep = []
+        for kind in ("asan", "ubsan"):
+            p = os.path.join(d, "%s.%d" % (kind, self.proc.pid))
+            try:
+                with open(p, errors="replace") as f:
+                    rep.append(f.read()[:4000])
+                os.rename(p, p + ".seen")
+            except OSError:
+                pass
+        return "\n".join(rep) or None
+
+    def run_output(self):
+        """What this process (since the last start()) wrote to its stdout/stderr file."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_from)
+                return f.read().decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return ""
 
     def __enter__(self):
         return self.start()

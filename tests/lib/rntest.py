@@ -16,6 +16,12 @@ Slapd           a throwaway slapd with the example organisation: a context manag
                 user_dn(uid), connector_dn(name).
 Tap             TAP output: `ok N - name` / `not ok N - name`, diagnostics as `# ...`
                 lines, `1..N` at the end; done() is the exit status (non-zero on failure).
+                Tap has no skip: a missing part is a failure (`not ok`).
+harness_failure(name, diag)  a failure found by a shared path (rnnode.Node.stop: a node that
+                exits non-zero on SIGTERM or whose output holds a sanitizer report). The next
+                Tap.done() prints it as a `not ok` line before the plan; one found after the
+                plan is printed as `not ok` at interpreter exit (tests/run.sh counts it, and
+                a result beyond the plan is itself a failure there).
 user_password(uid)  the test-only password of an example user (deploy/example/passwords.txt).
 
 Every process is stopped through the pid the fixture recorded, never by name.
@@ -299,12 +305,36 @@ class Slapd:
         return rc == 0
 
 
+_pending = []       # (name, diag) from harness_failure(), not yet printed
+_last_tap = None
+
+
+def harness_failure(name, diag=""):
+    """Record a failure found by a shared stop path; see the module docstring."""
+    _pending.append((name, diag))
+
+
+def _report_late():
+    """At exit: failures recorded after the last plan still become `not ok` lines."""
+    if not _pending:
+        return
+    t = _last_tap or Tap()
+    while _pending:
+        name, diag = _pending.pop(0)
+        t.ok(False, name + " (after the plan)", diag)
+
+
+atexit.register(_report_late)
+
+
 class Tap:
     """TAP lines `ok N - name` / `not ok N - name`, `# ` diagnostics, `1..N` at the end."""
 
     def __init__(self):
+        global _last_tap
         self.n = 0
         self.failed = 0
+        _last_tap = self
 
     def ok(self, cond, name, diag=""):
         self.n += 1
@@ -333,6 +363,10 @@ class Tap:
         return self.ok(cond, name, d)
 
     def done(self):
-        """Print the plan; the exit status: 0 when everything passed (and something ran)."""
+        """Print the plan; the exit status: 0 when everything passed (and something ran).
+        Failures the shared stop paths recorded (harness_failure) come first, as `not ok`."""
+        while _pending:
+            name, diag = _pending.pop(0)
+            self.ok(False, name, diag)
         print("1..%d" % self.n, flush=True)
         return 1 if self.failed or self.n == 0 else 0

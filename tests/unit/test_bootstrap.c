@@ -12,12 +12,24 @@
 #include "directory/bootstrap.h"
 #include "directory/base/util.h"
 
+#define BOOT_TEST_LONG 4200
+
 static char *write_tmp(const char *text)
 {
     char *path = xstrdup("/tmp/rn-boot-XXXXXX");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static char *write_tmp_n(const char *text, size_t n)
+{
+    char *path = xstrdup("/tmp/rn-boot-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
     close(fd);
     return path;
 }
@@ -78,6 +90,40 @@ static void malformed_files(void **state)
     char err[RN_ERRLEN];
     assert_int_equal(bootstrap_load("/nonexistent/relaynode.conf", &b, err, sizeof err), -1);
     assert_string_equal(err, "/nonexistent/relaynode.conf: No such file or directory");
+}
+
+/* Regression (tests/fuzz/fuzz_bootstrap): a NUL byte cut the line short for the parser
+ * (fgets + strlen) while an editor or grep shows all of it, so "node = a<NUL>b" loaded as
+ * node = a, a lone NUL loaded as an empty file, and the rest of a line longer than the limit
+ * after a NUL was parsed as a line of its own. Each is now refused with file:line. */
+static void nul_byte_refused(void **state)
+{
+    (void)state;
+    static char smuggle[BOOT_TEST_LONG];
+    size_t sn = (size_t)snprintf(smuggle, sizeof smuggle, "node = a");
+    smuggle[sn++] = '\0';
+    memset(smuggle + sn, '#', 4100 - sn);
+    sn = 4100 + (size_t)snprintf(smuggle + 4100, sizeof smuggle - 4100, "uri = ldap://evil\n");
+    static const struct { const char *name, *text; size_t n; const char *want; } cases[] = {
+        {"NUL in a value", "node = a\0b\n", 11, ":1: NUL byte in line"},
+        {"a lone NUL", "\0", 1, ":1: NUL byte in line"},
+        {"NUL on line 2", "# c\nuri\0 = x\n", 14, ":2: NUL byte in line"},
+        {"NUL in a comment", "# a\0b\nnode = n\n", 15, ":1: NUL byte in line"},
+    };
+    for (size_t i = 0; i <= sizeof cases / sizeof cases[0]; i++) {
+        bool last = i == sizeof cases / sizeof cases[0];
+        char *p = last ? write_tmp_n(smuggle, sn) : write_tmp_n(cases[i].text, cases[i].n);
+        struct rn_bootstrap b;
+        char err[RN_ERRLEN] = "";
+        int rc = bootstrap_load(p, &b, err, sizeof err);
+        char *want = xasprintf("%s%s", p, last ? ":1: NUL byte in line" : cases[i].want);
+        if (rc != -1 || strcmp(err, want))
+            fail_msg("%s: rc %d got '%s' want '%s'", last ? "smuggled line" : cases[i].name,
+                     rc, err, want);
+        free(want);
+        unlink(p);
+        free(p);
+    }
 }
 
 static void every_default(void **state)
@@ -505,6 +551,7 @@ int main(void)
         cmocka_unit_test(defaults_without_file),
         cmocka_unit_test(file_overrides_defaults),
         cmocka_unit_test(malformed_files),
+        cmocka_unit_test(nul_byte_refused),
         cmocka_unit_test(every_default),
         cmocka_unit_test(values_with_equals_and_crlf),
         cmocka_unit_test(numbers_range_edges),

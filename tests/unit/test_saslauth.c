@@ -251,6 +251,37 @@ static void login_with_initial_response_skips_username_prompt(void **state)
     assert_false(touched(f));
 }
 
+/* Regression (tests/fuzz/fuzz_auth): Cyrus's LOGIN plugin leaks its password buffer when
+ * the canon callback refuses the username at the password step, so a client could grow the
+ * node's memory with AUTH LOGIN, a bad username and any password, again and again. A LOGIN
+ * username that cannot be a login (empty, a blank or control byte) is refused at its own
+ * step, as the initial response or as the reply to "Username:", before any password prompt
+ * and before any lookup. (Before the fix: CONTINUE with "Password:", then a leak LSan
+ * reports when this binary exits.) */
+static void login_bad_username_refused_before_password(void **state)
+{
+    struct fx *f = *state;
+    const char *users[] = {"", "a b", "a\tb", "x\001y"};
+    for (size_t i = 0; i < sizeof users / sizeof *users; i++)
+        for (int ir = 0; ir < 2; ir++) {
+            struct saslauth *a = basic_new(&f->silent_b);
+            char *u = b64(users[i], strlen(users[i]));
+            struct step s = run(a, "LOGIN", ir ? (u[0] ? u : "=") : NULL);
+            if (!ir) {
+                assert_int_equal(s.rc, SASLAUTH_CONTINUE);
+                assert_string_equal(s.challenge, "VXNlcm5hbWU6");
+                s = run(a, NULL, u);
+            }
+            if (s.rc != SASLAUTH_BAD)
+                fail_msg("user %zu ir %d: rc %d challenge '%s'", i, ir, s.rc, s.challenge);
+            if (s.rc == SASLAUTH_CONTINUE)
+                run(a, NULL, "eA==");
+            free(u);
+            saslauth_free(&a);
+        }
+    assert_false(touched(f));
+}
+
 static void bad_base64_is_501(void **state)
 {
     struct fx *f = *state;
@@ -393,6 +424,7 @@ int main(void)
         cmocka_unit_test(plain_without_initial_response_asks_with_empty_challenge),
         cmocka_unit_test(login_prompts_without_the_directory),
         cmocka_unit_test(login_with_initial_response_skips_username_prompt),
+        cmocka_unit_test(login_bad_username_refused_before_password),
         cmocka_unit_test(bad_base64_is_501),
         cmocka_unit_test(overlong_line_is_501),
         cmocka_unit_test(empty_initial_response_is_a_failure_not_a_prompt),
