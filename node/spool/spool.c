@@ -481,14 +481,14 @@ static void batch_sync(struct spool *s, struct spool_msg **msgs, size_t n, int *
         for (size_t i = 0; i < n; i++) {
             if (rcs[i] != 0)
                 continue;
-            if (fault(SPOOL_FAULT_FSYNC) < 0 || fsync(msgs[i]->fd) < 0) {
+            if (spool_fault(SPOOL_FAULT_FSYNC) < 0 || fsync(msgs[i]->fd) < 0) {
                 rcs[i] = msg_fail(msgs[i], "fsync", errno, errs + i * errlen, errlen);
                 (*live)--;
             }
         }
         return;
     }
-    int r = fault(SPOOL_FAULT_FSYNC);
+    int r = spool_fault(SPOOL_FAULT_FSYNC);
     if (r == 0)
         r = *live == 1 ? fsync(msgs[last]->fd) : syncfs(s->queuefd);
     if (r < 0) {
