@@ -158,7 +158,11 @@ void log_close(void)
  * file) and swap it in under the lock, so no line is lost between the two; protocol log
  * files are closed and reopen by name at their next line. A path that no longer opens keeps
  * the old descriptor (the lines go to the renamed file rather than nowhere). */
-int log_reopen(char *err, unsigned long errlen)
+static int logq_put(char kind, const char *safe, const char *line, size_t len);
+
+/* The reopen itself: on the caller's thread when the log is synchronous, on the writer
+ * thread (in order with the queued lines) when it is not. */
+static int reopen_now(char *err, unsigned long errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&log_mu);
@@ -175,6 +179,16 @@ int log_reopen(char *err, unsigned long errlen)
     }
     pthread_mutex_unlock(&log_mu);
     return rc;
+}
+
+/* With the writer thread running, the reopen is queued behind the lines already made, so
+ * every line logged before the SIGHUP lands in the renamed file and every later one in the
+ * new file; a failure is then logged by the writer (`log reopen-failed`). */
+int log_reopen(char *err, unsigned long errlen)
+{
+    if (logq_put('R', NULL, "", 0))
+        return 0;
+    return reopen_now(err, errlen);
 }
 
 static size_t format_time(char *buf, size_t len)
@@ -237,7 +251,7 @@ static void fact_emit(const char *line, size_t len)
 
 #define LOGQ_BYTES (1024 * 1024)
 
-enum logq_kind { LOGQ_FACT = 'F', LOGQ_PROTO = 'P' };
+enum logq_kind { LOGQ_FACT = 'F', LOGQ_PROTO = 'P', LOGQ_REOPEN = 'R' };
 
 /* An entry: kind, the connector's safe name (PROTO; NUL-ended, else empty), the line length
  * (4 bytes, host order), the line. */
@@ -255,13 +269,18 @@ static struct logq logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND
 
 static void proto_emit(const char *safe, const char *line, size_t len);
 
-/* 1 when queued or dropped (the async writer runs), 0 when the caller must write itself. */
-static int logq_put(enum logq_kind kind, const char *safe, const char *line, size_t len)
+/* 1 when queued or dropped (the async writer runs), 0 when the caller must write itself.
+ * A reopen is never dropped: with no room it is 0, and the caller reopens itself. */
+static int logq_put(char kind, const char *safe, const char *line, size_t len)
 {
     size_t nlen = safe ? strlen(safe) : 0;
     size_t need = 1 + nlen + 1 + sizeof(uint32_t) + len;
     pthread_mutex_lock(&logq.mu);
     if (!logq.running) {
+        pthread_mutex_unlock(&logq.mu);
+        return 0;
+    }
+    if (LOGQ_BYTES - logq.used < need && kind == LOGQ_REOPEN) {
         pthread_mutex_unlock(&logq.mu);
         return 0;
     }
@@ -283,6 +302,19 @@ static int logq_put(enum logq_kind kind, const char *safe, const char *line, siz
     return 1;
 }
 
+/* The writer's reopen: a failure becomes a fact line in the file still open. */
+static void reopen_logged(void)
+{
+    char err[RN_ERRLEN], line[RN_ERRLEN + 160], ts[64];
+    if (reopen_now(err, sizeof err) == 0)
+        return;
+    size_t t = format_time(ts, sizeof ts);
+    char q[RN_ERRLEN + 64];
+    int k = snprintf(line, sizeof line, "%.*s - log reopen-failed error=%s keeping=current\n",
+                     (int)t, ts, log_quote(err, q, sizeof q));
+    fact_emit(line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
+}
+
 /* Writer thread: write buf[0..n) out, consecutive fact lines in one write() when the target
  * is a file (whole lines only, so lines never interleave with another writer's). */
 static void logq_flush(const char *buf, size_t n)
@@ -297,6 +329,13 @@ static void logq_flush(const char *buf, size_t n)
         memcpy(&len, safe + nlen + 1, sizeof len);
         const char *line = safe + nlen + 1 + sizeof len;
         off += 1 + nlen + 1 + sizeof len + len;
+        if (kind == LOGQ_REOPEN) {
+            if (olen)
+                fact_emit(out, olen);
+            olen = 0;
+            reopen_logged();
+            continue;
+        }
         bool batch = kind == LOGQ_FACT && log_target_kind != TARGET_SYSLOG &&
                      len <= sizeof out;
         if (olen && (!batch || olen + len > sizeof out)) {

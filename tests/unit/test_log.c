@@ -71,7 +71,7 @@ static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) return NULL;
-    static char buf[8192];
+    static char buf[1 << 20];   /* reopen_case writes a few hundred KiB */
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = 0;
     fclose(f);
@@ -170,9 +170,12 @@ static void protolog_files_sanitised(void **state)
 
 /* logrotate: rename the files, SIGHUP. After log_reopen the fact log and the protocol logs
  * write to new files at their paths; the renamed ones keep what came before. */
-static void reopen_after_rename(void **state)
+/* The same sequence with the log synchronous and with the writer thread: every line made
+ * before log_reopen lands in the renamed file (N of them, so a reopen that overtakes queued
+ * lines is seen), every later one in the new file. */
+static void reopen_case(bool async)
 {
-    (void)state;
+    enum { N = 12000 };
     char dir[] = "/tmp/test_logreopen.XXXXXX", path[64], old[80], pl[64], plold[80];
     char err[256];
     assert_non_null(mkdtemp(dir));
@@ -181,14 +184,23 @@ static void reopen_after_rename(void **state)
     snprintf(pl, sizeof pl, "%s/C.log", dir);
     snprintf(plold, sizeof plold, "%s.1", pl);
     assert_int_equal(log_open(path, err, sizeof err), 0);
+    if (async)
+        assert_int_equal(log_async_start(err, sizeof err), 0);
     protolog_set_dir(dir);
     log_fact("-", "t", "before", "n=1");
     protolog_write("C", "s1", '>', "before");
+    /* logrotate renames the files that exist: the writer thread makes C.log a moment later */
+    for (int i = 0; i < 5000 && access(pl, F_OK) != 0; i++)
+        usleep(1000);
+    for (int i = 0; i < N; i++)           /* still queued when the reopen comes */
+        log_fact("-", "t", "before", "i=%d", i);
     assert_int_equal(rename(path, old), 0);
     assert_int_equal(rename(pl, plold), 0);
     assert_int_equal(log_reopen(err, sizeof err), 0);
     log_fact("-", "t", "after", "n=2");
     protolog_write("C", "s1", '>', "after");
+    if (async)
+        log_async_stop();
     log_close();
     const char *paths[4] = {old, path, pl, plold};
     char *got[4];                  /* read_file's buffer is shared: copy each */
@@ -199,6 +211,10 @@ static void reopen_after_rename(void **state)
     }
     char *a = got[0], *b = got[1], *c = got[2], *d = got[3];
     assert_non_null(strstr(a, " t before n=1\n"));
+    size_t lines = 0;
+    for (const char *q = a; (q = strstr(q, " t before i=")); q++)
+        lines++;
+    assert_int_equal(lines, N);
     assert_null(strstr(a, "after"));
     assert_non_null(strstr(b, " t after n=2\n"));
     assert_null(strstr(b, "before"));
@@ -210,6 +226,18 @@ static void reopen_after_rename(void **state)
     assert_int_equal(log_reopen(err, sizeof err), 0);
     unlink(path); unlink(old); unlink(pl); unlink(plold);
     rmdir(dir);
+}
+
+static void reopen_after_rename(void **state)
+{
+    (void)state;
+    reopen_case(false);
+}
+
+static void reopen_after_rename_async(void **state)
+{
+    (void)state;
+    reopen_case(true);
 }
 
 static void protolog_off_without_dir(void **state)
@@ -310,6 +338,7 @@ int main(void)
         cmocka_unit_test(protolog_files_sanitised),
         cmocka_unit_test(protolog_off_without_dir),
         cmocka_unit_test(reopen_after_rename),
+        cmocka_unit_test(reopen_after_rename_async),
         cmocka_unit_test(async_never_blocks_and_counts_drops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
