@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install every Debian package the build, the tests and `make run` need (mandoc, systemd,
-# dpkg-dev, logrotate: `mandoc -T lint`, `systemd-analyze verify`, `make deb`, `logrotate -d`).
+# dpkg-dev, logrotate: `mandoc -T lint`, `systemd-analyze verify`, `make deb`, `logrotate -d`;
+# rspamd: the milter test's filter; python3-prometheus-client: parsing the metrics endpoint).
 # Idempotent: when all are present nothing is fetched and apt is not called.
 set -euo pipefail
 PKGS=(
@@ -10,6 +11,7 @@ PKGS=(
   slapd ldap-utils swaks openssl python3 python3-dnspython
   libsasl2-modules-gssapi-mit libkrb5-dev krb5-kdc krb5-admin-server krb5-user python3-gssapi
   mandoc systemd dpkg-dev adduser logrotate
+  rspamd python3-prometheus-client
 )
 missing=()
 for p in "${PKGS[@]}"; do
