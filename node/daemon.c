@@ -287,6 +287,8 @@ void daemon_load_start(struct daemon *d)
 static void on_queue_rescan(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
+    if (d->stopping)
+        return;
     log_fact("-", "queue", "rescan-requested", "by=SIGUSR1");
     if (d->n.queue)
         queue_rescan(d->n.queue);
@@ -295,6 +297,8 @@ static void on_queue_rescan(evutil_socket_t fd, short what, void *arg)
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
+    if (d->stopping)
+        return;
     if (what & EV_SIGNAL) {
         log_fact("-", "config", "reload-requested", "by=SIGHUP");
         /* logrotate's postrotate: the renamed log files are let go, new ones opened. */
@@ -375,6 +379,25 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen)
 static void daemon_teardown(struct daemon *d)
 {
     struct node *n = &d->n;
+    /* Freeing the signal events below gives SIGTERM its default action back: a signal from
+     * here on (a supervisor's second SIGTERM while the node is already exiting) would kill the
+     * process mid-teardown. Every other thread blocks signals, so blocked here they stay
+     * pending until exit. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* A signal caught before the block may still wait in libevent: the pass below that runs
+     * the sessions' finalizers must not dispatch it (a reload or a rescan would find the
+     * workers gone). */
+    struct event *quiet[] = {d->ev_hup, d->ev_usr1, d->ev_term, d->ev_int, d->ev_reload,
+                             d->ev_retry, d->ev_drain};
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
+        if (quiet[i])
+            event_del(quiet[i]);
     d->stopping = true;
     n->stopping = true;               /* sessions start nothing new from here on */
     ldapsync_stop(&d->watch);         /* before its event goes: the thread activates it */

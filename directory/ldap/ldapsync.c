@@ -19,6 +19,7 @@
 #include <ldap.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,9 @@ static enum run_end run_poll(struct ldapsync *s, struct ldapdir *d, char *why, s
 static void *watch(void *arg)
 {
     struct ldapsync *s = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* signals are the loop's */
     unsigned backoff = BACKOFF_MIN_S;
     bool poll_only = s->o.mode == LDAPSYNC_POLL;
     while (!stopping(s, 0)) {

@@ -7,8 +7,10 @@ the node itself uses), not sent over SMTP one by one. The spool lives on /dev/sh
 filling it takes seconds: fsync there is free, and the disk's speed is not what is measured.
 The node loads them, then gets SIGUSR1 (what `relayctl queue retry` sends) and rescans them
 while one SMTP session sends NOOPs, one at a time, until the rescan has ended (at least 200).
-The longest NOOP reply must stay under 50 ms: a rescan that reads the message files on the
-loop (before the fix: each file read and CRC-checked in full) holds every reply for seconds.
+The longest NOOP reply must stay within 50 ms of the longest one before the rescan (the
+machine's own noise, measured first on the same session): a rescan that reads the message
+files on the loop (before the fix: each file read and CRC-checked in full) holds every reply
+for seconds.
 The rescan must also check all 100,000 messages and keep them all. The figures are printed.
 """
 import os
@@ -183,9 +185,12 @@ def main():
             seen = bool(done_lines())
             cl.cmd("QUIT")
         worst = max(x[1] for x in lat)
+        noise = max(x[1] for x in base)
         t.diag("during the rescan: " + describe(lat))
-        t.ok(worst < LIMIT_MS, "no NOOP reply waited %.0f ms or more during the rescan "
-             "(max %.1f ms)" % (LIMIT_MS, worst))
+        # What the rescan adds is measured against the same session's worst reply before it:
+        # on a loaded machine the scheduler alone can hold a reply for tens of ms.
+        t.ok(worst < LIMIT_MS + noise, "no NOOP reply waited %.0f ms or more longer than "
+             "before the rescan (max %.1f ms, before %.1f ms)" % (LIMIT_MS, worst, noise))
         t.ok(seen and done_lines()[-1] == (str(N), "0"),
              "the rescan ended, every message checked, none lost to an error",
              "rescan-done lines: %r" % done_lines())
