@@ -358,6 +358,7 @@ def parity_commands(S):
         ["connector", "set", "Scanners", "--enabled=false", "--banner", ""],
         ["domain", "new", "contoso", "--domain-name", "contoso.com", "--type",
          "Authoritative"],
+        ["domain", "set", "contoso", "--default"],
         ["sendconnector", "new", "Partners", "--address-spaces", "partner.example.net",
          "--smart-hosts", "[2001:db8::1]:25", "--cost", "3"],
         ["sendconnector", "set", "Partners", "--comment", "via the partner's relay"],
