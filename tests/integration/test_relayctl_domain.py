@@ -12,13 +12,9 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+from rnnode import NO_DEFAULT, Check, eventually, send_tagged  # noqa: E402
 
-NO_DEFAULT = ("550 5.1.1 Recipient <postmaster> has no domain and no default accepted domain "
-              "is configured")
 DOMAINS = ("example.com", "internal.example.com", "partner.example.net")
-PID = os.getpid()
-_seq = [0]
 
 
 def relayctl(E, *args, admin=True):
@@ -41,20 +37,9 @@ def marks(E):
 
 
 def bare_postmaster(E):
-    """Send one message to the bare <postmaster>: the RCPT reply and the spooled recipients."""
-    _seq[0] += 1
-    s = "dflt-%d-%d" % (PID, _seq[0])
-    with Client("127.0.0.1", E.smtp_port, source="127.0.0.1") as cl:
-        cl.ehlo()
-        cl.cmd("MAIL FROM:<app@outside.example>")
-        r = cl.cmd("RCPT TO:<postmaster>")
-        if not r.startswith("250 "):
-            return r, None
-        _, fin = cl.data("From: <app@outside.example>\r\nSubject: %s\r\n\r\nx\r\n" % s)
-        if not queued_id(fin):
-            return fin, None
-    msgs = list(rnnode.spool_messages(E.spool_dir, s).values())
-    return r, (msgs[0]["rcpts"] if len(msgs) == 1 else msgs)
+    """One message to the bare <postmaster>: (RCPT reply, recipients spooled or None)."""
+    m = send_tagged(E, "127.0.0.1", ["postmaster"], "dflt")
+    return m["rcpt"][0], m["spooled"]
 
 
 def routes_to(E, domain, timeout=15):
