@@ -255,14 +255,11 @@ def case_starttls_forgets_auth(E):
     """AUTH in clear (BasicAuth without BasicAuthRequireTLS), then STARTTLS: EHLO is needed
     again and the session is anonymous (may submit, may not relay: 550 5.7.1)."""
     c = Check()
-    mech = E.connector_attr("Client node1", "relayAuthMechanism")
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {
-        "relayAuthMechanism": ["Tls", "BasicAuth"],
-        "relayAce": aces + ["allow; %s; ms-Exch-SMTP-Submit" % E.ANON]})
-    E.node.reload()
     ca = os.path.join(E.dir, "tls", "ca.pem")
-    try:
+    with E.connector_changed("Client node1", {
+            "relayAuthMechanism": ["Tls", "BasicAuth"],
+            "relayAce": aces + ["allow; %s; ms-Exch-SMTP-Submit" % E.ANON]}):
         def relayed_in_clear():
             with Client("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
                 cl.ehlo()
@@ -287,9 +284,6 @@ def case_starttls_forgets_auth(E):
                  "relay refused as anonymous")
         c.true(eventually(lambda: "auth_forgotten=yes" in E.node.log(), 5),
                "logged: starttls auth_forgotten=yes", E.node.log_tail(5))
-    finally:
-        E.modify_connector("Client node1", {"relayAuthMechanism": mech, "relayAce": aces})
-        E.node.reload()
     return c.result()
 
 

@@ -160,30 +160,19 @@ def case_group_right(E):
     c = Check()
     sales = E.slapd.group_dn("Sales")
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {"relayAce": aces + [
-        "allow; %s; ms-Exch-SMTP-Accept-Any-Sender" % sales]})
-    E.node.reload()
-    try:
-        def alice_any_sender():
-            cl, r = auth_session(E, "alice", PW["alice"])
-            if not cl:
-                return False
-            with cl:
-                reps = cl.send_message("crm@outside.example", ["x@outside.example"],
-                                       "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")
-                return queued_id(reps[-1])
-        c.true(eventually(alice_any_sender, 15),
+
+    def any_sender(user):
+        cl, r = auth_session(E, user, PW[user])
+        if not cl:
+            return r
+        with cl:
+            return cl.send_message("crm@outside.example", ["x@outside.example"],
+                                   "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")[-1]
+    with E.connector_changed("Client node1", {"relayAce": aces + [
+            "allow; %s; ms-Exch-SMTP-Accept-Any-Sender" % sales]}):
+        c.true(eventually(lambda: queued_id(any_sender("alice")), 15),
                "alice (Sales) may send as crm@outside.example (group ACE)")
-        cl, r = auth_session(E, "bob", PW["bob"])
-        c.eq(r, OK_AUTH, "bob AUTH")
-        if cl:
-            with cl:
-                reps = cl.send_message("crm@outside.example", ["x@outside.example"],
-                                       "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")
-            c.eq(reps[-1], SEND_AS, "bob (not in Sales) may not")
-    finally:
-        E.modify_connector("Client node1", {"relayAce": aces})
-        E.node.reload()
+        c.eq(any_sender("bob"), SEND_AS, "bob (not in Sales) may not")
     return c.result()
 
 
@@ -191,19 +180,14 @@ def case_group_deny(E):
     """A deny ACE on Contractors (carol) removes Submit: AUTH fails with 535."""
     c = Check()
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {"relayAce": aces + [
-        "deny; %s; ms-Exch-SMTP-Submit" % E.slapd.group_dn("Contractors")]})
-    E.node.reload()
-    try:
+    with E.connector_changed("Client node1", {"relayAce": aces + [
+            "deny; %s; ms-Exch-SMTP-Submit" % E.slapd.group_dn("Contractors")]}):
         c.true(eventually(lambda: auth_session(E, "carol", PW["carol"])[1] == AUTH_BAD, 15),
                "carol (Contractors, denied Submit): 535 5.7.3")
         cl, r = auth_session(E, "alice", PW["alice"])
         if cl:
             cl.close()
         c.eq(r, OK_AUTH, "alice unaffected")
-    finally:
-        E.modify_connector("Client node1", {"relayAce": aces})
-        E.node.reload()
     return c.result()
 
 

@@ -18,6 +18,7 @@ shared here so the tests do not each keep a copy.
 Nothing here kills by name: every process is stopped through the pid this module started.
 """
 import base64
+import contextlib
 import os
 import re
 import signal
@@ -813,6 +814,19 @@ class Env:
             lines += [ldif_value(attr, v) for v in values]
             lines.append("-")
         self.ldapmodify("\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def connector_changed(self, name, replace):
+        """modify_connector(name, replace) and a reload for the with-block; the attributes'
+        old values come back (and the node reloads) when it ends, even after a failure."""
+        old = {a: self.connector_attr(name, a) for a in replace}
+        self.modify_connector(name, replace)
+        self.node.reload()
+        try:
+            yield
+        finally:
+            self.modify_connector(name, old)
+            self.node.reload()
 
     def add_connector(self, name, attrs):
         """attrs: {attr: [values]}; relayTarpitInterval is the Env's `tarpit` unless given."""
