@@ -79,6 +79,15 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* How many times `what` occurs in text. */
+static long count_lines(const char *text, const char *what)
+{
+    long n = 0;
+    for (const char *q = text; (q = strstr(q, what)); q++)
+        n++;
+    return n;
+}
+
 static void fact_line_format(void **state)
 {
     (void)state;
@@ -212,10 +221,7 @@ static void reopen_case(bool async)
     }
     char *a = got[0], *b = got[1], *c = got[2], *d = got[3];
     assert_non_null(strstr(a, " t before n=1\n"));
-    size_t lines = 0;
-    for (const char *q = a; (q = strstr(q, " t before i=")); q++)
-        lines++;
-    assert_int_equal(lines, N);
+    assert_int_equal(count_lines(a, " t before i="), N);
     assert_null(strstr(a, "after"));
     assert_non_null(strstr(b, " t after n=2\n"));
     assert_null(strstr(b, "before"));
@@ -256,24 +262,26 @@ static void protolog_off_without_dir(void **state)
  * line is either written, in order, or counted as dropped. */
 #define ASYNC_LINES 50000
 
-struct reader { int fd; char *buf; size_t len, cap; };
+struct drain { int fd; char *buf; size_t len, cap; atomic_bool stop; };
 
-static void *read_all(void *arg)
+/* Read fd (non-blocking FIFO) until EOF once stop is set; an EOF before it (no writer yet)
+ * is waited through. */
+static void *drain_fifo(void *arg)
 {
-    struct reader *r = arg;
+    struct drain *r = arg;
     for (;;) {
         if (r->cap - r->len < 65536) {
             r->cap = r->cap ? r->cap * 2 : 1 << 20;
             r->buf = xrealloc(r->buf, r->cap);
         }
         ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
-        if (n < 0 && errno == EAGAIN) {
-            usleep(1000);
+        if (n > 0) {
+            r->len += (size_t)n;
             continue;
         }
-        if (n <= 0)
+        if ((n == 0 && atomic_load(&r->stop)) || (n < 0 && errno != EAGAIN))
             break;
-        r->len += (size_t)n;
+        usleep(1000);
     }
     r->buf[r->len] = 0;
     return NULL;
@@ -285,7 +293,7 @@ static void async_never_blocks_and_counts_drops(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/fifo", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
-    struct reader r = {.fd = open(path, O_RDONLY | O_NONBLOCK)};
+    struct drain r = {.fd = open(path, O_RDONLY | O_NONBLOCK), .stop = true};
     assert_true(r.fd >= 0);
     assert_int_equal(log_open(path, err, sizeof err), 0);
     assert_int_equal(log_async_start(err, sizeof err), 0);
@@ -297,7 +305,7 @@ static void async_never_blocks_and_counts_drops(void **state)
         log_fact("-", "test", "line", "seq=%d pad=%s", i, pad);
     alarm(0);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, read_all, &r), 0);
+    assert_int_equal(pthread_create(&th, NULL, drain_fifo, &r), 0);
     log_close();                  /* the writer drains its buffer, then the FIFO closes: EOF */
     assert_int_equal(pthread_join(th, NULL), 0);
     close(r.fd);
@@ -332,31 +340,6 @@ static void async_never_blocks_and_counts_drops(void **state)
  * runs, even with the queue full behind a stalled disk (a FIFO nobody reads): it takes the
  * room kept for it and returns at once, and the writer reopens in order: every line queued
  * before it (or counted as dropped) in the renamed log, nothing of them in the new one. */
-struct drain { int fd; char *buf; size_t len, cap; atomic_bool stop; };
-
-/* Read fd (non-blocking FIFO) until stop is set and nothing is left; EOF before stop (no
- * writer yet) is waited through. */
-static void *drain_fifo(void *arg)
-{
-    struct drain *r = arg;
-    for (;;) {
-        if (r->cap - r->len < 65536) {
-            r->cap = r->cap ? r->cap * 2 : 1 << 20;
-            r->buf = xrealloc(r->buf, r->cap);
-        }
-        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
-        if (n > 0) {
-            r->len += (size_t)n;
-            continue;
-        }
-        if (n == 0 && atomic_load(&r->stop))
-            break;
-        usleep(1000);
-    }
-    r->buf[r->len] = 0;
-    return NULL;
-}
-
 struct reopen_call { int rc; char err[256]; atomic_bool done; };
 
 static void *call_reopen(void *arg)
@@ -365,14 +348,6 @@ static void *call_reopen(void *arg)
     c->rc = log_reopen(c->err, sizeof c->err);
     atomic_store(&c->done, true);
     return NULL;
-}
-
-static long count_lines(const char *text, const char *what)
-{
-    long n = 0;
-    for (const char *q = text; (q = strstr(q, what)); q++)
-        n++;
-    return n;
 }
 
 static void reopen_queued_when_full(void **state)
