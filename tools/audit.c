@@ -4,11 +4,17 @@
  * groups expanded to their members (a member's token holds every ACE group it belongs to),
  * and lists who may relay (Accept-Any-Recipient), bypass anti-spam and size limits, and send
  * as anyone (Accept-Any-Sender). Findings carry a severity, a message and the connector DN;
- * any finding makes the exit status 1 so admins can gate pipelines on it. */
+ * any finding makes the exit status 1 so admins can gate pipelines on it.
+ * A node's bootstrap file is not in the directory, so audit judges only the bootstrap files
+ * it is given (--config or $RELAYNODE_CONFIG, and each --bootstrap FILE), read as the node
+ * reads them, and says which those were: allow_cleartext_directory = yes over a directory
+ * link in clear means AUTH PLAIN/LOGIN passwords reach the directory unencrypted
+ * (docs/operations.md). */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/acl.h"
+#include "directory/bootstrap.h"
 #include "directory/ipr.h"
 #include "directory/ldap/ldapdir.h"
 #include "directory/base/util.h"
@@ -18,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { OPT_BOOTSTRAP = 3400 };
+
 static const char help_text[] =
-    "usage: relayctl audit [--node NAME] [--json]\n\n"
+    "usage: relayctl audit [--node NAME] [--bootstrap FILE]... [--json]\n\n"
     "For every receive connector (of every node, or of --node and its site), loaded or\n"
     "refused: who can relay (ms-Exch-SMTP-Accept-Any-Recipient), who bypasses anti-spam and\n"
     "message size limits, who may send as anyone (ms-Exch-SMTP-Accept-Any-Sender), with\n"
@@ -32,12 +40,28 @@ static const char help_text[] =
     "  high      connectors the loader refuses (the node does not serve them)\n"
     "  medium    shadowed connectors (another has identical bindings and ranges)\n"
     "  medium    ACEs naming DNs that do not exist\n"
-    "Exit 0 when clean, 1 when there are findings, 2 on usage or connection errors.\n\n";
+    "The directory holds no node's bootstrap file: audit reads the --config file (or\n"
+    "$RELAYNODE_CONFIG) and each --bootstrap FILE (a node's relaynode.conf) as the node\n"
+    "named in it reads it, and lists the files it read:\n"
+    "  high      allow_cleartext_directory = yes over a directory link in clear (not\n"
+    "            ldaps://, StartTLS or ldapi://): each BasicAuth connector of that node\n"
+    "            sends AUTH PLAIN/LOGIN passwords to the directory unencrypted; a file\n"
+    "            naming no node of the directory\n"
+    "  medium    the same setting on a node with no BasicAuth connector yet\n"
+    "Exit 0 when clean, 1 when there are findings, 2 on usage or connection errors (a\n"
+    "bootstrap file that cannot be read: file:line reason).\n\n";
 
 struct finding { const char *severity; char *dn, *message; };
 
+struct bootfile {
+    const char *path;                      /* borrowed (argv or the environment) */
+    struct rn_bootstrap b;                 /* as the node reads it; owned */
+    bool matched;                          /* its node was audited */
+};
+
 struct audit {
     struct admin *a;
+    struct bootfile *bf; size_t nbf;
     struct finding *f; size_t nf;
     char **done; size_t ndone;             /* normalised DNs of connectors already reported */
     struct json *j;                        /* --json: the "connectors" array is open */
@@ -344,6 +368,72 @@ static void audit_pairs(struct audit *au, const struct dir_entries *es, const bo
     free(ok);
 }
 
+/* ---- bootstrap files ---- */
+
+/* Read path as the node would (no relayctl override applies): 0, or 2 after "file:line:
+ * reason". */
+static int audit_boot_add(struct audit *au, const char *path)
+{
+    char err[RN_ERRLEN];
+    struct rn_bootstrap b;
+    if (bootstrap_load(path, &b, err, sizeof err) != 0)
+        return admin_fail(au->a, 2, "%s", err);
+    au->bf = xrealloc(au->bf, (au->nbf + 1) * sizeof *au->bf);
+    au->bf[au->nbf++] = (struct bootfile){path, b, false};
+    return 0;
+}
+
+/* A node reading b offers AUTH PLAIN/LOGIN with the directory link in clear
+ * (smtp_auth_mechs: protected link, or allow_cleartext_directory). */
+static bool boot_cleartext_basic(const struct rn_bootstrap *b)
+{
+    return b->allow_cleartext_directory &&
+           bootstrap_directory_security(b) != BOOT_DIR_PROTECTED;
+}
+
+/* Findings for node `node` (snapshot s) from the bootstrap files naming it. */
+static void audit_boot_node(struct audit *au, const char *node, const struct rn_snapshot *s)
+{
+    for (size_t i = 0; i < au->nbf; i++) {
+        struct bootfile *f = &au->bf[i];
+        if (!f->b.node || !rn_strieq(f->b.node, node))
+            continue;
+        f->matched = true;
+        if (!boot_cleartext_basic(&f->b))
+            continue;
+        size_t hits = 0;
+        for (size_t k = 0; k < s->nconnectors; k++) {
+            const struct rn_connector *c = &s->connectors[k];
+            if (!c->enabled || !(c->auth & AUTH_BASIC))
+                continue;
+            hits++;
+            finding(au, "high", c->dn, "BasicAuth with the directory link in clear: %s sets "
+                    "allow_cleartext_directory = yes and uri %s is not ldaps://, StartTLS or "
+                    "ldapi://, so AUTH PLAIN/LOGIN passwords reach the directory unencrypted",
+                    f->path, f->b.uri);
+        }
+        if (!hits)
+            finding(au, "medium", s->node_dn ? s->node_dn : node, "%s sets "
+                    "allow_cleartext_directory = yes with uri %s in clear: no BasicAuth "
+                    "connector of node %s now, one added later sends passwords unencrypted",
+                    f->path, f->b.uri, node);
+    }
+}
+
+/* Files whose node was not audited, although --node (if any) names it: a finding, never a
+ * file silently passed over. */
+static void audit_boot_unmatched(struct audit *au, const char *only)
+{
+    for (size_t i = 0; i < au->nbf; i++) {
+        const struct bootfile *f = &au->bf[i];
+        const char *node = f->b.node ? f->b.node : "";
+        if (f->matched || !boot_cleartext_basic(&f->b) || (only && !rn_strieq(only, node)))
+            continue;
+        finding(au, "high", f->path, "allow_cleartext_directory = yes with uri %s in clear, "
+                "for node '%s', which is not in the directory", f->b.uri, node);
+    }
+}
+
 /* The loader's verdict for one node: every refused entry is a finding. */
 static int audit_loader(struct audit *au, const char *node)
 {
@@ -364,6 +454,7 @@ static int audit_loader(struct audit *au, const char *node)
         finding(au, "high", dn, "refused by the loader (node %s does not serve it): %s", node,
                 sep ? sep + 2 : msg);
     }
+    audit_boot_node(au, node, s);
     snapshot_unref(&s);
     return 0;
 }
@@ -383,25 +474,80 @@ static int finding_cmp(const void *x, const void *y)
     return d ? d : strcmp(a->dn, b->dn);
 }
 
+static void audit_print(struct audit *au)
+{
+    if (au->j) {
+        json_end_array(au->j);
+        json_begin_array(au->j, "Findings");
+        for (size_t i = 0; i < au->nf; i++) {
+            json_begin_object(au->j, NULL);
+            json_string(au->j, "Severity", au->f[i].severity);
+            json_string(au->j, "Connector", au->f[i].dn);
+            json_string(au->j, "Message", au->f[i].message);
+            json_end_object(au->j);
+        }
+        json_end_array(au->j);
+        json_begin_array(au->j, "BootstrapFiles");
+        for (size_t i = 0; i < au->nbf; i++)
+            json_string(au->j, NULL, au->bf[i].path);
+        json_end_array(au->j);
+        json_end_object(au->j);
+        return;
+    }
+    static const char *const hdr[] = {"Severity", "Connector", "Finding"};
+    struct table *t = table_new(3, hdr);
+    for (size_t i = 0; i < au->nf; i++) {
+        const char *row[3] = {au->f[i].severity, au->f[i].dn, au->f[i].message};
+        table_row(t, row);
+    }
+    if (au->nf)
+        table_print(t, stdout);
+    else
+        printf("No findings.\n");
+    table_free(&t);
+    printf("Bootstrap files audited:");
+    for (size_t i = 0; i < au->nbf; i++)
+        printf("%s %s", i ? "," : "", au->bf[i].path);
+    printf("%s\n", au->nbf ? "" : " none (the directory holds no node's bootstrap file: "
+           "give --bootstrap FILE)");
+}
+
+/* Options: the shared ones and --bootstrap FILE (repeatable); then the --config file
+ * (or $RELAYNODE_CONFIG) joins the bootstrap files. 0, -1 after --help, or the exit code. */
+static int audit_options(struct audit *au, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bootstrap", required_argument, 0, OPT_BOOTSTRAP}, ADMIN_LONGOPTS, {0, 0, 0, 0}};
+    struct admin *a = au->a;
+    optind = 0;
+    int c, rc = 0;
+    while (!rc && (c = admin_getopt(a, argc, argv, opts, help_text)) != -1) {
+        if (c == ADMIN_GETOPT_HELP)
+            return -1;
+        rc = c == OPT_BOOTSTRAP ? audit_boot_add(au, optarg) : 2;
+    }
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return admin_fail(a, 2, "audit takes no arguments (see --help)");
+    const char *conf = a->opt[0] && *a->opt[0] ? a->opt[0] : getenv("RELAYNODE_CONFIG");
+    return conf && *conf ? audit_boot_add(au, conf) : 0;
+}
+
 int relayctl_audit(int argc, char **argv)
 {
-    static const struct option opts[] = {ADMIN_LONGOPTS, {0, 0, 0, 0}};
     struct admin a;
     admin_init(&a, "audit");
-    optind = 0;
-    int c = admin_getopt(&a, argc, argv, opts, help_text);   /* no options of its own */
-    if (c != -1)
-        return admin_close(&a), c == ADMIN_GETOPT_HELP ? 0 : 2;
-    if (optind != argc)
-        return admin_close(&a), admin_fail(&a, 2, "audit takes no arguments (see --help)");
-    int rc = admin_open_nodeless(&a);
+    struct audit au = {.a = &a};
+    int rc = audit_options(&au, argc, argv);
+    if (!rc)
+        rc = admin_open_nodeless(&a);
     struct ldapadmin_node *nodes = NULL;
     size_t nn = 0;
     if (!rc)
         rc = admin_nodes(&a, &nodes, &nn);
     if (!rc && a.opt[5] && !nn)
         rc = admin_fail(&a, 2, "no nodes under %s", a.dc.boot.base_dn);
-    struct audit au = {.a = &a};
     if (!rc && a.json) {
         au.j = json_new(stdout);
         json_begin_object(au.j, NULL);
@@ -429,33 +575,12 @@ int relayctl_audit(int argc, char **argv)
     }
     if (!rc && a.opt[5] && !audited)
         rc = admin_fail(&a, 2, "node '%s' not found under %s", a.opt[5], a.dc.boot.base_dn);
+    if (!rc)
+        audit_boot_unmatched(&au, a.opt[5]);
     if (au.nf)
         qsort(au.f, au.nf, sizeof *au.f, finding_cmp);
-    if (!rc && au.j) {
-        json_end_array(au.j);
-        json_begin_array(au.j, "Findings");
-        for (size_t i = 0; i < au.nf; i++) {
-            json_begin_object(au.j, NULL);
-            json_string(au.j, "Severity", au.f[i].severity);
-            json_string(au.j, "Connector", au.f[i].dn);
-            json_string(au.j, "Message", au.f[i].message);
-            json_end_object(au.j);
-        }
-        json_end_array(au.j);
-        json_end_object(au.j);
-    } else if (!rc) {
-        static const char *const hdr[] = {"Severity", "Connector", "Finding"};
-        struct table *t = table_new(3, hdr);
-        for (size_t i = 0; i < au.nf; i++) {
-            const char *row[3] = {au.f[i].severity, au.f[i].dn, au.f[i].message};
-            table_row(t, row);
-        }
-        if (au.nf)
-            table_print(t, stdout);
-        else
-            printf("No findings.\n");
-        table_free(&t);
-    }
+    if (!rc)
+        audit_print(&au);
     json_free(&au.j);
     if (!rc)
         rc = au.nf ? 1 : 0;
@@ -464,8 +589,11 @@ int relayctl_audit(int argc, char **argv)
         free(au.f[i].message);
     }
     free(au.f);
+    for (size_t i = 0; i < au.nbf; i++)
+        bootstrap_clear(&au.bf[i].b);
+    free(au.bf);
     admin_strv_free(au.done, au.ndone);
     ldapadmin_nodes_free(&nodes, nn);
     admin_close(&a);
-    return rc;
+    return rc < 0 ? 0 : rc;
 }

@@ -1,6 +1,8 @@
-/* domain: `relayctl domain new|list|remove`, New-/Get-/Remove-AcceptedDomain. Accepted
- * domains live under cn=Accepted Domains,<base> (schema/README.md); recipients in them need
- * no relay right and senders in them need Accept-Authoritative-Domain-Sender. */
+/* domain: `relayctl domain new|set|list|remove`, New-/Set-/Get-/Remove-AcceptedDomain.
+ * Accepted domains live under cn=Accepted Domains,<base> (schema/README.md); recipients in
+ * them need no relay right and senders in them need Accept-Authoritative-Domain-Sender. `set
+ * --default` is Set-AcceptedDomain -MakeDefault: relayDefaultDomain, where a bare
+ * RCPT TO:<postmaster> goes (RFC 5321 §4.5.1). */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
@@ -15,15 +17,21 @@
 
 #define OPT_DOMAIN 3200
 #define OPT_TYPE 3201
+#define OPT_DEFAULT 3202
 
 static const char help_text[] =
     "usage: relayctl domain new NAME --domain-name DOMAIN --type TYPE\n"
+    "       relayctl domain set NAME --default[=BOOL]\n"
     "       relayctl domain list [--json]\n"
     "       relayctl domain remove NAME\n\n"
     "Accepted domains (New-AcceptedDomain). TYPE is Authoritative, InternalRelay or\n"
     "ExternalRelay; DOMAIN is example.com, or *.example.com for its subdomains only.\n"
     "Recipients in an accepted domain need no relay right; senders in Authoritative and\n"
-    "InternalRelay domains need ms-Exch-SMTP-Accept-Authoritative-Domain-Sender.\n\n";
+    "InternalRelay domains need ms-Exch-SMTP-Accept-Authoritative-Domain-Sender.\n"
+    "set --default (Set-AcceptedDomain -MakeDefault) makes NAME the default accepted domain,\n"
+    "where a bare RCPT TO:<postmaster> is delivered, and clears the mark on every other\n"
+    "domain; --default=false clears it on NAME (a bare postmaster is then refused). A\n"
+    "*.example.com domain cannot be the default.\n\n";
 
 static const char *const types[] = {"Authoritative", "InternalRelay", "ExternalRelay"};
 
@@ -100,25 +108,97 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
     return rc;
 }
 
+/* relayDefaultDomain TRUE (absent is FALSE: schema/README.md). */
+static bool is_default(const struct dir_entry *e)
+{
+    const char *v = dir_entry_first(e, "relayDefaultDomain");
+    return v && rn_strieq(v, "TRUE");
+}
+
+/* The changes of `domain set NAME --default=def` over the domains es, target es->v[t]:
+ * the target's mark first, then the other marks cleared. Written in that order, the instant
+ * between them holds two defaults, which every node treats as none (docs/operations.md);
+ * a write cut short there leaves that visible (`config refused` in the node's log) and the
+ * same command completes it. 0, or 1 when the loader would refuse the entry. */
+static int domain_default_changes(struct admin *a, const struct dir_entries *es, size_t t,
+                                  bool def, struct changeset *cs)
+{
+    struct dir_entry e;
+    dir_entry_copy(&e, &es->v[t]);
+    dir_entry_set1(&e, "relayDefaultDomain", def ? "TRUE" : NULL);
+    char err[RN_ERRLEN];
+    struct rn_domain dom;
+    int rc = domain_from_entry(&e, &dom, err, sizeof err);
+    domain_clear(&dom);
+    if (rc != 0)
+        rc = admin_fail(a, 1, "%s: %s", e.dn, err);   /* what the loader would refuse */
+    else
+        changeset_diff(cs, &es->v[t], &e, NULL);
+    dir_entry_clear(&e);
+    for (size_t i = 0; rc == 0 && def && i < es->n; i++)
+        if (i != t && dir_entry_get(&es->v[i], "relayDefaultDomain"))
+            changeset_modify(cs, es->v[i].dn, MOD_DELETE, "relayDefaultDomain", NULL, 0);
+    return rc;
+}
+
+static int domain_set(struct admin *a, const char *name, const char *def)
+{
+    if (!def)
+        return admin_fail(a, 2, "nothing to set (see --help)");
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    struct dir_entries es;
+    if ((rc = admin_search_in(a, "Accepted Domains", "(objectClass=relayAcceptedDomain)",
+                              &es)) != 0)
+        return rc;
+    size_t t = es.n, hits = 0;
+    for (size_t i = 0; i < es.n; i++) {
+        const char *cn = dir_entry_first(&es.v[i], "cn");
+        const char *dn = dir_entry_first(&es.v[i], "relayDomainName");
+        if ((cn && rn_strieq(cn, name)) || (dn && rn_strieq(dn, name)))
+            t = i, hits++;
+    }
+    if (hits == 0) {
+        rc = admin_fail(a, 1, "accepted domain '%s' not found", name);
+    } else if (hits > 1) {
+        rc = admin_fail(a, 1, "'%s' names %zu accepted domains: give the cn", name, hits);
+    } else {
+        struct changeset *cs = changeset_new();
+        rc = domain_default_changes(a, &es, t, rn_strieq(def, "TRUE"), cs);
+        if (rc == 0) {
+            char *msg = xasprintf("changed %s", es.v[t].dn);
+            rc = admin_write(a, cs, msg);
+            free(msg);
+        }
+        changeset_free(&cs);
+    }
+    dir_entries_clear(&es);
+    return rc;
+}
+
 static int domain_list(struct admin *a)
 {
     struct dir_entries es;
     int rc = admin_list_container(a, "Accepted Domains", "relayAcceptedDomain", &es);
     if (rc)
         return rc;
-    static const char *const hdr[] = {"Name", "DomainName", "DomainType"};
+    static const char *const hdr[] = {"Name", "DomainName", "DomainType", "Default"};
     struct listing l;
-    listing_begin(&l, a->json, 3, hdr);
+    listing_begin(&l, a->json, 4, hdr);
     for (size_t i = 0; i < es.n; i++) {
-        const char *row[3] = {dir_entry_first(&es.v[i], "cn"),
+        bool def = is_default(&es.v[i]);
+        const char *row[4] = {dir_entry_first(&es.v[i], "cn"),
                               dir_entry_first(&es.v[i], "relayDomainName"),
-                              dir_entry_first(&es.v[i], "relayDomainType")};
+                              dir_entry_first(&es.v[i], "relayDomainType"),
+                              def ? "True" : "False"};
         if (l.j) {
             json_begin_object(l.j, NULL);
             json_string(l.j, "Name", row[0]);
             json_string(l.j, "Identity", es.v[i].dn);
             json_string(l.j, "DomainName", row[1]);
             json_string(l.j, "DomainType", row[2]);
+            json_bool(l.j, "Default", def);
             json_end_object(l.j);
         } else {
             table_row(l.t, row);
@@ -153,14 +233,16 @@ int relayctl_domain(int argc, char **argv)
     static const struct option opts[] = {
         {"domain-name", required_argument, 0, OPT_DOMAIN},
         {"type", required_argument, 0, OPT_TYPE},
+        {"default", optional_argument, 0, OPT_DEFAULT},
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
-    if (help || (strcmp(sub, "new") && strcmp(sub, "list") && strcmp(sub, "remove")))
+    if (help || (strcmp(sub, "new") && strcmp(sub, "set") && strcmp(sub, "list") &&
+                 strcmp(sub, "remove")))
         return admin_usage(help_text, help);
     struct admin a;
     admin_init_sub(&a, "domain", sub);
-    const char *dname = NULL, *type = NULL;
+    const char *dname = NULL, *type = NULL, *def = NULL;
     optind = 0;
     int c, rc = 0;
     argc--, argv++;
@@ -171,6 +253,11 @@ int relayctl_domain(int argc, char **argv)
             dname = optarg;
         else if (c == OPT_TYPE && !strcmp(sub, "new"))
             type = optarg;
+        else if (c == OPT_DEFAULT && !strcmp(sub, "set")) {
+            if (!(def = admin_bool(optarg ? optarg : "true")))
+                return admin_close(&a), admin_fail(&a, 2, "--default '%s' is not true or false",
+                                                   optarg);
+        }
         else
             return admin_close(&a), admin_fail(&a, 2, "unexpected option (see --help)");
     }
@@ -180,6 +267,8 @@ int relayctl_domain(int argc, char **argv)
                admin_fail(&a, 2, npos ? "give exactly one NAME" : "list takes no NAME");
     if (!strcmp(sub, "new"))
         rc = domain_new(&a, argv[optind], dname, type);
+    else if (!strcmp(sub, "set"))
+        rc = domain_set(&a, argv[optind], def);
     else if (!strcmp(sub, "list"))
         rc = domain_list(&a);
     else

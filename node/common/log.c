@@ -181,9 +181,11 @@ static int reopen_now(char *err, unsigned long errlen)
     return rc;
 }
 
-/* With the writer thread running, the reopen is queued behind the lines already made, so
- * every line logged before the SIGHUP lands in the renamed file and every later one in the
- * new file; a failure is then logged by the writer (`log reopen-failed`). */
+/* With the writer thread running, the reopen is queued behind the lines already made (in
+ * the room kept for it: logq_put), so every line logged before the SIGHUP lands in the
+ * renamed file and every later one in the new file, and the open() never runs on the
+ * caller's thread (the event loop); a failure is then logged by the writer (`log
+ * reopen-failed`). Without the writer the log is synchronous and so is the reopen. */
 int log_reopen(char *err, unsigned long errlen)
 {
     if (logq_put('R', NULL, "", 0))
@@ -250,6 +252,9 @@ static void fact_emit(const char *line, size_t len)
  * buffers are double: callers fill one while the writer empties the other. */
 
 #define LOGQ_BYTES (1024 * 1024)
+/* A reopen entry (kind, empty name, zero length). Lines leave this much of the buffer free,
+ * so a reopen always has room: it is never dropped and never falls back to the caller. */
+#define LOGQ_REOPEN_BYTES (1 + 1 + sizeof(uint32_t))
 
 enum logq_kind { LOGQ_FACT = 'F', LOGQ_PROTO = 'P', LOGQ_REOPEN = 'R' };
 
@@ -263,14 +268,16 @@ struct logq {
     char *fill, *spare;           /* owned, LOGQ_BYTES each: callers append to fill */
     size_t used;                  /* bytes in fill; under mu */
     unsigned long long dropped;   /* lines dropped since the last report; under mu */
+    bool tail_reopen;             /* the last entry in fill is a reopen; under mu */
 };
 
 static struct logq logq = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void proto_emit(const char *safe, const char *line, size_t len);
 
-/* 1 when queued or dropped (the async writer runs), 0 when the caller must write itself.
- * A reopen is never dropped: with no room it is 0, and the caller reopens itself. */
+/* 1 when queued or dropped (the async writer runs), 0 when the caller must write itself
+ * (no writer). A line is dropped unless LOGQ_REOPEN_BYTES stay free after it; a reopen is
+ * never dropped: it takes that room. */
 static int logq_put(char kind, const char *safe, const char *line, size_t len)
 {
     size_t nlen = safe ? strlen(safe) : 0;
@@ -280,11 +287,16 @@ static int logq_put(char kind, const char *safe, const char *line, size_t len)
         pthread_mutex_unlock(&logq.mu);
         return 0;
     }
-    if (LOGQ_BYTES - logq.used < need && kind == LOGQ_REOPEN) {
+    size_t room = LOGQ_BYTES - logq.used;
+    if (kind == LOGQ_REOPEN && room < need) {
+        /* Only a reopen spends the kept room and no line fits after it: the last entry is
+         * a reopen still to come, with nothing behind it, and it does this one's work. */
+        if (!logq.tail_reopen)
+            abort();
         pthread_mutex_unlock(&logq.mu);
-        return 0;
+        return 1;
     }
-    if (LOGQ_BYTES - logq.used < need) {
+    if (kind != LOGQ_REOPEN && room < need + LOGQ_REOPEN_BYTES) {
         logq.dropped++;
         pthread_mutex_unlock(&logq.mu);
         return 1;
@@ -297,6 +309,7 @@ static int logq_put(char kind, const char *safe, const char *line, size_t len)
     memcpy(p, &l, sizeof l);
     memcpy(p + sizeof l, line, len);
     logq.used += need;
+    logq.tail_reopen = kind == LOGQ_REOPEN;
     pthread_cond_signal(&logq.cond);
     pthread_mutex_unlock(&logq.mu);
     return 1;
@@ -373,6 +386,7 @@ static void *logq_thread(void *arg)
         logq.spare = buf;
         logq.used = 0;
         logq.dropped = 0;
+        logq.tail_reopen = false;
         pthread_mutex_unlock(&logq.mu);
         logq_flush(buf, n);
         if (dropped) {
@@ -399,6 +413,7 @@ int log_async_start(char *err, unsigned long errlen)
     logq.spare = xmalloc(LOGQ_BYTES);
     logq.used = 0;
     logq.dropped = 0;
+    logq.tail_reopen = false;
     logq.stopping = false;
     int rc = pthread_create(&logq.thread, NULL, logq_thread, NULL);
     if (rc != 0) {

@@ -16,7 +16,10 @@ int log_async_start(char *err, unsigned long errlen);
 /* Write what is queued, stop the thread; later lines are synchronous again. */
 void log_async_stop(void);
 /* SIGHUP (logrotate): reopen the fact log file by its path and close the protocol log files
- * (they reopen by name). No-op for stderr/syslog. -1 with err: the old file stays in use. */
+ * (they reopen by name). No-op for stderr/syslog. With the writer thread it is queued behind
+ * the lines already made, in room kept for it (never dropped, never done on the caller's
+ * thread), and returns 0: the writer logs a failure. Without it, -1 with err: the old file
+ * stays in use. */
 int log_reopen(char *err, unsigned long errlen);
 /* id: session or queue id, "-" for none. fmt is the key=value tail, printf-style. */
 void log_fact(const char *id, const char *subsystem, const char *event, const char *fmt, ...)

@@ -66,30 +66,35 @@ case "$FAKE_MODE" in
   rc3)  trap 'exit 3' TERM ;;
   asan) trap 'echo "==7==ERROR: AddressSanitizer: heap-use-after-free on address 0x1"; exit 0' TERM ;;
   ubsan) trap 'echo "node/x.c:1:2: runtime error: signed integer overflow"; exit 0' TERM ;;
+  file) trap 'echo "==7==ERROR: AddressSanitizer: x" >"$RN_SANITIZER_DIR/asan.$$"; exit 0' TERM ;;
   *)    trap 'exit 0' TERM ;;
 esac
 echo started
 while :; do sleep 0.1; done
 X
 chmod +x "$T/fakenode"; : >"$T/conf"
-node_case() {   # node_case MODE HOW -> the TAP the test script prints, as "P F S"
-  cat >"$T/t.py" <<X
-import os, sys
-sys.path.insert(0, "tests/lib")
+fake_node_script() {   # fake_node_script MODE LOG ENDING -> a TAP script on stdout: the fake
+  # node started with FAKE_MODE=MODE (its output in LOG), checked to run, then ENDING (Python)
+  cat <<X
+import sys
+sys.path.insert(0, "$PWD/tests/lib")
 import rntest, rnnode
 t = rntest.Tap()
 n = rnnode.Node("$T/conf", binary="$T/fakenode", env={"FAKE_MODE": "$1"},
-                log_path="$T/node-$1-$2.out", allow_root=False)
+                log_path="$2", allow_root=False)
 n.start()
 t.ok(rnnode.eventually(lambda: "started" in n.log(), 10), "the fake node runs")
-if "$2" == "kill9":
-    n.kill9()
-elif "$2" == "late":
-    rc = t.done(); n.stop(); sys.exit(rc)
-else:
-    n.stop()
-sys.exit(t.done())
+$3
 X
+}
+node_case() {   # node_case MODE HOW -> the TAP the test script prints, as "P F S"
+  local ending
+  case "$2" in
+    kill9) ending='n.kill9(); sys.exit(t.done())' ;;
+    late)  ending='rc = t.done(); n.stop(); sys.exit(rc)' ;;
+    *)     ending='n.stop(); sys.exit(t.done())' ;;
+  esac
+  fake_node_script "$1" "$T/node-$1-$2.out" "$ending" >"$T/t.py"
   /usr/bin/python3 "$T/t.py" >"$T/t.out" 2>&1
   counts --parse-tap "$T/t.out" $?
 }
@@ -105,20 +110,7 @@ mkdir -p "$T/integ"
 printf 'echo "1..3"; echo "ok 1 - first"; exit 0\n' >"$T/integ/test_midplan.sh"
 printf 'echo "ok 1 - a"; echo "1..1"; echo "==9==ERROR: AddressSanitizer: x" >"$RN_SANITIZER_DIR/asan.999999"\n' \
   >"$T/integ/test_detached.sh"
-sed -e 's/^case "$FAKE_MODE" in/case "$FAKE_MODE" in\n  file) trap '"'"'echo "==7==ERROR: AddressSanitizer: x" >"$RN_SANITIZER_DIR\/asan.$$"; exit 0'"'"' TERM ;;/' \
-  "$T/fakenode" >"$T/fakenode2"; chmod +x "$T/fakenode2"
-cat >"$T/integ/test_nodefile.py" <<X
-import sys
-sys.path.insert(0, "$PWD/tests/lib")
-import rntest, rnnode
-t = rntest.Tap()
-n = rnnode.Node("$T/conf", binary="$T/fakenode2", env={"FAKE_MODE": "file"},
-                log_path="$T/node-file.out", allow_root=False)
-n.start()
-t.ok(rnnode.eventually(lambda: "started" in n.log(), 10), "the fake node runs")
-n.stop()
-sys.exit(t.done())
-X
+fake_node_script file "$T/node-file.out" 'n.stop(); sys.exit(t.done())' >"$T/integ/test_nodefile.py"
 mkdir -p "$T/b2"
 for c in midplan:"1 passed, 1 failed" detached:"1 passed, 1 failed" nodefile:"1 passed, 1 failed"; do
   out=$(RN_INTEGRATION_DIR="$T/integ" bash tests/run.sh "$T/b2" "test_${c%%:*}" 2>&1 | tail -1)

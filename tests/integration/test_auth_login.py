@@ -7,56 +7,27 @@ user_filter and user_base, and with them whatever restriction an administrator w
 the filter (a disabled flag, a group). Conversely a login holding '=' (legal in a mail
 address) is a filter value like any other. Real node, real slapd, the example organisation.
 """
-import base64
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check  # noqa: E402
+from rnnode import AUTH_BAD, OK_AUTH, Check, tls_auth_reply  # noqa: E402
 
-PW = {"alice": "alice-Relay-2026", "bob": "bob-Relay-2026", "carol": "carol-Relay-2026"}
-OK_AUTH = "235 2.7.0 Authentication successful"
-BAD = "535 5.7.3 Authentication unsuccessful"
-_src = [10]
-
-
-def src():
-    _src[0] += 1
-    return "127.0.6.%d" % _src[0]
-
-
-def plain(user, pw, authzid=""):
-    return base64.b64encode(authzid.encode() + b"\0" + user.encode() + b"\0" +
-                            pw.encode()).decode()
-
-
-class TLSClient(rnnode.Client):
-    def starttls(self, ca):
-        import ssl
-        r = self.cmd("STARTTLS")
-        if r.startswith("220 "):
-            ctx = ssl.create_default_context(cafile=ca)
-            ctx.check_hostname = False
-            self.sock = ctx.wrap_socket(self.sock, server_hostname="node1.example.com")
-            self.buf = b""
-        return r
+PW = rnnode.example_passwords()
+src = rnnode.Sources("127.0.6")
 
 
 def auth(E, user, pw, authzid=""):
     """The reply to AUTH PLAIN after STARTTLS on the submission connector."""
-    with TLSClient("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
-        cl.ehlo()
-        cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
-        cl.ehlo()
-        return cl.cmd("AUTH PLAIN " + plain(user, pw, authzid), timeout=20)
+    return tls_auth_reply(E, user, pw, src(), authzid)
 
 
 def case_dn_login(E):
     c = Check()
     c.eq(auth(E, "alice", PW["alice"]), OK_AUTH, "alice by uid")
-    c.eq(auth(E, E.slapd.user_dn("alice"), PW["alice"]), BAD,
+    c.eq(auth(E, E.slapd.user_dn("alice"), PW["alice"]), AUTH_BAD,
          "alice by her DN (right password): not a filter value, 535")
     c.true("no such user" in E.node.log(), "logged as no such user", E.node.log_tail(5))
     return c.result()
@@ -75,7 +46,7 @@ def case_authzid(E):
     """PLAIN's authorization identity: only the user's own (or none) is accepted."""
     c = Check()
     c.eq(auth(E, "alice", PW["alice"], authzid="alice"), OK_AUTH, "authzid = authcid")
-    c.eq(auth(E, "alice", PW["alice"], authzid="bob"), BAD,
+    c.eq(auth(E, "alice", PW["alice"], authzid="bob"), AUTH_BAD,
          "alice's credentials asking to act as bob: 535")
     return c.result()
 
@@ -88,8 +59,8 @@ def case_filter_restriction(E):
     E.node.stop()
     E.node.start()
     c.eq(auth(E, "alice", PW["alice"]), OK_AUTH, "alice still logs in")
-    c.eq(auth(E, "carol", PW["carol"]), BAD, "carol by uid: excluded by the filter")
-    c.eq(auth(E, E.slapd.user_dn("carol"), PW["carol"]), BAD,
+    c.eq(auth(E, "carol", PW["carol"]), AUTH_BAD, "carol by uid: excluded by the filter")
+    c.eq(auth(E, E.slapd.user_dn("carol"), PW["carol"]), AUTH_BAD,
          "carol by her DN: the filter cannot be bypassed")
     return c.result()
 

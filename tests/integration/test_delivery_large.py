@@ -2,9 +2,9 @@
 """A 300 MiB message relayed end to end, and a spool file that turns corrupt while it streams
 (issue 13, "Delivery streams from the spool").
 
-Client -> node (CRM connector, 127.0.2.55, MaxMessageSize raised to 2 GiB - 1) -> this test's
-own sink (a send connector's smart host). The sink hashes what it receives as it goes and
-keeps none of it; the client hashes what it sends. Checked:
+Client -> node (CRM connector, 127.0.2.55, MaxMessageSize raised to 2 GiB - 1) -> a test sink
+in hashing mode (tests/lib/smtpsink.py, a send connector's smart host). The sink hashes what
+it receives as it goes and keeps none of it; the client hashes what it sends. Checked:
   - the message is accepted and delivered, byte-identical from the client's first header on
     (the node only prepends its Received: and stamp);
   - the node's memory stays bounded: VmRSS sampled every 20 ms, and VmHWM after the peak was
@@ -18,8 +18,6 @@ any bound, so this node runs with quarantine_size_mb=1 (ASan still checks every 
 import hashlib
 import os
 import re
-import socket
-import ssl
 import sys
 import threading
 import time
@@ -27,6 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
+import smtpsink  # noqa: E402
 from rnnode import Check, Client, eventually, queued_id  # noqa: E402
 
 CRM = "127.0.2.55"
@@ -34,102 +33,15 @@ MIB = 1024 * 1024
 BIG = 300 * MIB
 RSS_BOUND_KIB = 16 * 1024
 LINE = 998                       # the longest text line allowed (plus CRLF)
+MARK = b"X-Big-Begin:"           # the sinks hash from the client's first header on
 
 
-class HashSink:
-    """A minimal SMTP server: EHLO with PIPELINING and 8BITMIME, each accepted message's
-    content (after dot-unstuffing) hashed from its first line starting with `start` on.
-    Keeps only the hash and the size."""
-
-    def __init__(self, start, tls=None):
-        self.start_marker = start
-        self.tls = tls               # ssl.SSLContext: offer STARTTLS
-        self.results = []            # (sha256 hex, bytes hashed, total bytes)
-        self.aborted = 0             # DATA transfers that ended without the final dot
-        self.hold = None             # (at_data, go) Events: hold the 354 until go is set
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(c,), daemon=True).start()
-
-    def _session(self, c):
-        f = c.makefile("rb", buffering=1 << 20)
-        secure = False
-        try:
-            c.sendall(b"220 hashsink ESMTP\r\n")
-            while True:
-                line = f.readline(4096)
-                if not line:
-                    return
-                verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-hashsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n" +
-                              (b"250-STARTTLS\r\n" if self.tls and not secure else b"") +
-                              b"250 SIZE\r\n")
-                elif verb == b"STAR" and self.tls and not secure:
-                    c.sendall(b"220 2.0.0 go ahead\r\n")
-                    c = self.tls.wrap_socket(c, server_side=True)
-                    f = c.makefile("rb", buffering=1 << 20)
-                    secure = True
-                elif verb == b"DATA":
-                    hold, self.hold = self.hold, None
-                    if hold:
-                        hold[0].set()
-                        hold[1].wait(30)
-                    c.sendall(b"354 go ahead\r\n")
-                    if not self._data(f, secure):
-                        with self.lock:
-                            self.aborted += 1
-                        return
-                    c.sendall(b"250 2.0.0 ok\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    c.sendall(b"250 ok\r\n")
-        except OSError:
-            return
-        finally:
-            c.close()
-
-    def _data(self, f, secure=False):
-        h = hashlib.sha256()
-        hashing = False
-        hashed = total = 0
-        while True:
-            line = f.readline(LINE + 3)
-            if not line:
-                return False
-            if line == b".\r\n":
-                break
-            if line.startswith(b"."):
-                line = line[1:]
-            total += len(line)
-            if not hashing and line.startswith(self.start_marker):
-                hashing = True
-            if hashing:
-                h.update(line)
-                hashed += len(line)
-        with self.lock:
-            self.results.append((h.hexdigest(), hashed, total, secure))
-        return True
+def hash_sink(E, name, tls=False):
+    """A sink in hashing mode under E's directory (STARTTLS with the node's certificate);
+    it advertises a SIZE above anything sent here."""
+    pem, key = (os.path.join(E.dir, "tls", "node." + x) for x in ("pem", "key"))
+    return smtpsink.Sink(os.path.join(E.dir, name), tls_cert=pem if tls else None,
+                         tls_key=key if tls else None, size_max=4 << 30, hash_from=MARK).start()
 
 
 def big_message(tag, total=BIG):
@@ -195,7 +107,7 @@ def case_large(E, sink):
         r = cl.send_message("app@crm.example", ["warm@sink.test"],
                             "X-Big-Begin: warm\r\nSubject: warm\r\n\r\nwarm\r\n")
     c.true(queued_id(r[-1]), "warm-up message accepted", r[-1])
-    c.true(eventually(lambda: len(sink.results) == 1, 20), "warm-up message delivered")
+    c.true(eventually(lambda: len(sink.messages()) == 1, 20), "warm-up message delivered")
     c.true(eventually(lambda: spool_empty(E), 10),
            "warm-up message left the spool")
     time.sleep(0.5)
@@ -224,7 +136,7 @@ def case_large(E, sink):
     r = send_big(E, head, blocks)
     t_in = time.monotonic() - t0
     ok = c.true(queued_id(r), "300 MiB message accepted", r)
-    got = eventually(lambda: len(sink.results) >= 2, 120, 0.2) if ok else False
+    got = eventually(lambda: len(sink.messages()) >= 2, 120, 0.2) if ok else False
     t_all = time.monotonic() - t0
     done.set()
     th.join()
@@ -233,10 +145,11 @@ def case_large(E, sink):
           "sampled peak %d KiB (+%d), VmHWM %d KiB (+%d)"
           % (size, t_in, t_all, base, peak[0], peak[0] - base, hwm, hwm - base))
     if c.true(got, "delivered to the sink", E.node.log_tail(20)):
-        digest, hashed, total, _ = sink.results[1]
-        c.eq(hashed, size, "octets from the client's first header on")
-        c.eq(digest, want, "sha256 of the delivered message = the sent one")
-        c.true(total > hashed, "the node prepended its Received: (%d > %d)" % (total, hashed))
+        m = sink.messages()[1]
+        c.eq(m["hashed"], size, "octets from the client's first header on")
+        c.eq(m["sha256"], want, "sha256 of the delivered message = the sent one")
+        c.true(m["size"] > m["hashed"], "the node prepended its Received: (%d > %d)"
+               % (m["size"], m["hashed"]))
     c.true(peak[0] - base < RSS_BOUND_KIB, "sampled VmRSS grew by under 16 MiB",
            "+%d KiB" % (peak[0] - base))
     c.true(hwm - base < RSS_BOUND_KIB, "VmHWM grew by under 16 MiB", "+%d KiB" % (hwm - base))
@@ -255,7 +168,7 @@ def case_corrupt_while_streaming(E, sink):
     tag = "corrupt-%d" % os.getpid()
     at_data, go = threading.Event(), threading.Event()
     sink.hold = (at_data, go)
-    before = len(sink.results)
+    before = len(sink.messages())
     body = "".join("line %05d of %s\r\n" % (i, tag) for i in range(20000))   # ~600 KiB
     with Client("127.0.0.1", E.smtp_port, source=CRM) as cl:
         r = cl.send_message("app@crm.example", ["corrupt@sink.test"],
@@ -275,7 +188,7 @@ def case_corrupt_while_streaming(E, sink):
         f.write(b"X")                  # same length: only the checksum can tell
     go.set()
     c.true(eventually(lambda: sink.aborted >= 1, 20), "the sink saw DATA end without the dot")
-    c.eq(len(sink.results), before, "no message completed at the sink")
+    c.eq(len(sink.messages()), before, "no message completed at the sink")
     # attempt 1 is the one whose pre-scan passed: its failure comes from the stream
     c.true(eventually(lambda: re.search(
         r"%s queue defer .*reply=\"4\.3\.0 cannot read the queued message: [^\"]*checksum "
@@ -295,11 +208,11 @@ def case_tls(E, tls_sink):
         f.write("5")
     r = send_big(E, head, blocks, "big@tls.test")
     c.true(queued_id(r), "32 MiB message accepted", r)
-    if c.true(eventually(lambda: tls_sink.results, 60, 0.2), "delivered over TLS",
+    if c.true(eventually(lambda: tls_sink.messages(), 60, 0.2), "delivered over TLS",
               E.node.log_tail(10)):
-        digest, hashed, _, secure = tls_sink.results[0]
-        c.true(secure, "the sink received it after STARTTLS")
-        c.eq((digest, hashed), (want, size), "sha256 and size = the sent message")
+        m = tls_sink.messages()[0]
+        c.true(m["tls"], "the sink received it after STARTTLS")
+        c.eq((m["sha256"], m["hashed"]), (want, size), "sha256 and size = the sent message")
     hwm = status_kib(pid, "VmHWM")
     print("# TLS: %d octets; VmRSS baseline %d KiB, VmHWM %d KiB (+%d)"
           % (size, base, hwm, hwm - base))
@@ -309,14 +222,11 @@ def case_tls(E, tls_sink):
 
 def main():
     t = rntest.Tap()          # no relaynode binary: Env raises, a failure (never a skip)
-    sink = HashSink(b"X-Big-Begin:")
-    tls_sink = None
+    sinks = []
     try:
         with rnnode.Env("delivery_large") as E:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(os.path.join(E.dir, "tls", "node.pem"),
-                                os.path.join(E.dir, "tls", "node.key"))
-            tls_sink = HashSink(b"X-Big-Begin:", tls=ctx)
+            sink, tls_sink = hash_sink(E, "sink"), hash_sink(E, "tls-sink", tls=True)
+            sinks += [sink, tls_sink]
             E.ldapmodify("dn: cn=TLS hop,cn=Send Connectors,ou=Relay,dc=example,dc=com\n"
                          "changetype: add\nobjectClass: relaySendConnector\ncn: TLS hop\n"
                          "relayEnabled: TRUE\nrelayAddressSpace: tls.test\n"
@@ -341,9 +251,8 @@ def main():
             t.run("32 MiB over STARTTLS to the next hop: byte-identical, memory bounded",
                   case_tls, E, tls_sink)
     finally:
-        sink.stop()
-        if tls_sink:
-            tls_sink.stop()
+        for s in sinks:
+            s.stop()
     return t.done()
 
 

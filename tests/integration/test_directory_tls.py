@@ -8,12 +8,9 @@ deploy/pki/mkcerts.sh (localhost, 127.0.0.1); its relaynode.conf uses StartTLS v
 against that CA. A second throwaway CA (made here) stands for "the wrong CA". A TCP forwarder
 on 127.0.0.2 reaches slapd's ldaps port under an address the certificate does not name.
 """
-import base64
 import os
 import shutil
 import socket
-import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,36 +18,11 @@ import threading
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check, Client, eventually  # noqa: E402
+from rnnode import (AUTH_BAD, AUTH_TEMP, NOMECH, OK_AUTH, Check, Client,  # noqa: E402
+                    TLSClient, eventually, plain, tls_auth, tls_auth_reply)
 
-PW = {"alice": "alice-Relay-2026", "bob": "bob-Relay-2026"}
-OK_AUTH = "235 2.7.0 Authentication successful"
-BAD = "535 5.7.3 Authentication unsuccessful"
-TEMP = "454 4.7.0 Temporary authentication failure"
-NOMECH = "504 5.7.4 Unrecognized authentication type"
-_src = [10]
-
-
-def src():
-    _src[0] += 1
-    return "127.0.7.%d" % _src[0]
-
-
-def plain(user, pw):
-    return base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode()).decode()
-
-
-class TLSClient(Client):
-    def starttls(self, ca):
-        self.send_raw(b"STARTTLS\r\n")
-        r = self.reply()
-        if not r.startswith("220 "):
-            return r
-        ctx = ssl.create_default_context(cafile=ca)
-        ctx.check_hostname = False
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="node1.example.com")
-        self.buf = b""
-        return r
+PW = rnnode.example_passwords()
+src = rnnode.Sources("127.0.7")
 
 
 def relayctl():
@@ -174,12 +146,9 @@ def case_tls_connections(E, work, wrong_ca):
 
 def auth_offer(E):
     """EHLO after STARTTLS on Client node1: (AUTH line present, AUTH PLAIN alice reply)."""
-    with TLSClient("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
-        cl.ehlo()
-        cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
-        lines = cl.ehlo()
-        offered = any("AUTH PLAIN LOGIN" in l for l in lines)
-        return offered, cl.cmd("AUTH PLAIN " + plain("alice", PW["alice"]), timeout=20)
+    cl, lines, r = tls_auth(E, "alice", PW["alice"], src())
+    cl.close()
+    return any("AUTH PLAIN LOGIN" in l for l in lines), r
 
 
 def logged_more(E, mark, what):
@@ -258,13 +227,9 @@ def case_overlong_group(E):
     E.node.reload()
 
     def bob():
-        with TLSClient("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
-            cl.ehlo()
-            cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
-            cl.ehlo()
-            return cl.cmd("AUTH PLAIN " + plain("bob", PW["bob"]), timeout=20)
+        return tls_auth_reply(E, "bob", PW["bob"], src())
     try:
-        c.true(eventually(lambda: bob() == BAD, 15),
+        c.true(eventually(lambda: bob() == AUTH_BAD, 15),
                "bob (via the overlong group, in Denied): 535 5.7.3", bob())
         # slapd drops a request larger than 4095 octets from a bound client: the search
         # (member=<the long DN>) is one, so the walk cannot finish.
@@ -273,7 +238,7 @@ def case_overlong_group(E):
                                         "olcSockbufMaxIncomingAuth\nolcSockbufMaxIncomingAuth: "
                                         "4095\n")
         c.true(rc == 0, "slapd: olcSockbufMaxIncomingAuth 4095", err)
-        c.eq(bob(), TEMP, "the group walk fails: 454 4.7.0")
+        c.eq(bob(), AUTH_TEMP, "the group walk fails: 454 4.7.0")
         # the log is written by the node's writer thread: the line may follow the reply
         c.true(eventually(lambda: "search groups of" in E.node.log(), 5), "the failure is logged",
                E.node.log_tail(5))
@@ -290,14 +255,11 @@ def case_starttls_forgets_auth(E):
     """AUTH in clear (BasicAuth without BasicAuthRequireTLS), then STARTTLS: EHLO is needed
     again and the session is anonymous (may submit, may not relay: 550 5.7.1)."""
     c = Check()
-    mech = E.connector_attr("Client node1", "relayAuthMechanism")
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {
-        "relayAuthMechanism": ["Tls", "BasicAuth"],
-        "relayAce": aces + ["allow; %s; ms-Exch-SMTP-Submit" % E.ANON]})
-    E.node.reload()
     ca = os.path.join(E.dir, "tls", "ca.pem")
-    try:
+    with E.connector_changed("Client node1", {
+            "relayAuthMechanism": ["Tls", "BasicAuth"],
+            "relayAce": aces + ["allow; %s; ms-Exch-SMTP-Submit" % E.ANON]}):
         def relayed_in_clear():
             with Client("127.0.0.1", E.sub_port, source=src(), timeout=20) as cl:
                 cl.ehlo()
@@ -322,9 +284,6 @@ def case_starttls_forgets_auth(E):
                  "relay refused as anonymous")
         c.true(eventually(lambda: "auth_forgotten=yes" in E.node.log(), 5),
                "logged: starttls auth_forgotten=yes", E.node.log_tail(5))
-    finally:
-        E.modify_connector("Client node1", {"relayAuthMechanism": mech, "relayAce": aces})
-        E.node.reload()
     return c.result()
 
 

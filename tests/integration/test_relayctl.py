@@ -358,6 +358,7 @@ def parity_commands(S):
         ["connector", "set", "Scanners", "--enabled=false", "--banner", ""],
         ["domain", "new", "contoso", "--domain-name", "contoso.com", "--type",
          "Authoritative"],
+        ["domain", "set", "contoso", "--default"],
         ["sendconnector", "new", "Partners", "--address-spaces", "partner.example.net",
          "--smart-hosts", "[2001:db8::1]:25", "--cost", "3"],
         ["sendconnector", "set", "Partners", "--comment", "via the partner's relay"],
@@ -514,6 +515,70 @@ def test_audit():
         T.ok(rc == 0 and "No findings" in o, "audit is clean again once fixed", o + e)
 
 
+def boot_variant(S, name, drop=(), extra=""):
+    """S's relaynode.conf without the keys in drop, plus extra lines, as name in S's dir."""
+    keep = [l for l in open(S.conf) if l.split("=", 1)[0].strip() not in drop]
+    path = os.path.join(S.dir, name)
+    with open(path, "w") as f:
+        f.write("".join(keep) + extra)
+    return path
+
+
+def test_audit_bootstrap():
+    """allow_cleartext_directory = yes over a directory link in clear, from the bootstrap files
+    audit is given (the directory holds none): a high finding on each BasicAuth connector."""
+    with Slapd() as S:
+        clear = boot_variant(S, "clear.conf", ("ldap_starttls",),
+                             "ldap_starttls = no\nallow_cleartext_directory = yes\n")
+        tls_allow = boot_variant(S, "tls-allow.conf", (), "allow_cleartext_directory = yes\n")
+        clear_deny = boot_variant(S, "clear-deny.conf", ("ldap_starttls",), "ldap_starttls = no\n")
+        ghost = boot_variant(S, "ghost.conf", ("ldap_starttls", "node"),
+                             "node = ghost\nldap_starttls = no\nallow_cleartext_directory = yes\n")
+        bad = boot_variant(S, "bad.conf", (), "allow_cleartext_directory = maybe\n")
+        rc, o, e = rc_(S, "audit", admin=False)
+        T.ok(rc == 0 and "Bootstrap files audited: " + S.conf in o,
+             "audit names the --config file it read (StartTLS: clean)", o + e)
+        for path in (tls_allow, clear_deny):
+            rc, o, e = rc_(S, "audit", "--bootstrap", path, admin=False)
+            T.ok(rc == 0 and "No findings" in o and path in o,
+                 "audit --bootstrap %s: clean" % os.path.basename(path), o + e)
+        f = get_json_rc(S, "audit", "--bootstrap", clear)
+        hits = {x["Connector"].lower(): x for x in f["Findings"]}
+        want = [S.connector_dn(n).lower() for n in ("Default node1", "Client node1")]
+        T.ok(all(w in hits and hits[w]["Severity"] == "high" and clear in hits[w]["Message"]
+                 and "unencrypted" in hits[w]["Message"] for w in want) and
+             S.connector_dn("CRM Application").lower() not in hits and
+             f["BootstrapFiles"] == [clear, S.conf],
+             "audit --bootstrap clear.conf: high on each BasicAuth connector of node1",
+             json.dumps(f, indent=1)[:3000])
+        rc, o, e = rc_(S, "audit", "--bootstrap", clear, admin=False)
+        T.ok(rc == 1 and "BasicAuth with the directory link in clear" in o,
+             "audit --bootstrap clear.conf exits 1 (table)", o + e)
+        for how, argv, env in (("--config", ["--config", clear], None),
+                               ("$RELAYNODE_CONFIG", [], dict(os.environ, RELAYNODE_CONFIG=clear))):
+            rc, o, e = run([RELAYCTL, "audit"] + argv, env=env)
+            T.ok(rc == 1 and o.count("BasicAuth with the directory link in clear") == 2 and
+                 "Bootstrap files audited: " + clear in o,
+                 "audit reads the %s file as a node's bootstrap" % how, o + e)
+        rc, o, e = rc_(S, "audit", "--bootstrap", ghost, admin=False)
+        T.ok(rc == 1 and ghost in o and "'ghost', which is not in the directory" in o,
+             "a file for a node that is not in the directory is a finding", o + e)
+        rc, o, e = rc_(S, "audit", "--bootstrap", bad, admin=False)
+        T.ok(rc == 2 and bad + ":" in e and "allow_cleartext_directory" in e,
+             "an unreadable bootstrap file: exit 2, file:line", o + e)
+        rc, o, e = rc_(S, "audit", "--bootstrap", bad + ".missing", admin=False)
+        T.ok(rc == 2 and bad + ".missing" in e, "a missing bootstrap file: exit 2", o + e)
+        for name in ("Default node1", "Client node1"):
+            S.ldapmodify("dn: %s\nchangetype: modify\ndelete: relayAuthMechanism\n"
+                         "relayAuthMechanism: BasicAuth\nrelayAuthMechanism: "
+                         "BasicAuthRequireTLS\n" % S.connector_dn(name))
+        f = get_json_rc(S, "audit", "--bootstrap", clear)
+        T.ok([(x["Severity"], x["Connector"].lower()) for x in f["Findings"]] ==
+             [("medium", S.node_dn.lower())] and "no BasicAuth connector" in
+             f["Findings"][0]["Message"], "no BasicAuth connector: one medium finding on the "
+             "node", json.dumps(f["Findings"], indent=1))
+
+
 def get_json_rc(S, *args):
     rc, o, e = rc_(S, *(list(args) + ["--json"]))
     return json.loads(o)
@@ -529,6 +594,7 @@ def main():
             T.run(fn.__name__ + " ran to the end", lambda: (fn(S), True)[1])
     T.run("test_parity ran to the end", lambda: (test_parity(), True)[1])
     T.run("test_audit ran to the end", lambda: (test_audit(), True)[1])
+    T.run("test_audit_bootstrap ran to the end", lambda: (test_audit_bootstrap(), True)[1])
     return T.done()
 
 

@@ -16,22 +16,12 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+from rnnode import (NO_DEFAULT, NO_RELAY, RCPT_OK, Check, Client, eventually,  # noqa: E402
+                    queued_id, send_tagged)
 
-RCPT_OK = "250 2.1.5 Recipient OK"
-NO_RELAY = "550 5.7.1 Unable to relay"
-NO_DEFAULT = ("550 5.1.1 Recipient <postmaster> has no domain and no default accepted domain "
-              "is configured")
 ROUTED = ['user%outside.example@example.com', 'outside.example!user@example.com',
           '"user@outside.example"@example.com', '"user%outside.example"@example.com',
           'USER%outside.example@internal.example.com']
-PID = os.getpid()
-_seq = [0]
-
-
-def tag(prefix):
-    _seq[0] += 1
-    return "%s-%d-%d" % (prefix, PID, _seq[0])
 
 
 def domain_dn(E, name):
@@ -56,20 +46,21 @@ def rcpt_reply(E, rcpt, source="127.0.0.1"):
         return cl.cmd("RCPT TO:<%s>" % rcpt)
 
 
+def check_sent(c, m, rcpt_want, spooled_want):
+    """One send_tagged result: each RCPT reply as wanted (a list of (rcpt, reply) pairs),
+    DATA queued, and the one spool file's recipients."""
+    c.eq(m["mail"], "250 2.1.0 Sender OK", "MAIL")
+    for (r, want), got in zip(rcpt_want, m["rcpt"]):
+        c.eq(got, want, "RCPT TO:<%s>" % r)
+    c.true(queued_id(m["final"]), "DATA queued", m["final"])
+    c.eq(m["spooled"], spooled_want, "the one spooled message's recipients")
+
+
 def case_bare_postmaster(E):
     c = Check()
-    s = tag("pm")
-    with Client("127.0.0.1", E.smtp_port, source="127.0.0.1") as cl:
-        cl.ehlo()
-        c.eq(cl.cmd("MAIL FROM:<app@outside.example>"), "250 2.1.0 Sender OK", "MAIL")
-        c.eq(cl.cmd("RCPT TO:<postmaster>"), RCPT_OK, "RCPT TO:<postmaster>")
-        c.eq(cl.cmd("RCPT TO:<PostMaster>"), RCPT_OK, "RCPT TO:<PostMaster> (any case)")
-        _, fin = cl.data("From: <app@outside.example>\r\nSubject: %s\r\n\r\nx\r\n" % s)
-        c.true(queued_id(fin), "DATA queued", fin)
-    msgs = list(rnnode.spool_messages(E.spool_dir, s).values())
-    if c.eq(len(msgs), 1, "one spooled message"):
-        c.eq(msgs[0]["rcpts"], ["postmaster@example.com"] * 2,
-             "spooled for the default domain's postmaster")
+    m = send_tagged(E, "127.0.0.1", ["postmaster", "PostMaster"], "pm")
+    check_sent(c, m, [("postmaster", RCPT_OK), ("PostMaster (any case)", RCPT_OK)],
+               ["postmaster@example.com"] * 2)
     # a bare local part other than postmaster stays a syntax error
     r = rcpt_reply(E, "alice")
     c.true(r.startswith("501 5.1.3"), "RCPT TO:<alice> -> 501 5.1.3", r)
@@ -101,37 +92,13 @@ def case_two_defaults(E):
     return c.result()
 
 
-def case_routing_refused(E):
+def case_routing(E, source, reply, spooled):
+    """Every ROUTED recipient answered `reply` for a session from source, then a plain
+    quoted local part (250); `spooled` is what the one message must hold."""
     c = Check()
-    s = tag("route")
-    with Client("127.0.0.1", E.smtp_port, source="127.0.0.1") as cl:
-        cl.ehlo()
-        cl.cmd("MAIL FROM:<app@outside.example>")
-        for r in ROUTED:
-            c.eq(cl.cmd("RCPT TO:<%s>" % r), NO_RELAY, "anonymous RCPT TO:<%s>" % r)
-        c.eq(cl.cmd('RCPT TO:<"alice smith"@example.com>'), RCPT_OK,
-             "quoted local part without routing characters: 250")
-        _, fin = cl.data("From: <app@outside.example>\r\nSubject: %s\r\n\r\nx\r\n" % s)
-        c.true(queued_id(fin), "DATA queued", fin)
-    msgs = list(rnnode.spool_messages(E.spool_dir, s).values())
-    if c.eq(len(msgs), 1, "one spooled message"):
-        c.eq(msgs[0]["rcpts"], ['"alice smith"@example.com'], "only the plain recipient")
-    return c.result()
-
-
-def case_routing_with_right(E):
-    c = Check()
-    s = tag("route-any")
-    with Client("127.0.0.1", E.smtp_port, source="127.0.2.55") as cl:
-        cl.ehlo()
-        cl.cmd("MAIL FROM:<app@outside.example>")
-        for r in ROUTED:
-            c.eq(cl.cmd("RCPT TO:<%s>" % r), RCPT_OK, "Accept-Any-Recipient RCPT TO:<%s>" % r)
-        _, fin = cl.data("From: <app@outside.example>\r\nSubject: %s\r\n\r\nx\r\n" % s)
-        c.true(queued_id(fin), "DATA queued", fin)
-    msgs = list(rnnode.spool_messages(E.spool_dir, s).values())
-    if c.eq(len(msgs), 1, "one spooled message"):
-        c.eq(msgs[0]["rcpts"], ROUTED, "every routed recipient kept as written")
+    plain = '"alice smith"@example.com'
+    m = send_tagged(E, source, ROUTED + [plain], "route")
+    check_sent(c, m, [(r, reply) for r in ROUTED] + [(plain, RCPT_OK)], spooled)
     return c.result()
 
 
@@ -141,9 +108,9 @@ def main():
         t.run("RCPT TO:<postmaster> -> postmaster@ the default accepted domain",
               case_bare_postmaster, E)
         t.run("sender-specified routing refused without Accept-Any-Recipient",
-              case_routing_refused, E)
+              case_routing, E, "127.0.0.1", NO_RELAY, ['"alice smith"@example.com'])
         t.run("sender-specified routing accepted with Accept-Any-Recipient",
-              case_routing_with_right, E)
+              case_routing, E, "127.0.2.55", RCPT_OK, ROUTED + ['"alice smith"@example.com'])
         t.run("no default accepted domain: 550 5.1.1, logged", case_no_default, E)
         t.run("two default accepted domains: ambiguous, refused", case_two_defaults, E)
     return t.done()

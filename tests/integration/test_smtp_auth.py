@@ -7,12 +7,10 @@ Routing. Users: alice (Sales, Staff; alias a.smith@example.com), bob (Staff), ca
 (Contractors). Each client uses its own 127.0.5.x source so the per-source failure limit of
 one case never touches another. The certificates come from deploy/pki/mkcerts.sh (fixture).
 """
-import base64
 import os
 import re
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,45 +20,13 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+from rnnode import (AUTH_BAD, AUTH_TEMP, NOMECH, OK_AUTH, Check, Client,  # noqa: E402
+                    TLSClient, b64, eventually, plain, queued_id, tls_auth)
 
-PW = {"alice": "alice-Relay-2026", "bob": "bob-Relay-2026", "carol": "carol-Relay-2026"}
-OK_AUTH = "235 2.7.0 Authentication successful"
-BAD = "535 5.7.3 Authentication unsuccessful"
-TEMP = "454 4.7.0 Temporary authentication failure"
-NOMECH = "504 5.7.4 Unrecognized authentication type"
+PW = rnnode.example_passwords()
 TOO_MANY = "421 4.7.0 Too many errors on this connection, closing transmission channel"
 SEND_AS = "550 5.7.1 Client does not have permissions to send as this sender"
-_src = [10]
-
-
-def src():
-    _src[0] += 1
-    return "127.0.5.%d" % _src[0]
-
-
-def b64(s):
-    return base64.b64encode(s if isinstance(s, bytes) else s.encode()).decode()
-
-
-def plain(user, pw):
-    u = user if isinstance(user, bytes) else user.encode()
-    return b64(b"\0" + u + b"\0" + pw.encode())
-
-
-class TLSClient(Client):
-    """rnnode.Client whose socket can be upgraded in place after a 220 to STARTTLS."""
-
-    def starttls(self, ca, pipelined=b""):
-        self.send_raw(b"STARTTLS\r\n" + pipelined)
-        r = self.reply()
-        if not r.startswith("220 "):
-            return r
-        ctx = ssl.create_default_context(cafile=ca)
-        ctx.check_hostname = False
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="node1.example.com")
-        self.buf = b""
-        return r
+src = rnnode.Sources("127.0.5")
 
 
 def tls_client(E, source=None, timeout=15.0):
@@ -74,11 +40,7 @@ def ca(E):
 
 def auth_session(E, user, pw, source=None):
     """An authenticated TLS session, or (None, reply) when AUTH fails."""
-    cl = tls_client(E, source)
-    cl.ehlo()
-    cl.starttls(ca(E))
-    cl.ehlo()
-    r = cl.cmd("AUTH PLAIN " + plain(user, pw), timeout=20)
+    cl, _, r = tls_auth(E, user, pw, source or src())
     if r != OK_AUTH:
         cl.close()
         return None, r
@@ -172,7 +134,7 @@ def case_bad(E):
         cl, r = auth_session(E, user, pw)
         if cl:
             cl.close()
-        c.eq(r, BAD, name)
+        c.eq(r, AUTH_BAD, name)
         c.true(time.monotonic() - t0 >= 0.9, "%s: answered after the failure delay" % name)
     return c.result()
 
@@ -186,7 +148,7 @@ def case_max_failures(E):
         cl.ehlo()
         got = [cl.cmd("AUTH PLAIN " + plain("alice", "wrong-%d" % i), timeout=20)
                for i in range(3)]
-        c.eq(got, [BAD] * 3, "three failures (MaxLogonFailures 3): 535 each")
+        c.eq(got, [AUTH_BAD] * 3, "three failures (MaxLogonFailures 3): 535 each")
         cl.send_raw("AUTH PLAIN %s\r\n" % plain("alice", "wrong-4"))
         rest = cl.replies_until_close(20)
     c.eq(rest, [TOO_MANY], "fourth failure: 421 4.7.0 and close")
@@ -198,30 +160,19 @@ def case_group_right(E):
     c = Check()
     sales = E.slapd.group_dn("Sales")
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {"relayAce": aces + [
-        "allow; %s; ms-Exch-SMTP-Accept-Any-Sender" % sales]})
-    E.node.reload()
-    try:
-        def alice_any_sender():
-            cl, r = auth_session(E, "alice", PW["alice"])
-            if not cl:
-                return False
-            with cl:
-                reps = cl.send_message("crm@outside.example", ["x@outside.example"],
-                                       "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")
-                return queued_id(reps[-1])
-        c.true(eventually(alice_any_sender, 15),
+
+    def any_sender(user):
+        cl, r = auth_session(E, user, PW[user])
+        if not cl:
+            return r
+        with cl:
+            return cl.send_message("crm@outside.example", ["x@outside.example"],
+                                   "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")[-1]
+    with E.connector_changed("Client node1", {"relayAce": aces + [
+            "allow; %s; ms-Exch-SMTP-Accept-Any-Sender" % sales]}):
+        c.true(eventually(lambda: queued_id(any_sender("alice")), 15),
                "alice (Sales) may send as crm@outside.example (group ACE)")
-        cl, r = auth_session(E, "bob", PW["bob"])
-        c.eq(r, OK_AUTH, "bob AUTH")
-        if cl:
-            with cl:
-                reps = cl.send_message("crm@outside.example", ["x@outside.example"],
-                                       "From: <crm@outside.example>\r\nSubject: g\r\n\r\nx\r\n")
-            c.eq(reps[-1], SEND_AS, "bob (not in Sales) may not")
-    finally:
-        E.modify_connector("Client node1", {"relayAce": aces})
-        E.node.reload()
+        c.eq(any_sender("bob"), SEND_AS, "bob (not in Sales) may not")
     return c.result()
 
 
@@ -229,19 +180,14 @@ def case_group_deny(E):
     """A deny ACE on Contractors (carol) removes Submit: AUTH fails with 535."""
     c = Check()
     aces = E.connector_attr("Client node1", "relayAce")
-    E.modify_connector("Client node1", {"relayAce": aces + [
-        "deny; %s; ms-Exch-SMTP-Submit" % E.slapd.group_dn("Contractors")]})
-    E.node.reload()
-    try:
-        c.true(eventually(lambda: auth_session(E, "carol", PW["carol"])[1] == BAD, 15),
+    with E.connector_changed("Client node1", {"relayAce": aces + [
+            "deny; %s; ms-Exch-SMTP-Submit" % E.slapd.group_dn("Contractors")]}):
+        c.true(eventually(lambda: auth_session(E, "carol", PW["carol"])[1] == AUTH_BAD, 15),
                "carol (Contractors, denied Submit): 535 5.7.3")
         cl, r = auth_session(E, "alice", PW["alice"])
         if cl:
             cl.close()
         c.eq(r, OK_AUTH, "alice unaffected")
-    finally:
-        E.modify_connector("Client node1", {"relayAce": aces})
-        E.node.reload()
     return c.result()
 
 
@@ -318,7 +264,7 @@ def case_slapd_paused(E):
         th.join(40)
     finally:
         os.kill(E.slapd.pid, signal.SIGCONT)
-    c.eq(result.get("reply"), TEMP, "the waiting AUTH: 454 4.7.0 after ldap_timeout")
+    c.eq(result.get("reply"), AUTH_TEMP, "the waiting AUTH: 454 4.7.0 after ldap_timeout")
     c.true(result.get("took", 99) < 12, "within the timeout (took %.1f s)"
            % result.get("took", -1))
     return c.result()
@@ -336,7 +282,7 @@ def case_slapd_stopped(E):
         cl, r = auth_session(E, "alice", PW["alice"])
         if cl:
             cl.close()
-        c.eq(r, TEMP, "slapd down: 454 4.7.0")
+        c.eq(r, AUTH_TEMP, "slapd down: 454 4.7.0")
         with Client("127.0.0.1", E.smtp_port, source=src()) as other:
             c.true(other.ehlo()[-1].startswith("250"), "the node keeps serving")
     finally:

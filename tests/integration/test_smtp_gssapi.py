@@ -23,21 +23,12 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Client, eventually  # noqa: E402
+from rnnode import AUTH_BAD, AUTH_TEMP, NOMECH, OK_AUTH, Client, b64, eventually  # noqa: E402
 
 REALM = "EXAMPLE.TEST"
 FQDN = "node1.example.com"
 PW = {"alice": "alice-Krb-2026", "nosuchuser": "nosuch-Krb-2026"}
-OK_AUTH = "235 2.7.0 Authentication successful"
-BAD = "535 5.7.3 Authentication unsuccessful"
-TEMP = "454 4.7.0 Temporary authentication failure"
-NOMECH = "504 5.7.4 Unrecognized authentication type"
-_src = [10]
-
-
-def src():
-    _src[0] += 1
-    return "127.0.6.%d" % _src[0]
+src = rnnode.Sources("127.0.6")
 
 
 class KDC:
@@ -129,7 +120,7 @@ def gssapi_auth(port, kdc, user, authzid=b""):
                                  | gssapi.RequirementFlag.integrity)
     cl = Client("127.0.0.1", port, source=src(), timeout=10)
     cl.ehlo()
-    r = cl.cmd("AUTH GSSAPI " + base64.b64encode(ctx.step()).decode())
+    r = cl.cmd("AUTH GSSAPI " + b64(ctx.step()))
     for _ in range(6):
         if not r.startswith("334"):
             return r, cl
@@ -144,7 +135,7 @@ def gssapi_auth(port, kdc, user, authzid=b""):
             out = ctx.wrap(b"\x01\x00\x00\x00" + authzid, False).message
         else:
             out = b""
-        r = cl.cmd(base64.b64encode(out).decode())
+        r = cl.cmd(b64(out))
     return r, cl
 
 
@@ -206,7 +197,7 @@ def main():
             restart(E, kdc, other, krb5_conf=kdc.conf_other)
             ok = eventually(lambda: ehlo_auth(E.sub_port)[0] == "AUTH GSSAPI", 10, 0.3)
             t.ok(ok, "keytab set: Client node1 offers AUTH GSSAPI", ehlo_auth(E.sub_port))
-            t.eq(auth_reply(E.sub_port, kdc, "alice"), BAD,
+            t.eq(auth_reply(E.sub_port, kdc, "alice"), AUTH_BAD,
                  "alice@EXAMPLE.TEST with gssapi_realm = OTHER.TEST: 535 5.7.3")
             t.ok("principal alice@EXAMPLE.TEST is not in realm OTHER.TEST" in E.node.log(),
                  "logged: not in realm OTHER.TEST", E.node.log_tail(5))
@@ -215,11 +206,11 @@ def main():
                  "alice@EXAMPLE.TEST with gssapi_realm = EXAMPLE.TEST, node default realm "
                  "OTHER.TEST: 235")
             restart(E, kdc, other)
-            t.eq(auth_reply(E.sub_port, kdc, "alice"), BAD,
+            t.eq(auth_reply(E.sub_port, kdc, "alice"), AUTH_BAD,
                  "alice of the node's default realm EXAMPLE.TEST, gssapi_realm = OTHER.TEST: "
                  "535 5.7.3")
             restart(E, kdc, {"hostname": FQDN, "gssapi_keytab": kdc.keytab})
-            t.eq(auth_reply(E.sub_port, kdc, "alice"), BAD,
+            t.eq(auth_reply(E.sub_port, kdc, "alice"), AUTH_BAD,
                  "gssapi_realm empty: GSSAPI logins are refused (535 5.7.3)")
 
             # 3. The right realm.
@@ -243,9 +234,9 @@ def main():
                  E.node.log_tail(10))
             t.eq(auth_reply(E.sub_port, kdc, "alice", b"alice"), OK_AUTH,
                  "alice with authzid 'alice' (her own name): 235")
-            t.eq(auth_reply(E.sub_port, kdc, "alice", b"bob"), BAD,
+            t.eq(auth_reply(E.sub_port, kdc, "alice", b"bob"), AUTH_BAD,
                  "alice asking to act as bob (authzid 'bob', no proxy authorization): 535")
-            t.eq(auth_reply(E.sub_port, kdc, "nosuchuser"), BAD,
+            t.eq(auth_reply(E.sub_port, kdc, "nosuchuser"), AUTH_BAD,
                  "a principal of the realm that is not in the directory: 535 5.7.3")
             auth, r = ehlo_auth(E.smtp_port)
             t.ok(auth is None or "GSSAPI" not in auth.upper(),
@@ -260,7 +251,7 @@ def main():
             pid = int(open(os.path.join(E.dir, "slapd.pid")).read().strip())
             os.kill(pid, signal.SIGTERM)
             t.ok(eventually(lambda: not rntest.pid_alive(pid), 10), "slapd stopped")
-            t.eq(auth_reply(E.sub_port, kdc, "alice"), TEMP,
+            t.eq(auth_reply(E.sub_port, kdc, "alice"), AUTH_TEMP,
                  "directory down during the mapping: 454 4.7.0")
             t.ok("auth-tempfail" in E.node.log(), "logged: smtp auth-tempfail",
                  E.node.log_tail(5))

@@ -8,30 +8,18 @@ changed with ldapmodify + SIGHUP and the tests poll until the node applies them.
 Exact replies from docs/permission-model.md §6.
 """
 import os
-import re
-import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import Check, Client, eventually, queued_id, reply_str  # noqa: E402
+from rnnode import (NO_RELAY, RCPT_OK, SENDER_OK, Check, Client, eventually,  # noqa: E402
+                    queued_id, reply_str, tag)
 
-SENDER_OK = "250 2.1.0 Sender OK"
-RCPT_OK = "250 2.1.5 Recipient OK"
-NO_RELAY = "550 5.7.1 Unable to relay"
 ANON_SEND_AS = "550 5.7.1 Anonymous client does not have permissions to send as this sender"
 NOT_AUTH = "530 5.7.1 Client was not authenticated"
 ADS = "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender"
 SUBMIT = "ms-Exch-SMTP-Submit"
-PID = os.getpid()
-_seq = [0]
-
-
-def tag(prefix):
-    _seq[0] += 1
-    return "%s-%d-%d" % (prefix, PID, _seq[0])
 
 
 def spooled(E, marker):

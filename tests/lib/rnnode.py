@@ -6,16 +6,25 @@ Node   starts build/relaynode -c DIR/relaynode.conf --foreground (the conf a Sla
 Client a raw SMTP client on a socket that can bind a chosen source address (127.0.2.55 plays
        a CRM application server) and returns exact reply lines; send_raw() writes any bytes,
        so hostile input (bare CR/LF, NUL, over-long lines) goes out exactly as written.
+TLSClient  a Client that upgrades its socket in place after STARTTLS; tls_auth() logs in on
+       the submission port (EHLO, STARTTLS, EHLO, AUTH PLAIN).
 smtp() an smtplib.SMTP bound to a source address, for ordinary flows.
 swaks() runs swaks and returns (rc, transcript).
+The exact replies the SMTP tests compare against (RCPT_OK, NO_RELAY, OK_AUTH, ...), Sources
+(one loopback source address per client), tag() (unique Subject markers), plain() (AUTH
+PLAIN), example_passwords() and send_tagged() (one message, its spooled recipients) are
+shared here so the tests do not each keep a copy.
 
 Nothing here kills by name: every process is stopped through the pid this module started.
 """
+import base64
+import contextlib
 import os
 import re
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 
@@ -529,6 +538,108 @@ class Client:
         return out
 
 
+class TLSClient(Client):
+    """A Client whose socket is upgraded in place after a 220 to STARTTLS (the node's
+    certificate checked against ca, its name not: the tests reach it as 127.0.0.1)."""
+
+    def starttls(self, ca, pipelined=b""):
+        self.send_raw(b"STARTTLS\r\n" + pipelined)
+        r = self.reply()
+        if not r.startswith("220 "):
+            return r
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="node1.example.com")
+        self.buf = b""
+        return r
+
+
+# -- what the SMTP tests share: exact replies, sources, markers, AUTH ---------------------
+SENDER_OK = "250 2.1.0 Sender OK"
+RCPT_OK = "250 2.1.5 Recipient OK"
+NO_RELAY = "550 5.7.1 Unable to relay"
+NO_DEFAULT = ("550 5.1.1 Recipient <postmaster> has no domain and no default accepted domain "
+              "is configured")
+OK_AUTH = "235 2.7.0 Authentication successful"
+AUTH_BAD = "535 5.7.3 Authentication unsuccessful"
+AUTH_TEMP = "454 4.7.0 Temporary authentication failure"
+NOMECH = "504 5.7.4 Unrecognized authentication type"
+
+
+class Sources:
+    """Source addresses net.11, net.12, ... on lo, one per client: the per-source AUTH
+    failure limit of one case never touches another. src = Sources("127.0.5"); src()."""
+
+    def __init__(self, net):
+        self.net, self.n = net, 10
+
+    def __call__(self):
+        self.n += 1
+        return "%s.%d" % (self.net, self.n)
+
+
+_tags = [0]
+
+
+def tag(prefix):
+    """A marker unique to this process and call (Subject lines, local parts)."""
+    _tags[0] += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), _tags[0])
+
+
+def b64(s):
+    return base64.b64encode(s if isinstance(s, bytes) else s.encode()).decode()
+
+
+def plain(user, pw, authzid=""):
+    """The AUTH PLAIN initial response (RFC 4616): authzid NUL user NUL password."""
+    def raw(x):
+        return x if isinstance(x, bytes) else x.encode()
+    return b64(raw(authzid) + b"\0" + raw(user) + b"\0" + raw(pw))
+
+
+def example_passwords():
+    """{uid: password} of the example organisation's users (deploy/example/passwords.txt)."""
+    import rntest
+    return {u: rntest.user_password(u) for u in ("alice", "bob", "carol")}
+
+
+def tls_auth(E, user, pw, source, authzid="", timeout=20.0):
+    """On E's submission port (Client node1): EHLO, STARTTLS (E's CA), EHLO, AUTH PLAIN.
+    Returns (client, EHLO lines after STARTTLS, AUTH reply); the caller closes the client."""
+    cl = TLSClient("127.0.0.1", E.sub_port, source=source, timeout=timeout)
+    cl.ehlo()
+    cl.starttls(os.path.join(E.dir, "tls", "ca.pem"))
+    lines = cl.ehlo()
+    return cl, lines, cl.cmd("AUTH PLAIN " + plain(user, pw, authzid), timeout=timeout)
+
+
+def tls_auth_reply(E, user, pw, source, authzid=""):
+    """tls_auth's AUTH reply alone (the client closed)."""
+    cl, _, r = tls_auth(E, user, pw, source, authzid)
+    cl.close()
+    return r
+
+
+def send_tagged(E, source, rcpts, prefix, sender="app@outside.example"):
+    """One message from source to E's SMTP port, a RCPT for each of rcpts and a Subject
+    tagged with prefix. Returns {"mail": MAIL reply, "rcpt": [RCPT replies], "final": reply
+    to the final dot (None when no RCPT got 250), "spooled": the recipients of the one spool
+    file holding the tag (None unless there is exactly one)}."""
+    s = tag(prefix)
+    out = {"final": None, "spooled": None}
+    with Client("127.0.0.1", E.smtp_port, source=source) as cl:
+        cl.ehlo()
+        out["mail"] = cl.cmd("MAIL FROM:<%s>" % sender)
+        out["rcpt"] = [cl.cmd("RCPT TO:<%s>" % r) for r in rcpts]
+        if not any(r.startswith("250 ") for r in out["rcpt"]):
+            return out
+        _, out["final"] = cl.data("From: <%s>\r\nSubject: %s\r\n\r\nx\r\n" % (sender, s))
+    msgs = list(spool_messages(E.spool_dir, s).values()) if queued_id(out["final"]) else []
+    out["spooled"] = msgs[0]["rcpts"] if len(msgs) == 1 else None
+    return out
+
+
 def smtp(host, port, source=None, timeout=10.0):
     """An smtplib.SMTP connected from source (an address on lo)."""
     return smtplib.SMTP(host, port, timeout=timeout,
@@ -703,6 +814,19 @@ class Env:
             lines += [ldif_value(attr, v) for v in values]
             lines.append("-")
         self.ldapmodify("\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def connector_changed(self, name, replace):
+        """modify_connector(name, replace) and a reload for the with-block; the attributes'
+        old values come back (and the node reloads) when it ends, even after a failure."""
+        old = {a: self.connector_attr(name, a) for a in replace}
+        self.modify_connector(name, replace)
+        self.node.reload()
+        try:
+            yield
+        finally:
+            self.modify_connector(name, old)
+            self.node.reload()
 
     def add_connector(self, name, attrs):
         """attrs: {attr: [values]}; relayTarpitInterval is the Env's `tarpit` unless given."""

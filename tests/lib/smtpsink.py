@@ -18,9 +18,18 @@ Failures on demand, by recipient local part (so one sink serves every case):
     deferN-...@  (N a digit) 451 for the first N attempts for that address, then accepted
     data5-...@   the final dot gets 554 5.6.0 content rejected (whole message)
 Commands are CRLF-terminated; a bare LF is answered 500 and the session closed.
+
+Hashing mode (Sink(..., hash_from=b"X-Marker:")), for messages too large to keep: the data
+is hashed as it arrives, from its first line starting with hash_from on, and DIR/<n>.eml
+holds the envelope block with
+    X-Sink-SHA256: <hex>          X-Sink-Hashed: <octets hashed>   X-Sink-Size: <all octets>
+and no data; messages() returns them as "sha256", "hashed" and "size".
+Observation: s.aborted counts DATA transfers that ended without the final dot; s.hold =
+(at_data, go) (threading.Events) holds the next 354 until go is set, after setting at_data.
 """
 import argparse
 import base64
+import hashlib
 import os
 import re
 import socket
@@ -32,7 +41,7 @@ import time
 
 class Sink:
     def __init__(self, directory, port=0, tls_cert=None, tls_key=None, auth=None,
-                 host="127.0.0.1", eightbit=True, size_max=52428800):
+                 host="127.0.0.1", eightbit=True, size_max=52428800, hash_from=None):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.host = host
@@ -51,6 +60,9 @@ class Sink:
         self.active = 0               # sessions open now, and the most at once
         self.max_active = 0
         self.slow = 0.0               # seconds to sleep before answering the final dot
+        self.hash_from = hash_from    # bytes: hashing mode (module doc), None: keep the data
+        self.aborted = 0              # DATA transfers that ended without the final dot
+        self.hold = None              # (at_data, go) Events: hold the next 354 until go
         self.stopping = False
 
     def start(self):
@@ -82,7 +94,7 @@ class Sink:
     def _session(self, c):
         with self.lock:
             self.sessions += 1
-        st = {"sock": c, "buf": b"", "tls": False, "user": None, "busy": False}
+        st = {"sock": c, "buf": b"", "pos": 0, "tls": False, "user": None, "busy": False}
         try:
             self._converse(st)
         except (OSError, ssl.SSLError, ValueError):
@@ -98,15 +110,20 @@ class Sink:
         st["sock"].sendall(line.encode() + b"\r\n")
 
     def _line(self, st):
-        while b"\n" not in st["buf"]:
+        """The next line without its CRLF. The buffer is consumed by offset, so a line costs
+        its own length, never the buffer's (hashing mode reads hundreds of MiB)."""
+        buf, pos = st["buf"], st["pos"]
+        i = buf.find(b"\n", pos)
+        while i < 0:
             d = st["sock"].recv(65536)
             if not d:
                 raise ValueError("eof")
-            st["buf"] += d
-        line, st["buf"] = st["buf"].split(b"\n", 1)
-        if not line.endswith(b"\r"):
+            buf, pos = buf[pos:] + d, 0
+            i = buf.find(b"\n")
+        st["buf"], st["pos"] = buf, i + 1
+        if i == pos or buf[i - 1:i] != b"\r":
             raise ValueError("bare LF")
-        return line[:-1]
+        return buf[pos:i - 1]
 
     def _converse(self, st):
         self._send(st, "220 sink.test ESMTP test sink")
@@ -129,7 +146,7 @@ class Sink:
                     self._send(st, "250%s%s" % ("-" if i < len(lines) - 1 else " ", l))
             elif verb == "STARTTLS" and self.tls and not st["tls"]:
                 self._send(st, "220 2.0.0 go ahead")
-                st["buf"] = b""
+                st["buf"], st["pos"] = b"", 0
                 st["sock"] = self.tls.wrap_socket(st["sock"], server_side=True)
                 st["tls"] = True
             elif verb == "AUTH" and self.auth:
@@ -161,6 +178,10 @@ class Sink:
                 if not rcpts:
                     self._send(st, "554 5.5.1 no valid recipients")
                     continue
+                hold, self.hold = self.hold, None
+                if hold:
+                    hold[0].set()
+                    hold[1].wait(30)
                 self._send(st, "354 go ahead")
                 data = self._data(st)
                 if self.slow:
@@ -222,14 +243,33 @@ class Sink:
         return not self._rcpt_decision(r, n).startswith("250")
 
     def _data(self, st):
-        out = []
+        """The data after dot-unstuffing: bytes, or in hashing mode a dict (sha256, hashed,
+        size). A transfer that ends without the final dot is counted in aborted."""
+        h = hashlib.sha256() if self.hash_from is not None else None
+        out, hashing, hashed, size = [], False, 0, 0
         while True:
-            line = self._line(st)
+            try:
+                line = self._line(st)
+            except (OSError, ssl.SSLError, ValueError):
+                with self.lock:
+                    self.aborted += 1
+                raise
             if line == b".":
-                return b"".join(out)
+                break
             if line.startswith(b"."):
                 line = line[1:]
-            out.append(line + b"\r\n")
+            line += b"\r\n"
+            size += len(line)
+            if h is None:
+                out.append(line)
+                continue
+            hashing = hashing or line.startswith(self.hash_from)
+            if hashing:
+                h.update(line)
+                hashed += len(line)
+        if h is None:
+            return b"".join(out)
+        return {"sha256": h.hexdigest(), "hashed": hashed, "size": size}
 
     def _store(self, st, sender, rcpts, data):
         with self.lock:
@@ -238,6 +278,10 @@ class Sink:
         head = ["X-Sink-From: <%s>" % sender] + ["X-Sink-To: <%s>" % r for r in rcpts]
         head += ["X-Sink-TLS: %s" % ("yes" if st["tls"] else "no"),
                  "X-Sink-Auth: %s" % (st["user"] or "-")]
+        if isinstance(data, dict):      # hashing mode: the digest instead of the data
+            head += ["X-Sink-SHA256: %s" % data["sha256"], "X-Sink-Hashed: %d" % data["hashed"],
+                     "X-Sink-Size: %d" % data["size"]]
+            data = b""
         path = os.path.join(self.dir, "%06d.eml" % n)
         with open(path + ".tmp", "wb") as f:
             f.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
@@ -263,6 +307,10 @@ class Sink:
                     env["tls"] = v == "yes"
                 elif k == "X-Sink-Auth":
                     env["auth"] = None if v == "-" else v
+                elif k == "X-Sink-SHA256":
+                    env["sha256"] = v
+                elif k in ("X-Sink-Hashed", "X-Sink-Size"):
+                    env[k[7:].lower()] = int(v)
             out.append(env)
         return out
 

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <dirent.h>
@@ -76,6 +77,15 @@ static char *read_file(const char *path)
     buf[n] = 0;
     fclose(f);
     return buf;
+}
+
+/* How many times `what` occurs in text. */
+static long count_lines(const char *text, const char *what)
+{
+    long n = 0;
+    for (const char *q = text; (q = strstr(q, what)); q++)
+        n++;
+    return n;
 }
 
 static void fact_line_format(void **state)
@@ -211,10 +221,7 @@ static void reopen_case(bool async)
     }
     char *a = got[0], *b = got[1], *c = got[2], *d = got[3];
     assert_non_null(strstr(a, " t before n=1\n"));
-    size_t lines = 0;
-    for (const char *q = a; (q = strstr(q, " t before i=")); q++)
-        lines++;
-    assert_int_equal(lines, N);
+    assert_int_equal(count_lines(a, " t before i="), N);
     assert_null(strstr(a, "after"));
     assert_non_null(strstr(b, " t after n=2\n"));
     assert_null(strstr(b, "before"));
@@ -255,24 +262,26 @@ static void protolog_off_without_dir(void **state)
  * line is either written, in order, or counted as dropped. */
 #define ASYNC_LINES 50000
 
-struct reader { int fd; char *buf; size_t len, cap; };
+struct drain { int fd; char *buf; size_t len, cap; atomic_bool stop; };
 
-static void *read_all(void *arg)
+/* Read fd (non-blocking FIFO) until EOF once stop is set; an EOF before it (no writer yet)
+ * is waited through. */
+static void *drain_fifo(void *arg)
 {
-    struct reader *r = arg;
+    struct drain *r = arg;
     for (;;) {
         if (r->cap - r->len < 65536) {
             r->cap = r->cap ? r->cap * 2 : 1 << 20;
             r->buf = xrealloc(r->buf, r->cap);
         }
         ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
-        if (n < 0 && errno == EAGAIN) {
-            usleep(1000);
+        if (n > 0) {
+            r->len += (size_t)n;
             continue;
         }
-        if (n <= 0)
+        if ((n == 0 && atomic_load(&r->stop)) || (n < 0 && errno != EAGAIN))
             break;
-        r->len += (size_t)n;
+        usleep(1000);
     }
     r->buf[r->len] = 0;
     return NULL;
@@ -284,7 +293,7 @@ static void async_never_blocks_and_counts_drops(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/fifo", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
-    struct reader r = {.fd = open(path, O_RDONLY | O_NONBLOCK)};
+    struct drain r = {.fd = open(path, O_RDONLY | O_NONBLOCK), .stop = true};
     assert_true(r.fd >= 0);
     assert_int_equal(log_open(path, err, sizeof err), 0);
     assert_int_equal(log_async_start(err, sizeof err), 0);
@@ -296,7 +305,7 @@ static void async_never_blocks_and_counts_drops(void **state)
         log_fact("-", "test", "line", "seq=%d pad=%s", i, pad);
     alarm(0);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, read_all, &r), 0);
+    assert_int_equal(pthread_create(&th, NULL, drain_fifo, &r), 0);
     log_close();                  /* the writer drains its buffer, then the FIFO closes: EOF */
     assert_int_equal(pthread_join(th, NULL), 0);
     close(r.fd);
@@ -327,6 +336,86 @@ static void async_never_blocks_and_counts_drops(void **state)
     rmdir(dir);
 }
 
+/* issue 13: log_reopen never opens on the caller's thread (the event loop) while the writer
+ * runs, even with the queue full behind a stalled disk (a FIFO nobody reads): it takes the
+ * room kept for it and returns at once, and the writer reopens in order: every line queued
+ * before it (or counted as dropped) in the renamed log, nothing of them in the new one. */
+struct reopen_call { int rc; char err[256]; atomic_bool done; };
+
+static void *call_reopen(void *arg)
+{
+    struct reopen_call *c = arg;
+    c->rc = log_reopen(c->err, sizeof c->err);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static void reopen_queued_when_full(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_log_reopenq.XXXXXX", path[64], old[80], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/node.log", dir);
+    snprintf(old, sizeof old, "%s.1", path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct drain r1 = {.fd = open(path, O_RDONLY | O_NONBLOCK)}, r2 = {.fd = -1};
+    assert_true(r1.fd >= 0);
+    assert_int_equal(log_open(path, err, sizeof err), 0);
+    assert_int_equal(log_async_start(err, sizeof err), 0);
+    /* Every line 250 octets ("<24-octet time> - test line seq=NNNNNN pad=<197 x>\n"), so
+     * with its 6-octet queue header it takes 256 and the lines tile the 1 MiB buffer
+     * exactly: the fullest a queue gets, where only kept room can still hold the reopen. */
+    char pad[198];
+    memset(pad, 'x', 197);
+    pad[197] = 0;
+    alarm(60);
+    for (int i = 0; i < ASYNC_LINES; i++)      /* the writer stalls, the queue fills up */
+        log_fact("-", "test", "line", "seq=%06d pad=%s", i, pad);
+    assert_int_equal(rename(path, old), 0);    /* logrotate */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    r2.fd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(r2.fd >= 0);
+    struct reopen_call call = {.rc = -1};
+    pthread_t th, t1, t2;
+    assert_int_equal(pthread_create(&th, NULL, call_reopen, &call), 0);
+    for (int i = 0; i < 3000 && !atomic_load(&call.done); i++)
+        usleep(1000);
+    bool prompt = atomic_load(&call.done);     /* not waiting on the stalled writer */
+    assert_int_equal(pthread_create(&t1, NULL, drain_fifo, &r1), 0);
+    assert_int_equal(pthread_create(&t2, NULL, drain_fifo, &r2), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    log_async_stop();                          /* everything queued, the reopen included */
+    log_fact("-", "test", "after", "n=1");     /* synchronous: to the file open now */
+    log_close();
+    alarm(0);
+    atomic_store(&r1.stop, true);
+    atomic_store(&r2.stop, true);
+    assert_int_equal(pthread_join(t1, NULL), 0);
+    assert_int_equal(pthread_join(t2, NULL), 0);
+    close(r1.fd);
+    close(r2.fd);
+    long in_old = count_lines(r1.buf, " test line seq=");
+    long in_new = count_lines(r2.buf, " test line seq=");
+    long dropped = 0;
+    for (int k = 0; k < 2; k++)
+        for (const char *p = k ? r2.buf : r1.buf; (p = strstr(p, " - log dropped lines=")); p++)
+            dropped += strtol(p + 21, NULL, 10);
+    fprintf(stderr, "reopen returned after %s; renamed log %ld lines, new log %ld, dropped %ld\n",
+            prompt ? "<3 s" : ">=3 s", in_old, in_new, dropped);
+    assert_true(prompt);
+    assert_int_equal(call.rc, 0);
+    assert_int_equal(in_new, 0);
+    assert_true(dropped > 0);
+    assert_int_equal(in_old + dropped, ASYNC_LINES);
+    assert_null(strstr(r1.buf, " test after n=1"));
+    assert_non_null(strstr(r2.buf, " test after n=1\n"));
+    free(r1.buf);
+    free(r2.buf);
+    unlink(path);
+    unlink(old);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +429,7 @@ int main(void)
         cmocka_unit_test(reopen_after_rename),
         cmocka_unit_test(reopen_after_rename_async),
         cmocka_unit_test(async_never_blocks_and_counts_drops),
+        cmocka_unit_test(reopen_queued_when_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
