@@ -34,6 +34,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include "directory/base/util.h"
+#include "node/common/fault.h"
 #include "node/spool/spool_record.h"
 #include "node/spool/spool-private.h"
 
@@ -202,6 +203,7 @@ fail:
 int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen)
 {
     struct statvfs v;
+    fault_sleep("spool-statvfs");
     if (fstatvfs(s->dirfd, &v) < 0)
         return rn_err(err, errlen, "statvfs %s: %s", s->dir, strerror(errno));
     *out = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
@@ -358,6 +360,7 @@ struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *en
     m->rec = SIZE_MAX;
     m->err = err, m->errlen = errlen;
     id_new(s, m->id);
+    fault_sleep("spool-create");
     m->fd = spool_fault(SPOOL_FAULT_CREATE) < 0 ? -1
             : openat(s->tmpfd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (m->fd < 0) {
@@ -384,6 +387,7 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err
     if (m->failed)
         return rn_err(err, errlen, "%s: an earlier write failed", m->id);
     m->err = err, m->errlen = errlen;
+    fault_sleep("spool-write");
     const uint8_t *b = data;
     while (len > 0) {
         /* Large writes skip the buffer: one record of up to SPOOL_REC_DATA_MAX per writev. */
