@@ -1,4 +1,4 @@
-/* fault: test-only slow-disk hooks (docs/reliability.md §7). A build with -DRN_FAULTS (make
+/* fault: test-only slow-disk hooks (docs/reliability.md §2.6). A build with -DRN_FAULTS (make
  * test) reads RELAYNODE_FAULT_SLEEP="point=ms,point=ms" once, and fault_sleep(point) then
  * sleeps that long where the named blocking step runs, so a test can show which thread waits
  * for it. Points: spool-create (a message's tmp/ file), spool-write (a message's bytes),
