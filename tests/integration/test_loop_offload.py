@@ -13,6 +13,8 @@ Cases:
   DATA         the spool file's creation and every body write slowed (spool-create,
                spool-write): a 1 MiB message by DATA, and one in BDAT chunks, still 250,
                stored whole; pipelined commands after the final dot answered in order;
+               then a client that leaves, and a stop (two SIGTERMs), while a slowed job
+               runs: the tmp file removed, exit 0, no sanitizer report;
   MAIL         the free-space check (fstatvfs, spool-statvfs);
   DSN          building a DSN (the original read, the DSN written: dsn);
   SIGHUP       certificate PEM files read again (cert-read).
@@ -178,6 +180,43 @@ def case_bdat(E, t):
     return c.result()
 
 
+def open_data(E, tag, size):
+    """A session inside DATA with size bytes of content sent and no end, once the spool file
+    exists (its slowed creation done, a slowed write in flight)."""
+    cl = Client("127.0.0.1", E.smtp_port, timeout=30)
+    cl.ehlo()
+    cl.send_raw("MAIL FROM:<app@outside.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    replies = [cl.reply(), cl.reply(), cl.reply()]
+    cl.send_raw("Subject: %s\r\n\r\n%s" % (tag, body_text(tag, size)))
+    tmp = os.path.join(E.spool_dir, "tmp")
+    made = eventually(lambda: os.listdir(tmp), 10, 0.02)
+    return cl, replies, made
+
+
+def case_teardown(E, t):
+    c = Check()
+    tmp = os.path.join(E.spool_dir, "tmp")
+    cl, replies, made = open_data(E, "offload-gone-%d" % PID, 600 * 1024)
+    c.eq([r[:3] for r in replies], ["250", "250", "354"], "MAIL, RCPT, DATA")
+    c.true(made, "the spool file was created while content arrived")
+    cl.close()                                 # gone with a spool job in flight
+    c.true(eventually(lambda: not os.listdir(tmp), 10, 0.05),
+           "the abandoned message's tmp file is removed", repr(os.listdir(tmp)))
+    cl, replies, made = open_data(E, "offload-stop-%d" % PID, 600 * 1024)
+    c.true(made, "second session: the spool file exists")
+    E.node.signal(signal.SIGTERM)              # drain, then "out now" with the job in flight
+    time.sleep(0.05)
+    E.node.signal(signal.SIGTERM)
+    rc = E.node.stop(timeout=30)
+    cl.close()
+    out = E.node.run_output()
+    c.eq(rc, 0, "the node stopped with a spool job in flight exits 0")
+    c.true(not rnnode.sanitizer_report(out), "no sanitizer report", out[-3000:])
+    E.node.start()
+    c.true(not os.listdir(tmp), "tmp/ is empty after the restart")
+    return c.result()
+
+
 def case_mail(E, t):
     c = Check()
 
@@ -274,6 +313,8 @@ def main():
                   case_data, E, t)
             t.run("BDAT: slow spool create and writes, NOOPs of another session stay fast",
                   case_bdat, E, t)
+            t.run("a session gone, and a stop, with a slowed spool job in flight",
+                  case_teardown, E, t)
             restart(E, {"spool-statvfs": SLOW_MS})
             t.run("MAIL: slow free-space check, NOOPs stay fast", case_mail, E, t)
             restart(E, {"dsn": SLOW_MS})
