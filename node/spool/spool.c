@@ -276,6 +276,7 @@ static int write_all(int fd, const struct iovec *iov0, int n)
     memcpy(iov, iov0, (size_t)n * sizeof *iov);
     struct iovec *v = iov;
     while (n > 0) {
+        fault_sleep("spool-write");
         if (spool_fault(SPOOL_FAULT_WRITE) < 0)
             return -1;
         ssize_t w = writev(fd, v, n);
@@ -426,7 +427,6 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err
     if (m->fd < 0)
         return rn_err(err, errlen, "%s: write before the file was created", m->id);
     m->err = err, m->errlen = errlen;
-    fault_sleep("spool-write");
     const uint8_t *b = data;
     while (len > 0) {
         /* Large writes skip the buffer: one record of up to SPOOL_REC_DATA_MAX per writev. */
