@@ -76,13 +76,16 @@ static void wr_fail(struct spool_writer *w, const char *err)
 
 static void wr_done(void *arg);
 
-/* Start the next job if none runs and there is work: the file to create, a chunk, or the
- * rest at the finish. */
+/* Start the next job if none runs and there is work: a chunk, or at the finish the rest
+ * (and the file, if no job made it yet). The first job also creates the file, so a small
+ * message costs one job: created and written at once. */
 static void wr_kick(struct spool_writer *w)
 {
     if (w->busy || w->failed)
         return;
-    if (w->created && !(w->plen >= SPOOL_WRITER_CHUNK || (w->finishing && w->plen > 0)))
+    if (w->plen < SPOOL_WRITER_CHUNK && !w->finishing)
+        return;
+    if (w->created && w->plen == 0)
         return;
     uint8_t *b = w->fly;
     size_t cap = w->fcap;

@@ -1,11 +1,12 @@
 /* spool_writer: one incoming message's bytes written to its spool file on the worker pool,
  * so the event loop never waits for the disk (docs/reliability.md §2.6, docs/style.md 7).
- * The loop appends bytes; the first job creates the file (spool_msg_create), later jobs
- * write what waits once SPOOL_WRITER_CHUNK has gathered, and at most one job runs per
- * message, so bytes reach the file in the order they were appended. The owner stops reading
- * its client while spool_writer_backlog() is over SPOOL_WRITER_BOUND and looks again at each
- * notify. spool_writer_finish waits for every byte before the message goes to the committer.
- * The first failure (ENOSPC, EIO, the pool stopping) is kept, later bytes are dropped, and
+ * The loop appends bytes; a job writes what waits once SPOOL_WRITER_CHUNK has gathered (the
+ * first one creates the file first: spool_msg_create), or the rest at the finish, and at
+ * most one job runs per message, so bytes reach the file in the order they were appended
+ * (a small message costs one job). The owner stops reading its client while
+ * spool_writer_backlog() is over SPOOL_WRITER_BOUND and looks again at each notify.
+ * spool_writer_finish waits for every byte before the message goes to the committer. The
+ * first failure (ENOSPC, EIO, the pool stopping) is kept, later bytes are dropped, and
  * spool_writer_take reports it. Loop thread only. */
 #ifndef RN_SPOOL_WRITER_H
 #define RN_SPOOL_WRITER_H

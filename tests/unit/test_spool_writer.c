@@ -264,9 +264,10 @@ static void test_pool_gone(void **state)
     worker_free(&f->pool);
     char id[64];
     f->w = start(f, id, sizeof id);
-    spool_writer_append(f->w, "abc", 3);
+    spool_writer_append(f->w, "abc", 3);          /* under a chunk: no job yet */
+    assert_false(spool_writer_failed(f->w));
+    assert_true(spool_writer_finish(f->w));       /* the job cannot start: failed */
     assert_true(spool_writer_failed(f->w));
-    assert_true(spool_writer_finish(f->w));
     struct spool_msg *m;
     char err[RN_ERRLEN];
     assert_int_equal(spool_writer_take(f->w, &m, err, sizeof err), -1);
