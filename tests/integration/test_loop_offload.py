@@ -4,8 +4,8 @@
 A test build (-DRN_FAULTS) sleeps where a named blocking step runs when told to by
 RELAYNODE_FAULT_SLEEP (node/common/fault.h). For each step the node is restarted with that
 step slowed to SLOW_MS, one session makes the node run it while another session sends NOOPs
-one at a time (2 ms apart), and the worst NOOP reply must stay under LIMIT_MS: had the step run on the
-loop, every NOOP that arrived meanwhile would have waited for it (>= SLOW_MS). Each case
+one at a time (2 ms apart), and the worst NOOP reply must stay under LIMIT_MS: had the step
+run on the loop, every NOOP that arrived meanwhile would have waited for it. Each case
 also checks that the slow step did run (the session that caused it waited >= SLOW_MS), so a
 hook that is not reached cannot pass for a fast loop.
 
