@@ -9,6 +9,7 @@
 #include "directory/model.h"
 #include "directory/base/util.h"
 #include "node/daemon-private.h"
+#include "node/common/fault.h"
 #include "node/common/log.h"
 #include "node/common/tlsctx.h"
 #include "node/common/node.h"
@@ -48,6 +49,7 @@ void daemon_certs_begin(struct daemon *d, struct certs_job *c, bool reread)
 void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_snapshot *snap)
 {
     const struct rn_bootstrap *b = &d->n.boot;
+    fault_sleep("cert-read");
     if (c->node_wanted)
         c->node = tlsctx_new(b->tls_cert, b->tls_key, c->node_err, sizeof c->node_err);
     for (size_t i = 0; snap && i < snap->nconnectors; i++) {

@@ -25,6 +25,7 @@
 #include "node/common/log.h"
 #include "node/common/node.h"
 #include "node/spool/spool.h"
+#include "node/common/fault.h"
 #include "node/common/worker.h"
 
 #define TICK_S 1
@@ -265,6 +266,7 @@ static struct spool_msg *queue_dsn(struct queue *q, struct qmsg *m, char *err, s
 static void bounce_build_run(void *arg)
 {
     struct bounce *b = arg;
+    fault_sleep("dsn");
     b->sm = queue_dsn(b->m->q, b->m, b->err, sizeof b->err);
     if (b->sm)
         rn_strlcpy(b->dsn_id, spool_msg_id(b->sm), sizeof b->dsn_id);

@@ -4,7 +4,9 @@
  * (docs/permission-model.md §9.1, §10 step 10) needs the whole block: hop count on the unfiltered
  * Received: fields, the header firewall, the P2 (header) sender. Nothing reaches the spool
  * before those checks pass, so a refused message never leaves a file behind; after them the
- * body streams straight to the spool file. */
+ * body streams to the spool file through a spool_writer: created and written on the worker
+ * pool, never on the loop (docs/reliability.md §2.6). A write that fails there makes the
+ * message refused (451 4.3.0) at its next byte or at the end, never a 250. */
 #include "node/smtp/msgin.h"
 
 #include <stdlib.h>
@@ -21,7 +23,8 @@ struct msgin {
     char *hdr;                 /* owned: header bytes so far (MSGIN_HEADERS) */
     size_t hlen, hcap, hmax;   /* hmax: the most the block may reach before refusal */
     uint64_t size;             /* content bytes fed */
-    struct spool_msg *msg;     /* owned until msgin_finish hands it over */
+    struct spool_writer *wr;   /* owned: the spool file being written (MSGIN_BODY) */
+    bool finishing;            /* msgin_finish was called */
     struct verdict v;          /* the refusal, once state is MSGIN_REFUSED */
     char bad_sender[512];      /* the sender address a send-as refusal was about */
 };
@@ -30,8 +33,7 @@ static void msgin_refuse(struct msgin *m, const struct verdict *v)
 {
     m->v = *v;
     m->state = MSGIN_REFUSED;
-    if (m->msg)
-        spool_msg_abort(&m->msg);
+    spool_writer_free(&m->wr);
     free(m->hdr);
     m->hdr = NULL;
     m->hlen = m->hcap = 0;
@@ -66,8 +68,7 @@ void msgin_free(struct msgin **mp)
     struct msgin *m = *mp;
     if (!m)
         return;
-    if (m->msg)
-        spool_msg_abort(&m->msg);
+    spool_writer_free(&m->wr);
     free(m->hdr);
     free(m);
     *mp = NULL;
@@ -88,16 +89,31 @@ uint64_t msgin_size(const struct msgin *m)
     return m->size;
 }
 
+size_t msgin_backlog(const struct msgin *m)
+{
+    return m->wr ? spool_writer_backlog(m->wr) : 0;
+}
+
+/* Bytes for the spool file, in order; -1 once a spool step has failed (the message is then
+ * refused and the rest of its content dropped). */
 static int msgin_write(struct msgin *m, const void *p, size_t n)
 {
-    char err[256];
-    if (n == 0)
-        return 0;
-    if (spool_msg_write(m->msg, p, n, err, sizeof err) < 0) {
+    if (spool_writer_failed(m->wr)) {
         msgin_refuse_spool(m);
         return -1;
     }
+    spool_writer_append(m->wr, p, n);
     return 0;
+}
+
+/* A spool job completed (on the loop): a failure refuses the message now, so the session
+ * discards the rest of the content; then the owner looks at the backlog or the finish. */
+static void msgin_on_spool(void *arg)
+{
+    struct msgin *m = arg;
+    if (m->state == MSGIN_BODY && !m->finishing && spool_writer_failed(m->wr))
+        msgin_refuse_spool(m);
+    m->p.progress(m->p.arg);           /* last: the owner may free m */
 }
 
 /* The end-of-headers pipeline on the block hdr[0..blen) (CRLF-terminated fields, no empty
@@ -129,20 +145,23 @@ static void msgin_end_of_headers(struct msgin *m, size_t blen)
             return;
         }
     }
+    /* The id and the envelope in memory now; the file is made on a worker (spool_writer). */
     char err[256];
-    m->msg = spool_msg_new(p->spool, p->env, err, sizeof err);
-    if (!m->msg) {
+    struct spool_msg *msg = spool_msg_start(p->spool, p->env, err, sizeof err);
+    if (!msg) {
         msgin_refuse_spool(m);
         return;
     }
     struct headers_stamp st = p->stamp;
-    st.queueid = spool_msg_id(m->msg);
+    st.queueid = spool_msg_id(msg);
     char stamp[2048];
     int slen = headers_stamp_format(&st, time(NULL), stamp, sizeof stamp);
     if (slen < 0) {
+        spool_msg_abort(&msg);
         msgin_refuse_spool(m);
         return;
     }
+    m->wr = spool_writer_new(p->pool, &msg, msgin_on_spool, m);
     struct headers_accept acc = {
         .routing = (p->r->effective & R_ACCEPT_ROUTING_HEADERS) != 0,
         .organization = (p->r->effective & R_ACCEPT_ORG_HEADERS) != 0,
@@ -242,9 +261,11 @@ void msgin_feed(struct msgin *m, const char *buf, size_t len)
         msgin_write(m, buf, len);
 }
 
-void msgin_finish(struct msgin *m, struct verdict *v, struct spool_msg **out)
+bool msgin_finish(struct msgin *m)
 {
-    *out = NULL;
+    if (m->finishing)
+        return m->state != MSGIN_BODY || spool_writer_finish(m->wr);
+    m->finishing = true;
     if (m->state == MSGIN_HEADERS) {
         /* Content ended inside the header block (no empty line, maybe no final CRLF): the
          * whole content is the block. */
@@ -257,12 +278,19 @@ void msgin_finish(struct msgin *m, struct verdict *v, struct spool_msg **out)
         }
         msgin_end_of_headers(m, m->hlen);
     }
+    return m->state != MSGIN_BODY || spool_writer_finish(m->wr);
+}
+
+void msgin_result(struct msgin *m, struct verdict *v, struct spool_msg **out)
+{
+    *out = NULL;
+    char err[256];
+    if (m->state == MSGIN_BODY && spool_writer_take(m->wr, out, err, sizeof err) < 0)
+        msgin_refuse_spool(m);
     if (m->state == MSGIN_REFUSED) {
         *v = m->v;
         return;
     }
     *v = (struct verdict){.ok = true, .code = 250, .enh = "2.6.0", .text = "Queued mail for delivery",
                           .ace = -1, .why = "accepted"};
-    *out = m->msg;
-    m->msg = NULL;
 }

@@ -1,7 +1,8 @@
 /* smtp_input: how an SMTP session reads (smtp_session-private.h): command lines under
  * max_command_line (AUTH lines under SASLAUTH_LINE_MAX), DATA content through smtp_data,
  * BDAT chunks by length, all in order as pipelined (RFC 2920), stopping while a worker holds
- * the session or the client leaves its replies unread. Only CRLF ends a line; a bare CR or
+ * the session, the client leaves its replies unread, or more content than SPOOL_WRITER_BOUND
+ * waits for the spool's worker (the disk is slow: msgin's progress resumes reading). Only CRLF ends a line; a bare CR or
  * LF closes the session, and nothing of an over-long line is ever run. Every command line
  * goes to smtp_verbs_dispatch. Loop thread only. */
 #include "node/smtp/smtp_session-private.h"
@@ -110,6 +111,8 @@ static bool session_read_data(struct smtp_session *s)
             session_end_of_content(s, s->data.line_too_long != 0);
             return true;
         }
+        if (s->msg && msgin_backlog(s->msg) > SPOOL_WRITER_BOUND)
+            return true;                /* session_process pauses until the disk catches up */
     }
     return false;
 }
@@ -143,6 +146,8 @@ static bool session_read_chunk(struct smtp_session *s)
         }
         evbuffer_drain(in, take);
         s->chunk_left -= take;
+        if (s->chunk_left > 0 && s->msg && msgin_backlog(s->msg) > SPOOL_WRITER_BOUND)
+            return true;                /* session_process pauses until the disk catches up */
     }
     if (s->chunk_left > 0)
         return false;
@@ -193,6 +198,9 @@ void session_process(struct smtp_session *s)
             bufferevent_setwatermark(s->bev, EV_WRITE, OUT_HIGH / 2, 0);
             return;
         }
+        /* Content waits while too much of it waits for the disk (spool_writer.h). */
+        if ((s->state == S_DATA || s->state == S_BDAT) && session_content_paused(s))
+            return;
         bool more;
         switch (s->state) {
         case S_DATA: more = session_read_data(s); break;

@@ -92,6 +92,8 @@ struct smtp_session {
     size_t discarded;
     bool out_paused;                   /* too much unread output: stop reading commands */
     bool busy;                         /* a worker job holds the session */
+    bool disk_paused;                  /* not reading: the spool backlog is over its bound */
+    bool content_wait;                 /* S_QUEUEING: the last spool writes still run */
     bool peer_gone;                    /* EOF or error: no more writes */
     bool in_callback;                  /* free at the end of the callback, not inside */
     bool tarpitting;                   /* a 5xx is held back (TarpitInterval): replies queue
@@ -122,6 +124,9 @@ void session_set_permissions(struct smtp_session *s, const char *why);
 void session_end_of_content(struct smtp_session *s, bool line_too_long);
 /* DATA or the first BDAT: the envelope and stamp for msgin, and a fresh msgin. */
 void session_begin_content(struct smtp_session *s);
+/* Whether content reading must wait for the spool (its backlog is over SPOOL_WRITER_BOUND):
+ * then the session stops reading its client until msgin's progress says otherwise. */
+bool session_content_paused(struct smtp_session *s);
 void session_data_emit(void *arg, const char *buf, size_t len);   /* smtp_data -> msgin */
 const char *session_fqdn(const struct smtp_session *s);
 

@@ -281,7 +281,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void session_timeout(struct smtp_session *s, struct event *ev, const char *reply,
                             const char *kind, uint64_t seconds)
 {
-    if (s->busy || s->tarpitting) {
+    if (s->busy || s->tarpitting || s->disk_paused) {
         struct timeval tv = {1, 0};
         evtimer_add(ev, &tv);
         return;

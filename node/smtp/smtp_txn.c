@@ -81,17 +81,13 @@ static void commit_done(void *arg, int rc, const char *err)
     session_resume(s);
 }
 
-void session_end_of_content(struct smtp_session *s, bool line_too_long)
+/* The content is complete and every byte is in the spool file (or a step failed): the
+ * verdict, then the commit. */
+static void session_content_done(struct smtp_session *s)
 {
     struct verdict v;
     struct spool_msg *m = NULL;
-    if (line_too_long) {
-        msgin_free(&s->msg);
-        session_protocol_error(s, "500 5.5.2 Line too long");
-        session_reset_transaction(s);
-        return;
-    }
-    msgin_finish(s->msg, &v, &m);
+    msgin_result(s->msg, &v, &m);
     uint64_t size = msgin_size(s->msg);
     const char *bad = msgin_bad_sender(s->msg);
     if (!v.ok && bad) {
@@ -126,6 +122,64 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
     committer_submit(s->n->committer, &m, commit_done, j);
 }
 
+void session_end_of_content(struct smtp_session *s, bool line_too_long)
+{
+    if (line_too_long) {
+        msgin_free(&s->msg);
+        session_protocol_error(s, "500 5.5.2 Line too long");
+        session_reset_transaction(s);
+        return;
+    }
+    s->disk_paused = false;
+    if (!msgin_finish(s->msg)) {
+        /* The last writes run on a worker: wait (busy) for msgin's progress; pipelined
+         * input waits in the kernel. */
+        session_enter(s, S_QUEUEING);
+        bufferevent_disable(s->bev, EV_READ);
+        s->busy = true;
+        s->content_wait = true;
+        return;
+    }
+    session_content_done(s);
+}
+
+bool session_content_paused(struct smtp_session *s)
+{
+    if (!s->msg || msgin_backlog(s->msg) <= SPOOL_WRITER_BOUND)
+        return false;
+    if (!s->disk_paused) {
+        s->disk_paused = true;
+        bufferevent_disable(s->bev, EV_READ);
+    }
+    return true;
+}
+
+/* msgin's progress (a spool job completed, on the loop): finish the content that waited
+ * for its last writes, or read again once the backlog is back under its bound. */
+static void session_content_progress(void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->content_wait) {
+        if (!msgin_finish(s->msg))
+            return;
+        s->content_wait = false;
+        s->busy = false;
+        if (s->state == S_CLOSING)     /* the client left meanwhile: nobody to answer */
+            msgin_free(&s->msg);
+        else
+            session_content_done(s);
+        if (!s->busy)                  /* else the commit's done() resumes */
+            session_resume(s);
+        return;
+    }
+    if (s->msg && msgin_refused(s->msg))
+        s->data.discard = 1;          /* a spool step failed: drop the rest (451 at the end) */
+    if (s->disk_paused && msgin_backlog(s->msg) <= SPOOL_WRITER_BOUND) {
+        s->disk_paused = false;
+        session_resume(s);
+    }
+}
+
 void session_begin_content(struct smtp_session *s)
 {
     bool auth = s->tok.authenticated;
@@ -140,7 +194,7 @@ void session_begin_content(struct smtp_session *s)
     struct msgin_params p = {
         .snap = s->snap, .c = s->c, .r = &s->rights, .t = &s->tok,
         .owned = (const char *const *)s->owned, .nowned = s->nowned, .spool = s->n->spool,
-        .env = &s->env,
+        .pool = &s->n->worker, .env = &s->env,
         .stamp = {.helo = s->helo, .client_ip = s->client_ip, .fqdn = session_fqdn(s),
                   .local_ip = s->local_ip,
                   .with = !s->esmtp ? "SMTP" : s->tls ? (auth ? "ESMTPSA" : "ESMTPS")
@@ -149,6 +203,7 @@ void session_begin_content(struct smtp_session *s)
                   .mechanism = strcmp(auth_as, "Anonymous") == 0 ? NULL : s->auth_mechanism,
                   .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM)},
         .max_size = s->c->max_message_size == RN_UNLIMITED ? 0 : s->c->max_message_size,
+        .progress = session_content_progress, .arg = s,
     };
     msgin_free(&s->msg);
     s->msg = msgin_new(&p);

@@ -34,6 +34,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include "directory/base/util.h"
+#include "node/common/fault.h"
 #include "node/spool/spool_record.h"
 #include "node/spool/spool-private.h"
 
@@ -51,6 +52,7 @@ struct spool_msg {
     uint64_t total;
     uint32_t crc;                    /* of every byte written so far */
     char *err; size_t errlen;        /* where the sink reports (set per call) */
+    uint8_t *env; size_t envlen, envcap;  /* owned: the encoded envelope until create */
     uint8_t buf[SPOOL_BUF];
 };
 
@@ -202,6 +204,7 @@ fail:
 int spool_free_bytes(struct spool *s, uint64_t *out, char *err, size_t errlen)
 {
     struct statvfs v;
+    fault_sleep("spool-statvfs");
     if (fstatvfs(s->dirfd, &v) < 0)
         return rn_err(err, errlen, "statvfs %s: %s", s->dir, strerror(errno));
     *out = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
@@ -273,6 +276,7 @@ static int write_all(int fd, const struct iovec *iov0, int n)
     memcpy(iov, iov0, (size_t)n * sizeof *iov);
     struct iovec *v = iov;
     while (n > 0) {
+        fault_sleep("spool-write");
         if (spool_fault(SPOOL_FAULT_WRITE) < 0)
             return -1;
         ssize_t w = writev(fd, v, n);
@@ -348,29 +352,66 @@ static int msg_sink(void *arg, const void *p, size_t n)
     return 0;
 }
 
-struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *env, char *err,
-                                size_t errlen)
+/* Sink for the envelope encoder at start: the records go to memory (no file yet). */
+static int env_sink(void *arg, const void *p, size_t n)
+{
+    struct spool_msg *m = arg;
+    if (m->envcap - m->envlen < n) {
+        size_t cap = m->envcap ? m->envcap : 1024;
+        while (cap - m->envlen < n)
+            cap *= 2;
+        m->env = xrealloc(m->env, cap);
+        m->envcap = cap;
+    }
+    memcpy(m->env + m->envlen, p, n);
+    m->envlen += n;
+    return 0;
+}
+
+struct spool_msg *spool_msg_start(struct spool *s, const struct spool_envelope *env, char *err,
+                                  size_t errlen)
 {
     if (spool_rec_envelope_check(env, err, errlen) < 0)
         return NULL;
     struct spool_msg *m = xcalloc(1, sizeof *m);
     m->s = s;
+    m->fd = -1;
     m->rec = SIZE_MAX;
-    m->err = err, m->errlen = errlen;
     id_new(s, m->id);
+    if (spool_rec_encode_envelope(env, env_sink, m, err, errlen) < 0) {
+        free(m->env);
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int spool_msg_create(struct spool_msg *m, char *err, size_t errlen)
+{
+    if (m->failed || m->fd >= 0 || !m->env)
+        return rn_err(err, errlen, "%s: create: not a started message", m->id);
+    m->err = err, m->errlen = errlen;
+    fault_sleep("spool-create");
     m->fd = spool_fault(SPOOL_FAULT_CREATE) < 0 ? -1
-            : openat(s->tmpfd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+            : openat(m->s->tmpfd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                     0600);
     if (m->fd < 0) {
-        rn_err(err, errlen, "%s: create tmp file: %s", m->id, strerror(errno));
-        free(m);
-        return NULL;
+        m->failed = true;              /* nothing to remove */
+        return rn_err(err, errlen, "%s: create tmp file: %s", m->id, strerror(errno));
     }
-    if (spool_rec_encode_envelope(env, msg_sink, m, err, errlen) < 0) {
-        if (!m->failed)
-            msg_fail(m, "envelope", EINVAL, err, errlen);
-        free(m);
-        return NULL;
-    }
+    int rc = msg_sink(m, m->env, m->envlen);
+    free(m->env);
+    m->env = NULL;
+    m->envlen = m->envcap = 0;
+    return rc;
+}
+
+struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *env, char *err,
+                                size_t errlen)
+{
+    struct spool_msg *m = spool_msg_start(s, env, err, errlen);
+    if (m && spool_msg_create(m, err, errlen) < 0)
+        spool_msg_abort(&m);
     return m;
 }
 
@@ -383,6 +424,8 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err
 {
     if (m->failed)
         return rn_err(err, errlen, "%s: an earlier write failed", m->id);
+    if (m->fd < 0)
+        return rn_err(err, errlen, "%s: write before the file was created", m->id);
     m->err = err, m->errlen = errlen;
     const uint8_t *b = data;
     while (len > 0) {
@@ -420,6 +463,7 @@ static void msg_free(struct spool_msg **mp)
     struct spool_msg *m = *mp;
     if (m->fd >= 0)
         close(m->fd);
+    free(m->env);
     free(m);
     *mp = NULL;
 }
@@ -550,11 +594,9 @@ void spool_msg_abort(struct spool_msg **mp)
     struct spool_msg *m = *mp;
     if (!m)
         return;
-    if (!m->failed) {
-        if (m->fd >= 0) {
-            close(m->fd);
-            m->fd = -1;
-        }
+    if (!m->failed && m->fd >= 0) {     /* started but never created: nothing on disk */
+        close(m->fd);
+        m->fd = -1;
         unlinkat(m->s->tmpfd, m->id, 0);
     }
     msg_free(mp);

@@ -45,9 +45,18 @@ const char *spool_sync_mode(const struct spool *s, const char **release);
 
 /* Start a message: a new unique queue id and an open file in tmp/. NULL with err (e.g.
  * ENOSPC, or an envelope field over its limit or holding CR/LF; NULL client_ip, helo,
- * connector, auth_as are stored as ""). The message must end with spool_msg_commit or spool_msg_abort. */
+ * connector, auth_as are stored as ""). The message must end with spool_msg_commit or
+ * spool_msg_abort. Blocking: spool_msg_start, then spool_msg_create. */
 struct spool_msg *spool_msg_new(struct spool *s, const struct spool_envelope *env, char *err,
                                 size_t errlen);
+/* The same in two steps, so the event loop never waits for the disk (spool_writer.h):
+ * start touches no file (the id is made, the envelope checked and encoded in memory; NULL
+ * with err), create (blocking: a worker) opens tmp/<id> and writes the envelope (-1 with
+ * err, e.g. ENOSPC or EMFILE). Either way the message ends with commit or abort; aborting
+ * a message that was never created does no I/O. */
+struct spool_msg *spool_msg_start(struct spool *s, const struct spool_envelope *env, char *err,
+                                  size_t errlen);
+int spool_msg_create(struct spool_msg *m, char *err, size_t errlen);
 const char *spool_msg_id(const struct spool_msg *m);
 /* Append message bytes (headers and body, CRLF line ends, dot-unstuffed). -1 with err. */
 int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err, size_t errlen);
