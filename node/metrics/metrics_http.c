@@ -31,6 +31,7 @@ struct mconn {
     struct bufferevent *bev;         /* owned; closes the socket */
     struct event *deadline;          /* owned: the connection's whole life */
     bool answered;                   /* the response is queued: close once flushed */
+    bool draining;                   /* sent and shut for writing: discard until EOF */
     struct mconn *prev, *next;
 };
 
@@ -157,6 +158,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct mconn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->draining) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     size_t len = evbuffer_get_length(in);
     if (len > METRICS_HTTP_HEAD_MAX)
         len = METRICS_HTTP_HEAD_MAX;   /* the watermark keeps it there; never read past */
@@ -167,11 +172,19 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_answer(c, r);
 }
 
+/* The response is out: shut the write side and discard what the client still sends until
+ * it closes (or the deadline), so a client refused mid-request (431) reads its answer
+ * instead of a reset (RFC 9112 §9.6, "lingering close"). */
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct mconn *c = arg;
-    if (c->answered)
-        conn_free(c);
+    if (!c->answered || c->draining)
+        return;
+    c->draining = true;
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_enable(bev, EV_READ);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
