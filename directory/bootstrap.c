@@ -436,7 +436,7 @@ static void type_format(const struct bootkey *k, char *buf, size_t len)
     else if (k->kind == BK_ENUM)
         words_format(k, buf, len);
     else if (k->kind == BK_LISTEN)
-        snprintf(buf, len, "PORT, IPv4:PORT or [IPv6]:PORT");
+        snprintf(buf, len, "PORT or ADDRESS:PORT");
     else if (k->kind == BK_STRING || k->kind == BK_PATH)
         snprintf(buf, len, "%s", names[k->kind]);
     else
