@@ -23,7 +23,6 @@
 #include <event2/listener.h>
 
 #include "directory/base/util.h"
-#include "node/common/log.h"
 #include "node/metrics/metrics.h"
 
 struct mconn {
