@@ -75,6 +75,18 @@ static void age_insert(struct queue *q, struct qmsg *m)
         q->age_head = m;
 }
 
+/* At load: appended as the spool lists them, sorted once at the end (age_sort). */
+static void age_append(struct queue *q, struct qmsg *m)
+{
+    m->age_prev = q->age_tail;
+    m->age_next = NULL;
+    if (q->age_tail)
+        q->age_tail->age_next = m;
+    else
+        q->age_head = m;
+    q->age_tail = m;
+}
+
 static void age_remove(struct queue *q, struct qmsg *m)
 {
     if (m->age_prev)
@@ -108,15 +120,8 @@ static void age_sort(struct queue *q)
         v[n++] = m;
     qsort(v, n, sizeof *v, age_cmp);
     q->age_head = q->age_tail = NULL;
-    for (size_t i = 0; i < n; i++) {
-        v[i]->age_prev = q->age_tail;
-        v[i]->age_next = NULL;
-        if (q->age_tail)
-            q->age_tail->age_next = v[i];
-        else
-            q->age_head = v[i];
-        q->age_tail = v[i];
-    }
+    for (size_t i = 0; i < n; i++)
+        age_append(q, v[i]);
     free(v);
 }
 
@@ -169,7 +174,6 @@ static struct qmsg *qmsg_new(struct queue *q, const char *id, const char *sender
         m->rcpts[i] = xstrdup(rcpts[i]);
     m->nrcpts = n;
     m->received = received;
-    age_insert(q, m);
     return m;
 }
 
@@ -533,6 +537,7 @@ void queue_add(struct queue *q, const char *id, const char *sender, const char *
     if (q->stopping)
         return;                   /* committed: the next start loads it from the spool */
     struct qmsg *m = qmsg_new(q, id, sender, rcpts, n, received);
+    age_insert(q, m);
     spool_state_init(&m->st, n);
     log_fact(id, "queue", "receive", "from=<%s> rcpts=%zu", m->sender, n);
     qmsg_place(q, m);
@@ -543,6 +548,7 @@ static int load_one(const struct spool_entry *e, void *arg)
     struct queue *q = arg;
     struct qmsg *m = qmsg_new(q, e->id, e->sender, (const char *const *)e->rcpts, e->nrcpts,
                               e->received);
+    age_append(q, m);
     char err[256];
     if (spool_state_read(q->n->spool, e->id, e->nrcpts, &m->st, err, sizeof err) < 0) {
         char qe[512];
