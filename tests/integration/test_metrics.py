@@ -11,6 +11,8 @@ The node listens on metrics_listen = PORT (loopback). Cases:
   - a refused relay (anonymous, Default node1, outside recipient: 550 5.7.1) moves the deny
     counter of ms-Exch-SMTP-Accept-Any-Recipient and the 5xx replies by exactly one, and
     nothing that belongs to accepted mail;
+  - a directory change is applied once and the version label follows it; with slapd down
+    the failed load is counted, stale is 1 and its age grows, and 0 once slapd is back;
   - the HTTP side is bounded: 404, 405 (Allow: GET), 400, 431, at most 16 connections, and
     a trickling client is cut off;
   - metrics_listen refuses garbage with file:line and a non-zero exit; unset, nothing
@@ -18,6 +20,7 @@ The node listens on metrics_listen = PORT (loopback). Cases:
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -274,6 +277,70 @@ def case_http_bounds(port):
     return c.result()
 
 
+def version_of(samples):
+    for (name, labels), v in samples.items():
+        if name == "relaynode_directory_applied_version_info" and v == 1:
+            return dict(labels).get("version")
+    return None
+
+
+def case_directory_change(E, port):
+    """A change in the directory is applied once and the version label follows it."""
+    c = Check()
+    before, _, _ = scrape(port)
+    v0 = version_of(before)
+    E.modify_connector("Client node1", {"relayTarpitInterval": ["1"]})
+    after = eventually(lambda: (lambda s: s if version_of(s) not in (None, v0) else None)(
+        scrape(port)[0]), 15)
+    if not c.true(after, "a new applied version is exported", v0):
+        return c.result()
+    c.eq(delta(before, after, "relaynode_directory_reloads_total", result="applied"), 1,
+         "applied once")
+    c.eq(delta(before, after, "relaynode_directory_reloads_total", result="failed"), 0,
+         "no failed load")
+    c.eq(val(after, "relaynode_directory_stale"), 0, "fresh")
+    c.true(re.search(r"config reload version=\S*%s" % re.escape(version_of(after)[:14]),
+                     E.node.log()), "the same version as the node's log")
+    return c.result()
+
+
+def slapd_pid(E):
+    with open(os.path.join(E.dir, "slapd.pid")) as f:
+        return int(f.read().strip())
+
+
+def case_stale(E, port):
+    """slapd stopped: the failed load is counted, stale 1 and its age grows; slapd back: 0."""
+    c = Check()
+    before, _, _ = scrape(port)
+    pid = slapd_pid(E)
+    os.kill(pid, signal.SIGTERM)
+    c.true(eventually(lambda: not rntest.pid_alive(pid), 10), "slapd stopped")
+    E.node.reload(0)
+    stale = eventually(lambda: (lambda s: s if val(s, "relaynode_directory_stale") == 1 and
+                                val(s, "relaynode_directory_stale_seconds") > 0 else None)(
+        scrape(port)[0]), 15)
+    if not c.true(stale, "stale 1 with a positive age while slapd is down"):
+        return c.result()
+    c.true(delta(before, stale, "relaynode_directory_reloads_total", result="failed") >= 1,
+           "the failed load counted")
+    c.eq(version_of(stale), version_of(before), "the last good version still exported")
+    time.sleep(1.2)
+    later, _, _ = scrape(port)
+    c.true(val(later, "relaynode_directory_stale_seconds") >=
+           val(stale, "relaynode_directory_stale_seconds") + 1, "the age grows")
+    env = rntest.read_env(os.path.join(E.dir, "env"))
+    p = subprocess.run(["/usr/sbin/slapd", "-F", os.path.join(E.dir, "slapd.d"), "-h",
+                        "ldap://127.0.0.1:%s/ %s" % (env["SLAPD_PORT"], env["SLAPD_LDAPI"])],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    c.true(p.returncode == 0, "slapd started again", p.stdout.decode(errors="replace"))
+    back = eventually(lambda: (lambda s: s if val(s, "relaynode_directory_stale") == 0 else
+                               None)(scrape(port)[0]), 45, 0.5)
+    c.true(back and val(back, "relaynode_directory_stale_seconds") == 0,
+           "fresh again once the directory answers")
+    return c.result()
+
+
 def case_bootstrap(E, work):
     c = Check()
     with open(E.conf) as f:
@@ -326,6 +393,7 @@ def main():
         have_parser = False
         t.ok(False, "Debian's python3-prometheus-client is installed", str(e))
     work = tempfile.mkdtemp(prefix="metrics.")
+    first_slapd = None
     sink = smtpsink.Sink(os.path.join(work, "sink")).start()
     try:
         with rnnode.Env("metrics") as E:
@@ -349,8 +417,16 @@ def main():
                       case_refused, E, port)
                 t.run("HTTP bounds: 404, 405, 400, 431, 16 connections, trickler cut off",
                       case_http_bounds, port)
+                t.run("a directory change: applied once, the version label follows",
+                      case_directory_change, E, port)
+                first_slapd = slapd_pid(E)
+                t.run("directory down: the failed load, stale 1 and its age; then fresh",
+                      case_stale, E, port)
             t.run("metrics_listen: garbage refused with file:line", case_bootstrap, E, work)
             t.run("metrics_listen unset: nothing listens", case_off_by_default, E, port)
+            # rnnode.Env stops slapd by the pid it started; a restarted one is ours to stop.
+            if first_slapd is not None and slapd_pid(E) != first_slapd:
+                os.kill(slapd_pid(E), signal.SIGTERM)
     finally:
         sink.stop()
     return t.done()
