@@ -26,6 +26,8 @@ static void collect_peers(struct daemon *d, struct relay_metrics *rm)
         double silent = PEER_SILENT_PERIODS * (d->heartbeat_ms ? d->heartbeat_ms : 1000) / 1e3;
         for (size_t i = 0; i < st->npeers; i++) {
             const struct cluster_peer_status *p = &st->peers[i];
+            if (!p->endpoint || !*p->endpoint)
+                continue;          /* a publish-only key (relayctl): never a peer */
             enum rm_peer s = !p->heard || p->age_s > silent ? RM_PEER_UNREACHABLE
                              : p->stale                     ? RM_PEER_STALE
                              : p->order == CV_EQUAL         ? RM_PEER_CURRENT
