@@ -31,6 +31,7 @@ struct mconn {
     struct event *deadline;          /* owned: the connection's whole life */
     bool answered;                   /* the response is queued: close once flushed */
     bool draining;                   /* sent and shut for writing: discard until EOF */
+    bool peer_eof;                   /* the client shut its side after the request */
     struct mconn *prev, *next;
 };
 
@@ -179,6 +180,10 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct mconn *c = arg;
     if (!c->answered || c->draining)
         return;
+    if (c->peer_eof) {               /* nothing more can come: the answer was the end */
+        conn_free(c);
+        return;
+    }
     c->draining = true;
     shutdown(bufferevent_getfd(bev), SHUT_WR);
     evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
@@ -186,9 +191,17 @@ static void on_write(struct bufferevent *bev, void *arg)
     bufferevent_enable(bev, EV_READ);
 }
 
+/* EOF, an error or the read timeout. A client that shut its side after the request
+ * (printf ... | nc) still gets the answer queued for it. */
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    conn_free(arg);          /* EOF, error or the read timeout: nothing more to do */
+    struct mconn *c = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->answered && !c->draining &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->peer_eof = true;
+        return;
+    }
+    conn_free(c);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

@@ -235,6 +235,19 @@ def case_http_bounds(port):
     except OSError as e:                      # reset while we were still writing
         st = "reset: %s" % e
     c.true(st.startswith("HTTP/1.1 431"), "a head over %d octets: 431" % HEAD_MAX, st)
+    # a client that shuts its side right after the request still reads the answer
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    c.true(data.startswith(b"HTTP/1.1 200") and b"relaynode_smtp_replies_total" in data,
+           "request then shutdown(SHUT_WR): the whole answer", data[:200])
     # connections: CONNS_MAX idle ones are held; one more is closed at once
     held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(CONNS_MAX)]
     time.sleep(0.3)
