@@ -25,6 +25,10 @@
 #include "directory/base/util.h"
 #include "node/metrics/metrics.h"
 
+/* The listen backlog: above the connection cap, so connections past it reach on_accept (and
+ * are closed there, in order) instead of waiting in a full kernel queue. */
+#define METRICS_HTTP_BACKLOG 64
+
 struct mconn {
     struct metrics_http *h;
     struct bufferevent *bev;         /* owned; closes the socket */
@@ -279,7 +283,8 @@ struct metrics_http *metrics_http_new(struct event_base *base, const char *host,
     h->arg = arg;
     h->evl = evconnlistener_new_bind(base, on_accept, h,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                     LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&ss, (int)sl);
+                                     LEV_OPT_REUSEABLE, METRICS_HTTP_BACKLOG,
+                                     (struct sockaddr *)&ss, (int)sl);
     if (!h->evl) {
         rn_err(err, errlen, "metrics_listen: cannot listen on %s%s%s:%u: %s",
                ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
