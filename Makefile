@@ -8,6 +8,7 @@
 #   directory         -> librelaydir.a   the pure model and permission engine
 #   directory/ldap    -> librelayldap.a  libldap: loader, lookups, watcher, admin writes
 #   node/common       -> libnodecommon.a the node context, log, worker pool, TLS
+#   node/metrics      -> libmetrics.a    Prometheus counters, their renderer, the scrape endpoint
 #   node/spool        -> libspool.a      durable store, records, state, group commit
 #   node/cluster      -> libcluster.a    the bus, its wire codec, version rules
 #   node/delivery     -> libdelivery.a   queue, routing, resolver, SMTP client, DSN
@@ -27,7 +28,7 @@ LIBS     := -lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypt
 
 # name:folder, bottom layer first
 LAYERS   := rnbase:directory/base relaydir:directory relayldap:directory/ldap \
-            nodecommon:node/common spool:node/spool cluster:node/cluster \
+            nodecommon:node/common metrics:node/metrics spool:node/spool cluster:node/cluster \
             delivery:node/delivery smtp:node/smtp daemon:node
 lib_src   = $(sort $(filter-out node/main.c,$(wildcard $(1)/*.c)))
 lib_name  = $(B)/lib$(1).a
@@ -35,9 +36,9 @@ $(foreach l,$(LAYERS),$(eval LIB_$(word 1,$(subst :, ,$(l))) := $(call lib_name,
   $(eval OBJ_$(word 1,$(subst :, ,$(l))) := $(patsubst %.c,$(B)/%.o,$(call lib_src,$(word 2,$(subst :, ,$(l)))))))
 # Link order: top layer first.
 NODE_LIBS := $(LIB_daemon) $(LIB_smtp) $(LIB_delivery) $(LIB_cluster) $(LIB_spool) \
-             $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
+             $(LIB_metrics) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
 # relayctl: the directory side, the spool reader, the bus client; no session, delivery or daemon.
-CTL_LIBS  := $(LIB_cluster) $(LIB_spool) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
+CTL_LIBS  := $(LIB_cluster) $(LIB_spool) $(LIB_metrics) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
 
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))

@@ -7,6 +7,7 @@
  * bootstrap_describe (relaynode --help-config). */
 #include "directory/bootstrap.h"
 #include "directory/base/util.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ enum bootkind {
     BK_MILLIS,    /* unsigned, a duration in milliseconds in min..max */
     BK_BYTES,     /* uint64_t, a size in bytes in min..max */
     BK_ENUM,      /* an enum (unsigned-sized): the index of the value in words */
+    BK_LISTEN,    /* struct boot_endpoint: "", PORT (loopback), IPv4:PORT or [IPv6]:PORT */
 };
 
 struct bootkey {
@@ -99,6 +101,7 @@ static const struct bootkey keys[] = {
     PATH(gssapi_keytab, "", "saslauth", "keytab for AUTH GSSAPI on Integrated connectors; empty = GSSAPI never offered"),
     STR(gssapi_service, "smtp", "saslauth", "service part of the GSSAPI principal service/<connector FQDN>@REALM"),
     STR(gssapi_realm, "", "saslauth", "Kerberos realm whose principals may log in (user@REALM -> user); empty = GSSAPI logins refused"),
+    {"metrics_listen", BK_LISTEN, O(metrics_listen), "", 1, 65535, NULL, false, "metrics", "Prometheus endpoint (GET /metrics): PORT listens on 127.0.0.1, IPv4:PORT or [IPv6]:PORT where written (a non-loopback address exposes the counters to that network); empty = off"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -156,6 +159,41 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* metrics_listen: "" (off), "PORT" (127.0.0.1), "a.b.c.d:PORT" or "[v6]:PORT"; literals
+ * only (no host names: nothing is resolved) and no wildcard is implied. -1 when malformed. */
+static int listen_parse(const char *value, struct boot_endpoint *out)
+{
+    struct boot_endpoint e = {"", 0};
+    if (!*value) {
+        *out = e;
+        return 0;
+    }
+    const char *port = value, *colon = strrchr(value, ':');
+    if (colon) {
+        size_t hlen = (size_t)(colon - value);
+        const char *h = value;
+        bool v6 = hlen >= 2 && value[0] == '[' && value[hlen - 1] == ']';
+        if (v6)
+            h++, hlen -= 2;
+        if (hlen == 0 || hlen >= sizeof e.host)
+            return -1;
+        memcpy(e.host, h, hlen);
+        e.host[hlen] = '\0';
+        unsigned char a[16];
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, e.host, a) != 1)
+            return -1;
+        port = colon + 1;
+    } else {
+        rn_strlcpy(e.host, "127.0.0.1", sizeof e.host);
+    }
+    uint64_t p = 0;
+    if (parse_u64(port, &p) != 0 || p < 1 || p > 65535)
+        return -1;
+    e.port = (unsigned)p;
+    *out = e;
+    return 0;
+}
+
 /* Parse `value` as k's type and store it in *b; -1 with "key: reason" and *b untouched. */
 static int value_store(struct rn_bootstrap *b, const struct bootkey *k, const char *value,
                        char *err, size_t errlen)
@@ -187,6 +225,11 @@ static int value_store(struct rn_bootstrap *b, const struct bootkey *k, const ch
         char words[256];
         words_format(k, words, sizeof words);
         return rn_err(err, errlen, "%s: \"%.*s\" is not %s", k->key, BOOT_SHOW_MAX, value, words);
+    case BK_LISTEN:
+        if (listen_parse(value, f) < 0)
+            return rn_err(err, errlen, "%s: \"%.*s\" is not PORT, IPv4:PORT or [IPv6]:PORT "
+                          "(port 1..65535, addresses as literals)", k->key, BOOT_SHOW_MAX, value);
+        return 0;
     default:
         break;
     }
@@ -369,6 +412,14 @@ static const char *value_format(const struct rn_bootstrap *b, const struct bootk
         return i < n ? k->words[i] : "?";
     }
     case BK_BYTES: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)f); return buf;
+    case BK_LISTEN: {
+        const struct boot_endpoint *e = f;
+        if (!e->port)
+            return "";
+        bool v6 = strchr(e->host, ':') != NULL;
+        snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", e->host, v6 ? "]" : "", e->port);
+        return buf;
+    }
     default: snprintf(buf, len, "%u", *(const unsigned *)f); return buf;
     }
 }
@@ -384,6 +435,8 @@ static void type_format(const struct bootkey *k, char *buf, size_t len)
         snprintf(buf, len, "yes or no");
     else if (k->kind == BK_ENUM)
         words_format(k, buf, len);
+    else if (k->kind == BK_LISTEN)
+        snprintf(buf, len, "PORT or ADDRESS:PORT");
     else if (k->kind == BK_STRING || k->kind == BK_PATH)
         snprintf(buf, len, "%s", names[k->kind]);
     else
@@ -394,7 +447,7 @@ void bootstrap_describe(const struct rn_bootstrap *b, void (*out)(const char *li
                         void *arg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        char num[32], type[256];
+        char num[64], type[256];
         type_format(&keys[i], type, sizeof type);
         char *line = xasprintf("%-20s = %-40s # %s [%s; %s]", keys[i].key,
                                value_format(b, &keys[i], num, sizeof num), keys[i].doc, type,

@@ -17,6 +17,12 @@ enum boot_sasl_mech { BOOT_SASL_SIMPLE, BOOT_SASL_EXTERNAL };
 /* directory_watch: auto (persist, else poll), persist, poll, off (ldapsync.h). */
 enum boot_watch { BOOT_WATCH_AUTO, BOOT_WATCH_PERSIST, BOOT_WATCH_POLL, BOOT_WATCH_OFF };
 
+/* An address to listen on: an IPv4 or IPv6 literal and a port (metrics_listen). */
+struct boot_endpoint {
+    char host[46];             /* "127.0.0.1", "::1"; "" = off */
+    unsigned port;             /* 1..65535; 0 = off */
+};
+
 struct rn_bootstrap {
     char *uri;                 /* "ldap://127.0.0.1:389" (space-separated list tried in order) */
     char *bind_dn;             /* simple bind identity; empty with sasl_mech = EXTERNAL */
@@ -63,6 +69,8 @@ struct rn_bootstrap {
     char *gssapi_keytab;       /* keytab for AUTH GSSAPI (Integrated); "" = GSSAPI never offered */
     char *gssapi_service;      /* service part of the principal service/fqdn@REALM, "smtp" */
     char *gssapi_realm;        /* the only realm whose principals may log in; "" = none (refused) */
+    struct boot_endpoint metrics_listen; /* Prometheus endpoint: "" = off; "PORT" = 127.0.0.1;
+                                          * another address only as written (node/metrics) */
 };
 
 /* How the connection to the directory is protected, from uri and ldap_starttls alone:

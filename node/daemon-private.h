@@ -39,6 +39,7 @@ struct node;
 struct cluster;
 struct ldapsync;
 struct listeners;
+struct metrics_http;
 
 struct daemon {
     struct node n;
@@ -68,6 +69,8 @@ struct daemon {
     char *wanted;                     /* announced version the replica lacks (WAIT) */
     char *load_floor;                 /* replica version when the in-flight load started */
     bool stale;                       /* the last load failed: serving the last good snapshot */
+    struct timespec stale_since;      /* monotonic: the first failed load while stale */
+    struct metrics_http *metrics_http;   /* owned: the scrape endpoint; NULL = off */
     long long older_since;            /* monotonic second of the first load discarded as
                                        * older (reload_decide keeps it); 0: none pending */
     unsigned max_stale;               /* seconds; 0 = a stale snapshot serves for ever */
@@ -157,4 +160,13 @@ int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen);
 /* After a load that succeeded: start the bus once the directory says where this node
  * listens, then keep its peers and heartbeat in step with the snapshot that runs. */
 void daemon_bus_update(struct daemon *d, const struct load_job *j);
+
+/* daemon_metrics.c */
+/* The node's metrics (n->metrics) and, when metrics_listen is set, the scrape endpoint on
+ * the loop. After daemon_loop_setup. -1 with err when the endpoint cannot listen. */
+int daemon_metrics_setup(struct daemon *d, char *err, size_t errlen);
+/* Close the endpoint (teardown, first). */
+void daemon_metrics_stop(struct daemon *d);
+/* Free the registry (teardown, last: the committer and the queue hold its series). */
+void daemon_metrics_free(struct daemon *d);
 #endif

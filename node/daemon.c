@@ -36,6 +36,7 @@
 #include "node/cluster/cluster.h"
 #include "node/daemon-private.h"
 #include "node/listener.h"
+#include "node/metrics/relaymetrics.h"
 #include "node/reload.h"
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
@@ -163,6 +164,8 @@ static void load_failed(struct daemon *d, const struct load_job *j)
         struct timeval tv = {d->max_stale, 0};
         evtimer_add(d->ev_expire, &tv);
     }
+    if (d->n.snap && !d->stale)
+        clock_gettime(CLOCK_MONOTONIC, &d->stale_since);
     d->stale = d->n.snap != NULL;
     log_fact("-", "config", "load-failed",
              "result=%s error=%s retry_in=%u keeping=%s failures=%llu",
@@ -214,6 +217,11 @@ static void load_done(void *arg)
         .now = (long long)now.tv_sec, .older_since = d->older_since};
     struct reload_decision r = reload_decide(&in);
     d->older_since = r.older_since;
+    if (d->n.metrics)
+        metrics_inc(d->n.metrics->reloads[r.action == RELOAD_FAILED      ? RM_LOAD_FAILED
+                                          : r.action == RELOAD_UNCHANGED ? RM_UNCHANGED
+                                          : r.action == RELOAD_OLDER     ? RM_OLDER
+                                                                         : RM_APPLIED], 1);
     switch (r.action) {
     case RELOAD_FAILED:
         load_failed(d, j);
@@ -402,6 +410,7 @@ static void daemon_teardown(struct daemon *d)
     n->stopping = true;               /* sessions start nothing new from here on */
     ldapsync_stop(&d->watch);         /* before its event goes: the thread activates it */
     cluster_free(&d->bus);
+    daemon_metrics_stop(d);
     explicit_bzero(d->secret, sizeof d->secret);
     listeners_free(&d->listeners);
     if (n->queue)
@@ -447,6 +456,7 @@ static void daemon_teardown(struct daemon *d)
     tlsctx_named_free(&n->tls_named, &n->ntls_named);
     if (d->sasl)
         saslauth_done();
+    daemon_metrics_free(d);
     if (n->base) {
         event_base_free(n->base);
         n->base = NULL;
@@ -489,7 +499,8 @@ int daemon_run(const struct daemon_opts *o)
         goto out;
     if (daemon_privileges_drop(d, err, sizeof err) < 0)
         goto out;
-    if (daemon_loop_setup(d, err, sizeof err) < 0 || daemon_cluster_setup(d, err, sizeof err) < 0)
+    if (daemon_loop_setup(d, err, sizeof err) < 0 || daemon_cluster_setup(d, err, sizeof err) < 0 ||
+        daemon_metrics_setup(d, err, sizeof err) < 0)
         goto out;
     log_fact("-", "node", "start", "node=%s pid=%ld foreground=%s", d->n.boot.node,
              (long)getpid(), o->foreground ? "yes" : "no");

@@ -76,6 +76,7 @@ TYPES = {
     "gssapi_keytab": ("path", None),
     "gssapi_service": ("name", None),
     "gssapi_realm": ("realm", None),
+    "metrics_listen": ("address", "PORT, IPv4:PORT or [IPv6]:PORT; empty = off"),
 }
 
 # Defaults the table computes at run time: the binary prints this host's value.

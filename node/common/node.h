@@ -13,6 +13,7 @@ struct event_base;
 struct committer;
 struct delivery;
 struct queue;
+struct relay_metrics;
 struct conncount;
 struct smtp_session;
 struct spool;
@@ -45,6 +46,8 @@ struct node {
     uint64_t max_sessions;             /* node-wide cap (max_sessions, fitted to RLIMIT_NOFILE) */
     struct smtp_session *sessions;     /* the open sessions (owned by themselves) */
     struct conncount *conns;           /* owned: sessions per connector and source */
+    struct relay_metrics *metrics;     /* owned: counters any thread may bump (relaymetrics.h);
+                                        * NULL in parts built without it */
 };
 
 #endif

@@ -24,6 +24,7 @@ struct qmsg {
     unsigned scan_gen;            /* the last rescan that checked it */
     struct queue *q;
     struct qmsg *prev, *next;     /* in q->ready or q->waiting (Q_BUSY: in neither) */
+    struct qmsg *age_prev, *age_next; /* in q->by_age, wherever it is */
 };
 
 struct qlist { struct qmsg *head, *tail; size_t n; };
@@ -42,6 +43,7 @@ struct queue {
     bool scan_wanted;             /* a rescan has messages left to check */
     bool scanning;                /* one of its batches is on the worker */
     size_t scan_checked, scan_kept;   /* this rescan so far: checked, kept on an error */
+    struct qmsg *age_head, *age_tail; /* every message, oldest received first (metrics) */
 };
 
 void queue_list_push(struct qlist *l, struct qmsg *m);

@@ -24,6 +24,7 @@
 #include "node/delivery/dsnmsg.h"
 #include "node/common/log.h"
 #include "node/common/node.h"
+#include "node/metrics/relaymetrics.h"
 #include "node/spool/spool.h"
 #include "node/common/fault.h"
 #include "node/common/worker.h"
@@ -55,8 +56,84 @@ void queue_list_del(struct qlist *l, struct qmsg *m)
     l->n--;
 }
 
+/* by_age: the list of every message in received order, so the oldest is its head. A new
+ * message is received now and goes at the tail (walking back over any clock step); the
+ * spool's messages are sorted once at load (age_sort). */
+static void age_insert(struct queue *q, struct qmsg *m)
+{
+    struct qmsg *after = q->age_tail;
+    while (after && after->received > m->received)
+        after = after->age_prev;
+    m->age_prev = after;
+    m->age_next = after ? after->age_next : q->age_head;
+    if (m->age_next)
+        m->age_next->age_prev = m;
+    else
+        q->age_tail = m;
+    if (after)
+        after->age_next = m;
+    else
+        q->age_head = m;
+}
+
+/* At load: appended as the spool lists them, sorted once at the end (age_sort). */
+static void age_append(struct queue *q, struct qmsg *m)
+{
+    m->age_prev = q->age_tail;
+    m->age_next = NULL;
+    if (q->age_tail)
+        q->age_tail->age_next = m;
+    else
+        q->age_head = m;
+    q->age_tail = m;
+}
+
+static void age_remove(struct queue *q, struct qmsg *m)
+{
+    if (m->age_prev)
+        m->age_prev->age_next = m->age_next;
+    else if (q->age_head == m)
+        q->age_head = m->age_next;
+    if (m->age_next)
+        m->age_next->age_prev = m->age_prev;
+    else if (q->age_tail == m)
+        q->age_tail = m->age_prev;
+    m->age_prev = m->age_next = NULL;
+}
+
+static int age_cmp(const void *a, const void *b)
+{
+    time_t x = (*(struct qmsg *const *)a)->received, y = (*(struct qmsg *const *)b)->received;
+    return x < y ? -1 : x > y;
+}
+
+/* After the load (before the loop runs): the spool's order is not received order. */
+static void age_sort(struct queue *q)
+{
+    size_t n = 0;
+    for (struct qmsg *m = q->age_head; m; m = m->age_next)
+        n++;
+    if (n < 2)
+        return;
+    struct qmsg **v = xcalloc(n, sizeof *v);
+    n = 0;
+    for (struct qmsg *m = q->age_head; m; m = m->age_next)
+        v[n++] = m;
+    qsort(v, n, sizeof *v, age_cmp);
+    q->age_head = q->age_tail = NULL;
+    for (size_t i = 0; i < n; i++)
+        age_append(q, v[i]);
+    free(v);
+}
+
+time_t queue_oldest(const struct queue *q)
+{
+    return q->age_head ? q->age_head->received : 0;
+}
+
 void queue_msg_free(struct qmsg *m)
 {
+    age_remove(m->q, m);
     free(m->sender);
     for (size_t i = 0; i < m->nrcpts; i++)
         free(m->rcpts[i]);
@@ -348,6 +425,11 @@ static void attempt_done(void *arg, const struct delivery_rcpt_result *res, size
         char qr[700], qh[400];
         const char *ev = res[k].cls == DELIVERY_OK ? "send"
                          : res[k].cls == DELIVERY_PERM ? "fail" : "defer";
+        if (q->n->metrics)
+            metrics_inc(q->n->metrics->deliveries[res[k].cls == DELIVERY_OK     ? RM_DELIVERED
+                                                  : res[k].cls == DELIVERY_PERM ? RM_FAILED
+                                                                                : RM_DEFERRED],
+                        1);
         log_fact(m->id, "queue", ev, "from=<%s> to=<%s> relay=%s reply=%s attempt=%u",
                  m->sender, m->rcpts[i], log_quote(res[k].remote[0] ? res[k].remote : "-", qh,
                                                    sizeof qh),
@@ -371,6 +453,8 @@ static void attempt_done(void *arg, const struct delivery_rcpt_result *res, size
             spool_state_set(&m->st, i, SPOOL_RCPT_FAILED, why);
             log_fact(m->id, "queue", "expire", "to=<%s> age=%lld", m->rcpts[i],
                      (long long)(now - m->received));
+            if (q->n->metrics)
+                metrics_inc(q->n->metrics->deliveries[RM_EXPIRED], 1);
         }
         pending = 0;
     }
@@ -455,6 +539,7 @@ void queue_add(struct queue *q, const char *id, const char *sender, const char *
     if (q->stopping)
         return;                   /* committed: the next start loads it from the spool */
     struct qmsg *m = qmsg_new(q, id, sender, rcpts, n, received);
+    age_insert(q, m);
     spool_state_init(&m->st, n);
     log_fact(id, "queue", "receive", "from=<%s> rcpts=%zu", m->sender, n);
     qmsg_place(q, m);
@@ -465,6 +550,7 @@ static int load_one(const struct spool_entry *e, void *arg)
     struct queue *q = arg;
     struct qmsg *m = qmsg_new(q, e->id, e->sender, (const char *const *)e->rcpts, e->nrcpts,
                               e->received);
+    age_append(q, m);
     char err[256];
     if (spool_state_read(q->n->spool, e->id, e->nrcpts, &m->st, err, sizeof err) < 0) {
         char qe[512];
@@ -501,6 +587,7 @@ struct queue *queue_new(struct node *n, struct delivery *d, const struct queue_o
         queue_free(&q);
         return NULL;
     }
+    age_sort(q);
     log_fact("-", "queue", "loaded", "messages=%zu due=%zu", q->ready.n + q->waiting.n,
              q->ready.n);
     return q;

@@ -38,6 +38,8 @@ void queue_add(struct queue *q, const char *id, const char *sender, const char *
 void queue_rescan(struct queue *q);
 /* True while a rescan still has messages to check (tests wait for it to end). */
 int queue_rescanning(const struct queue *q);
+/* When the oldest message still queued was received; 0 when the queue is empty. O(1). */
+time_t queue_oldest(const struct queue *q);
 /* How many messages are due now, waiting for a later attempt, and in flight. */
 void queue_counts(const struct queue *q, size_t *ready, size_t *waiting, size_t *busy);
 #endif

@@ -23,6 +23,7 @@
 #include "node/common/log.h"
 #include "node/smtp/saslauth.h"
 #include "node/common/worker.h"
+#include "node/metrics/relaymetrics.h"
 
 #define AUTH_FAIL_PER_SOURCE 10     /* failures per source address per minute */
 #define AUTH_DELAY_MAX_S 3          /* a failure is answered after min(failures, this) s */
@@ -120,6 +121,7 @@ static void auth_on_delay(evutil_socket_t fd, short what, void *arg)
 static void auth_failure(struct smtp_session *s, const char *why)
 {
     s->auth_failures++;
+    relay_metrics_auth(s->n->metrics, s->auth_mech, RM_AUTH_FAILURE);
     char key[96], qw[700];
     snprintf(key, sizeof key, "auth-failure %s", s->client_ip);
     uint64_t per_source = conncount_msg_note(s->n->conns, key, time(NULL));
@@ -178,6 +180,7 @@ static void auth_success(struct smtp_session *s, const char *mech)
     s->auth_mechanism = !strcmp(mech, "GSSAPI") ? "0b" : s->tls ? "06" : "07";
     session_set_permissions(s, "auth");
     session_raise_limits(s);
+    relay_metrics_auth(s->n->metrics, mech, RM_AUTH_SUCCESS);
     char ql[400], qu[700];
     log_fact(s->id, "smtp", "auth", "login=%s mechanism=%s user=%s tls=%s groups=%zu",
              log_quote(login, ql, sizeof ql), mech,
@@ -211,6 +214,7 @@ static void auth_done(void *arg)
     case SASLAUTH_TEMP: {
         char qw[700];
         log_fact(s->id, "smtp", "auth-tempfail", "why=%s", log_quote(j->why, qw, sizeof qw));
+        relay_metrics_auth(s->n->metrics, s->auth_mech, RM_AUTH_TEMPFAIL);
         auth_end(s);
         session_reply(s, "454 4.7.0 Temporary authentication failure");
         break;

@@ -39,6 +39,8 @@ enum smtp_state {
     S_COUNT
 };
 
+struct metric_series;
+
 struct smtp_session {
     struct node *n;                    /* not owned */
     struct smtp_session *prev, *next;  /* node's list of open sessions */
@@ -56,6 +58,7 @@ struct smtp_session {
     ipr_addr local, remote; uint16_t local_port; bool v4;
     char client_ip[64], local_ip[64];
     char *count_connector;             /* owned: the conncount key this session added */
+    struct metric_series *m_messages;  /* borrowed: messages accepted on its connector */
 
     /* Configuration and rights: the snapshot the session runs with (own reference), its
      * connector in it, and the rights of the token on that connector. */

@@ -31,6 +31,7 @@
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
 #include "node/smtp/saslauth.h"
+#include "node/metrics/relaymetrics.h"
 
 #define IN_HIGH_ANON   (64u * 1024u)    /* read high-water mark before AUTH */
 #define IN_HIGH_AUTH   (256u * 1024u)   /* ... and after */
@@ -119,6 +120,7 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
                      len + 2);
     }
     buf[len] = '\0';
+    relay_metrics_reply(s->n->metrics, buf);
     session_protolog(s, '>', buf);
 }
 
@@ -197,6 +199,9 @@ bool session_refresh(struct smtp_session *s)
     s->snap = snapshot_ref(s->n->snap);
     s->generation = s->n->snap_generation;
     s->c = c;
+    if (renamed)
+        s->m_messages = relay_metrics_connector(s->n->metrics, s->n->metrics ?
+                                                s->n->metrics->messages : NULL, c->name);
     if (!s->tok.authenticated) {   /* the anonymous identity depends on the connector (§3.3) */
         token_clear(&s->tok);
         policy_initial_token(c, &s->tok);
@@ -440,8 +445,9 @@ static void sockaddr_to_ipr(const struct sockaddr *sa, ipr_addr *a, uint16_t *po
 
 /* Refuse before any session exists: one reply written straight to the socket (it is small
  * and the socket is fresh, so a non-blocking send takes it whole or the client is gone). */
-static void refuse_early(int fd, const char *reply)
+static void refuse_early(struct node *node, int fd, const char *reply)
 {
+    relay_metrics_reply(node->metrics, reply);
     char buf[256];
     int n = snprintf(buf, sizeof buf, "%s\r\n", reply);
     if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -468,7 +474,7 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
         log_fact(id, "smtp", "connect-refused", "client=%s local=%s:%u reply=\"421 4.3.2\" "
                  "why=max_sessions sessions=%llu", rip, lip, lport,
                  (unsigned long long)n->nsessions);
-        refuse_early(fd, "421 4.3.2 " SESSIONS_TEXT);
+        refuse_early(n, fd, "421 4.3.2 " SESSIONS_TEXT);
         return;
     }
     struct verdict v;
@@ -483,7 +489,7 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     if (!c) {
         log_fact(id, "smtp", "connect-refused", "client=%s local=%s:%u reply=\"421 4.3.2\" "
                  "why=\"%s\"", rip, lip, lport, v.why ? v.why : "no connector");
-        refuse_early(fd, "421 4.3.2 Service not available");
+        refuse_early(n, fd, "421 4.3.2 Service not available");
         return;
     }
     uint64_t total, from_source;
@@ -495,7 +501,7 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
         log_fact(id, "smtp", "connect-refused", "client=%s connector=%s reply=\"%d %s\" "
                  "total=%llu from_source=%llu", rip, log_quote(c->name, qc, sizeof qc), v.code,
                  v.enh, (unsigned long long)total, (unsigned long long)from_source);
-        refuse_early(fd, reply);
+        refuse_early(n, fd, reply);
         return;
     }
 
@@ -512,6 +518,10 @@ void smtp_session_start(struct node *n, int fd, const struct sockaddr *local,
     s->line = xmalloc((n->max_command_line > SASLAUTH_LINE_MAX ? n->max_command_line
                                                                 : SASLAUTH_LINE_MAX) + 1);
     s->count_connector = xstrdup(c->name);
+    if (n->metrics) {          /* looked up once: the hot path only adds (relaymetrics.h) */
+        metrics_inc(relay_metrics_connector(n->metrics, n->metrics->sessions, c->name), 1);
+        s->m_messages = relay_metrics_connector(n->metrics, n->metrics->messages, c->name);
+    }
     conncount_add(n->conns, c->name, rip);
     policy_initial_token(c, &s->tok);
     if (s->tok.wk & (1u << WK_EXTERNALLY_SECURED))

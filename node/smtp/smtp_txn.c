@@ -19,6 +19,7 @@
 #include "node/common/log.h"
 #include "node/delivery/queue.h"
 #include "node/spool/spool.h"
+#include "node/metrics/relaymetrics.h"
 
 static bool has_right(const struct smtp_session *s, uint32_t right)
 {
@@ -57,6 +58,7 @@ static void commit_done(void *arg, int rc, const char *err)
     char qs[512], qe[512];
     if (rc == 0) {
         s->messages++;
+        metrics_inc(s->m_messages, 1);
         log_fact(j->qid, "smtp", "queued",
                  "session=%s from=<%s> rcpts=%zu size=%llu connector=%s client=%s auth_as=%s",
                  s->id, log_quote(s->mail.path.addr, qs, sizeof qs), s->nrcpts,
@@ -88,6 +90,7 @@ static void session_content_done(struct smtp_session *s)
     struct verdict v;
     struct spool_msg *m = NULL;
     msgin_result(s->msg, &v, &m);
+    relay_metrics_right(s->n->metrics, v.right, v.ok);
     uint64_t size = msgin_size(s->msg);
     const char *bad = msgin_bad_sender(s->msg);
     if (!v.ok && bad) {

@@ -23,6 +23,7 @@
 #include "node/smtp/smtp_starttls.h"
 #include "node/spool/spool.h"
 #include "node/common/worker.h"
+#include "node/metrics/relaymetrics.h"
 
 #define ST(x) (1u << (x))
 #define CMD_STATES (ST(S_GREETING) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT) | ST(S_CHUNKING))
@@ -149,6 +150,7 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
     }
     struct verdict v;
     policy_mail(s->c, &s->rights, &s->tok, s->tls, m.has_size ? m.size : 0, &v);
+    relay_metrics_right(s->n->metrics, v.right, v.ok);
     if (!v.ok) {
         session_reply_verdict(s, &v, "mail");
         return;
@@ -210,6 +212,7 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
         return;
     struct verdict v;
     policy_rcpt(s->snap, s->c, &s->rights, addr, s->nrcpts, &v);
+    relay_metrics_right(s->n->metrics, v.right, v.ok);
     if (!v.ok) {
         session_reply_verdict(s, &v, "rcpt");
         return;

@@ -7,8 +7,10 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "directory/base/util.h"
+#include "node/metrics/metrics.h"
 #include "node/spool/spool.h"
 #include "node/common/worker.h"
 
@@ -37,6 +39,7 @@ struct committer {
     bool inflight;
     bool stopping;                     /* committer_free: commit on the caller instead */
     unsigned long long batches, messages;
+    struct metric_series *m_batch, *m_duration;   /* borrowed; observed on the thread */
 };
 
 static void committer_kick(struct committer *c);
@@ -44,7 +47,13 @@ static void committer_kick(struct committer *c);
 static void batch_run(void *arg)
 {
     struct batch *b = arg;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     spool_msg_commit_batch(b->msgs, b->n, b->rcs, b->errs, ERRLEN);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    metrics_observe(b->c->m_batch, b->n);          /* atomics: no lock on this thread */
+    metrics_observe(b->c->m_duration, ns > 0 ? (uint64_t)ns : 0);
 }
 
 static void batch_done(void *arg)
@@ -130,6 +139,13 @@ void committer_submit(struct committer *c, struct spool_msg **m, committer_done_
         c->head = r;
     c->tail = r;
     committer_kick(c);
+}
+
+void committer_set_metrics(struct committer *c, struct metric_series *batch,
+                           struct metric_series *duration)
+{
+    c->m_batch = batch;
+    c->m_duration = duration;
 }
 
 void committer_stats(const struct committer *c, unsigned long long *batches,

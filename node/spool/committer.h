@@ -12,6 +12,7 @@ struct event_base;
 struct spool;
 struct spool_msg;
 struct committer;
+struct metric_series;
 
 /* done() runs on the loop thread: rc 0 = durable (answer 250), -1 = not (answer 451 4.3.0;
  * nothing is left in queue/), err says why. */
@@ -23,6 +24,10 @@ void committer_free(struct committer **c);
 /* Take ownership of *m (set NULL) and commit it with the next batch. */
 void committer_submit(struct committer *c, struct spool_msg **m, committer_done_fn *done,
                       void *arg);
+/* Observe every batch's size (messages) and duration (nanoseconds) into these histogram
+ * series (node/metrics/metrics.h; borrowed, NULL = not observed). Before any submit. */
+void committer_set_metrics(struct committer *c, struct metric_series *batch,
+                           struct metric_series *duration);
 /* Batches and messages committed so far (for logs and the benchmark). */
 void committer_stats(const struct committer *c, unsigned long long *batches,
                      unsigned long long *messages);

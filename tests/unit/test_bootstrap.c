@@ -380,6 +380,10 @@ static void file_typed_values(void **state)
         {"sasl_mech = GSSAPI\n", ":1: sasl_mech: \"GSSAPI\" is not \"\" or EXTERNAL"},
         {"max_stale = 8\nmax_stal = 9\n", ":2: unknown key 'max_stal'"},
         {"retry_min = \n", ":1: retry_min: \"\" is not a number (1..86400 seconds)"},
+        {"node = a\nmetrics_listen = localhost:9425\n", ":2: metrics_listen: \"localhost:9425\" "
+         "is not PORT, IPv4:PORT or [IPv6]:PORT (port 1..65535, addresses as literals)"},
+        {"metrics_listen = 127.0.0.1:0\n", ":1: metrics_listen: \"127.0.0.1:0\" is not PORT, "
+         "IPv4:PORT or [IPv6]:PORT (port 1..65535, addresses as literals)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *p = write_tmp(cases[i].text);
@@ -452,7 +456,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 43);
+    assert_int_equal(l.n, 44);
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
@@ -465,6 +469,45 @@ static void describe_typed(void **state)
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strstr(line_of(&l, t[i].key), t[i].has))
             fail_msg("%s: '%s' lacks '%s'", t[i].key, line_of(&l, t[i].key), t[i].has);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    bootstrap_clear(&b);
+}
+
+/* metrics_listen: off by default; a bare port is loopback; any other address only as written
+ * (a literal, never a name), and garbage is refused (file_typed_values has the message). */
+static void metrics_listen_forms(void **state)
+{
+    (void)state;
+    static const struct { const char *value, *host; unsigned port; } ok[] = {
+        {"", "", 0}, {"9425", "127.0.0.1", 9425}, {"127.0.0.2:1", "127.0.0.2", 1},
+        {"[::1]:9425", "::1", 9425}, {"0.0.0.0:65535", "0.0.0.0", 65535},
+    };
+    static const char *const bad[] = {
+        "x", ":9425", "127.0.0.1:", "127.0.0.1:65536", "::1:9425", "[::1]", "[127.0.0.1]:1",
+        "1.2.3:80", "9425 ", "-1", "127.0.0.1:+80", "[::1]:9425x", "host.example:9425",
+    };
+    struct rn_bootstrap b;
+    char err[RN_ERRLEN];
+    assert_int_equal(bootstrap_load(NULL, &b, err, sizeof err), 0);
+    assert_int_equal(b.metrics_listen.port, 0);          /* off unless written */
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (bootstrap_set(&b, "metrics_listen", ok[i].value, err, sizeof err) != 0)
+            fail_msg("'%s' refused: %s", ok[i].value, err);
+        assert_string_equal(b.metrics_listen.host, ok[i].host);
+        assert_int_equal(b.metrics_listen.port, ok[i].port);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(bootstrap_set(&b, "metrics_listen", "7", err, sizeof err), 0);
+        if (bootstrap_set(&b, "metrics_listen", bad[i], err, sizeof err) == 0)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(b.metrics_listen.port, 7);      /* unchanged on refusal */
+    }
+    assert_int_equal(bootstrap_set(&b, "metrics_listen", "[::1]:9", err, sizeof err), 0);
+    struct lines l = {{0}, 0};
+    bootstrap_describe(&b, collect, &l);
+    if (!strstr(line_of(&l, "metrics_listen"), "= [::1]:9 "))
+        fail_msg("%s", line_of(&l, "metrics_listen"));
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i]);
     bootstrap_clear(&b);
@@ -559,6 +602,7 @@ int main(void)
         cmocka_unit_test(bad_values),
         cmocka_unit_test(file_typed_values),
         cmocka_unit_test(describe_typed),
+        cmocka_unit_test(metrics_listen_forms),
         cmocka_unit_test(max_sessions_fit),
         cmocka_unit_test(directory_security),
     };

@@ -33,6 +33,7 @@
 #include "node/common/worker.h"
 #include "node/delivery/delivery.h"
 #include "node/delivery/queue.h"
+#include "node/metrics/relaymetrics.h"
 #include "node/spool/spool.h"
 
 #define MSGS 5
@@ -65,15 +66,27 @@ struct fx {
     struct queue *q;
 };
 
+/* Message i is received received_ago[i] seconds before now (0: now); its id and receive
+ * time are kept in added_id / added_at. */
+static time_t received_ago[MSGS];
+static char added_id[MSGS][64];
+static time_t added_at[MSGS];
+
 static void add_messages(struct fx *f, size_t count)
 {
     static const char *to[] = {"alice@example.com"};
     struct spool_envelope env = {.sender = "app@example.com", .rcpts = to, .nrcpts = 1,
                                  .auth_as = "Anonymous", .received = time(NULL)};
     char err[RN_ERRLEN];
+    time_t now = env.received;
     for (size_t i = 0; i < count; i++) {
+        env.received = now - (i < MSGS ? received_ago[i] : 0);
         struct spool_msg *m = spool_msg_new(f->n.spool, &env, err, sizeof err);
         assert_non_null(m);
+        if (i < MSGS) {
+            rn_strlcpy(added_id[i], spool_msg_id(m), sizeof added_id[i]);
+            added_at[i] = env.received;
+        }
         assert_int_equal(spool_msg_write(m, "Subject: x\r\n\r\nbody\r\n", 20, err, sizeof err), 0);
         assert_int_equal(spool_msg_commit(&m, err, sizeof err), 0);
     }
@@ -279,12 +292,56 @@ static void rescan_drops_only_what_is_gone(void **state)
     fx_free(f);
 }
 
+static size_t want_queued;
+static int queued_is(struct fx *f)           /* removed from the spool and freed */
+{
+    size_t r, w, b;
+    queue_counts(f->q, &r, &w, &b);
+    return queued(f) == (int)want_queued && r + w + b == want_queued;
+}
+
+/* What the queue feeds the metrics: the oldest message's receive time whatever order the
+ * spool lists them in (received 30, 300, 10, 120 and 0 seconds ago), following each removal
+ * (from anywhere in the age order), 0 once empty; each delivered recipient counted once. */
+static void oldest_and_deliveries(void **state)
+{
+    static const time_t ago[MSGS] = {30, 300, 10, 120, 0};
+    memcpy(received_ago, ago, sizeof received_ago);
+    struct fx *f = fx_new(1);
+    memset(received_ago, 0, sizeof received_ago);
+    f->n.metrics = relay_metrics_new();
+    bool gone[MSGS] = {false};
+    pass(f);
+    for (size_t i = 0; i < MSGS; i++) {
+        time_t want = 0;                     /* the oldest message not yet delivered */
+        for (size_t k = 0; k < MSGS; k++)
+            if (!gone[k] && (!want || added_at[k] < want))
+                want = added_at[k];
+        assert_int_equal(queue_oldest(f->q), want);
+        assert_int_equal(ncalls, i + 1);
+        for (size_t k = 0; k < MSGS; k++)
+            if (!strcmp(added_id[k], calls[i].id))
+                gone[k] = true;
+        answer_ok(i);
+        want_queued = MSGS - i - 1;
+        run_until(f, queued_is);
+        pass(f);
+    }
+    assert_int_equal(queue_oldest(f->q), 0);
+    assert_int_equal(metrics_value(f->n.metrics->deliveries[RM_DELIVERED]), MSGS);
+    assert_int_equal(metrics_value(f->n.metrics->deliveries[RM_DEFERRED]), 0);
+    struct relay_metrics *rm = f->n.metrics;
+    fx_free(f);
+    relay_metrics_free(&rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(next_attempt_starts_when_a_slot_frees),
         cmocka_unit_test(never_more_than_max_inflight),
-        cmocka_unit_test(rescan_drops_only_what_is_gone),
+        cmocka_unit_test(oldest_and_deliveries),
+        cmocka_unit_test(rescan_drops_only_what_is_gone),   /* last: its attempts stay open */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
