@@ -1,6 +1,8 @@
-/* domain: `relayctl domain new|list|remove`, New-/Get-/Remove-AcceptedDomain. Accepted
- * domains live under cn=Accepted Domains,<base> (schema/README.md); recipients in them need
- * no relay right and senders in them need Accept-Authoritative-Domain-Sender. */
+/* domain: `relayctl domain new|set|list|remove`, New-/Set-/Get-/Remove-AcceptedDomain.
+ * Accepted domains live under cn=Accepted Domains,<base> (schema/README.md); recipients in
+ * them need no relay right and senders in them need Accept-Authoritative-Domain-Sender;
+ * recipients in Authoritative ones are looked up unless AddressBookEnabled is off
+ * (relayAddressBookEnabled). */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
@@ -15,15 +17,22 @@
 
 #define OPT_DOMAIN 3200
 #define OPT_TYPE 3201
+#define OPT_ADDRESS_BOOK 3202
 
 static const char help_text[] =
     "usage: relayctl domain new NAME --domain-name DOMAIN --type TYPE\n"
+    "                 [--address-book-enabled true|false]\n"
+    "       relayctl domain set NAME --address-book-enabled true|false\n"
     "       relayctl domain list [--json]\n"
     "       relayctl domain remove NAME\n\n"
     "Accepted domains (New-AcceptedDomain). TYPE is Authoritative, InternalRelay or\n"
     "ExternalRelay; DOMAIN is example.com, or *.example.com for its subdomains only.\n"
     "Recipients in an accepted domain need no relay right; senders in Authoritative and\n"
-    "InternalRelay domains need ms-Exch-SMTP-Accept-Authoritative-Domain-Sender.\n\n";
+    "InternalRelay domains need ms-Exch-SMTP-Accept-Authoritative-Domain-Sender.\n"
+    "--address-book-enabled (Exchange's AddressBookEnabled; default true): a recipient in\n"
+    "an Authoritative domain must be the mail or relayMailAlias of a user or group under\n"
+    "user_base, else 550 5.1.10 RESOLVER.ADR.RecipientNotFound; false accepts any local\n"
+    "part. InternalRelay and ExternalRelay domains are never looked up.\n\n";
 
 static const char *const types[] = {"Authoritative", "InternalRelay", "ExternalRelay"};
 
@@ -43,7 +52,8 @@ static char *domain_filter(const char *name, const char *dname)
 }
 
 /* Write the relayAcceptedDomain entry cn=<name> for domain d of type canon. */
-static int domain_add(struct admin *a, const char *name, const char *d, const char *canon)
+static int domain_add(struct admin *a, const char *name, const char *d, const char *canon,
+                      const char *book)
 {
     char *base = container(a), *rdn = admin_rdn_escape(name);
     char *dn = xasprintf("cn=%s,%s", rdn, base);
@@ -53,6 +63,8 @@ static int domain_add(struct admin *a, const char *name, const char *d, const ch
     dir_entry_add(&e, "cn", name);
     dir_entry_add(&e, "relayDomainName", d);
     dir_entry_add(&e, "relayDomainType", canon);
+    if (book)
+        dir_entry_add(&e, "relayAddressBookEnabled", book);
     char err[RN_ERRLEN];
     struct rn_domain dom;
     int rc;
@@ -68,7 +80,15 @@ static int domain_add(struct admin *a, const char *name, const char *d, const ch
     return rc;
 }
 
-static int domain_new(struct admin *a, const char *name, const char *dname, const char *type)
+/* --address-book-enabled true|false (any case) as the directory's TRUE/FALSE; NULL if
+ * neither. */
+static const char *book_value(const char *v)
+{
+    return !v ? NULL : rn_strieq(v, "true") ? "TRUE" : rn_strieq(v, "false") ? "FALSE" : NULL;
+}
+
+static int domain_new(struct admin *a, const char *name, const char *dname, const char *type,
+                      const char *book)
 {
     if (!dname || !type)
         return admin_fail(a, 2, "--domain-name and --type are required");
@@ -94,9 +114,41 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
             rc = admin_fail(a, 1, "accepted domain '%s' already exists (%s)",
                             dir_entry_first(&es.v[0], "relayDomainName"), es.v[0].dn);
         else
-            rc = domain_add(a, name, d, canon);
+            rc = domain_add(a, name, d, canon, book);
         dir_entries_clear(&es);
     }
+    return rc;
+}
+
+static int domain_set(struct admin *a, const char *name, const char *book)
+{
+    if (!book)
+        return admin_fail(a, 2, "--address-book-enabled true|false is required");
+    int rc = admin_open(a);
+    if (rc)
+        return rc;
+    char *filter = domain_filter(name, name);
+    struct dir_entries es;
+    rc = admin_search_in(a, "Accepted Domains", filter, &es);
+    free(filter);
+    if (rc)
+        return rc;
+    if (es.n != 1) {
+        rc = admin_fail(a, 1, "accepted domain '%s' not found", name);
+    } else {
+        struct dir_entry e;
+        struct rn_domain dom;
+        char err[RN_ERRLEN];
+        dir_entry_copy(&e, &es.v[0]);
+        dir_entry_set1(&e, "relayAddressBookEnabled", book);
+        if (domain_from_entry(&e, &dom, err, sizeof err) != 0)
+            rc = admin_fail(a, 1, "%s: %s", e.dn, err);
+        else
+            rc = admin_modify(a, &es.v[0], &e, NULL, "changed");
+        domain_clear(&dom);
+        dir_entry_clear(&e);
+    }
+    dir_entries_clear(&es);
     return rc;
 }
 
@@ -106,19 +158,28 @@ static int domain_list(struct admin *a)
     int rc = admin_list_container(a, "Accepted Domains", "relayAcceptedDomain", &es);
     if (rc)
         return rc;
-    static const char *const hdr[] = {"Name", "DomainName", "DomainType"};
+    static const char *const hdr[] = {"Name", "DomainName", "DomainType", "AddressBookEnabled"};
     struct listing l;
-    listing_begin(&l, a->json, 3, hdr);
+    listing_begin(&l, a->json, 4, hdr);
     for (size_t i = 0; i < es.n; i++) {
-        const char *row[3] = {dir_entry_first(&es.v[i], "cn"),
+        /* The effective value, as the loader reads it (entry.h, domain_lookup_on): absent
+         * means on, and only Authoritative domains are looked up (Exchange's default is
+         * False for InternalRelay and ExternalRelay). */
+        const char *book = dir_entry_first(&es.v[i], "relayAddressBookEnabled");
+        const char *type = dir_entry_first(&es.v[i], "relayDomainType");
+        bool on = (!book || strcmp(book, "FALSE") != 0) && type &&
+                  rn_strieq(type, "Authoritative");
+        const char *row[4] = {dir_entry_first(&es.v[i], "cn"),
                               dir_entry_first(&es.v[i], "relayDomainName"),
-                              dir_entry_first(&es.v[i], "relayDomainType")};
+                              dir_entry_first(&es.v[i], "relayDomainType"),
+                              on ? "True" : "False"};
         if (l.j) {
             json_begin_object(l.j, NULL);
             json_string(l.j, "Name", row[0]);
             json_string(l.j, "Identity", es.v[i].dn);
             json_string(l.j, "DomainName", row[1]);
             json_string(l.j, "DomainType", row[2]);
+            json_bool(l.j, "AddressBookEnabled", on);
             json_end_object(l.j);
         } else {
             table_row(l.t, row);
@@ -153,14 +214,16 @@ int relayctl_domain(int argc, char **argv)
     static const struct option opts[] = {
         {"domain-name", required_argument, 0, OPT_DOMAIN},
         {"type", required_argument, 0, OPT_TYPE},
+        {"address-book-enabled", required_argument, 0, OPT_ADDRESS_BOOK},
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
-    if (help || (strcmp(sub, "new") && strcmp(sub, "list") && strcmp(sub, "remove")))
+    if (help || (strcmp(sub, "new") && strcmp(sub, "set") && strcmp(sub, "list") &&
+                 strcmp(sub, "remove")))
         return admin_usage(help_text, help);
     struct admin a;
     admin_init_sub(&a, "domain", sub);
-    const char *dname = NULL, *type = NULL;
+    const char *dname = NULL, *type = NULL, *book = NULL;
     optind = 0;
     int c, rc = 0;
     argc--, argv++;
@@ -171,6 +234,11 @@ int relayctl_domain(int argc, char **argv)
             dname = optarg;
         else if (c == OPT_TYPE && !strcmp(sub, "new"))
             type = optarg;
+        else if (c == OPT_ADDRESS_BOOK && (!strcmp(sub, "new") || !strcmp(sub, "set"))) {
+            if (!(book = book_value(optarg)))
+                return admin_close(&a), admin_fail(&a, 2, "--address-book-enabled '%s': "
+                                                   "true or false", optarg);
+        }
         else
             return admin_close(&a), admin_fail(&a, 2, "unexpected option (see --help)");
     }
@@ -179,7 +247,9 @@ int relayctl_domain(int argc, char **argv)
         return admin_close(&a),
                admin_fail(&a, 2, npos ? "give exactly one NAME" : "list takes no NAME");
     if (!strcmp(sub, "new"))
-        rc = domain_new(&a, argv[optind], dname, type);
+        rc = domain_new(&a, argv[optind], dname, type, book);
+    else if (!strcmp(sub, "set"))
+        rc = domain_set(&a, argv[optind], book);
     else if (!strcmp(sub, "list"))
         rc = domain_list(&a);
     else
