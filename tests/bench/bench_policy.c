@@ -164,6 +164,9 @@ int main(void)
     run(s, cl, &local4, &local6, &anon, &ext, RUNS / 10, true, &sink);   /* warm up */
     double full = run(s, cl, &local4, &local6, &anon, &ext, RUNS, true, &sink);
     double noacl = run(s, cl, &local4, &local6, &anon, &ext, RUNS, false, &sink);
+    s->domains[0].address_book_off = true;     /* the same decisions without the lookup */
+    double nolookup = run(s, cl, &local4, &local6, &anon, &ext, RUNS, true, &sink);
+    s->domains[0].address_book_off = false;
     void *saved = s->select_index;
     s->select_index = NULL;
     long scan_runs = RUNS / 20;
@@ -180,6 +183,8 @@ int main(void)
            RUNS);
     printf("bench_policy: select+mail+rcpt (no acl_eval): %.1f ns per decision (mean of %d)\n",
            noacl, RUNS);
+    printf("bench_policy: same as the first, recipient lookup off: %.1f ns per decision "
+           "(mean of %d)\n", nolookup, RUNS);
     printf("bench_policy: same without the index (linear scan): %.1f ns per decision "
            "(mean of %ld)\n", scan, scan_runs);
     printf("bench_policy: checksum %lu\n", sink);

@@ -89,6 +89,10 @@ def main():
     ldif = os.path.join(tmp, "users.ldif")
     users_ldif(ldif, a.users, a.aliases)
     print("# %d users (%d with an alias), build %s" % (a.users, a.aliases, a.build))
+    # slapadd of 100,000 entries takes minutes on a small machine: more than the fixture
+    # helper's default 120 s for a test's throwaway directory.
+    plain_run = rntest.run
+    rntest.run = lambda cmd, **kw: plain_run(cmd, **dict(kw, timeout=kw.get("timeout", 1800)))
     t0 = time.monotonic()
     slapd = rntest.Slapd(ldifs=[ldif])
     slapd.start()
