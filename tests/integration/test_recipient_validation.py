@@ -130,6 +130,22 @@ def case_address_book_off(E):
     c.true(rc == 0 and re.search(r"example\.com\s+example\.com\s+Authoritative\s+False", out),
            "relayctl domain list shows False after ldapmodify", out + err)
     set_address_book(E, "TRUE")
+    # New-AcceptedDomain -AddressBookEnabled $false: a second Authoritative domain whose
+    # mailboxes the directory does not hold; the lookup stays on for example.com.
+    admin = ["--config", E.conf, "--bind-dn", "cn=admin," + SUFFIX, "--password-file",
+             os.path.join(E.dir, "admin.pw")]
+    rc, out, err = rntest.run([RELAYCTL, "domain", "new", "lab.example.org", "--domain-name",
+                               "lab.example.org", "--type", "Authoritative",
+                               "--address-book-enabled", "false"] + admin)
+    c.true(rc == 0, "relayctl domain new ... --address-book-enabled false", out + err)
+    got = eventually(lambda: rcpts(E, ["anyone@lab.example.org", "whoever@example.com"]) ==
+                     [RCPT_OK, NOT_FOUND], timeout=8)
+    c.true(got, "the new domain takes any local part; example.com still looks up",
+           rcpts(E, ["anyone@lab.example.org", "whoever@example.com"]))
+    rc, out, err = rntest.run([RELAYCTL, "domain", "set", "lab.example.org",
+                               "--address-book-enabled", "maybe"] + admin)
+    c.true(rc == 2 and "true or false" in err, "a value other than true/false: usage error",
+           out + err)
     return c.result()
 
 
