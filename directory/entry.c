@@ -223,7 +223,8 @@ int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *er
     for (size_t i = 0; i < e->nattrs; i++) {
         const char *a = e->attrs[i].name;
         if (is_relay_attr(a) && !rn_strieq(a, "relayDomainName") &&
-            !rn_strieq(a, "relayDomainType") && !rn_strieq(a, "relayDefaultDomain"))
+            !rn_strieq(a, "relayDomainType") && !rn_strieq(a, "relayDefaultDomain") &&
+            !rn_strieq(a, "relayAddressBookEnabled"))
             return rn_err(err, errlen, "%s: not an accepted domain attribute", a);
     }
     const char *name, *type;
@@ -256,6 +257,14 @@ int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *er
         if (dom->is_default && dom->domain[0] == '*')
             return rn_err(err, errlen, "relayDefaultDomain: %s is a wildcard and cannot be "
                           "the default accepted domain", dom->domain);
+    }
+    if (dir_entry_get(e, "relayAddressBookEnabled")) {
+        const char *v;
+        if (single_value(e, "relayAddressBookEnabled", &v, err, errlen) != 0)
+            return -1;
+        if (strcmp(v, "TRUE") != 0 && strcmp(v, "FALSE") != 0)
+            return rn_err(err, errlen, "relayAddressBookEnabled: '%s' is not TRUE or FALSE", v);
+        dom->address_book_off = strcmp(v, "FALSE") == 0;
     }
     return 0;
 }

@@ -56,7 +56,8 @@ int connector_from_entry(const struct dir_entry *e, bool site_scoped, struct rn_
 
 /* A relayAcceptedDomain entry: exactly one relayDomainName (domain_name_check, "*." allowed)
  * and one relayDomainType (Authoritative, InternalRelay, ExternalRelay, any case), at most
- * one relayDefaultDomain TRUE/FALSE (TRUE refused on a "*." name); no other relay* attribute. -1 with the first failure; the caller domain_clear()s dom either way. */
+ * one relayDefaultDomain TRUE/FALSE (TRUE refused on a "*." name), at most one
+ * relayAddressBookEnabled TRUE/FALSE (absent = TRUE); no other relay* attribute. -1 with the first failure; the caller domain_clear()s dom either way. */
 int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *err,
                       size_t errlen);
 

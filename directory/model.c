@@ -78,6 +78,7 @@ static void snapshot_free(struct rn_snapshot *s)
     for (size_t i = 0; i < s->nerrors; i++)
         free(s->errors[i]);
     free(s->errors);
+    rcptset_free(&s->recipients);
     free(s->select_index);
     free(s);
 }
@@ -195,6 +196,19 @@ const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s)
         if (s->domains[i].is_default)
             return &s->domains[i];
     return NULL;
+}
+
+bool domain_lookup_on(const struct rn_domain *d)
+{
+    return d->type == DOMAIN_AUTHORITATIVE && !d->address_book_off;
+}
+
+bool snapshot_needs_recipients(const struct rn_snapshot *s)
+{
+    for (size_t i = 0; i < s->ndomains; i++)
+        if (domain_lookup_on(&s->domains[i]))
+            return true;
+    return false;
 }
 
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name)

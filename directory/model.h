@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "directory/ace.h"
 #include "directory/ipr.h"
+#include "directory/rcptset.h"
 
 #define RN_UNLIMITED UINT64_MAX   /* a limit attribute that is absent or "unlimited" */
 
@@ -54,6 +55,9 @@ struct rn_domain {
     char *domain;                  /* lowercase; "*.example.com" matches subdomains only */
     enum rn_domain_type type;
     bool is_default;               /* relayDefaultDomain TRUE: bare postmaster goes here */
+    bool address_book_off;         /* relayAddressBookEnabled FALSE (Exchange's
+                                    * AddressBookEnabled); default on: an Authoritative
+                                    * domain's recipients are looked up (domain_lookup_on) */
 };
 
 struct rn_sendconn {
@@ -75,6 +79,8 @@ struct rn_snapshot {
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
     char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
+    struct rcptset *recipients;    /* owned, frozen: every mail and relayMailAlias under
+                                    * user_base; NULL when no domain has lookup on */
     void *select_index;            /* owned, one block: policy_index() builds it once the
                                     * connectors are final; NULL = policy_select scans */
 };
@@ -97,5 +103,9 @@ const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const 
 /* The default accepted domain (relayDefaultDomain, at most one after the loader's checks),
  * or NULL when none is marked. */
 const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);
+/* Recipient lookup applies to d (Exchange: Authoritative and AddressBookEnabled). */
+bool domain_lookup_on(const struct rn_domain *d);
+/* Some accepted domain of s has recipient lookup on: the loader must load s->recipients. */
+bool snapshot_needs_recipients(const struct rn_snapshot *s);
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name);
 #endif

@@ -494,6 +494,28 @@ bool policy_rcpt_routed(const char *addr)
     return false;
 }
 
+/* Recipient lookup in an Authoritative domain with AddressBookEnabled (§6): the address
+ * must be one of the directory's mail-enabled objects, held in the snapshot (never a
+ * directory call here). postmaster@ an accepted domain is always accepted (RFC 5321
+ * §4.5.1). A snapshot without a set (none loaded) knows nobody: fail closed. */
+static void rcpt_lookup(const struct rn_snapshot *s, const char *rcpt, const char *dom,
+                        struct verdict *v)
+{
+    size_t local_len = (size_t)(dom - 1 - rcpt);
+    if (local_len == 10 && rn_strnieq(rcpt, "postmaster", 10))
+        verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, 0, -1,
+                    "postmaster is always accepted");
+    else if (rcptset_has(s->recipients, rcpt))
+        verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, 0, -1,
+                    "Authoritative domain: the recipient is a mail-enabled object in the "
+                    "directory");
+    else
+        verdict_set(v, false, 550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not "
+                    "found by SMTP address lookup", false, 0, -1,
+                    "Authoritative domain with AddressBookEnabled: no mail-enabled object in "
+                    "the directory has this address");
+}
+
 void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
                  const struct rights_eval *r, const char *rcpt, uint64_t nrcpt,
                  struct verdict *v)
@@ -516,11 +538,16 @@ void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
         return;
     }
     const char *dom = addr_domain(rcpt);
+    const struct rn_domain *ad = NULL;
     bool local;
     if (!dom)
         local = rn_strieq(rcpt, "postmaster");   /* RFC 5321 §4.5.1: always accepted */
     else
-        local = *dom && *dom != '[' && snapshot_find_domain(s, dom) != NULL;
+        local = *dom && *dom != '[' && (ad = snapshot_find_domain(s, dom)) != NULL;
+    if (ad && domain_lookup_on(ad)) {
+        rcpt_lookup(s, rcpt, dom, v);
+        return;
+    }
     if (local) {
         verdict_set(v, true, 250, "2.1.5", "Recipient OK", false, 0, -1,
                     dom ? "the recipient's domain is an accepted domain"

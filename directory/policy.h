@@ -60,7 +60,10 @@ bool policy_rcpt_routed(const char *addr);
 /* RCPT TO (§10 step 9): nrcpt recipients already accepted; MaxRecipientsPerMessage unless
  * Bypass-Message-Size-Limit (452 4.5.3); then a routed local part (policy_rcpt_routed) or a
  * recipient whose domain is not an accepted domain needs Accept-Any-Recipient (550 5.7.1
- * Unable to relay). `rcpt` is the address (local@domain); a bare postmaster has no domain
+ * Unable to relay). A recipient in an Authoritative domain with AddressBookEnabled must be
+ * in s->recipients (postmaster excepted), else 550 5.1.10 RESOLVER.ADR.RecipientNotFound;
+ * InternalRelay and ExternalRelay domains are not looked up (Exchange's recipient lookup).
+ * `rcpt` is the address (local@domain); a bare postmaster has no domain
  * and is always local (the session rewrites it to the default domain's postmaster first). */
 void policy_rcpt(const struct rn_snapshot *s, const struct rn_connector *c,
                  const struct rights_eval *r, const char *rcpt, uint64_t nrcpt,

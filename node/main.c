@@ -130,7 +130,11 @@ static void check_print(const struct rn_bootstrap *b, const struct rn_snapshot *
         check_print_connector(&s->connectors[i]);
     printf("accepted domains: %zu\n", s->ndomains);
     for (size_t i = 0; i < s->ndomains; i++)
-        printf("    %s %s\n", s->domains[i].domain, domain_type_name(s->domains[i].type));
+        printf("    %s %s%s\n", s->domains[i].domain, domain_type_name(s->domains[i].type),
+               domain_lookup_on(&s->domains[i]) ? " (recipient lookup)" : "");
+    if (s->recipients)
+        printf("recipients: %zu addresses, %zu bytes\n", rcptset_count(s->recipients),
+               rcptset_bytes(s->recipients));
     printf("send connectors: %zu\n", s->nsendconns);
     for (size_t i = 0; i < s->nsendconns; i++) {
         const struct rn_sendconn *sc = &s->sendconns[i];

@@ -1,8 +1,9 @@
 /* domain: `relayctl domain new|set|list|remove`, New-/Set-/Get-/Remove-AcceptedDomain.
  * Accepted domains live under cn=Accepted Domains,<base> (schema/README.md); recipients in
- * them need no relay right and senders in them need Accept-Authoritative-Domain-Sender. `set
- * --default` is Set-AcceptedDomain -MakeDefault: relayDefaultDomain, where a bare
- * RCPT TO:<postmaster> goes (RFC 5321 §4.5.1). */
+ * them need no relay right and senders in them need Accept-Authoritative-Domain-Sender;
+ * recipients in Authoritative ones are looked up unless AddressBookEnabled is off
+ * (relayAddressBookEnabled). `set --default` is Set-AcceptedDomain -MakeDefault:
+ * relayDefaultDomain, where a bare RCPT TO:<postmaster> goes (RFC 5321 §4.5.1). */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
 #include "tools/output.h"
@@ -18,10 +19,12 @@
 #define OPT_DOMAIN 3200
 #define OPT_TYPE 3201
 #define OPT_DEFAULT 3202
+#define OPT_ADDRESS_BOOK 3203
 
 static const char help_text[] =
     "usage: relayctl domain new NAME --domain-name DOMAIN --type TYPE\n"
-    "       relayctl domain set NAME --default[=BOOL]\n"
+    "                 [--address-book-enabled true|false]\n"
+    "       relayctl domain set NAME [--default[=BOOL]] [--address-book-enabled true|false]\n"
     "       relayctl domain list [--json]\n"
     "       relayctl domain remove NAME\n\n"
     "Accepted domains (New-AcceptedDomain). TYPE is Authoritative, InternalRelay or\n"
@@ -31,7 +34,11 @@ static const char help_text[] =
     "set --default (Set-AcceptedDomain -MakeDefault) makes NAME the default accepted domain,\n"
     "where a bare RCPT TO:<postmaster> is delivered, and clears the mark on every other\n"
     "domain; --default=false clears it on NAME (a bare postmaster is then refused). A\n"
-    "*.example.com domain cannot be the default.\n\n";
+    "*.example.com domain cannot be the default.\n"
+    "--address-book-enabled (Exchange's AddressBookEnabled; default true): a recipient in\n"
+    "an Authoritative domain must be the mail or relayMailAlias of a user or group under\n"
+    "user_base, else 550 5.1.10 RESOLVER.ADR.RecipientNotFound; false accepts any local\n"
+    "part. InternalRelay and ExternalRelay domains are never looked up.\n\n";
 
 static const char *const types[] = {"Authoritative", "InternalRelay", "ExternalRelay"};
 
@@ -51,7 +58,8 @@ static char *domain_filter(const char *name, const char *dname)
 }
 
 /* Write the relayAcceptedDomain entry cn=<name> for domain d of type canon. */
-static int domain_add(struct admin *a, const char *name, const char *d, const char *canon)
+static int domain_add(struct admin *a, const char *name, const char *d, const char *canon,
+                      const char *book)
 {
     char *base = container(a), *rdn = admin_rdn_escape(name);
     char *dn = xasprintf("cn=%s,%s", rdn, base);
@@ -61,6 +69,8 @@ static int domain_add(struct admin *a, const char *name, const char *d, const ch
     dir_entry_add(&e, "cn", name);
     dir_entry_add(&e, "relayDomainName", d);
     dir_entry_add(&e, "relayDomainType", canon);
+    if (book)
+        dir_entry_add(&e, "relayAddressBookEnabled", book);
     char err[RN_ERRLEN];
     struct rn_domain dom;
     int rc;
@@ -76,7 +86,15 @@ static int domain_add(struct admin *a, const char *name, const char *d, const ch
     return rc;
 }
 
-static int domain_new(struct admin *a, const char *name, const char *dname, const char *type)
+/* --address-book-enabled true|false (any case) as the directory's TRUE/FALSE; NULL if
+ * neither. */
+static const char *book_value(const char *v)
+{
+    return !v ? NULL : rn_strieq(v, "true") ? "TRUE" : rn_strieq(v, "false") ? "FALSE" : NULL;
+}
+
+static int domain_new(struct admin *a, const char *name, const char *dname, const char *type,
+                      const char *book)
 {
     if (!dname || !type)
         return admin_fail(a, 2, "--domain-name and --type are required");
@@ -102,7 +120,7 @@ static int domain_new(struct admin *a, const char *name, const char *dname, cons
             rc = admin_fail(a, 1, "accepted domain '%s' already exists (%s)",
                             dir_entry_first(&es.v[0], "relayDomainName"), es.v[0].dn);
         else
-            rc = domain_add(a, name, d, canon);
+            rc = domain_add(a, name, d, canon, book);
         dir_entries_clear(&es);
     }
     return rc;
@@ -115,17 +133,22 @@ static bool is_default(const struct dir_entry *e)
     return v && rn_strieq(v, "TRUE");
 }
 
-/* The changes of `domain set NAME --default=def` over the domains es, target es->v[t]:
- * the target's mark first, then the other marks cleared. Written in that order, the instant
+/* The changes of `domain set NAME [--default=def] [--address-book-enabled=book]` over the
+ * domains es, target es->v[t] (def, book NULL: unchanged): the target's change first, then
+ * (def TRUE) the other marks cleared. Written in that order, the instant
  * between them holds two defaults, which every node treats as none (docs/operations.md);
  * a write cut short there leaves that visible (`config refused` in the node's log) and the
  * same command completes it. 0, or 1 when the loader would refuse the entry. */
-static int domain_default_changes(struct admin *a, const struct dir_entries *es, size_t t,
-                                  bool def, struct changeset *cs)
+static int domain_set_changes(struct admin *a, const struct dir_entries *es, size_t t,
+                              const char *def_v, const char *book, struct changeset *cs)
 {
+    bool def = def_v && rn_strieq(def_v, "TRUE");
     struct dir_entry e;
     dir_entry_copy(&e, &es->v[t]);
-    dir_entry_set1(&e, "relayDefaultDomain", def ? "TRUE" : NULL);
+    if (def_v)
+        dir_entry_set1(&e, "relayDefaultDomain", def ? "TRUE" : NULL);
+    if (book)
+        dir_entry_set1(&e, "relayAddressBookEnabled", book);
     char err[RN_ERRLEN];
     struct rn_domain dom;
     int rc = domain_from_entry(&e, &dom, err, sizeof err);
@@ -141,9 +164,9 @@ static int domain_default_changes(struct admin *a, const struct dir_entries *es,
     return rc;
 }
 
-static int domain_set(struct admin *a, const char *name, const char *def)
+static int domain_set(struct admin *a, const char *name, const char *def, const char *book)
 {
-    if (!def)
+    if (!def && !book)
         return admin_fail(a, 2, "nothing to set (see --help)");
     int rc = admin_open(a);
     if (rc)
@@ -165,7 +188,7 @@ static int domain_set(struct admin *a, const char *name, const char *def)
         rc = admin_fail(a, 1, "'%s' names %zu accepted domains: give the cn", name, hits);
     } else {
         struct changeset *cs = changeset_new();
-        rc = domain_default_changes(a, &es, t, rn_strieq(def, "TRUE"), cs);
+        rc = domain_set_changes(a, &es, t, def, book, cs);
         if (rc == 0) {
             char *msg = xasprintf("changed %s", es.v[t].dn);
             rc = admin_write(a, cs, msg);
@@ -183,15 +206,23 @@ static int domain_list(struct admin *a)
     int rc = admin_list_container(a, "Accepted Domains", "relayAcceptedDomain", &es);
     if (rc)
         return rc;
-    static const char *const hdr[] = {"Name", "DomainName", "DomainType", "Default"};
+    static const char *const hdr[] = {"Name", "DomainName", "DomainType", "Default",
+                                      "AddressBookEnabled"};
     struct listing l;
-    listing_begin(&l, a->json, 4, hdr);
+    listing_begin(&l, a->json, 5, hdr);
     for (size_t i = 0; i < es.n; i++) {
         bool def = is_default(&es.v[i]);
-        const char *row[4] = {dir_entry_first(&es.v[i], "cn"),
+        /* The effective value, as the loader reads it (entry.h, domain_lookup_on): absent
+         * means on, and only Authoritative domains are looked up (Exchange's default is
+         * False for InternalRelay and ExternalRelay). */
+        const char *book = dir_entry_first(&es.v[i], "relayAddressBookEnabled");
+        const char *type = dir_entry_first(&es.v[i], "relayDomainType");
+        bool on = (!book || strcmp(book, "FALSE") != 0) && type &&
+                  rn_strieq(type, "Authoritative");
+        const char *row[5] = {dir_entry_first(&es.v[i], "cn"),
                               dir_entry_first(&es.v[i], "relayDomainName"),
                               dir_entry_first(&es.v[i], "relayDomainType"),
-                              def ? "True" : "False"};
+                              def ? "True" : "False", on ? "True" : "False"};
         if (l.j) {
             json_begin_object(l.j, NULL);
             json_string(l.j, "Name", row[0]);
@@ -199,6 +230,7 @@ static int domain_list(struct admin *a)
             json_string(l.j, "DomainName", row[1]);
             json_string(l.j, "DomainType", row[2]);
             json_bool(l.j, "Default", def);
+            json_bool(l.j, "AddressBookEnabled", on);
             json_end_object(l.j);
         } else {
             table_row(l.t, row);
@@ -234,6 +266,7 @@ int relayctl_domain(int argc, char **argv)
         {"domain-name", required_argument, 0, OPT_DOMAIN},
         {"type", required_argument, 0, OPT_TYPE},
         {"default", optional_argument, 0, OPT_DEFAULT},
+        {"address-book-enabled", required_argument, 0, OPT_ADDRESS_BOOK},
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
@@ -242,7 +275,7 @@ int relayctl_domain(int argc, char **argv)
         return admin_usage(help_text, help);
     struct admin a;
     admin_init_sub(&a, "domain", sub);
-    const char *dname = NULL, *type = NULL, *def = NULL;
+    const char *dname = NULL, *type = NULL, *def = NULL, *book = NULL;
     optind = 0;
     int c, rc = 0;
     argc--, argv++;
@@ -258,6 +291,11 @@ int relayctl_domain(int argc, char **argv)
                 return admin_close(&a), admin_fail(&a, 2, "--default '%s' is not true or false",
                                                    optarg);
         }
+        else if (c == OPT_ADDRESS_BOOK && (!strcmp(sub, "new") || !strcmp(sub, "set"))) {
+            if (!(book = book_value(optarg)))
+                return admin_close(&a), admin_fail(&a, 2, "--address-book-enabled '%s': "
+                                                   "true or false", optarg);
+        }
         else
             return admin_close(&a), admin_fail(&a, 2, "unexpected option (see --help)");
     }
@@ -266,9 +304,9 @@ int relayctl_domain(int argc, char **argv)
         return admin_close(&a),
                admin_fail(&a, 2, npos ? "give exactly one NAME" : "list takes no NAME");
     if (!strcmp(sub, "new"))
-        rc = domain_new(&a, argv[optind], dname, type);
+        rc = domain_new(&a, argv[optind], dname, type, book);
     else if (!strcmp(sub, "set"))
-        rc = domain_set(&a, argv[optind], def);
+        rc = domain_set(&a, argv[optind], def, book);
     else if (!strcmp(sub, "list"))
         rc = domain_list(&a);
     else

@@ -30,6 +30,17 @@ struct ldapdir {
  * Caller frees. (ldapload.c) */
 char *ldapdir_change_mark(struct ldapdir *d, const char *base);
 
+/* user_base, or by default the parent of the relay subtree (bootstrap.h). Caller frees.
+ * (ldapuser.c) */
+char *ldapdir_user_base(const struct rn_bootstrap *b);
+/* The recipient set (ldaprcpt.c): every `mail` and `relayMailAlias` of the entries under
+ * user_base, complete or not at all. DIR_FOUND and *out (frozen; caller rcptset_free()s),
+ * the values folded into *hash (FNV-1a) and *refused = values that are no address; else
+ * DIR_TEMPFAIL (unreachable, or a size or time limit cut the result) or DIR_FAIL with err. */
+enum dir_result ldapdir_load_recipients(struct ldapdir *d, const struct rn_bootstrap *b,
+                                        struct rcptset **out, uint64_t *hash, size_t *refused,
+                                        char *err, size_t errlen);
+
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each

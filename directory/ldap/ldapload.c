@@ -451,6 +451,17 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
     for (size_t i = 0; v && i < n; i++)
         connector_clear(&v[i]);
     free(v);
+    if (r == DIR_FOUND && snapshot_needs_recipients(s)) {
+        /* Only when some Authoritative domain looks recipients up: a relay-only
+         * configuration never reads the users. */
+        size_t refused = 0;
+        r = ldapdir_load_recipients(d, b, &s->recipients, &s->content_hash, &refused, err,
+                                    errlen);
+        if (refused)
+            snapshot_add_error(s, "%s: %zu mail or relayMailAlias values are not addresses "
+                               "and match no recipient", b->user_base && *b->user_base
+                               ? b->user_base : "user_base", refused);
+    }
     if (r != DIR_FOUND) {
         snapshot_unref(&s);
         return r;

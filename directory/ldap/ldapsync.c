@@ -6,7 +6,8 @@
  * hand the chain's *first* message to every handler (an intermediate after an entry in one
  * chain then fails to parse and ends the sync), and ldap_sync_init loops through the whole
  * refresh phase with no way to stop it. We do not need their entry bookkeeping anyway: an
- * entry message means "something under base changed", and the
+ * entry message means "something under base changed", a syncInfo intermediate "something
+ * in the database changed" (a user or group: the recipient set), and the
  * version is then read from the suffix's contextCSN exactly as the loader reads it
  * (ldapdir_version_read), reported only when it differs from the last one. The fd is polled
  * together with a stop pipe, so ldapsync_stop is prompt. Every poll_s seconds the watcher
@@ -132,8 +133,11 @@ static int sync_drain(LDAP *ld, int msgid, int *result)
         }
         /* In the persist stage every change under base, deletes included, is an entry
          * (RFC 4533 §3.4); intermediates there are syncInfo newCookie messages, which
-         * syncprov also sends for changes elsewhere in the database: not news for us. */
-        if (t == LDAP_RES_SEARCH_ENTRY || t == LDAP_RES_SEARCH_REFERENCE)
+         * syncprov sends for changes elsewhere in the database. Those are news too: the
+         * users and groups outside base are the recipient set's source (ldaprcpt.c), and
+         * the caller reports a version only when contextCSN really moved. */
+        if (t == LDAP_RES_SEARCH_ENTRY || t == LDAP_RES_SEARCH_REFERENCE ||
+            t == LDAP_RES_INTERMEDIATE)
             got = 1;
         ldap_msgfree(m);
     }

@@ -151,8 +151,7 @@ static enum dir_result groups_walk(struct ldapdir *d, const char *base, const ch
     return r;
 }
 
-/* user_base, or by default the parent of the relay subtree (bootstrap.h). */
-static char *user_base_get(const struct rn_bootstrap *b)
+char *ldapdir_user_base(const struct rn_bootstrap *b)
 {
     if (b->user_base && *b->user_base)
         return xstrdup(b->user_base);
@@ -174,7 +173,7 @@ static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *
                  dn_normalize(login_or_dn, norm, 3 * strlen(login_or_dn) + 1, nerr,
                               sizeof nerr) == 0;
     free(norm);
-    char *base = user_base_get(b), *filter;
+    char *base = ldapdir_user_base(b), *filter;
     char *attrs[] = {"mail", "relayMailAlias", NULL};
     LDAPMessage *res;
     int rc;

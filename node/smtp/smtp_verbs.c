@@ -213,6 +213,12 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
     struct verdict v;
     policy_rcpt(s->snap, s->c, &s->rights, addr, s->nrcpts, &v);
     relay_metrics_right(s->n->metrics, v.right, v.ok);
+    if (!v.ok && v.enh && strcmp(v.enh, "5.1.10") == 0) {
+        /* Recipient lookup (docs/permission-model.md §6): which address was unknown. */
+        char q[2 * SMTP_DOMAIN_MAX + 600];
+        log_fact(s->id, "smtp", "rcpt-refused", "rcpt=%s reason=recipient-not-found",
+                 log_quote(addr, q, sizeof q));
+    }
     if (!v.ok) {
         session_reply_verdict(s, &v, "rcpt");
         return;

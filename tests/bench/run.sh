@@ -32,4 +32,12 @@ if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
   /usr/bin/python3 tests/bench/cluster_bench.py "$B" --changes "${CLUSTER_CHANGES:-100}" ||
     { echo "cluster_bench exited $?" >&2; rc=1; }
 fi
+# Recipient lookup with 100,000 users: set memory, load time, RCPT round trips
+# (RCPT_USERS overrides; the throwaway slapd goes to /dev/shm when it exists).
+if [ -x "$B/relaynode" ]; then
+  echo "## recipients_bench (100,000 users)"
+  tmp=${TMPDIR:-/tmp}; [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
+  TMPDIR=$tmp /usr/bin/python3 tests/bench/recipients_bench.py "$B" \
+    --users "${RCPT_USERS:-100000}" || { echo "recipients_bench exited $?" >&2; rc=1; }
+fi
 exit $rc

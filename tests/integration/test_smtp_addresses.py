@@ -105,6 +105,14 @@ def case_routing(E, source, reply, spooled):
 def main():
     t = rntest.Tap()
     with rnnode.Env("addresses") as E:
+        # These cases are about address forms and routing, not recipient lookup
+        # (test_recipient_validation.py): example.com's lookup is off here, so a quoted or
+        # routed local part reaches the checks under test.
+        E.ldapmodify("dn: cn=example.com,cn=Accepted Domains,ou=Relay,dc=example,dc=com\n"
+                     "changetype: modify\nreplace: relayAddressBookEnabled\n"
+                     "relayAddressBookEnabled: FALSE\n-\n")
+        t.ok(eventually(lambda: rcpt_reply(E, "nobody.%d@example.com" % PID) == RCPT_OK, 15),
+             "example.com's recipient lookup off (relayAddressBookEnabled FALSE)")
         t.run("RCPT TO:<postmaster> -> postmaster@ the default accepted domain",
               case_bare_postmaster, E)
         t.run("sender-specified routing refused without Accept-Any-Recipient",

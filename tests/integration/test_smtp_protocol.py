@@ -363,6 +363,8 @@ def case_8bitmime(E):
 
 
 def case_smtputf8(E):
+    # The recipient is in the InternalRelay domain: this case is about SMTPUTF8, not about
+    # recipient lookup in Authoritative ones (test_recipient_validation.py).
     c = Check()
     m = tag("utf8")
     sender = "jürgen.%s@outside.example" % m
@@ -371,13 +373,13 @@ def case_smtputf8(E):
         c.true("250-SMTPUTF8" in lines, "SMTPUTF8 advertised", lines)
         c.eq(cl.cmd(("MAIL FROM:<%s> SMTPUTF8" % sender).encode()), SENDER_OK,
              "MAIL with a UTF-8 local part and SMTPUTF8")
-        c.eq(cl.cmd("RCPT TO:<ålice@example.com>".encode()), RCPT_OK,
+        c.eq(cl.cmd("RCPT TO:<ålice@internal.example.com>".encode()), RCPT_OK,
              "RCPT with a UTF-8 local part")
         _, fin = cl.data(("From: <%s>\r\nSubject: %s\r\n\r\nhej\r\n" % (sender, m)).encode())
         c.true(queued_id(fin), "queued", fin)
         c.eq(cl.cmd("MAIL FROM:<%s>" % sender.replace("ü", "ue")), SENDER_OK,
              "control: ASCII sender")
-        c.eq(cl.cmd("RCPT TO:<ålice@example.com>".encode()), "501 5.1.3 Invalid address",
+        c.eq(cl.cmd("RCPT TO:<ålice@internal.example.com>".encode()), "501 5.1.3 Invalid address",
              "UTF-8 RCPT without SMTPUTF8 on MAIL")
         c.eq(cl.cmd("RSET"), "250 2.0.0 Resetting", "RSET")
         c.eq(cl.cmd(("MAIL FROM:<%s>" % sender).encode()), "501 5.1.3 Invalid address",
@@ -385,7 +387,7 @@ def case_smtputf8(E):
         c.eq(cl.cmd("NOOP"), "250 2.0.0 OK", "session goes on")
     msg = one_message(E, m)
     if c.true(msg, "one spooled message"):
-        c.eq((msg["sender"], msg["rcpts"]), (sender, ["ålice@example.com"]),
+        c.eq((msg["sender"], msg["rcpts"]), (sender, ["ålice@internal.example.com"]),
              "UTF-8 envelope recorded as sent")
     return c.result()
 

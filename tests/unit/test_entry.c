@@ -307,6 +307,43 @@ static void domain_default_cases(void **state)
     }
 }
 
+/* relayAddressBookEnabled (Exchange's AddressBookEnabled): absent = on, TRUE/FALSE, single. */
+static void domain_address_book_cases(void **state)
+{
+    (void)state;
+#define AUTH_DOM {"relayDomainName", {"example.com"}}, {"relayDomainType", {"Authoritative"}}
+    static const struct {
+        const char *name;
+        struct av a[MAXA];
+        bool off;
+        const char *want;
+    } t[] = {
+        {"absent: lookup on", {AUTH_DOM}, false, NULL},
+        {"TRUE", {AUTH_DOM, {"relayAddressBookEnabled", {"TRUE"}}}, false, NULL},
+        {"FALSE", {AUTH_DOM, {"relayAddressBookEnabled", {"FALSE"}}}, true, NULL},
+        {"FALSE on InternalRelay", {{"relayDomainName", {"example.com"}},
+                                    {"relayDomainType", {"InternalRelay"}},
+                                    {"relayAddressBookEnabled", {"FALSE"}}}, true, NULL},
+        {"lower case is no boolean", {AUTH_DOM, {"relayAddressBookEnabled", {"false"}}}, false,
+         "relayAddressBookEnabled: 'false' is not TRUE or FALSE"},
+        {"two values", {AUTH_DOM, {"relayAddressBookEnabled", {"TRUE", "FALSE"}}}, false,
+         "relayAddressBookEnabled: several values for a single-valued attribute"},
+    };
+#undef AUTH_DOM
+    for (size_t i = 0; i < N(t); i++) {
+        struct dir_entry e;
+        struct rn_domain d;
+        char err[RN_ERRLEN] = "";
+        entry_make(&e, t[i].a);
+        int rc = domain_from_entry(&e, &d, err, sizeof err);
+        expect(t[i].name, rc, err, t[i].want);
+        if (!t[i].want && d.address_book_off != t[i].off)
+            fail_msg("%s: address_book_off %d", t[i].name, (int)d.address_book_off);
+        domain_clear(&d);
+        dir_entry_clear(&e);
+    }
+}
+
 /* ---- send connectors ---- */
 
 #define SPACE {"relayAddressSpace", {"*"}}
@@ -411,6 +448,7 @@ int main(void)
         cmocka_unit_test(connector_external_authoritative),
         cmocka_unit_test(domain_cases),
         cmocka_unit_test(domain_default_cases),
+        cmocka_unit_test(domain_address_book_cases),
         cmocka_unit_test(sendconn_cases),
         cmocka_unit_test(sendconn_fields),
     };

@@ -219,7 +219,8 @@ static void sendconn_and_domain_clear(void **state)
     sendconn_clear(&sc);
     assert_null(sc.address_spaces);
     assert_int_equal(sc.nsmart_hosts, 0);
-    struct rn_domain d = {xstrdup("cn=d"), xstrdup("example.com"), DOMAIN_AUTHORITATIVE, false};
+    struct rn_domain d = {xstrdup("cn=d"), xstrdup("example.com"), DOMAIN_AUTHORITATIVE, false,
+                          false};
     domain_clear(&d);
     assert_null(d.domain);
 }

@@ -36,6 +36,7 @@ static int setup(void **state)
         {"example.com", DOMAIN_AUTHORITATIVE},
         {"*.corp.example.com", DOMAIN_INTERNAL_RELAY},
         {"partner.example.net", DOMAIN_EXTERNAL_RELAY},
+        {"nobook.example.org", DOMAIN_AUTHORITATIVE},   /* AddressBookEnabled off below */
     };
     snap = snapshot_new();
     snap->domains = xcalloc(N(doms), sizeof *snap->domains);
@@ -45,6 +46,15 @@ static int setup(void **state)
         snap->domains[i].type = doms[i].t;
     }
     snap->ndomains = N(doms);
+    snap->domains[3].address_book_off = true;
+    /* The directory's mail-enabled objects (the loader's recipient set). */
+    static const char *const known[] = {"alice@example.com", "A.Smith@example.com",
+                                        "\"bob smith\"@example.com", "a@example.com",
+                                        "sales@example.com"};
+    snap->recipients = rcptset_new();
+    for (size_t i = 0; i < N(known); i++)
+        rcptset_add(snap->recipients, known[i], strlen(known[i]));
+    rcptset_freeze(snap->recipients);
     return 0;
 }
 
@@ -171,6 +181,8 @@ static void mail_table(void **state)
 
 #define RCPT_OK(right, ace) {true, 250, "2.1.5", "Recipient OK", false, right, ace}
 #define NO_RELAY(ace) {false, 550, "5.7.1", "Unable to relay", false, R_ACCEPT_ANY_RECIPIENT, ace}
+#define NOT_FOUND {false, 550, "5.1.10", \
+    "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", false, 0, -1}
 #define TOO_MANY(ace) {false, 452, "4.5.3", "Too many recipients", false, R_BYPASS_SIZE_LIMIT, ace}
 #define ANON_SUBMIT "allow; " ANON "; " SUBMIT
 
@@ -214,8 +226,29 @@ static const struct {
      NO_RELAY(-1)},
     {"quoted local part without routing", {ANON_SUBMIT}, "\"bob smith\"@example.com", 0,
      RCPT_OK(0, -1)},
-    {"percent hack with Accept-Any-Recipient", {ANON_SUBMIT, "allow; " ANON "; " ANYRCPT},
-     "bob%outside.example@example.com", 0, RCPT_OK(0, -1)},
+    {"percent hack with Accept-Any-Recipient, then looked up", {ANON_SUBMIT, "allow; " ANON
+     "; " ANYRCPT}, "bob%outside.example@example.com", 0, NOT_FOUND},
+    {"percent hack with Accept-Any-Recipient, lookup off", {ANON_SUBMIT, "allow; " ANON "; "
+     ANYRCPT}, "bob%outside.example@nobook.example.org", 0, RCPT_OK(0, -1)},
+    {"unknown recipient in an Authoritative domain", {ANON_SUBMIT}, "bob@example.com", 0,
+     NOT_FOUND},
+    {"lookup is case-insensitive", {ANON_SUBMIT}, "ALICE@Example.COM", 0, RCPT_OK(0, -1)},
+    {"an alias (relayMailAlias) is known", {ANON_SUBMIT}, "a.smith@example.com", 0,
+     RCPT_OK(0, -1)},
+    {"a group's address is known", {ANON_SUBMIT}, "Sales@example.com", 0, RCPT_OK(0, -1)},
+    {"a near miss is unknown", {ANON_SUBMIT}, "alice2@example.com", 0, NOT_FOUND},
+    {"postmaster@ an Authoritative domain", {ANON_SUBMIT}, "PostMaster@example.com", 0,
+     RCPT_OK(0, -1)},
+    {"AddressBookEnabled off: any local part", {ANON_SUBMIT}, "nobody@nobook.example.org", 0,
+     RCPT_OK(0, -1)},
+    {"InternalRelay: any local part", {ANON_SUBMIT}, "nobody@eu.corp.example.com", 0,
+     RCPT_OK(0, -1)},
+    {"ExternalRelay: any local part", {ANON_SUBMIT}, "nobody@partner.example.net", 0,
+     RCPT_OK(0, -1)},
+    {"Accept-Any-Recipient does not skip the lookup", {ANON_SUBMIT, "allow; " ANON "; "
+     ANYRCPT}, "bob@example.com", 0, NOT_FOUND},
+    {"a relay right still relays outside", {ANON_SUBMIT, "allow; " ANON "; " ANYRCPT},
+     "bob@example.com.outside.example", 0, RCPT_OK(R_ACCEPT_ANY_RECIPIENT, 1)},
     {"bang path, Accept-Any-Recipient denied",
      {"allow; " ANON "; " SUBMIT ", " ANYRCPT, "deny; " ANON "; " ANYRCPT},
      "h!bob@example.com", 0, NO_RELAY(1)},
@@ -244,6 +277,41 @@ static void rcpt_table(void **state)
         token_clear(&t);
         connector_clear(&c);
     }
+}
+
+/* A snapshot whose set was never loaded knows nobody: every lookup fails closed. */
+static void rcpt_without_set(void **state)
+{
+    (void)state;
+    struct rn_snapshot *bare = snapshot_new();
+    bare->domains = xcalloc(1, sizeof *bare->domains);
+    bare->domains[0].dn = xstrdup("cn=example.com");
+    bare->domains[0].domain = xstrdup("example.com");
+    bare->domains[0].type = DOMAIN_AUTHORITATIVE;
+    bare->ndomains = 1;
+    assert_true(snapshot_needs_recipients(bare));
+    static const char *const aces[MAXACE] = {ANON_SUBMIT};
+    struct rn_connector c;
+    struct token t;
+    struct rights_eval r;
+    struct verdict v;
+    conn_init(&c, aces);
+    token_make(&t, T_ANON);
+    acl_eval(c.aces, c.naces, &t, &r);
+    policy_rcpt(bare, &c, &r, "alice@example.com", 0, &v);
+    static const struct want nf = NOT_FOUND;
+    check("no recipient set loaded", &v, &nf);
+    bare->domains[0].address_book_off = true;
+    assert_false(snapshot_needs_recipients(bare));
+    policy_rcpt(bare, &c, &r, "alice@example.com", 0, &v);
+    static const struct want ok = RCPT_OK(0, -1);
+    check("lookup off, no set needed", &v, &ok);
+    bare->domains[0].address_book_off = false;
+    bare->domains[0].type = DOMAIN_INTERNAL_RELAY;
+    assert_false(snapshot_needs_recipients(bare));
+    token_clear(&t);
+    connector_clear(&c);
+    snapshot_unref(&bare);
 }
 
 #define PASS(right, ace) {true, 250, "2.0.0", "OK", false, right, ace}
@@ -505,6 +573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mail_table),
         cmocka_unit_test(rcpt_table),
+        cmocka_unit_test(rcpt_without_set),
         cmocka_unit_test(sender_table),
         cmocka_unit_test(auth_result),
         cmocka_unit_test(connect_limits),
