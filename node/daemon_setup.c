@@ -21,6 +21,7 @@
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
 #include "node/delivery/queue.h"
+#include "node/milter/milter.h"
 #include "node/smtp/conncount.h"
 #include "node/smtp/saslauth.h"
 #include "node/spool/committer.h"
@@ -127,6 +128,15 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
                                : (uint64_t)rl.rlim_cur, &cap, err, errlen) < 0)
         return -1;
     n->max_sessions = cap;
+    _Static_assert((int)BOOT_MILTER_ACCEPT == (int)MILTER_DEFAULT_ACCEPT &&
+                   (int)BOOT_MILTER_REJECT == (int)MILTER_DEFAULT_REJECT, "same order");
+    char merr[RN_ERRLEN];
+    n->milter = milter_cfg_new(n->boot.milter, n->boot.milter_connect_timeout,
+                               n->boot.milter_command_timeout,
+                               (enum milter_default)n->boot.milter_default_action, merr,
+                               sizeof merr);
+    if (!n->milter)
+        return rn_err(err, errlen, "%s:%u: milter: %s", o->conf, n->boot.milter_line, merr);
     n->max_command_line = n->boot.max_command_line;
     n->max_text_line = n->boot.max_text_line;
     d->max_stale = n->boot.max_stale;

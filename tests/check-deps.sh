@@ -14,8 +14,8 @@ fail() { echo "check-deps: $*"; rc=1; }
 # folder -> rank (lower ranks may be included by higher ones)
 declare -A RANK=(
   [directory/base]=0 [directory]=1 [directory/ldap]=2
-  [node/common]=3 [node/spool]=4 [node/cluster]=5 [node/delivery]=6 [node/smtp]=7 [node]=8
-  [tools]=9
+  [node/common]=3 [node/spool]=4 [node/cluster]=5 [node/delivery]=6 [node/milter]=7 [node/smtp]=8
+  [node]=9 [tools]=10
 )
 declare -A TOOLS_OK=([directory/base]=1 [directory]=1 [directory/ldap]=1 [node/common]=1
                      [node/spool]=1 [node/cluster]=1 [tools]=1)

@@ -76,6 +76,10 @@ TYPES = {
     "gssapi_keytab": ("path", None),
     "gssapi_service": ("name", None),
     "gssapi_realm": ("realm", None),
+    "milter": ("endpoints", None),
+    "milter_connect_timeout": ("seconds", "1..300"),
+    "milter_command_timeout": ("seconds", "1..3600"),
+    "milter_default_action": ("word", "tempfail, accept or reject"),
 }
 
 # Defaults the table computes at run time: the binary prints this host's value.

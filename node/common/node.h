@@ -14,6 +14,7 @@ struct committer;
 struct delivery;
 struct queue;
 struct conncount;
+struct milter_cfg;
 struct smtp_session;
 struct spool;
 struct tlsctx;
@@ -45,6 +46,7 @@ struct node {
     uint64_t max_sessions;             /* node-wide cap (max_sessions, fitted to RLIMIT_NOFILE) */
     struct smtp_session *sessions;     /* the open sessions (owned by themselves) */
     struct conncount *conns;           /* owned: sessions per connector and source */
+    struct milter_cfg *milter;         /* owned: the content filters; NULL or nep 0 = none */
 };
 
 #endif

@@ -24,6 +24,9 @@ struct msgin {
     struct spool_msg *msg;     /* owned until msgin_finish hands it over */
     struct verdict v;          /* the refusal, once state is MSGIN_REFUSED */
     char bad_sender[512];      /* the sender address a send-as refusal was about */
+    char *copy;                /* owned: what was spooled, up to p.copy_max (content filters) */
+    size_t clen, ccap;
+    bool cfull;                /* the content outgrew copy_max */
 };
 
 static void msgin_refuse(struct msgin *m, const struct verdict *v)
@@ -69,6 +72,7 @@ void msgin_free(struct msgin **mp)
     if (m->msg)
         spool_msg_abort(&m->msg);
     free(m->hdr);
+    free(m->copy);
     free(m);
     *mp = NULL;
 }
@@ -88,11 +92,47 @@ uint64_t msgin_size(const struct msgin *m)
     return m->size;
 }
 
+/* Keep what is spooled for the content filters, bounded by copy_max. */
+static void msgin_copy(struct msgin *m, const void *p, size_t n)
+{
+    if (!m->p.copy_max || m->cfull)
+        return;
+    size_t take = n;
+    if (take > m->p.copy_max - m->clen) {
+        take = m->p.copy_max - m->clen;
+        m->cfull = true;
+    }
+    if (m->clen + take > m->ccap) {
+        size_t cap = m->ccap ? m->ccap : 65536;
+        while (cap < m->clen + take)
+            cap *= 2;
+        if (cap > m->p.copy_max)
+            cap = m->p.copy_max;
+        m->copy = xrealloc(m->copy, cap);
+        m->ccap = cap;
+    }
+    memcpy(m->copy + m->clen, p, take);
+    m->clen += take;
+}
+
+char *msgin_take_copy(struct msgin *m, size_t *len, bool *whole)
+{
+    char *c = m->copy;
+    *len = m->clen;
+    *whole = !m->cfull;
+    m->copy = NULL;
+    m->clen = m->ccap = 0;
+    if (!c && m->p.copy_max)
+        c = xmalloc(1);
+    return c;
+}
+
 static int msgin_write(struct msgin *m, const void *p, size_t n)
 {
     char err[256];
     if (n == 0)
         return 0;
+    msgin_copy(m, p, n);
     if (spool_msg_write(m->msg, p, n, err, sizeof err) < 0) {
         msgin_refuse_spool(m);
         return -1;

@@ -1,0 +1,68 @@
+/* milter: the node's content filters (Sendmail milter protocol 6) on the event loop. A job
+ * asks every configured filter in turn about one received message, over a non-blocking
+ * socket with a connect timeout and a per-reply command timeout, and calls done() once, on
+ * the loop, with the combined verdict: the first filter that does not accept decides; header
+ * changes of the accepting filters add up; a filter that cannot be asked (down, slow, speaking
+ * nonsense) gets milter_default_action, never a silent accept. The protocol itself is the pure
+ * milter_proto.h. */
+#ifndef RN_MILTER_H
+#define RN_MILTER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "node/milter/milter_proto.h"
+
+struct event_base;
+
+/* milter_default_action: what a filter that cannot be asked means. */
+enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEFAULT_REJECT };
+
+/* Counters for the metrics code to read (loop thread only). */
+struct milter_stats {
+    uint64_t messages;       /* jobs started */
+    uint64_t bypassed;       /* sessions with Bypass-Anti-Spam: no filter asked (counted by caller) */
+    uint64_t accepted, rejected, tempfailed, discarded, quarantined;   /* final verdicts */
+    uint64_t failures;       /* filters that could not be asked (each one) */
+    uint64_t defaulted;      /* verdicts that came from milter_default_action */
+    uint64_t header_changes; /* header modifications applied */
+};
+
+struct milter_cfg {
+    struct milter_endpoint *ep; size_t nep;   /* owned; nep == 0: no filtering */
+    unsigned connect_timeout, command_timeout;    /* seconds */
+    enum milter_default dflt;
+    struct milter_stats stats;
+};
+
+/* The combined verdict handed to done(): action (never MILTER_FAILED: the default action has
+ * been applied, and defaulted says so with failed_filter and the reason in text), the stage,
+ * the filter's text, quarantine, and the header changes (owned by the job: take them before
+ * returning). */
+struct milter_verdict {
+    struct milter_result r;
+    bool defaulted;
+    int filter;                      /* index of the deciding filter, -1 = none (all accepted) */
+};
+
+/* The filters of the bootstrap's milter key (milter_endpoints_parse), caller frees with
+ * milter_cfg_free. NULL with err naming the bad endpoint. */
+struct milter_cfg *milter_cfg_new(const char *spec, unsigned connect_timeout,
+                                  unsigned command_timeout, enum milter_default dflt,
+                                  char *err, size_t errlen);
+void milter_cfg_free(struct milter_cfg **c);
+/* Whether messages are filtered at all (at least one endpoint). */
+bool milter_cfg_active(const struct milter_cfg *c);
+
+struct milter_job;
+typedef void (*milter_done_fn)(void *arg, struct milter_verdict *v);
+
+/* Start asking every filter of cfg about msg (borrowed until done or cancel). done() runs
+ * exactly once, later, on the loop; the job frees itself after it. */
+struct milter_job *milter_job_start(struct event_base *base, struct milter_cfg *cfg,
+                                    const struct milter_msg *msg, milter_done_fn done,
+                                    void *arg);
+/* Stop a job whose done() has not run (the session went away): no callback, *j NULL. */
+void milter_job_cancel(struct milter_job **j);
+/* Human name of endpoint i ("unix:/run/f.sock", "inet:127.0.0.1:11332") into buf. */
+const char *milter_endpoint_name(const struct milter_endpoint *e, char *buf, size_t len);
+#endif

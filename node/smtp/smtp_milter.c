@@ -1,0 +1,219 @@
+/* smtp_milter: a received message through the node's content filters (node/milter/) before
+ * its commit (README "Content filtering (milter)"). At the end of the content the session
+ * waits (busy, S_QUEUEING, reading paused) while the filters are asked on the loop; their
+ * verdict becomes the reply to the end of DATA: reject 550 5.7.1 and tempfail 451 4.7.1 (with
+ * the filter's text when it gave one), discard 250 without queueing, quarantine 250 once the
+ * file is durable in the spool's quarantine/, accept the commit as usual with the filters'
+ * header changes written into the spooled message. A filter that cannot be asked gets
+ * milter_default_action (tempfail unless configured otherwise), logged. Sessions holding
+ * ms-Exch-Bypass-Anti-Spam never reach a filter. Loop thread only. */
+#include "node/smtp/smtp_session-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "directory/rights.h"
+#include "directory/base/util.h"
+#include "node/common/log.h"
+#include "node/common/worker.h"
+#include "node/milter/milter.h"
+#include "node/spool/spool.h"
+
+struct session_milter {
+    struct spool_msg *m;            /* owned until committed, quarantined or dropped */
+    char *copy; size_t clen;        /* owned: the spooled content */
+    bool whole;                     /* copy holds all of it */
+    uint64_t size;
+    char qid[64];
+    struct milter_msg msg;          /* borrows the session's fields and copy */
+    struct milter_job *job;         /* owned while the filters are asked */
+    char qerr[256];                 /* quarantine job: its error */
+    int qrc;
+};
+
+bool session_milter_wanted(struct smtp_session *s)
+{
+    struct milter_cfg *cfg = s->n->milter;
+    if (!milter_cfg_active(cfg) || !s->c->milter_enabled)
+        return false;
+    return (s->rights.effective & R_BYPASS_ANTISPAM) == 0;
+}
+
+void session_milter_count_bypass(struct smtp_session *s)
+{
+    struct milter_cfg *cfg = s->n->milter;
+    if (milter_cfg_active(cfg) && s->c->milter_enabled &&
+        (s->rights.effective & R_BYPASS_ANTISPAM))
+        cfg->stats.bypassed++;
+}
+
+void session_milter_free(struct smtp_session *s)
+{
+    struct session_milter *sm = s->milt;
+    if (!sm)
+        return;
+    milter_job_cancel(&sm->job);
+    if (sm->m)
+        spool_msg_abort(&sm->m);
+    free(sm->copy);
+    free(sm);
+    s->milt = NULL;
+}
+
+/* Accepted with header changes: the spooled file is rewritten under the same queue id with
+ * the changed header block. -1 when it could not be (logged; the caller answers 451). */
+static int milter_rewrite(struct smtp_session *s, struct session_milter *sm,
+                          const struct milter_result *r)
+{
+    char qe[512];
+    if (!sm->whole) {
+        /* Past the copy bound the body is not in memory: the changes cannot be applied. */
+        log_fact(sm->qid, "smtp", "milter-changes-dropped", "session=%s changes=%zu size=%llu",
+                 s->id, r->nmods, (unsigned long long)sm->size);
+        return 0;
+    }
+    size_t hlen = sm->clen, body = sm->clen;
+    for (size_t i = 0; i + 4 <= sm->clen; i++)
+        if (memcmp(sm->copy + i, "\r\n\r\n", 4) == 0) {
+            hlen = i + 2;
+            body = i + 2;
+            break;
+        }
+    size_t nlen;
+    char *nh = milter_apply_mods(sm->copy, hlen, r->mods, r->nmods, &nlen);
+    char err[256];
+    int rc = spool_msg_restart(sm->m, &s->env, err, sizeof err);
+    if (rc == 0)
+        rc = spool_msg_write(sm->m, nh, nlen, err, sizeof err);
+    if (rc == 0 && body < sm->clen)
+        rc = spool_msg_write(sm->m, sm->copy + body, sm->clen - body, err, sizeof err);
+    else if (rc == 0)
+        rc = spool_msg_write(sm->m, "\r\n", 2, err, sizeof err);
+    free(nh);
+    if (rc < 0) {
+        log_fact(sm->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
+                 log_quote(err, qe, sizeof qe));
+        return -1;
+    }
+    s->n->milter->stats.header_changes += r->nmods;
+    return 0;
+}
+
+static void quarantine_run(void *arg)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    sm->qrc = spool_msg_quarantine(&sm->m, sm->qerr, sizeof sm->qerr);
+}
+
+static void quarantine_done(void *arg)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    char qe[512];
+    s->busy = false;
+    if (sm->qrc == 0) {
+        log_fact(sm->qid, "smtp", "quarantined", "session=%s size=%llu", s->id,
+                 (unsigned long long)sm->size);
+        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", sm->qid,
+                      session_fqdn(s));
+    } else {
+        log_fact(sm->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
+                 log_quote(sm->qerr, qe, sizeof qe));
+        session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
+    }
+    session_milter_free(s);
+    session_reset_transaction(s);
+    session_resume(s);
+}
+
+static void milter_log(struct smtp_session *s, struct session_milter *sm,
+                       const struct milter_verdict *v)
+{
+    char qt[MILTER_TEXT_MAX * 2 + 8], qr[MILTER_TEXT_MAX * 2 + 8], fname[160] = "-";
+    if (v->filter >= 0)
+        milter_endpoint_name(&s->n->milter->ep[v->filter], fname, sizeof fname);
+    log_fact(sm->qid, "smtp", "milter",
+             "session=%s verdict=%s stage=%s filter=%s default=%s quarantine=%s changes=%zu "
+             "text=%s", s->id, milter_action_name(v->r.action), v->r.stage ? v->r.stage : "-",
+             fname, v->defaulted ? "yes" : "no", v->r.quarantine ? "yes" : "no", v->r.nmods,
+             log_quote(v->r.text[0] ? v->r.text : "-", qt, sizeof qt));
+    if (v->r.quarantine)
+        log_fact(sm->qid, "smtp", "milter-quarantine", "session=%s reason=%s", s->id,
+                 log_quote(v->r.reason[0] ? v->r.reason : "-", qr, sizeof qr));
+}
+
+static void milter_done(void *arg, struct milter_verdict *v)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    sm->job = NULL;                 /* it frees itself after this call */
+    s->busy = false;
+    milter_log(s, sm, v);
+    const struct milter_result *r = &v->r;
+    /* A filter's own text, when it gave one, follows our fixed codes. */
+    const char *text = r->text[0] && !v->defaulted ? r->text : NULL;
+    switch (r->action) {
+    case MILTER_REJECT:
+        session_reply(s, "550 5.7.1 %s", text ? text : "Message rejected by the content filter");
+        break;
+    case MILTER_FAILED:     /* never handed over; fail closed all the same */
+    case MILTER_TEMPFAIL:
+        session_reply(s, "451 4.7.1 %s",
+                      text ? text : "Content filter unavailable or deferred, try again later");
+        break;
+    case MILTER_DISCARD:
+        log_fact(sm->qid, "smtp", "discarded", "session=%s from=<%s> rcpts=%zu size=%llu",
+                 s->id, s->mail.path.addr, s->nrcpts, (unsigned long long)sm->size);
+        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", sm->qid,
+                      session_fqdn(s));
+        break;
+    case MILTER_ACCEPT:
+        if (r->nmods && milter_rewrite(s, sm, r) < 0) {
+            session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
+            break;
+        }
+        if (r->quarantine) {
+            s->busy = true;
+            worker_submit(s->n->worker, quarantine_run, quarantine_done, s);
+            return;
+        }
+        struct spool_msg *m = sm->m;
+        sm->m = NULL;
+        uint64_t size = sm->size;
+        session_milter_free(s);
+        session_commit(s, &m, size);
+        return;
+    }
+    session_milter_free(s);
+    session_reset_transaction(s);
+    session_resume(s);
+}
+
+void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *copy, size_t clen,
+                          bool whole, uint64_t size)
+{
+    struct session_milter *sm = xcalloc(1, sizeof *sm);
+    s->milt = sm;
+    sm->m = *m;
+    *m = NULL;
+    sm->copy = copy;
+    sm->clen = clen;
+    sm->whole = whole;
+    sm->size = size;
+    rn_strlcpy(sm->qid, spool_msg_id(sm->m), sizeof sm->qid);
+    sm->msg = (struct milter_msg){
+        .client_ip = s->client_ip, .client_port = 0, .client_v6 = !s->v4, .helo = s->helo,
+        .sender = s->mail.path.addr, .rcpts = (const char *const *)s->rcpts,
+        .nrcpts = s->nrcpts, .queue_id = sm->qid, .myhostname = session_fqdn(s),
+        .auth_user = s->tok.authenticated ? s->tok.name : NULL, .content = sm->copy,
+        .len = sm->clen};
+    s->busy = true;
+    session_enter(s, S_QUEUEING);
+    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
+    sm->job = milter_job_start(s->n->base, s->n->milter, &sm->msg, milter_done, s);
+}
