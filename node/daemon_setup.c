@@ -115,8 +115,18 @@ int daemon_daemonize(char *err, size_t errlen)
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen)
 {
     struct node *n = &d->n;
-    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0 ||
-        daemon_privileges_check(d, o, err, errlen) < 0)
+    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0)
+        return -1;
+    _Static_assert((int)BOOT_MILTER_ACCEPT == (int)MILTER_DEFAULT_ACCEPT &&
+                   (int)BOOT_MILTER_REJECT == (int)MILTER_DEFAULT_REJECT, "same order");
+    char merr[RN_ERRLEN];
+    n->milter = milter_cfg_new(n->boot.milter, n->boot.milter_connect_timeout,
+                               n->boot.milter_command_timeout,
+                               (enum milter_default)n->boot.milter_default_action, merr,
+                               sizeof merr);
+    if (!n->milter)
+        return rn_err(err, errlen, "%s:%u: milter: %s", o->conf, n->boot.milter_line, merr);
+    if (daemon_privileges_check(d, o, err, errlen) < 0)
         return -1;
     /* Refuse at start a session cap the descriptor limit cannot hold, rather than meet
      * EMFILE under load (docs/operations.md). */
@@ -128,15 +138,6 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
                                : (uint64_t)rl.rlim_cur, &cap, err, errlen) < 0)
         return -1;
     n->max_sessions = cap;
-    _Static_assert((int)BOOT_MILTER_ACCEPT == (int)MILTER_DEFAULT_ACCEPT &&
-                   (int)BOOT_MILTER_REJECT == (int)MILTER_DEFAULT_REJECT, "same order");
-    char merr[RN_ERRLEN];
-    n->milter = milter_cfg_new(n->boot.milter, n->boot.milter_connect_timeout,
-                               n->boot.milter_command_timeout,
-                               (enum milter_default)n->boot.milter_default_action, merr,
-                               sizeof merr);
-    if (!n->milter)
-        return rn_err(err, errlen, "%s:%u: milter: %s", o->conf, n->boot.milter_line, merr);
     n->max_command_line = n->boot.max_command_line;
     n->max_text_line = n->boot.max_text_line;
     d->max_stale = n->boot.max_stale;

@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Content filtering through a real milter: Debian's rspamd (its rspamd_proxy worker in milter
+mode, self-scanning), started by the test on loopback with its own configuration in a temp
+dir: no redis, no controller or normal worker, the modules that need redis or the network
+disabled, and its resolver pointed at a closed loopback port, so it never asks external DNS.
+
+A small counting TCP proxy sits in front of rspamd, so the test knows whether the node opened
+a connection to the filter at all. Mail goes to example.com (routed by a send connector to a
+loopback sink):
+  - anonymous (Default node1), GTUBE in the body: 550 5.7.1 with rspamd's text, not delivered
+  - anonymous, a clean message: delivered with rspamd's headers (X-Spamd-Result, the queue id)
+  - CRM Application (Externally Secured, ms-Exch-Bypass-Anti-Spam): GTUBE passes and the
+    filter sees no connection
+  - relayMilterEnabled FALSE on Default node1 (relayctl connector set --milter-enabled):
+    GTUBE passes, no connection
+  - a filter that accepts the connection and never answers: 451 4.7.1 after
+    milter_command_timeout, and another session is served meanwhile (the loop never waits)
+  - the filter stopped: 451 4.7.1 (milter_default_action = tempfail, the default), logged
+  - the filter stopped with milter_default_action = accept: delivered, logged
+"""
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import rnnode  # noqa: E402
+import rntest  # noqa: E402
+import smtpsink  # noqa: E402
+from rnnode import Check, Client, eventually, queued_id  # noqa: E402
+
+CRM = "127.0.2.55"
+PID = os.getpid()
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+BUILD = os.environ.get("RELAYNODE_BUILD") or os.path.join(rntest.ROOT, "build")
+RELAYCTL = os.environ.get("RELAYCTL") or os.path.join(BUILD, "relayctl")
+_n = [0]
+
+# Modules that would use redis, the network or DNS: off (rspamd 3.4 names).
+OFF_MODULES = ("rbl", "fuzzy_check", "spf", "dkim", "dmarc", "asn", "surbl", "emails",
+               "phishing", "dkim_signing", "arc", "mx_check", "neural", "ratelimit",
+               "greylist", "replies", "history_redis", "url_redirector", "reputation",
+               "clickhouse", "elastic", "metadata_exporter", "external_services",
+               "antivirus", "multimap", "bayes_expiry", "url_reputation", "url_tags",
+               "maillist", "dynamic_conf", "known_senders", "p0f", "rspamd_update",
+               "spamassassin", "trie", "whitelist", "dcc", "once_received")
+
+
+def tag(p):
+    _n[0] += 1
+    return "%s-%d-%d" % (p, PID, _n[0])
+
+
+class Rspamd:
+    """rspamd's milter proxy on a free loopback port, its whole state in `work`."""
+
+    def __init__(self, work):
+        self.work = work
+        self.port = rntest.free_port()
+        self.proc = None
+
+    def start(self, timeout=600):
+        w = self.work
+        local = os.path.join(w, "local")
+        for d in ("local/local.d", "local/override.d", "db", "run", "log"):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+        dead = rntest.free_port()   # nothing listens here: every DNS query fails locally
+        files = {
+            "override.d/worker-normal.inc": 'count = -1;\nbind_socket = "127.0.0.1:%d";\n'
+                                            % rntest.free_port(),
+            "override.d/worker-controller.inc": 'count = -1;\nbind_socket = "127.0.0.1:%d";\n'
+                                                % rntest.free_port(),
+            "override.d/worker-fuzzy.inc": 'count = -1;\nbind_socket = "127.0.0.1:%d";\n'
+                                           % rntest.free_port(),
+            "override.d/worker-proxy.inc":
+                'bind_socket = "127.0.0.1:%d";\nmilter = yes;\ntimeout = 120s;\n'
+                'upstream "local" { default = yes; self_scan = yes; }\ncount = 1;\n'
+                'spam_header = "X-Spam";\nreject_message = "Spam message rejected";\n'
+                % self.port,
+            # A three-line TLD list: the full public suffix list takes minutes to compile on
+            # a loaded machine and nothing here needs it.
+            "local.d/options.inc":
+                'dns { nameserver = ["127.0.0.1:%d"]; timeout = 0.2s; retransmits = 1; }\n'
+                'local_addrs = "127.0.0.0/8";\nurl_tld = "%s/tld.dat";\n' % (dead, w),
+            "local.d/milter_headers.conf":
+                'use = ["x-spamd-result", "x-rspamd-queue-id"];\nskip_local = false;\n'
+                'skip_authenticated = false;\n',
+            "local.d/logging.inc": 'level = "info";\n',
+        }
+        for m in OFF_MODULES:
+            files["local.d/%s.conf" % m] = "enabled = false;\n"
+        for name, text in files.items():
+            with open(os.path.join(local, name), "w") as f:
+                f.write(text)
+        with open(os.path.join(w, "tld.dat"), "w") as f:
+            f.write("com\norg\ntest\n")
+        self.out = open(os.path.join(w, "rspamd.out"), "w")
+        self.proc = subprocess.Popen(
+            ["rspamd", "-f", "-i", "-c", "/etc/rspamd/rspamd.conf",
+             "--var=LOCAL_CONFDIR=" + local, "--var=DBDIR=" + os.path.join(w, "db"),
+             "--var=RUNDIR=" + os.path.join(w, "run"), "--var=LOGDIR=" + os.path.join(w, "log")],
+            stdout=self.out, stderr=subprocess.STDOUT, cwd=w, start_new_session=True)
+        if not rnnode.wait_port("127.0.0.1", self.port, timeout=timeout):
+            self.stop()
+            raise rnnode.NodeError("rspamd did not listen on %d within %d s:\n%s"
+                                   % (self.port, timeout, self.log_tail()))
+        return self
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.work, "log", "rspamd.log")) as f:
+                return "".join(f.readlines()[-20:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)   # its own session: the master and workers
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+
+class CountingProxy:
+    """TCP on a free loopback port to `target`; counts the connections it accepts. With
+    silent=True it accepts and reads but never answers (a filter that hangs)."""
+
+    def __init__(self, target_port, silent=False):
+        self.target = target_port
+        self.silent = silent
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.peers = []
+
+    def start(self):
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.peers.append(c)
+            threading.Thread(target=self._pipe, args=(c,), daemon=True).start()
+
+    def _pipe(self, c):
+        up = None
+        try:
+            if not self.silent:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            socks = [c] + ([up] if up else [])
+            while not self.stopping:
+                r, _, _ = select.select(socks, [], [], 0.5)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    if up:
+                        (up if s is c else c).sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (c, up):
+                if s:
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+
+def send(E, subject, body, source=None, rcpt=None):
+    rcpt = rcpt or "milter-%d@example.com" % PID
+    with Client("127.0.0.1", E.smtp_port, source=source, timeout=90) as cl:
+        r = cl.send_message("sender@outside.test", [rcpt],
+                            "From: <sender@outside.test>\r\nTo: <%s>\r\nSubject: %s\r\n"
+                            "Message-ID: <%s@outside.test>\r\nDate: Sun, 06 Dec 2026 03:00:00 "
+                            "+0000\r\n\r\n%s\r\n" % (rcpt, subject, subject, body))
+    return r[-1]
+
+
+def delivered(sink, subject):
+    return [m for m in sink.messages() if ("Subject: %s" % subject).encode() in m["data"]]
+
+
+def case_gtube_rejected(E, sink, proxy):
+    c = Check()
+    s = tag("gtube")
+    before = proxy.connections
+    r = send(E, s, "spam follows\r\n" + GTUBE)
+    c.true(r.startswith("550 5.7.1 "), "GTUBE: 550 5.7.1", r)
+    c.true("Gtube pattern" in r, "the filter's own text follows the code", r)
+    c.true(proxy.connections > before, "the filter was asked")
+    time.sleep(1)
+    c.eq(delivered(sink, s), [], "nothing delivered")
+    c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=eom filter=inet:127\.0\.0\.1"
+                     r":%d default=no" % proxy.port, E.node.log()), "logged: verdict=reject",
+           E.node.log_tail(10))
+    return c.result()
+
+
+def case_clean_headers(E, sink, proxy):
+    c = Check()
+    s = tag("clean")
+    r = send(E, s, "a perfectly ordinary message")
+    qid = queued_id(r)
+    c.true(qid, "clean message accepted", r)
+    got = eventually(lambda: delivered(sink, s), 30)
+    if not c.true(got, "delivered to the sink"):
+        return c.result()
+    data = got[0]["data"]
+    c.true(b"\r\nX-Spamd-Result: " in data or data.startswith(b"X-Spamd-Result: "),
+           "rspamd's X-Spamd-Result header is in the delivered message", data[:1500])
+    c.true(re.search(rb"X-Rspamd-Queue-Id: %s\r\n" % qid.split("@")[0].encode(), data),
+           "X-Rspamd-Queue-Id names our queue id (the spooled file kept its id)", data[:1500])
+    head = data.split(b"\r\n\r\n", 1)[0]
+    c.true(b"\r\n\t" in head and b"\n\n" not in head and b"\r\r" not in head,
+           "folded header lines end in CRLF", head[:1500])
+    c.true(data.startswith(b"Received: from "), "our Received: still first")
+    c.true(b"a perfectly ordinary message" in data.split(b"\r\n\r\n", 1)[1], "body intact")
+    return c.result()
+
+
+def case_bypass(E, sink, proxy):
+    c = Check()
+    s = tag("bypass")
+    before = proxy.connections
+    r = send(E, s, GTUBE, source=CRM)
+    c.true(queued_id(r), "Externally Secured (Bypass-Anti-Spam): GTUBE accepted", r)
+    c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
+    c.eq(proxy.connections, before, "no connection to the filter")
+    return c.result()
+
+
+def ctl(E, *args):
+    argv = [RELAYCTL] + list(args) + ["--config", E.conf, "--bind-dn", E.slapd.admin_dn,
+                                      "--password-file", E.slapd.admin_pw_file]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def case_connector_off(E, sink, proxy):
+    c = Check()
+    p = ctl(E, "connector", "set", "Default node1", "--milter-enabled=FALSE")
+    c.eq(p.returncode, 0, "relayctl connector set --milter-enabled=FALSE: %s" % p.stderr)
+    c.eq(E.connector_attr("Default node1", "relayMilterEnabled"), ["FALSE"], "stored")
+    E.node.reload(settle=1.0)
+    s = tag("off")
+    before = proxy.connections
+    r = send(E, s, GTUBE)
+    c.true(queued_id(r), "relayMilterEnabled FALSE: GTUBE accepted", r)
+    c.eq(proxy.connections, before, "no connection to the filter")
+    c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
+    p = ctl(E, "connector", "set", "Default node1", "--milter-enabled=TRUE")
+    c.eq(p.returncode, 0, "relayctl connector set --milter-enabled=TRUE: %s" % p.stderr)
+    E.node.reload(settle=1.0)
+    s = tag("on")
+    r = send(E, s, GTUBE)
+    c.true(r.startswith("550 5.7.1"), "switched back on: GTUBE refused again", r)
+    return c.result()
+
+
+def restart_with(E, **keys):
+    E.node.stop()
+    with open(E.conf) as f:
+        conf = [l for l in f if l.split("=")[0].strip() not in keys]
+    with open(E.conf, "w") as f:
+        f.write("".join(conf))
+        for k, v in keys.items():
+            f.write("%s = %s\n" % (k, v))
+    E.node.start()
+
+
+def case_hanging_filter(E, sink):
+    c = Check()
+    hang = CountingProxy(0, silent=True).start()
+    try:
+        restart_with(E, milter="inet:127.0.0.1:%d" % hang.port, milter_command_timeout="3")
+        result = {}
+
+        def slow():
+            result["r"] = send(E, tag("hang"), "hello")
+        t = threading.Thread(target=slow)
+        t0 = time.monotonic()
+        t.start()
+        eventually(lambda: hang.connections > 0, 10)
+        # Meanwhile another session is served at once: the conversation runs on the loop
+        # without blocking it.
+        t1 = time.monotonic()
+        with Client("127.0.0.1", E.smtp_port, timeout=10) as cl:
+            e = cl.ehlo()[-1]
+            n = cl.cmd("NOOP")
+        busy = time.monotonic() - t1
+        c.true(e.startswith("250") and n.startswith("250"), "another session served", n)
+        c.true(busy < 2.0, "within 2 s while the filter hangs (%.2f s)" % busy)
+        t.join(60)
+        took = time.monotonic() - t0
+        r = result.get("r", "")
+        c.true(r.startswith("451 4.7.1"), "silent filter: 451 4.7.1 (default tempfail)", r)
+        c.true(2.5 <= took < 30, "after the command timeout (%.1f s)" % took)
+        c.true(re.search(r"smtp milter session=\S+ verdict=tempfail stage=negotiate \S+ "
+                         r"default=yes .*text=\"?timeout", E.node.log()),
+               "logged: default=yes, timeout", E.node.log_tail(10))
+    finally:
+        hang.stop()
+    return c.result()
+
+
+def case_filter_down(E, sink, proxy):
+    c = Check()
+    restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port, milter_command_timeout="60")
+    proxy.stop()
+    s = tag("down")
+    r = send(E, s, "hello")
+    c.true(r.startswith("451 4.7.1"), "filter down: 451 4.7.1", r)
+    c.true(re.search(r"smtp milter session=\S+ verdict=tempfail stage=\S+ filter=\S+ default=yes",
+                     E.node.log()), "logged default=yes", E.node.log_tail(10))
+    restart_with(E, milter_default_action="accept")
+    s = tag("down-accept")
+    r = send(E, s, GTUBE)
+    c.true(queued_id(r), "milter_default_action = accept: accepted", r)
+    c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
+    c.true(re.search(r"smtp milter session=\S+ verdict=accept stage=\S+ filter=\S+ default=yes",
+                     E.node.log()), "logged: verdict=accept default=yes", E.node.log_tail(10))
+    return c.result()
+
+
+def case_bad_endpoint(E):
+    c = Check()
+    with open(E.conf) as f:
+        lines = [l for l in f if not l.startswith("milter")]
+    bad = os.path.join(os.path.dirname(E.conf), "bad-milter.conf")
+    with open(bad, "w") as f:
+        f.write("".join(lines) + "milter = inet:filter.example:11332\n")
+    p = subprocess.run([rnnode.relaynode_binary(), "-c", bad, "--foreground", "--allow-root"],
+                       capture_output=True, text=True, timeout=30)
+    line = len(lines) + 1
+    c.true(p.returncode != 0, "a host name (not an IP) refuses the start", p.stderr)
+    c.true("%s:%d: milter:" % (bad, line) in p.stderr, "file:line names the key", p.stderr)
+    return c.result()
+
+
+def main():
+    if rnnode.missing_node():
+        return 1
+    t = rntest.Tap()
+    work = tempfile.mkdtemp(prefix="milter.")
+    sink = smtpsink.Sink(os.path.join(work, "sink")).start()
+    rs = Rspamd(os.path.join(work, "rspamd"))
+    try:
+        rs.start()
+    except Exception as e:   # a missing part is a failure, never a skip
+        sink.stop()
+        t.ok(False, "rspamd started", str(e))
+        return t.done()
+    proxy = CountingProxy(rs.port).start()
+    try:
+        with rnnode.Env("milter") as E:
+            E.ldapmodify("dn: cn=To sink,cn=Send Connectors,ou=Relay,dc=example,dc=com\n"
+                         "changetype: add\nobjectClass: relaySendConnector\ncn: To sink\n"
+                         "relayEnabled: TRUE\nrelayAddressSpace: example.com\n"
+                         "relaySmartHost: 127.0.0.1:%d\nrelayCost: 1\n" % sink.port)
+            restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port,
+                         milter_command_timeout="60")
+            t.run("GTUBE from an anonymous session: 550 5.7.1 with the filter's text",
+                  case_gtube_rejected, E, sink, proxy)
+            t.run("a clean message is delivered with rspamd's headers", case_clean_headers, E,
+                  sink, proxy)
+            t.run("Bypass-Anti-Spam (Externally Secured): GTUBE passes, filter never asked",
+                  case_bypass, E, sink, proxy)
+            t.run("relayMilterEnabled FALSE (relayctl): GTUBE passes, filter never asked",
+                  case_connector_off, E, sink, proxy)
+            t.run("a filter that never answers: 451 4.7.1 after the timeout, loop not blocked",
+                  case_hanging_filter, E, sink)
+            t.run("filter down: 451 4.7.1; milter_default_action = accept: delivered",
+                  case_filter_down, E, sink, proxy)
+            t.run("a milter endpoint that is not an IP address: file:line, no start",
+                  case_bad_endpoint, E)
+    finally:
+        proxy.stop()
+        rs.stop()
+        sink.stop()
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
