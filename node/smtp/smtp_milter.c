@@ -154,6 +154,15 @@ static void milter_done(void *arg, struct milter_verdict *v)
     sm->job = NULL;                 /* it frees itself after this call */
     s->busy = false;
     milter_log(s, sm, v);
+    if (s->state == S_CLOSING || s->peer_gone) {
+        /* The session ended while the filters were asked (the client's connection failed,
+         * shutdown): it never got a 250, so the message is dropped, not committed behind its
+         * back. (Timeouts wait for the verdict, as they wait for a commit.) */
+        log_fact(sm->qid, "smtp", "milter-abandoned", "session=%s", s->id);
+        session_milter_free(s);
+        session_resume(s);
+        return;
+    }
     const struct milter_result *r = &v->r;
     /* A filter's own text, when it gave one, follows our fixed codes. */
     const char *text = r->text[0] && !v->defaulted ? r->text : NULL;

@@ -17,11 +17,16 @@ loopback sink):
     milter_command_timeout, and another session is served meanwhile (the loop never waits)
   - the filter stopped: 451 4.7.1 (milter_default_action = tempfail, the default), logged
   - the filter stopped with milter_default_action = accept: delivered, logged
+  - a scripted filter on a unix socket (tests/lib-free, below) for the verdicts rspamd does
+    not give here: quarantine (250, the file in the spool's quarantine/, never delivered),
+    discard (250, not delivered, logged), and a reply the protocol does not know (the
+    default action)
 """
 import os
 import re
 import select
 import signal
+import struct
 import socket
 import subprocess
 import sys
@@ -189,6 +194,64 @@ class CountingProxy:
         self.sock.close()
 
 
+class ScriptedFilter:
+    """A milter peer on a unix socket that answers end of message with `self.eom` (a list of
+    (command, data) packets); everything before it is negotiated away (no replies)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.eom = [(b"a", b"")]
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.stopping = False
+
+    def start(self):
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _packet(cmd, data=b""):
+        return struct.pack(">I", len(data) + 1) + cmd + data
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            c.settimeout(30)
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                n = struct.unpack(">I", buf[:4])[0]
+                cmd, buf = buf[4:5], buf[4 + n:]
+                if cmd == b"O":   # actions: add headers, quarantine; no replies before EOM
+                    c.sendall(self._packet(b"O", struct.pack(">III", 6, 0x21, 0xFF080)))
+                elif cmd == b"E":
+                    c.sendall(b"".join(self._packet(k, v) for k, v in self.eom))
+                elif cmd == b"Q":
+                    return
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
 def send(E, subject, body, source=None, rcpt=None):
     rcpt = rcpt or "milter-%d@example.com" % PID
     with Client("127.0.0.1", E.smtp_port, source=source, timeout=90) as cl:
@@ -327,7 +390,8 @@ def case_hanging_filter(E, sink):
 
 def case_filter_down(E, sink, proxy):
     c = Check()
-    restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port, milter_command_timeout="60")
+    restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port, milter_command_timeout="60",
+                 milter_default_action="tempfail")
     proxy.stop()
     s = tag("down")
     r = send(E, s, "hello")
@@ -344,6 +408,48 @@ def case_filter_down(E, sink, proxy):
     return c.result()
 
 
+def case_scripted_verdicts(E, sink, work):
+    c = Check()
+    f = ScriptedFilter(os.path.join(work, "filter.sock")).start()
+    try:
+        restart_with(E, milter="unix:" + f.path, milter_default_action="tempfail")
+        f.eom = [(b"q", b"held by the test\0"), (b"a", b"")]
+        s = tag("quarantine")
+        r = send(E, s, "hold me")
+        qid = queued_id(r)
+        c.true(qid, "quarantine: 250", r)
+        qdir = os.path.join(E.spool_dir, "quarantine")
+        qid = (qid or "").split("@")[0]
+        c.true(qid and os.path.exists(os.path.join(qdir, qid)),
+               "the message is in the spool's quarantine/", os.listdir(qdir))
+        c.true(not os.path.exists(os.path.join(E.spool_dir, "queue", qid or "-")),
+               "and not in queue/")
+        c.true(re.search(r"%s smtp quarantined" % qid, E.node.log()), "logged: quarantined")
+        c.true(re.search(r"smtp milter-quarantine session=\S+ reason=\"?held by the test",
+                         E.node.log()), "logged: the filter's reason")
+        f.eom = [(b"d", b"")]
+        s2 = tag("discard")
+        r = send(E, s2, "drop me")
+        c.true(queued_id(r), "discard: 250", r)
+        c.true(re.search(r"smtp discarded session=\S+ from=<sender@outside.test>",
+                         E.node.log()), "logged: discarded")
+        f.eom = [(b"Z", b"")]
+        r = send(E, tag("unknown"), "what?")
+        c.true(r.startswith("451 4.7.1"), "a reply the protocol does not know: 451 4.7.1", r)
+        c.true(re.search(r"default=yes .*unknown or unsupported reply 0x5a", E.node.log()),
+               "logged: the reason", E.node.log_tail(5))
+        f.eom = [(b"y", b"451 4.7.1 Greylisted, come back later\0")]
+        r = send(E, tag("grey"), "later")
+        c.eq(r, "451 4.7.1 Greylisted, come back later", "a 4xx reply code with its text")
+        time.sleep(2)
+        c.eq(delivered(sink, s) + delivered(sink, s2), [],
+             "neither the quarantined nor the discarded message was delivered")
+        c.true(f.connections >= 4, "over the unix socket (%d connections)" % f.connections)
+    finally:
+        f.stop()
+    return c.result()
+
+
 def case_bad_endpoint(E):
     c = Check()
     with open(E.conf) as f:
@@ -356,6 +462,10 @@ def case_bad_endpoint(E):
     line = len(lines) + 1
     c.true(p.returncode != 0, "a host name (not an IP) refuses the start", p.stderr)
     c.true("%s:%d: milter:" % (bad, line) in p.stderr, "file:line names the key", p.stderr)
+    p = subprocess.run([rnnode.relaynode_binary(), "-c", bad, "--check"],
+                       capture_output=True, text=True, timeout=30)
+    c.true(p.returncode != 0 and "%s:%d: milter:" % (bad, line) in p.stderr,
+           "--check refuses it the same way", p.stderr)
     return c.result()
 
 
@@ -393,6 +503,8 @@ def main():
                   case_hanging_filter, E, sink)
             t.run("filter down: 451 4.7.1; milter_default_action = accept: delivered",
                   case_filter_down, E, sink, proxy)
+            t.run("scripted filter (unix socket): quarantine, discard, unknown reply, 4xx text",
+                  case_scripted_verdicts, E, sink, work)
             t.run("a milter endpoint that is not an IP address: file:line, no start",
                   case_bad_endpoint, E)
     finally:
