@@ -33,6 +33,7 @@ struct milter_job {
     struct milter_verdict v;           /* built up across filters */
     bool finished;
     bool refused;                      /* the connect failed at once */
+    bool connected;                    /* the current filter's connect completed */
 };
 
 const char *milter_endpoint_name(const struct milter_endpoint *e, char *buf, size_t len)
@@ -188,6 +189,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct milter_job *j = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        j->connected = true;
         flush_out(j);
         arm(j, j->cfg->command_timeout);
         return;
@@ -202,8 +204,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct milter_job *j = arg;
     if (j->finished || !j->conv)
         return;
-    milter_conv_fail(j->conv, j->refused ? "connection refused" : !j->bev ? "timeout"
-                              : "timeout waiting for the filter");
+    milter_conv_fail(j->conv, j->refused ? "connection refused"
+                              : j->connected ? "timeout waiting for the filter"
+                              : "timeout connecting to the filter");
     filter_done(j);
 }
 
@@ -249,6 +252,7 @@ static void job_next_filter(struct milter_job *j)
     }
     j->conv = milter_conv_new(j->msg);
     j->refused = false;
+    j->connected = false;
     j->bev = bufferevent_socket_new(j->base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(j->bev, on_read, NULL, on_event, j);
     bufferevent_enable(j->bev, EV_READ | EV_WRITE);
