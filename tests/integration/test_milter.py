@@ -240,8 +240,8 @@ class ScriptedFilter:
                     buf += d
                 n = struct.unpack(">I", buf[:4])[0]
                 cmd, buf = buf[4:5], buf[4 + n:]
-                if cmd == b"O":   # actions: add headers, quarantine; no replies before EOM
-                    c.sendall(self._packet(b"O", struct.pack(">III", 6, 0x21, 0xFF080)))
+                if cmd == b"O":   # add and change headers, quarantine; no replies before EOM
+                    c.sendall(self._packet(b"O", struct.pack(">III", 6, 0x31, 0xFF080)))
                 elif cmd == b"E":
                     c.sendall(b"".join(self._packet(k, v) for k, v in self.eom))
                 elif cmd == b"Q":
@@ -427,6 +427,27 @@ def case_scripted_verdicts(E, sink, work):
         c.true(re.search(r"%s smtp quarantined" % qid, E.node.log()), "logged: quarantined")
         c.true(re.search(r"smtp milter-quarantine session=\S+ reason=\"?held by the test",
                          E.node.log()), "logged: the filter's reason")
+        # insert after our Received: (index 1), change the first Subject, delete X-Drop
+        f.eom = [(b"i", struct.pack(">I", 1) + b"X-Inserted\0by the filter\0"),
+                 (b"m", struct.pack(">I", 1) + b"Subject\0changed-%d\0" % PID),
+                 (b"m", struct.pack(">I", 1) + b"X-Drop\0\0"), (b"c", b"")]
+        s3 = tag("change")
+        with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
+            r = cl.send_message("sender@outside.test", ["milter-%d@example.com" % PID],
+                                "Subject: %s\r\nX-Drop: me\r\nX-Keep: me\r\n\r\nbody\r\n" % s3)[-1]
+        qid = (queued_id(r) or "").split("@")[0]
+        c.true(qid, "header changes: 250", r)
+        got = eventually(lambda: [m for m in sink.messages()
+                                  if b"X-Keep: me" in m["data"] and qid.encode() in m["data"]], 30)
+        if c.true(got, "delivered"):
+            head = got[0]["data"].split(b"\r\n\r\n", 1)[0]
+            lines = head.split(b"\r\n")
+            c.true(lines[0].startswith(b"Received: from ") and
+                   any(l == b"X-Inserted: by the filter" for l in lines[1:]),
+                   "inserted after our Received:", head)
+            c.true(b"Subject: changed-%d" % PID in head and s3.encode() not in head,
+                   "Subject changed", head)
+            c.true(b"X-Drop" not in head and b"X-Keep: me" in head, "X-Drop deleted", head)
         f.eom = [(b"d", b"")]
         s2 = tag("discard")
         r = send(E, s2, "drop me")
