@@ -16,7 +16,7 @@ loopback sink):
   - a filter that accepts the connection and never answers: 451 4.7.1 after
     milter_command_timeout, and another session is served meanwhile (the loop never waits)
   - the filter stopped: 451 4.7.1 (milter_default_action = tempfail, the default), logged
-  - the filter stopped with milter_default_action = accept: delivered, logged
+  - the filter stopped with milter_default_action = accept: delivered, logged; = reject: 550
   - a scripted filter on a unix socket (tests/lib-free, below) for the verdicts rspamd does
     not give here: quarantine (250, the file in the spool's quarantine/, never delivered),
     discard (250, not delivered, logged), and a reply the protocol does not know (the
@@ -405,6 +405,10 @@ def case_filter_down(E, sink, proxy):
     c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
     c.true(re.search(r"smtp milter session=\S+ verdict=accept stage=\S+ filter=\S+ default=yes",
                      E.node.log()), "logged: verdict=accept default=yes", E.node.log_tail(10))
+    restart_with(E, milter_default_action="reject")
+    s = tag("down-reject")
+    r = send(E, s, "hello")
+    c.true(r.startswith("550 5.7.1"), "milter_default_action = reject: 550 5.7.1", r)
     return c.result()
 
 
