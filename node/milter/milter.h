@@ -34,10 +34,10 @@ struct milter_cfg {
     struct milter_stats stats;
 };
 
-/* The combined verdict handed to done(): action (never MILTER_FAILED: the default action has
- * been applied, and defaulted says so with failed_filter and the reason in text), the stage,
- * the filter's text, quarantine, and the header changes (owned by the job: take them before
- * returning). */
+/* A stage's verdict handed to done(): action (never MILTER_FAILED: the default action has
+ * been applied, and defaulted says so, with filter and the reason in text), the stage, the
+ * filter's text, and at "eom" quarantine and the header changes (owned by the job: used or
+ * copied before done() returns). A discard before the end makes the "eom" verdict discard. */
 struct milter_verdict {
     struct milter_result r;
     bool defaulted;
@@ -56,12 +56,20 @@ bool milter_cfg_active(const struct milter_cfg *c);
 struct milter_job;
 typedef void (*milter_done_fn)(void *arg, struct milter_verdict *v);
 
-/* Start asking every filter of cfg about msg (borrowed until done or cancel). done() runs
- * exactly once, later, on the loop; the job frees itself after it. */
+/* One transaction through the filters, stage by stage, at the session's pace (Sendmail's
+ * order): start at MAIL (each filter connected and told connect, HELO and MAIL), then each
+ * recipient, then the content (msg->content/len and queue_id set first). Each call ends
+ * with done() exactly once, later, on the loop, with that stage's verdict (stage "mail",
+ * "rcpt" or "eom"): accept = go on. A recipient's refusal concerns that recipient alone; any
+ * other refusal ends the transaction (the caller cancels). After the "eom" done() the job
+ * frees itself. msg is borrowed until then or until cancel. */
 struct milter_job *milter_job_start(struct event_base *base, struct milter_cfg *cfg,
                                     const struct milter_msg *msg, milter_done_fn done,
                                     void *arg);
-/* Stop a job whose done() has not run (the session went away): no callback, *j NULL. */
+void milter_job_rcpt(struct milter_job *j, const char *rcpt);   /* rcpt borrowed until done */
+void milter_job_eom(struct milter_job *j);
+/* Stop a job (transaction reset, session gone): no more callbacks, *j NULL. Safe inside
+ * done(). */
 void milter_job_cancel(struct milter_job **j);
 /* Human name of endpoint i ("unix:/run/f.sock", "inet:127.0.0.1:11332") into buf. */
 const char *milter_endpoint_name(const struct milter_endpoint *e, char *buf, size_t len);

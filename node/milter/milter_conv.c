@@ -29,6 +29,12 @@ struct milter_conv {
     size_t body_off, hdr_len;       /* body position; header block length (empty line excluded) */
     size_t *fields; size_t nfields; /* owned: header field offsets in m->content */
     bool waiting, done, progress, skip_body;
+    bool live;                      /* stages come one by one (milter_conv_rcpt, _content) */
+    bool held;                      /* live: everything available was sent and answered */
+    bool have_content;              /* live: m->content is set */
+    char *pending;                  /* owned: live, the recipient to ask about next */
+    enum milter_action rcpt_action; /* live: the answer about the last recipient */
+    char rcpt_text[MILTER_TEXT_MAX];
     struct milter_result res;
 };
 
@@ -53,10 +59,10 @@ void milter_conv_fail(struct milter_conv *c, const char *why)
     conv_finish(c, MILTER_FAILED, why);
 }
 
-struct milter_conv *milter_conv_new(const struct milter_msg *m)
+/* The header fields of the content: where the block ends and each field starts. */
+static void conv_scan_content(struct milter_conv *c)
 {
-    struct milter_conv *c = xcalloc(1, sizeof *c);
-    c->m = m;
+    const struct milter_msg *m = c->m;
     /* The header block ends at the empty line (or is the whole content). */
     const char *p = m->content;
     size_t n = m->len;
@@ -81,6 +87,16 @@ struct milter_conv *milter_conv_new(const struct milter_msg *m)
         const char *nl = memchr(p + i, '\n', c->hdr_len - i);
         i = nl ? (size_t)(nl - p) + 1 : c->hdr_len;
     }
+}
+
+static struct milter_conv *conv_start(const struct milter_msg *m, bool live)
+{
+    struct milter_conv *c = xcalloc(1, sizeof *c);
+    c->m = m;
+    c->live = live;
+    c->have_content = !live;
+    if (!live)
+        conv_scan_content(c);
     /* The first step: offer what this MTA can do (version, actions, protocol flags). */
     uint32_t neg[3] = {htonl(MILTER_VERSION), htonl(MILTER_OFFER_ACTIONS),
                        htonl(MILTER_OFFER_PROTO)};
@@ -88,6 +104,16 @@ struct milter_conv *milter_conv_new(const struct milter_msg *m)
     c->step = ST_NEG;
     c->waiting = true;
     return c;
+}
+
+struct milter_conv *milter_conv_new(const struct milter_msg *m)
+{
+    return conv_start(m, false);
+}
+
+struct milter_conv *milter_conv_new_live(const struct milter_msg *m)
+{
+    return conv_start(m, true);
 }
 
 void milter_conv_free(struct milter_conv **cp)
@@ -99,6 +125,7 @@ void milter_conv_free(struct milter_conv **cp)
     milter_rd_clear(&c->rd);
     milter_result_clear(&c->res);
     free(c->fields);
+    free(c->pending);
     free(c);
     *cp = NULL;
 }
@@ -106,6 +133,7 @@ void milter_conv_free(struct milter_conv **cp)
 struct milter_out *milter_conv_output(struct milter_conv *c) { return &c->out; }
 bool milter_conv_waiting(const struct milter_conv *c) { return c->waiting && !c->done; }
 bool milter_conv_done(const struct milter_conv *c) { return c->done; }
+bool milter_conv_held(const struct milter_conv *c) { return c->held && !c->done; }
 struct milter_result *milter_conv_result(struct milter_conv *c) { return &c->res; }
 
 bool milter_conv_progress(struct milter_conv *c)
@@ -215,7 +243,25 @@ static void conv_advance(struct milter_conv *c)
             break;
         case ST_MAIL:
         case ST_RCPT:
-            c->idx = c->step == ST_MAIL ? 0 : c->idx + 1;
+            if (c->live) {
+                if (c->pending && !(c->proto & SMFIP_NORCPT)) {
+                    c->step = ST_RCPT;
+                    send_path(c, 'R', c->pending);
+                    free(c->pending);
+                    c->pending = NULL;
+                    nr = SMFIP_NR_RCPT;
+                    break;
+                }
+                free(c->pending);
+                c->pending = NULL;
+                if (!c->have_content) {
+                    c->held = true;     /* the caller's next recipient, or the content */
+                    return;
+                }
+                c->idx = m->nrcpts;
+            } else {
+                c->idx = c->step == ST_MAIL ? 0 : c->idx + 1;
+            }
             c->step = ST_RCPT;
             if ((c->proto & SMFIP_NORCPT) || c->idx >= m->nrcpts) {
                 c->step = ST_DATA;
@@ -227,6 +273,8 @@ static void conv_advance(struct milter_conv *c)
             send_path(c, 'R', m->rcpts[c->idx]);
             nr = SMFIP_NR_RCPT;
             break;
+        case ST_DONE:
+            return;
         case ST_DATA:
         case ST_HEADER:
             c->idx = c->step == ST_DATA ? 0 : c->idx + 1;
@@ -246,6 +294,8 @@ static void conv_advance(struct milter_conv *c)
             c->step = ST_BODY;
             if ((c->proto & SMFIP_NOBODY) || c->skip_body || c->body_off >= m->len) {
                 c->step = ST_EOM;
+                if (c->live)   /* the queue id exists only now (Sendmail sends it here too) */
+                    send_macros(c, 'E', "i", m->queue_id, NULL, NULL);
                 milter_out_packet(&c->out, 'E', NULL, 0);
                 c->waiting = true;
                 continue;
@@ -258,7 +308,6 @@ static void conv_advance(struct milter_conv *c)
             nr = SMFIP_NR_BODY;
             break;
         case ST_EOM:
-        case ST_DONE:
             return;
         }
         if (!(c->proto & nr))
@@ -339,16 +388,15 @@ static void text_clean(const char *s, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* SMFIR_REPLYCODE: "4xx"/"5xx" [x.y.z] text. */
-static void on_replycode(struct milter_conv *c, const char *d, size_t len)
+/* SMFIR_REPLYCODE: "4xx"/"5xx" [x.y.z] text, into the action and our text; -1 if malformed. */
+static int replycode_parse(const char *d, size_t len, enum milter_action *a, char *text,
+                           size_t cap)
 {
     const char *s;
     if (take_str(&d, &len, &s) < 0 || strlen(s) < 3 || (s[0] != '4' && s[0] != '5') ||
         s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' ||
-        (s[3] != '\0' && s[3] != ' ' && s[3] != '-')) {
-        conv_finish(c, MILTER_FAILED, "malformed SMFIR_REPLYCODE");
-        return;
-    }
+        (s[3] != '\0' && s[3] != ' ' && s[3] != '-'))
+        return -1;
     const char *t = s + 3;
     while (*t == ' ' || *t == '-')
         t++;
@@ -357,9 +405,19 @@ static void on_replycode(struct milter_conv *c, const char *d, size_t len)
         const char *sp = strchr(t, ' ');
         t = sp ? sp + 1 : t + strlen(t);
     }
+    text_clean(t, text, cap);
+    *a = s[0] == '4' ? MILTER_TEMPFAIL : MILTER_REJECT;
+    return 0;
+}
+
+static void on_replycode(struct milter_conv *c, const char *d, size_t len)
+{
     char text[MILTER_TEXT_MAX];
-    text_clean(t, text, sizeof text);
-    conv_finish(c, s[0] == '4' ? MILTER_TEMPFAIL : MILTER_REJECT, text);
+    enum milter_action a;
+    if (replycode_parse(d, len, &a, text, sizeof text) < 0)
+        conv_finish(c, MILTER_FAILED, "malformed SMFIR_REPLYCODE");
+    else
+        conv_finish(c, a, text);
 }
 
 /* A modification at end of message. */
@@ -424,6 +482,30 @@ static void on_negotiate(struct milter_conv *c, const struct milter_packet *p)
     conv_advance(c);
 }
 
+static int replycode_parse(const char *d, size_t len, enum milter_action *a, char *text,
+                           size_t cap);
+
+/* Live mode: a refusal of one recipient ends nothing (Sendmail's semantics): the caller
+ * reads it with milter_conv_rcpt_verdict and the conversation goes on without it. */
+static bool on_rcpt_refusal(struct milter_conv *c, const struct milter_packet *p)
+{
+    if (!c->live || c->step != ST_RCPT || (p->cmd != 'r' && p->cmd != 't' && p->cmd != 'y'))
+        return false;
+    if (p->cmd == 'y') {
+        if (replycode_parse(p->data, p->len, &c->rcpt_action, c->rcpt_text,
+                            sizeof c->rcpt_text) < 0) {
+            conv_finish(c, MILTER_FAILED, "malformed SMFIR_REPLYCODE");
+            return true;
+        }
+    } else {
+        c->rcpt_action = p->cmd == 'r' ? MILTER_REJECT : MILTER_TEMPFAIL;
+        c->rcpt_text[0] = '\0';
+    }
+    c->waiting = false;
+    conv_advance(c);
+    return true;
+}
+
 static void on_packet(struct milter_conv *c, const struct milter_packet *p)
 {
     if (!c->waiting) {
@@ -434,6 +516,8 @@ static void on_packet(struct milter_conv *c, const struct milter_packet *p)
         on_negotiate(c, p);
         return;
     }
+    if (on_rcpt_refusal(c, p))
+        return;
     switch (p->cmd) {
     case 'p': c->progress = true; return;
     case 'c':
@@ -483,4 +567,36 @@ size_t milter_conv_input(struct milter_conv *c, const char *buf, size_t len)
             on_packet(c, &p);
     }
     return off;
+}
+
+void milter_conv_rcpt(struct milter_conv *c, const char *addr)
+{
+    if (c->done || !c->live)
+        return;
+    free(c->pending);
+    c->pending = xstrdup(addr);
+    c->rcpt_action = MILTER_ACCEPT;
+    c->rcpt_text[0] = '\0';
+    if (c->held) {
+        c->held = false;
+        conv_advance(c);
+    }
+}
+
+enum milter_action milter_conv_rcpt_verdict(const struct milter_conv *c, const char **text)
+{
+    *text = c->rcpt_text;
+    return c->rcpt_action;
+}
+
+void milter_conv_content(struct milter_conv *c)
+{
+    if (c->done || !c->live || c->have_content)
+        return;
+    c->have_content = true;
+    conv_scan_content(c);
+    if (c->held) {
+        c->held = false;
+        conv_advance(c);
+    }
 }

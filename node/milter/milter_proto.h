@@ -98,6 +98,16 @@ struct milter_msg {
 struct milter_conv;
 struct milter_conv *milter_conv_new(const struct milter_msg *m);   /* caller frees */
 void milter_conv_free(struct milter_conv **c);
+/* Live mode (the session's own pace): the conversation goes up to MAIL and is then held
+ * (milter_conv_held) until the caller gives a recipient (its answer: milter_conv_rcpt_verdict,
+ * MILTER_ACCEPT or a refusal of that recipient alone, after which it goes on) or the content
+ * (m->content and m->len set first: then DATA, headers, body, end of message as above). The
+ * recipients a live conversation sends are only those given here; m->rcpts is not read. */
+struct milter_conv *milter_conv_new_live(const struct milter_msg *m);
+void milter_conv_rcpt(struct milter_conv *c, const char *addr);
+enum milter_action milter_conv_rcpt_verdict(const struct milter_conv *c, const char **text);
+void milter_conv_content(struct milter_conv *c);
+bool milter_conv_held(const struct milter_conv *c);
 /* Bytes to send now (appended as steps become due); the caller takes them with
  * milter_conv_take_output (resets the buffer). */
 struct milter_out *milter_conv_output(struct milter_conv *c);

@@ -24,6 +24,9 @@
 #include "node/spool/spool.h"
 
 struct session_milter {
+    enum { SM_MAIL, SM_RCPT, SM_EOM } stage;   /* the stage being asked */
+    struct smtp_mail mail;          /* the MAIL being asked about (msg.sender points here) */
+    char *rcpt;                     /* owned: the RCPT being asked about */
     struct spool_msg *m;            /* owned until committed, quarantined or dropped */
     char *copy; size_t clen;        /* owned: the spooled content */
     bool whole;                     /* copy holds all of it */
@@ -35,7 +38,7 @@ struct session_milter {
     int qrc;
 };
 
-bool session_milter_wanted(struct smtp_session *s)
+static bool session_milter_wanted(struct smtp_session *s)
 {
     struct milter_cfg *cfg = s->n->milter;
     if (!milter_cfg_active(cfg) || !s->c->milter_enabled)
@@ -43,12 +46,9 @@ bool session_milter_wanted(struct smtp_session *s)
     return (s->rights.effective & R_BYPASS_ANTISPAM) == 0;
 }
 
-void session_milter_count_bypass(struct smtp_session *s)
+bool session_milter_active(const struct smtp_session *s)
 {
-    struct milter_cfg *cfg = s->n->milter;
-    if (milter_cfg_active(cfg) && s->c->milter_enabled &&
-        (s->rights.effective & R_BYPASS_ANTISPAM))
-        cfg->stats.bypassed++;
+    return s->milt != NULL;
 }
 
 void session_milter_free(struct smtp_session *s)
@@ -60,6 +60,7 @@ void session_milter_free(struct smtp_session *s)
     if (sm->m)
         spool_msg_abort(&sm->m);
     free(sm->copy);
+    free(sm->rcpt);
     free(sm);
     s->milt = NULL;
 }
@@ -137,32 +138,74 @@ static void milter_log(struct smtp_session *s, struct session_milter *sm,
     char qt[MILTER_TEXT_MAX * 2 + 8], qr[MILTER_TEXT_MAX * 2 + 8], fname[160] = "-";
     if (v->filter >= 0)
         milter_endpoint_name(&s->n->milter->ep[v->filter], fname, sizeof fname);
-    log_fact(sm->qid, "smtp", "milter",
+    log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter",
              "session=%s verdict=%s stage=%s filter=%s default=%s quarantine=%s changes=%zu "
              "text=%s", s->id, milter_action_name(v->r.action), v->r.stage ? v->r.stage : "-",
              fname, v->defaulted ? "yes" : "no", v->r.quarantine ? "yes" : "no", v->r.nmods,
              log_quote(v->r.text[0] ? v->r.text : "-", qt, sizeof qt));
     if (v->r.quarantine)
-        log_fact(sm->qid, "smtp", "milter-quarantine", "session=%s reason=%s", s->id,
+        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-quarantine", "session=%s reason=%s", s->id,
                  log_quote(v->r.reason[0] ? v->r.reason : "-", qr, sizeof qr));
+}
+
+/* A refusal at MAIL or RCPT, with the filter's text when it gave one. */
+static void milter_refuse(struct smtp_session *s, const struct milter_verdict *v)
+{
+    const char *text = v->r.text[0] && !v->defaulted ? v->r.text : NULL;
+    if (v->r.action == MILTER_REJECT)
+        session_reply(s, "550 5.7.1 %s", text ? text : "Rejected by the content filter");
+    else
+        session_reply(s, "451 4.7.1 %s",
+                      text ? text : "Content filter unavailable or deferred, try again later");
+}
+
+static void milter_stage_done(struct smtp_session *s, struct session_milter *sm,
+                              const struct milter_verdict *v)
+{
+    bool ok = v->r.action == MILTER_ACCEPT || v->r.action == MILTER_DISCARD;
+    if (v->r.action != MILTER_ACCEPT || v->defaulted)
+        milter_log(s, sm, v);
+    if (sm->stage == SM_MAIL) {
+        if (ok) {
+            s->mail = sm->mail;
+            session_enter(s, S_MAIL);
+            session_reply(s, "250 2.1.0 Sender OK");
+        } else {
+            milter_refuse(s, v);
+            session_milter_free(s);
+        }
+    } else {
+        if (ok)
+            session_rcpt_accept(s, sm->rcpt);
+        else
+            milter_refuse(s, v);
+        free(sm->rcpt);
+        sm->rcpt = NULL;
+    }
+    session_resume(s);
 }
 
 static void milter_done(void *arg, struct milter_verdict *v)
 {
     struct smtp_session *s = arg;
     struct session_milter *sm = s->milt;
-    sm->job = NULL;                 /* it frees itself after this call */
     s->busy = false;
-    milter_log(s, sm, v);
     if (s->state == S_CLOSING || s->peer_gone) {
         /* The session ended while the filters were asked (the client's connection failed,
          * shutdown): it never got a 250, so the message is dropped, not committed behind its
          * back. (Timeouts wait for the verdict, as they wait for a commit.) */
-        log_fact(sm->qid, "smtp", "milter-abandoned", "session=%s", s->id);
-        session_milter_free(s);
+        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-abandoned", "session=%s",
+                 s->id);
+        session_milter_free(s);     /* the job goes too, once done() returns */
         session_resume(s);
         return;
     }
+    if (sm->stage != SM_EOM) {
+        milter_stage_done(s, sm, v);
+        return;
+    }
+    sm->job = NULL;                 /* after "eom" it frees itself */
+    milter_log(s, sm, v);
     const struct milter_result *r = &v->r;
     /* A filter's own text, when it gave one, follows our fixed codes. */
     const char *text = r->text[0] && !v->defaulted ? r->text : NULL;
@@ -203,11 +246,46 @@ static void milter_done(void *arg, struct milter_verdict *v)
     session_resume(s);
 }
 
+bool session_milter_mail(struct smtp_session *s, const struct smtp_mail *mail)
+{
+    session_milter_free(s);
+    struct milter_cfg *cfg = s->n->milter;
+    if (!session_milter_wanted(s)) {
+        if (milter_cfg_active(cfg) && s->c->milter_enabled)
+            cfg->stats.bypassed++;  /* ms-Exch-Bypass-Anti-Spam: no filter is asked */
+        return false;
+    }
+    struct session_milter *sm = xcalloc(1, sizeof *sm);
+    s->milt = sm;
+    sm->stage = SM_MAIL;
+    sm->mail = *mail;
+    sm->msg = (struct milter_msg){
+        .client_ip = s->client_ip, .client_port = 0, .client_v6 = !s->v4, .helo = s->helo,
+        .sender = sm->mail.path.addr, .queue_id = NULL, .myhostname = session_fqdn(s),
+        .auth_user = s->tok.authenticated ? s->tok.name : NULL};
+    s->busy = true;
+    sm->job = milter_job_start(s->n->base, cfg, &sm->msg, milter_done, s);
+    return true;
+}
+
+bool session_milter_rcpt(struct smtp_session *s, const char *addr)
+{
+    struct session_milter *sm = s->milt;
+    if (!sm || !sm->job)
+        return false;
+    sm->stage = SM_RCPT;
+    free(sm->rcpt);
+    sm->rcpt = xstrdup(addr);
+    s->busy = true;
+    milter_job_rcpt(sm->job, sm->rcpt);
+    return true;
+}
+
 void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *copy, size_t clen,
                           bool whole, uint64_t size)
 {
-    struct session_milter *sm = xcalloc(1, sizeof *sm);
-    s->milt = sm;
+    struct session_milter *sm = s->milt;
+    sm->stage = SM_EOM;
     sm->m = *m;
     *m = NULL;
     sm->copy = copy;
@@ -215,14 +293,11 @@ void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *co
     sm->whole = whole;
     sm->size = size;
     rn_strlcpy(sm->qid, spool_msg_id(sm->m), sizeof sm->qid);
-    sm->msg = (struct milter_msg){
-        .client_ip = s->client_ip, .client_port = 0, .client_v6 = !s->v4, .helo = s->helo,
-        .sender = s->mail.path.addr, .rcpts = (const char *const *)s->rcpts,
-        .nrcpts = s->nrcpts, .queue_id = sm->qid, .myhostname = session_fqdn(s),
-        .auth_user = s->tok.authenticated ? s->tok.name : NULL, .content = sm->copy,
-        .len = sm->clen};
+    sm->msg.queue_id = sm->qid;
+    sm->msg.content = sm->copy;
+    sm->msg.len = sm->clen;
     s->busy = true;
     session_enter(s, S_QUEUEING);
     bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
-    sm->job = milter_job_start(s->n->base, s->n->milter, &sm->msg, milter_done, s);
+    milter_job_eom(sm->job);
 }

@@ -125,7 +125,6 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
         session_milter_start(s, &m, copy, clen, whole, size);
         return;
     }
-    session_milter_count_bypass(s);
     session_commit(s, &m, size);
 }
 
@@ -166,7 +165,7 @@ void session_begin_content(struct smtp_session *s)
                   .mechanism = strcmp(auth_as, "Anonymous") == 0 ? NULL : s->auth_mechanism,
                   .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM)},
         .max_size = s->c->max_message_size == RN_UNLIMITED ? 0 : s->c->max_message_size,
-        .copy_max = session_milter_wanted(s) ? SMTP_MILTER_COPY_MAX : 0,
+        .copy_max = session_milter_active(s) ? SMTP_MILTER_COPY_MAX : 0,
     };
     msgin_free(&s->msg);
     s->msg = msgin_new(&p);
