@@ -196,11 +196,13 @@ class CountingProxy:
 
 class ScriptedFilter:
     """A milter peer on a unix socket that answers end of message with `self.eom` (a list of
-    (command, data) packets); everything before it is negotiated away (no replies)."""
+    (command, data) packets), MAIL and RCPT by address (`self.refuse`: address -> packet),
+    and asks for no reply to any other step."""
 
     def __init__(self, path):
         self.path = path
         self.eom = [(b"a", b"")]
+        self.refuse = {}
         self.connections = 0
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(path)
@@ -239,9 +241,13 @@ class ScriptedFilter:
                         return
                     buf += d
                 n = struct.unpack(">I", buf[:4])[0]
-                cmd, buf = buf[4:5], buf[4 + n:]
-                if cmd == b"O":   # add and change headers, quarantine; no replies before EOM
-                    c.sendall(self._packet(b"O", struct.pack(">III", 6, 0x31, 0xFF080)))
+                cmd, data, buf = buf[4:5], buf[5:4 + n], buf[4 + n:]
+                if cmd == b"O":   # add and change headers, quarantine; replies to MAIL, RCPT, EOM
+                    c.sendall(self._packet(b"O", struct.pack(">III", 6, 0x31, 0xF3080)))
+                elif cmd in (b"M", b"R"):
+                    addr = data.split(b"\0")[0].strip(b"<>").decode()
+                    k, v = self.refuse.get(addr, (b"c", b""))
+                    c.sendall(self._packet(k, v))
                 elif cmd == b"E":
                     c.sendall(b"".join(self._packet(k, v) for k, v in self.eom))
                 elif cmd == b"Q":
@@ -475,6 +481,44 @@ def case_scripted_verdicts(E, sink, work):
     return c.result()
 
 
+def case_stage_verdicts(E, sink, work):
+    """Verdicts answer the stage they were given at: MAIL, one RCPT (the others go on)."""
+    c = Check()
+    f = ScriptedFilter(os.path.join(work, "stages.sock")).start()
+    try:
+        restart_with(E, milter="unix:" + f.path, milter_default_action="tempfail")
+        f.refuse = {"spammer@outside.test": (b"r", b""),
+                    "slow@outside.test": (b"t", b""),
+                    "nobody-%d@example.com" % PID: (b"y", b"550 5.1.1 No such user here\0"),
+                    "later-%d@example.com" % PID: (b"y", b"451 4.2.1 Mailbox busy\0")}
+        with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
+            cl.ehlo()
+            r = cl.cmd("MAIL FROM:<spammer@outside.test>")
+            c.eq(r, "550 5.7.1 Rejected by the content filter", "a reject at MAIL answers MAIL")
+            r = cl.cmd("MAIL FROM:<slow@outside.test>")
+            c.true(r.startswith("451 4.7.1 "), "a tempfail at MAIL answers MAIL", r)
+            c.eq(cl.cmd("MAIL FROM:<sender@outside.test>"), "250 2.1.0 Sender OK", "MAIL ok")
+            r = cl.cmd("RCPT TO:<nobody-%d@example.com>" % PID)
+            c.eq(r, "550 5.7.1 No such user here", "a 5xx reply code at RCPT answers that RCPT")
+            r = cl.cmd("RCPT TO:<later-%d@example.com>" % PID)
+            c.eq(r, "451 4.7.1 Mailbox busy", "a 4xx reply code at RCPT answers that RCPT")
+            r = cl.cmd("RCPT TO:<milter-%d@example.com>" % PID)
+            c.eq(r, "250 2.1.5 Recipient OK", "the next recipient goes on")
+            s = tag("stages")
+            d, final = cl.data("Subject: %s\r\n\r\nhello\r\n" % s)
+            c.true(queued_id(final), "the message with the one accepted recipient", final)
+        got = eventually(lambda: delivered(sink, s), 30)
+        if c.true(got, "delivered"):
+            c.eq(got[0]["to"], ["milter-%d@example.com" % PID], "to the accepted recipient only")
+        c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=mail", E.node.log()),
+               "logged: stage=mail", E.node.log_tail(10))
+        c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=rcpt", E.node.log()),
+               "logged: stage=rcpt", E.node.log_tail(10))
+    finally:
+        f.stop()
+    return c.result()
+
+
 def case_bad_endpoint(E):
     c = Check()
     with open(E.conf) as f:
@@ -530,6 +574,8 @@ def main():
                   case_filter_down, E, sink, proxy)
             t.run("scripted filter (unix socket): quarantine, discard, unknown reply, 4xx text",
                   case_scripted_verdicts, E, sink, work)
+            t.run("scripted filter: refusals at MAIL and at one RCPT answer those stages",
+                  case_stage_verdicts, E, sink, work)
             t.run("a milter endpoint that is not an IP address: file:line, no start",
                   case_bad_endpoint, E)
     finally:

@@ -270,6 +270,76 @@ static void stepwise_and_skips(void **state)
     milter_conv_free(&c);
 }
 
+/* Live mode: held at MAIL until a recipient comes; a refused recipient ends nothing; the
+ * content comes last, with the queue id macro before end of message. */
+static void live_stages(void **state)
+{
+    (void)state;
+    struct milter_msg m = msg();
+    m.content = NULL;
+    m.len = 0;
+    m.queue_id = NULL;
+    struct milter_conv *c = milter_conv_new_live(&m);
+    char cmds[64] = "", b[128];
+    sent(c, cmds, sizeof cmds);
+    size_t n = optneg(b, 6, SMFIF_ADDHDRS, SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR |
+                      SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_DATA);
+    milter_conv_input(c, b, n);
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    assert_string_equal(cmds, "DCHDM");
+    n = pkt(b, 'c', "", 0);
+    milter_conv_input(c, b, n);
+    assert_true(milter_conv_held(c));          /* MAIL passed; nothing more to send */
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    assert_string_equal(cmds, "");
+    milter_conv_rcpt(c, "bad@example.com");
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    assert_string_equal(cmds, "R");
+    assert_true(milter_conv_waiting(c));
+    n = pkt(b, 'y', "550 5.1.1 No such user\0", 24);
+    milter_conv_input(c, b, n);
+    const char *text;
+    assert_false(milter_conv_done(c));         /* that recipient alone */
+    assert_true(milter_conv_held(c));
+    assert_int_equal(milter_conv_rcpt_verdict(c, &text), MILTER_REJECT);
+    assert_string_equal(text, "No such user");
+    milter_conv_rcpt(c, "good@example.com");
+    n = pkt(b, 'c', "", 0);
+    milter_conv_input(c, b, n);
+    assert_int_equal(milter_conv_rcpt_verdict(c, &text), MILTER_ACCEPT);
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    assert_string_equal(cmds, "R");
+    m.content = content;
+    m.len = sizeof content - 1;
+    m.queue_id = "Q9";
+    milter_conv_content(c);
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    assert_string_equal(cmds, "TLLLLNBDE");    /* the queue id macro, then end of message */
+    n = pkt(b, 'a', "", 0);
+    milter_conv_input(c, b, n);
+    assert_true(milter_conv_done(c));
+    assert_int_equal(milter_conv_result(c)->action, MILTER_ACCEPT);
+    milter_conv_free(&c);
+
+    /* a refusal at MAIL ends it there */
+    c = milter_conv_new_live(&m);
+    cmds[0] = '\0';
+    sent(c, cmds, sizeof cmds);
+    n = optneg(b, 6, 0, SMFIP_NR_CONN | SMFIP_NR_HELO);
+    milter_conv_input(c, b, n);
+    n = pkt(b, 't', "", 0);
+    milter_conv_input(c, b, n);
+    assert_true(milter_conv_done(c));
+    assert_int_equal(milter_conv_result(c)->action, MILTER_TEMPFAIL);
+    assert_string_equal(milter_conv_result(c)->stage, "mail");
+    milter_conv_free(&c);
+}
+
 static void reader_whole_and_split(void **state)
 {
     (void)state;
@@ -359,6 +429,7 @@ int main(void)
         cmocka_unit_test(hostile_replies),
         cmocka_unit_test(hostile_lengths_and_negotiation),
         cmocka_unit_test(stepwise_and_skips),
+        cmocka_unit_test(live_stages),
         cmocka_unit_test(reader_whole_and_split),
         cmocka_unit_test(apply_mods_table),
         cmocka_unit_test(endpoints),
