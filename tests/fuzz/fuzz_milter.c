@@ -1,5 +1,6 @@
 /* libFuzzer target for the milter client's reply side (node/milter/milter_proto.h): the input
- * is what a filter sends back during one message's conversation. Beyond "no crash, no
+ * is what a filter sends back during one message's conversation, in one go and live (stages
+ * given between packets, as the session gives them). Beyond "no crash, no
  * sanitizer report" it checks the contracts: the same verdict, text, header changes and
  * output whether the bytes arrive whole or one at a time (docs/style.md 10); texts are
  * printable ASCII within their bound; a verdict other than accept carries no header change;
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "directory/base/util.h"
 #include "node/milter/milter_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,8 +35,71 @@ static struct milter_conv *conv(const struct milter_msg *m)
     return c;
 }
 
+/* A live conversation fed packet by packet (each packet whole, or byte by byte when
+ * bytewise); between packets, while it is held, it gets the next stage (two recipients, then
+ * the content), as the session gives them. Records what happened. */
+struct live_trace { int action; bool done; size_t out; int refusals; char text[MILTER_TEXT_MAX]; };
+
+static void live_feed(struct milter_conv *c, struct milter_msg *m, size_t *next,
+                      struct live_trace *t)
+{
+    static const char *const rs[] = {"a@example.com", "b@example.com"};
+    while (milter_conv_held(c) && *next <= 2) {
+        const char *text;
+        if (*next > 0 && milter_conv_rcpt_verdict(c, &text) != MILTER_ACCEPT) {
+            t->refusals++;
+            check_text(text, MILTER_TEXT_MAX);
+        }
+        if (*next < 2) {
+            milter_conv_rcpt(c, rs[(*next)++]);
+        } else {
+            (*next)++;
+            m->content = content;
+            m->len = sizeof content - 1;
+            m->queue_id = "Q";
+            milter_conv_content(c);
+        }
+    }
+}
+
+static void live_run(const uint8_t *data, size_t size, bool bytewise, struct live_trace *t)
+{
+    struct milter_msg m = {.client_ip = "192.0.2.1", .helo = "h", .sender = "s@x",
+                           .queue_id = NULL, .myhostname = "r"};
+    struct milter_conv *c = milter_conv_new_live(&m);
+    size_t next = 0;
+    memset(t, 0, sizeof *t);
+    for (size_t off = 0; off < size && !milter_conv_done(c); ) {
+        size_t end = size;
+        if (size - off >= 4) {
+            uint64_t n = (uint64_t)data[off] << 24 | (uint64_t)data[off + 1] << 16 |
+                         (uint64_t)data[off + 2] << 8 | data[off + 3];
+            if (n + 4 < size - off)
+                end = off + 4 + (size_t)n;
+        }
+        while (off < end && !milter_conv_done(c))
+            off += milter_conv_input(c, (const char *)data + off, bytewise ? 1 : end - off);
+        live_feed(c, &m, &next, t);
+    }
+    t->done = milter_conv_done(c);
+    t->out = milter_conv_output(c)->len;
+    if (t->done) {
+        t->action = milter_conv_result(c)->action;
+        rn_strlcpy(t->text, milter_conv_result(c)->text, sizeof t->text);
+        check_text(t->text, sizeof t->text);
+    }
+    milter_conv_free(&c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    struct live_trace la, lb;
+    live_run(data, size, false, &la);
+    live_run(data, size, true, &lb);
+    if (la.done != lb.done || la.refusals != lb.refusals || la.out != lb.out ||
+        (la.done && (la.action != lb.action || strcmp(la.text, lb.text) != 0)))
+        abort();
+
     struct milter_msg m = {.client_ip = "192.0.2.1", .helo = "h", .sender = "s@x",
                            .rcpts = rcpts, .nrcpts = 1, .queue_id = "Q", .myhostname = "r",
                            .content = content, .len = sizeof content - 1};
