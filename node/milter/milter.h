@@ -19,9 +19,11 @@ enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEF
 
 /* Counters for the metrics code to read (loop thread only). */
 struct milter_stats {
-    uint64_t messages;       /* jobs started */
-    uint64_t bypassed;       /* sessions with Bypass-Anti-Spam: no filter asked (counted by caller) */
-    uint64_t accepted, rejected, tempfailed, discarded, quarantined;   /* final verdicts */
+    uint64_t messages;       /* transactions started through the filters (at MAIL) */
+    uint64_t bypassed;       /* transactions with Bypass-Anti-Spam: no filter asked (the
+                              * session counts them) */
+    uint64_t accepted, rejected, tempfailed, discarded, quarantined;   /* verdicts at the end
+                              * of a message, and refusals at MAIL */
     uint64_t failures;       /* filters that could not be asked (each one) */
     uint64_t defaulted;      /* verdicts that came from milter_default_action */
     uint64_t header_changes; /* header modifications applied */

@@ -144,7 +144,8 @@ static void milter_log(struct smtp_session *s, struct session_milter *sm,
              fname, v->defaulted ? "yes" : "no", v->r.quarantine ? "yes" : "no", v->r.nmods,
              log_quote(v->r.text[0] ? v->r.text : "-", qt, sizeof qt));
     if (v->r.quarantine)
-        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-quarantine", "session=%s reason=%s", s->id,
+        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-quarantine",
+                 "session=%s reason=%s", s->id,
                  log_quote(v->r.reason[0] ? v->r.reason : "-", qr, sizeof qr));
 }
 
