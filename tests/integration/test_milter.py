@@ -268,6 +268,11 @@ def send(E, subject, body, source=None, rcpt=None):
     return r[-1]
 
 
+def logged(E, pattern, timeout=10):
+    """The node's log holds pattern (the log is written by its own thread: wait for it)."""
+    return eventually(lambda: re.search(pattern, E.node.log()), timeout)
+
+
 def delivered(sink, subject):
     return [m for m in sink.messages() if ("Subject: %s" % subject).encode() in m["data"]]
 
@@ -282,8 +287,8 @@ def case_gtube_rejected(E, sink, proxy):
     c.true(proxy.connections > before, "the filter was asked")
     time.sleep(1)
     c.eq(delivered(sink, s), [], "nothing delivered")
-    c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=eom filter=inet:127\.0\.0\.1"
-                     r":%d default=no" % proxy.port, E.node.log()), "logged: verdict=reject",
+    c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=eom filter=inet:127\.0\.0\.1"
+                     r":%d default=no" % proxy.port), "logged: verdict=reject",
            E.node.log_tail(10))
     return c.result()
 
@@ -386,8 +391,8 @@ def case_hanging_filter(E, sink):
         r = result.get("r", "")
         c.true(r.startswith("451 4.7.1"), "silent filter: 451 4.7.1 (default tempfail)", r)
         c.true(2.5 <= took < 30, "after the command timeout (%.1f s)" % took)
-        c.true(re.search(r"smtp milter session=\S+ verdict=tempfail stage=negotiate \S+ "
-                         r"default=yes .*text=\"?timeout", E.node.log()),
+        c.true(logged(E, r"smtp milter session=\S+ verdict=tempfail stage=negotiate \S+ "
+                         r"default=yes .*text=\"?timeout"),
                "logged: default=yes, timeout", E.node.log_tail(10))
     finally:
         hang.stop()
@@ -402,15 +407,15 @@ def case_filter_down(E, sink, proxy):
     s = tag("down")
     r = send(E, s, "hello")
     c.true(r.startswith("451 4.7.1"), "filter down: 451 4.7.1", r)
-    c.true(re.search(r"smtp milter session=\S+ verdict=tempfail stage=\S+ filter=\S+ default=yes",
-                     E.node.log()), "logged default=yes", E.node.log_tail(10))
+    c.true(logged(E, r"smtp milter session=\S+ verdict=tempfail stage=\S+ filter=\S+ "
+                     r"default=yes"), "logged default=yes", E.node.log_tail(10))
     restart_with(E, milter_default_action="accept")
     s = tag("down-accept")
     r = send(E, s, GTUBE)
     c.true(queued_id(r), "milter_default_action = accept: accepted", r)
     c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
-    c.true(re.search(r"smtp milter session=\S+ verdict=accept stage=\S+ filter=\S+ default=yes",
-                     E.node.log()), "logged: verdict=accept default=yes", E.node.log_tail(10))
+    c.true(logged(E, r"smtp milter session=\S+ verdict=accept stage=\S+ filter=\S+ "
+                     r"default=yes"), "logged: verdict=accept default=yes", E.node.log_tail(10))
     restart_with(E, milter_default_action="reject")
     s = tag("down-reject")
     r = send(E, s, "hello")
@@ -434,9 +439,9 @@ def case_scripted_verdicts(E, sink, work):
                "the message is in the spool's quarantine/", os.listdir(qdir))
         c.true(not os.path.exists(os.path.join(E.spool_dir, "queue", qid or "-")),
                "and not in queue/")
-        c.true(re.search(r"%s smtp quarantined" % qid, E.node.log()), "logged: quarantined")
-        c.true(re.search(r"smtp milter-quarantine session=\S+ reason=\"?held by the test",
-                         E.node.log()), "logged: the filter's reason")
+        c.true(logged(E, r"%s smtp quarantined" % qid), "logged: quarantined")
+        c.true(logged(E, r"smtp milter-quarantine session=\S+ reason=\"?held by the test"),
+               "logged: the filter's reason")
         # insert after our Received: (index 1), change the first Subject, delete X-Drop
         f.eom = [(b"i", struct.pack(">I", 1) + b"X-Inserted\0by the filter\0"),
                  (b"m", struct.pack(">I", 1) + b"Subject\0changed-%d\0" % PID),
@@ -462,12 +467,12 @@ def case_scripted_verdicts(E, sink, work):
         s2 = tag("discard")
         r = send(E, s2, "drop me")
         c.true(queued_id(r), "discard: 250", r)
-        c.true(re.search(r"smtp discarded session=\S+ from=<sender@outside.test>",
-                         E.node.log()), "logged: discarded")
+        c.true(logged(E, r"smtp discarded session=\S+ from=<sender@outside.test>"),
+               "logged: discarded")
         f.eom = [(b"Z", b"")]
         r = send(E, tag("unknown"), "what?")
         c.true(r.startswith("451 4.7.1"), "a reply the protocol does not know: 451 4.7.1", r)
-        c.true(re.search(r"default=yes .*unknown or unsupported reply 0x5a", E.node.log()),
+        c.true(logged(E, r"default=yes .*unknown or unsupported reply 0x5a"),
                "logged: the reason", E.node.log_tail(5))
         f.eom = [(b"y", b"451 4.7.1 Greylisted, come back later\0")]
         r = send(E, tag("grey"), "later")
@@ -510,9 +515,9 @@ def case_stage_verdicts(E, sink, work):
         got = eventually(lambda: delivered(sink, s), 30)
         if c.true(got, "delivered"):
             c.eq(got[0]["to"], ["milter-%d@example.com" % PID], "to the accepted recipient only")
-        c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=mail", E.node.log()),
+        c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=mail"),
                "logged: stage=mail", E.node.log_tail(10))
-        c.true(re.search(r"smtp milter session=\S+ verdict=reject stage=rcpt", E.node.log()),
+        c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=rcpt"),
                "logged: stage=rcpt", E.node.log_tail(10))
     finally:
         f.stop()
