@@ -27,6 +27,8 @@ struct filt {
     struct milter_conv *conv;          /* owned: live conversation, NULL until first asked */
     struct bufferevent *bev;           /* owned */
     bool out;                          /* done with this transaction (accepted, failed open) */
+    bool dead;                         /* failed, default not accept: every later stage of
+                                        * the transaction gets the default action too */
     bool refused, connected;
 };
 
@@ -155,6 +157,7 @@ static bool filt_settle(struct milter_job *j, struct filt *f)
             a = j->cfg->dflt == MILTER_DEFAULT_ACCEPT ? MILTER_ACCEPT
               : j->cfg->dflt == MILTER_DEFAULT_REJECT ? MILTER_REJECT : MILTER_TEMPFAIL;
             j->v.defaulted = true;
+            f->dead = a != MILTER_ACCEPT;
             if (a == MILTER_ACCEPT && j->v.filter < 0) {   /* logged with its reason */
                 j->v.filter = (int)f->k;
                 j->v.r.stage = r->stage;
@@ -316,6 +319,18 @@ static void stage_run(struct milter_job *j)
 {
     for (; j->cur < j->cfg->nep; j->cur++) {
         struct filt *f = &j->f[j->cur];
+        if (f->dead) {
+            /* It failed at an earlier recipient: the rest of the transaction cannot pass
+             * unfiltered (fail closed), so every later stage gets the default action. */
+            j->v.r.action = j->cfg->dflt == MILTER_DEFAULT_REJECT ? MILTER_REJECT
+                                                                  : MILTER_TEMPFAIL;
+            j->v.defaulted = true;
+            j->v.filter = (int)f->k;
+            rn_strlcpy(j->v.r.text, "the filter failed earlier in this transaction",
+                       sizeof j->v.r.text);
+            stage_finish(j);
+            return;
+        }
         if (f->out)
             continue;
         if (!f->conv) {

@@ -247,6 +247,8 @@ class ScriptedFilter:
                 elif cmd in (b"M", b"R"):
                     addr = data.split(b"\0")[0].strip(b"<>").decode()
                     k, v = self.refuse.get(addr, (b"c", b""))
+                    if k == b"CLOSE":   # the filter dies on this one
+                        return
                     c.sendall(self._packet(k, v))
                 elif cmd == b"E":
                     c.sendall(b"".join(self._packet(k, v) for k, v in self.eom))
@@ -495,7 +497,8 @@ def case_stage_verdicts(E, sink, work):
         f.refuse = {"spammer@outside.test": (b"r", b""),
                     "slow@outside.test": (b"t", b""),
                     "nobody-%d@example.com" % PID: (b"y", b"550 5.1.1 No such user here\0"),
-                    "later-%d@example.com" % PID: (b"y", b"451 4.2.1 Mailbox busy\0")}
+                    "later-%d@example.com" % PID: (b"y", b"451 4.2.1 Mailbox busy\0"),
+                    "crash-%d@example.com" % PID: (b"CLOSE", b"")}
         with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
             cl.ehlo()
             r = cl.cmd("MAIL FROM:<spammer@outside.test>")
@@ -515,6 +518,15 @@ def case_stage_verdicts(E, sink, work):
         got = eventually(lambda: delivered(sink, s), 30)
         if c.true(got, "delivered"):
             c.eq(got[0]["to"], ["milter-%d@example.com" % PID], "to the accepted recipient only")
+        # The filter dies at one recipient: that one gets the default action, and so does
+        # every later step of the transaction (nothing passes unfiltered).
+        with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
+            cl.ehlo()
+            c.eq(cl.cmd("MAIL FROM:<sender@outside.test>"), "250 2.1.0 Sender OK", "MAIL ok")
+            r = cl.cmd("RCPT TO:<crash-%d@example.com>" % PID)
+            c.true(r.startswith("451 4.7.1 "), "filter died at this RCPT: 451 4.7.1", r)
+            r = cl.cmd("RCPT TO:<milter-%d@example.com>" % PID)
+            c.true(r.startswith("451 4.7.1 "), "and the next RCPT too (fail closed)", r)
         c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=mail"),
                "logged: stage=mail", E.node.log_tail(10))
         c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=rcpt"),
