@@ -12,6 +12,7 @@
 #   node/spool        -> libspool.a      durable store, records, state, group commit
 #   node/cluster      -> libcluster.a    the bus, its wire codec, version rules
 #   node/delivery     -> libdelivery.a   queue, routing, resolver, SMTP client, DSN
+#   node/milter       -> libmilter.a     content filters (milter protocol 6)
 #   node/smtp         -> libsmtp.a       the SMTP server session and AUTH
 #   node (no main.c)  -> libdaemon.a     daemon, listeners
 #   node/main.c       -> relaynode;  tools/*.c -> relayctl
@@ -29,13 +30,13 @@ LIBS     := -lldap -llber -levent -levent_openssl -levent_pthreads -lssl -lcrypt
 # name:folder, bottom layer first
 LAYERS   := rnbase:directory/base relaydir:directory relayldap:directory/ldap \
             nodecommon:node/common metrics:node/metrics spool:node/spool cluster:node/cluster \
-            delivery:node/delivery smtp:node/smtp daemon:node
+            delivery:node/delivery milter:node/milter smtp:node/smtp daemon:node
 lib_src   = $(sort $(filter-out node/main.c,$(wildcard $(1)/*.c)))
 lib_name  = $(B)/lib$(1).a
 $(foreach l,$(LAYERS),$(eval LIB_$(word 1,$(subst :, ,$(l))) := $(call lib_name,$(word 1,$(subst :, ,$(l))))) \
   $(eval OBJ_$(word 1,$(subst :, ,$(l))) := $(patsubst %.c,$(B)/%.o,$(call lib_src,$(word 2,$(subst :, ,$(l)))))))
 # Link order: top layer first.
-NODE_LIBS := $(LIB_daemon) $(LIB_smtp) $(LIB_delivery) $(LIB_cluster) $(LIB_spool) \
+NODE_LIBS := $(LIB_daemon) $(LIB_smtp) $(LIB_milter) $(LIB_delivery) $(LIB_cluster) $(LIB_spool) \
              $(LIB_metrics) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)
 # relayctl: the directory side, the spool reader, the bus client; no session, delivery or daemon.
 CTL_LIBS  := $(LIB_cluster) $(LIB_spool) $(LIB_metrics) $(LIB_nodecommon) $(LIB_relayldap) $(LIB_relaydir) $(LIB_rnbase)

@@ -46,9 +46,11 @@ struct bootkey {
 
 _Static_assert(sizeof(enum boot_sasl_mech) == sizeof(unsigned), "enum fields are unsigned");
 _Static_assert(sizeof(enum boot_watch) == sizeof(unsigned), "enum fields are unsigned");
+_Static_assert(sizeof(enum boot_milter_default) == sizeof(unsigned), "enum fields are unsigned");
 
 static const char *const sasl_words[] = {"", "EXTERNAL", NULL};
 static const char *const watch_words[] = {"auto", "persist", "poll", "off", NULL};
+static const char *const milter_words[] = {"tempfail", "accept", "reject", NULL};
 
 #define O(f) offsetof(struct rn_bootstrap, f)
 #define STR(k, def, where, doc) {#k, BK_STRING, O(k), def, 0, 0, NULL, false, where, doc}
@@ -102,6 +104,10 @@ static const struct bootkey keys[] = {
     STR(gssapi_service, "smtp", "saslauth", "service part of the GSSAPI principal service/<connector FQDN>@REALM"),
     STR(gssapi_realm, "", "saslauth", "Kerberos realm whose principals may log in (user@REALM -> user); empty = GSSAPI logins refused"),
     {"metrics_listen", BK_LISTEN, O(metrics_listen), "", 1, 65535, NULL, false, "metrics", "Prometheus endpoint (GET /metrics): PORT listens on 127.0.0.1, IPv4:PORT or [IPv6]:PORT where written (a non-loopback address exposes the counters to that network); empty = off"},
+    STR(milter, "", "milter", "content filters (Sendmail milter protocol 6), space-separated unix:/path or inet:IP:port ([IPv6]), asked in order for every message of a session without ms-Exch-Bypass-Anti-Spam on a connector with relayMilterEnabled; empty = none"),
+    NUM(milter_connect_timeout, BK_SECONDS, "5", 1, 300, "milter", "seconds to connect to a filter; then milter_default_action"),
+    NUM(milter_command_timeout, BK_SECONDS, "30", 1, 3600, "milter", "seconds a filter may take to answer one step (SMFIR_PROGRESS restarts it); then milter_default_action"),
+    ENUM(milter_default_action, milter_words, false, "tempfail", "milter", "a filter that is down, slow or broken: tempfail (451 4.7.1), accept (logged) or reject (550 5.7.1)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -348,6 +354,8 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
         seen[k - keys] = true;
         if (k->offset == O(max_sessions))
             b->max_sessions_line = lineno;   /* bootstrap_fit_sessions names it */
+        if (k->offset == O(milter))
+            b->milter_line = lineno;         /* the node's endpoint check names it */
         char e[RN_ERRLEN];
         if (value_store(b, k, value, e, sizeof e) < 0) {
             rc = rn_err(err, errlen, "%s:%u: %s", path, lineno, e);

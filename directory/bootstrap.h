@@ -16,6 +16,8 @@
 enum boot_sasl_mech { BOOT_SASL_SIMPLE, BOOT_SASL_EXTERNAL };
 /* directory_watch: auto (persist, else poll), persist, poll, off (ldapsync.h). */
 enum boot_watch { BOOT_WATCH_AUTO, BOOT_WATCH_PERSIST, BOOT_WATCH_POLL, BOOT_WATCH_OFF };
+/* milter_default_action: a filter that cannot be asked means tempfail, accept or reject. */
+enum boot_milter_default { BOOT_MILTER_TEMPFAIL, BOOT_MILTER_ACCEPT, BOOT_MILTER_REJECT };
 
 /* An address to listen on: an IPv4 or IPv6 literal and a port (metrics_listen). */
 struct boot_endpoint {
@@ -71,6 +73,11 @@ struct rn_bootstrap {
     char *gssapi_realm;        /* the only realm whose principals may log in; "" = none (refused) */
     struct boot_endpoint metrics_listen; /* Prometheus endpoint: "" = off; "PORT" = 127.0.0.1;
                                           * another address only as written (node/metrics) */
+    char *milter;              /* content filters "unix:/path inet:IP:port ..."; "" = none */
+    unsigned milter_line;      /* the file's line that set milter, 0 = default */
+    unsigned milter_connect_timeout;   /* seconds, 5 (1..300) */
+    unsigned milter_command_timeout;   /* seconds per reply awaited, 30 (1..3600) */
+    enum boot_milter_default milter_default_action;   /* tempfail */
 };
 
 /* How the connection to the directory is protected, from uri and ldap_starttls alone:

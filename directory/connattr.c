@@ -70,6 +70,9 @@ const struct connattr connattr_table[] = {
      "STARTTLS certificate tls_cert_dir/NAME.pem + NAME.key; default the node's"},
     {"relayTarpitInterval", "TarpitInterval", CA_LIMIT, false, 5, 0, 600, false,
      F(tarpit_interval), "seconds a 5xx reply to an anonymous session is delayed; 0 = off"},
+    {"relayMilterEnabled", "MilterEnabled", CA_BOOL, false, 1, 0, 0, false,
+     F(milter_enabled), "messages go through the node's milter filters (when it has any); "
+     "sessions with ms-Exch-Bypass-Anti-Spam never do"},
 };
 const size_t connattr_count = sizeof connattr_table / sizeof connattr_table[0];
 

@@ -32,6 +32,7 @@ struct rn_connector {
     char *banner;                  /* NULL: default "220 <fqdn> ..." banner */
     char *comment;
     bool require_tls;
+    bool milter_enabled;           /* relayMilterEnabled: messages go through the node's milters */
     uint64_t max_message_size;     /* bytes */
     uint64_t max_header_size;      /* bytes */
     uint64_t max_recipients;

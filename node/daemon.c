@@ -43,6 +43,7 @@
 #include "node/common/looplat.h"
 #include "node/common/notify.h"
 #include "node/delivery/queue.h"
+#include "node/milter/milter.h"
 #include "node/smtp/conncount.h"
 #include "node/smtp/saslauth.h"
 #include "node/spool/committer.h"
@@ -434,6 +435,7 @@ static void daemon_teardown(struct daemon *d)
         event_base_loop(n->base, EVLOOP_NONBLOCK);
     queue_free(&n->queue);
     conncount_free(&n->conns);
+    milter_cfg_free(&n->milter);
     looplat_free(&d->lat);            /* logs the worst loop latency since start */
     struct event **evs[] = {&d->ev_hup, &d->ev_usr1, &d->ev_term, &d->ev_int, &d->ev_reload,
                             &d->ev_retry, &d->ev_drain, &d->ev_watch, &d->ev_wait,

@@ -21,6 +21,7 @@
 #include "node/delivery/delivery.h"
 #include "node/common/log.h"
 #include "node/delivery/queue.h"
+#include "node/milter/milter.h"
 #include "node/smtp/conncount.h"
 #include "node/smtp/saslauth.h"
 #include "node/spool/committer.h"
@@ -114,8 +115,18 @@ int daemon_daemonize(char *err, size_t errlen)
 int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, size_t errlen)
 {
     struct node *n = &d->n;
-    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0 ||
-        daemon_privileges_check(d, o, err, errlen) < 0)
+    if (bootstrap_load(o->conf, &n->boot, err, errlen) < 0)
+        return -1;
+    _Static_assert((int)BOOT_MILTER_ACCEPT == (int)MILTER_DEFAULT_ACCEPT &&
+                   (int)BOOT_MILTER_REJECT == (int)MILTER_DEFAULT_REJECT, "same order");
+    char merr[RN_ERRLEN];
+    n->milter = milter_cfg_new(n->boot.milter, n->boot.milter_connect_timeout,
+                               n->boot.milter_command_timeout,
+                               (enum milter_default)n->boot.milter_default_action, merr,
+                               sizeof merr);
+    if (!n->milter)
+        return rn_err(err, errlen, "%s:%u: milter: %s", o->conf, n->boot.milter_line, merr);
+    if (daemon_privileges_check(d, o, err, errlen) < 0)
         return -1;
     /* Refuse at start a session cap the descriptor limit cannot hold, rather than meet
      * EMFILE under load (docs/operations.md). */

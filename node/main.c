@@ -19,6 +19,7 @@
 #include "directory/rights.h"
 #include "directory/base/util.h"
 #include "node/daemon.h"
+#include "node/milter/milter_proto.h"
 #include "node/common/log.h"
 #include "node/spool/spool.h"
 
@@ -166,6 +167,15 @@ static int run_check(const char *conf)
         fprintf(stderr, "relaynode: %s\n", err);
         goto out;
     }
+    /* The milter endpoints are checked as the node checks them at start (file:line). */
+    struct milter_endpoint *ep = NULL;
+    size_t nep = 0;
+    char merr[RN_ERRLEN];
+    if (milter_endpoints_parse(b.milter, &ep, &nep, merr, sizeof merr) < 0) {
+        fprintf(stderr, "relaynode: %s:%u: milter: %s\n", conf, b.milter_line, merr);
+        goto out;
+    }
+    free(ep);
     enum dir_result r = ldapdir_open(&b, &d, err, sizeof err);
     if (r == DIR_FOUND)
         r = ldapdir_load_snapshot(d, &b, &s, err, sizeof err);

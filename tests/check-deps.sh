@@ -15,7 +15,7 @@ fail() { echo "check-deps: $*"; rc=1; }
 declare -A RANK=(
   [directory/base]=0 [directory]=1 [directory/ldap]=2
   [node/common]=3 [node/metrics]=4 [node/spool]=5 [node/cluster]=6 [node/delivery]=7
-  [node/smtp]=8 [node]=9 [tools]=10
+  [node/milter]=8 [node/smtp]=9 [node]=10 [tools]=11
 )
 declare -A TOOLS_OK=([directory/base]=1 [directory]=1 [directory/ldap]=1 [node/common]=1
                      [node/metrics]=1 [node/spool]=1 [node/cluster]=1 [tools]=1)

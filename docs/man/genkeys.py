@@ -77,6 +77,10 @@ TYPES = {
     "gssapi_service": ("name", None),
     "gssapi_realm": ("realm", None),
     "metrics_listen": ("address", "PORT, IPv4:PORT or [IPv6]:PORT; empty = off"),
+    "milter": ("endpoints", None),
+    "milter_connect_timeout": ("seconds", "1..300"),
+    "milter_command_timeout": ("seconds", "1..3600"),
+    "milter_default_action": ("word", "tempfail, accept or reject"),
 }
 
 # Defaults the table computes at run time: the binary prints this host's value.

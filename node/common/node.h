@@ -15,6 +15,7 @@ struct delivery;
 struct queue;
 struct relay_metrics;
 struct conncount;
+struct milter_cfg;
 struct smtp_session;
 struct spool;
 struct tlsctx;
@@ -48,6 +49,7 @@ struct node {
     struct conncount *conns;           /* owned: sessions per connector and source */
     struct relay_metrics *metrics;     /* owned: counters any thread may bump (relaymetrics.h);
                                         * NULL in parts built without it */
+    struct milter_cfg *milter;         /* owned: the content filters; NULL or nep 0 = none */
 };
 
 #endif

@@ -27,6 +27,9 @@ struct msgin {
     bool finishing;            /* msgin_finish was called */
     struct verdict v;          /* the refusal, once state is MSGIN_REFUSED */
     char bad_sender[512];      /* the sender address a send-as refusal was about */
+    char *copy;                /* owned: what was spooled, up to p.copy_max (content filters) */
+    size_t clen, ccap;
+    bool cfull;                /* the content outgrew copy_max */
 };
 
 static void msgin_refuse(struct msgin *m, const struct verdict *v)
@@ -70,6 +73,7 @@ void msgin_free(struct msgin **mp)
         return;
     spool_writer_free(&m->wr);
     free(m->hdr);
+    free(m->copy);
     free(m);
     *mp = NULL;
 }
@@ -94,14 +98,50 @@ size_t msgin_backlog(const struct msgin *m)
     return m->wr ? spool_writer_backlog(m->wr) : 0;
 }
 
-/* Bytes for the spool file, in order; -1 once a spool step has failed (the message is then
- * refused and the rest of its content dropped). */
+/* Keep what is spooled for the content filters, bounded by copy_max. */
+static void msgin_copy(struct msgin *m, const void *p, size_t n)
+{
+    if (!n || !m->p.copy_max || m->cfull)
+        return;
+    size_t take = n;
+    if (take > m->p.copy_max - m->clen) {
+        take = m->p.copy_max - m->clen;
+        m->cfull = true;
+    }
+    if (m->clen + take > m->ccap) {
+        size_t cap = m->ccap ? m->ccap : 65536;
+        while (cap < m->clen + take)
+            cap *= 2;
+        if (cap > m->p.copy_max)
+            cap = m->p.copy_max;
+        m->copy = xrealloc(m->copy, cap);
+        m->ccap = cap;
+    }
+    memcpy(m->copy + m->clen, p, take);
+    m->clen += take;
+}
+
+char *msgin_take_copy(struct msgin *m, size_t *len, bool *whole)
+{
+    char *c = m->copy;
+    *len = m->clen;
+    *whole = !m->cfull;
+    m->copy = NULL;
+    m->clen = m->ccap = 0;
+    if (!c && m->p.copy_max)
+        c = xmalloc(1);
+    return c;
+}
+
+/* Bytes for the spool file, in order (and into the filters' copy); -1 once a spool step has
+ * failed (the message is then refused and the rest of its content dropped). */
 static int msgin_write(struct msgin *m, const void *p, size_t n)
 {
     if (spool_writer_failed(m->wr)) {
         msgin_refuse_spool(m);
         return -1;
     }
+    msgin_copy(m, p, n);
     spool_writer_append(m->wr, p, n);
     return 0;
 }

@@ -39,6 +39,8 @@ struct msgin_params {
      * msgin inside it. */
     void (*progress)(void *arg);
     void *arg;
+    size_t copy_max;                           /* keep a copy of what is spooled, up to this
+                                                * (for the content filters); 0 = none */
 };
 
 struct msgin;
@@ -63,6 +65,11 @@ bool msgin_finish(struct msgin *m);
  * carries the exact refusal (552 5.3.4 size, 554 5.4.6 hops, 550 5.7.1 send-as, 451 4.3.0
  * spool failure). */
 void msgin_result(struct msgin *m, struct verdict *v, struct spool_msg **out);
+
+/* The copy of the spooled content (our stamp, the firewalled header block, the empty line,
+ * the body), caller frees; *whole is false when the content outgrew copy_max (the copy then
+ * holds its first copy_max octets). NULL when params.copy_max was 0. Call before msgin_free. */
+char *msgin_take_copy(struct msgin *m, size_t *len, bool *whole);
 
 /* After a send-as refusal: the address it was about (envelope or header sender). */
 const char *msgin_bad_sender(const struct msgin *m);

@@ -23,6 +23,11 @@
 
 struct bufferevent;
 struct event;
+struct session_milter;
+
+/* The most of a message kept in memory for the content filters: they see its first 16 MiB,
+ * and header changes to a larger message are dropped (logged milter-changes-dropped). */
+#define SMTP_MILTER_COPY_MAX (16u * 1024u * 1024u)
 
 /* The states of one SMTP session (docs/style.md 5). */
 enum smtp_state {
@@ -80,6 +85,7 @@ struct smtp_session {
     struct smtp_mail mail;
     char **rcpts; size_t nrcpts, rcap; /* owned */
     struct msgin *msg;                 /* owned while content arrives */
+    struct session_milter *milt;       /* owned while the content filters are asked */
     struct spool_envelope env;         /* what msg records; borrows the fields above */
     struct smtp_data data;
     uint64_t chunk_left;               /* S_BDAT: bytes of this chunk still to read */
@@ -131,6 +137,27 @@ void session_begin_content(struct smtp_session *s);
  * then the session stops reading its client until msgin's progress says otherwise. */
 bool session_content_paused(struct smtp_session *s);
 void session_data_emit(void *arg, const char *buf, size_t len);   /* smtp_data -> msgin */
+/* Hand an accepted message to the committer; 250 (or 451 4.3.0) when it is durable. */
+void session_commit(struct smtp_session *s, struct spool_msg **m, uint64_t size);
+
+/* smtp_milter.c: the content filters, stage by stage. At MAIL (its checks passed): when the
+ * node has filters, the connector relayMilterEnabled and the token lacks
+ * ms-Exch-Bypass-Anti-Spam, ask them; true = the session waits and the reply (250 with
+ * s->mail set, or the filter's refusal) comes later; false = no filtering, answer now. */
+bool session_milter_mail(struct smtp_session *s, const struct smtp_mail *mail);
+/* At RCPT (its checks passed): true = the filters are asked, the reply comes later (the
+ * recipient added with session_rcpt_accept, or refused alone); false = none to ask. */
+bool session_milter_rcpt(struct smtp_session *s, const char *addr);
+/* Whether this transaction goes through the filters (keep a copy of the content). */
+bool session_milter_active(const struct smtp_session *s);
+/* End of content: ask about *m (taken) with its spooled content copy[0..clen) (taken; whole =
+ * all of it); the verdict answers the end of the content and commits, quarantines or drops. */
+void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *copy,
+                          size_t clen, bool whole, uint64_t size);
+/* Drop a filter conversation in progress and its message (session reset or freed). */
+void session_milter_free(struct smtp_session *s);
+/* smtp_verbs.c: add an accepted recipient and answer 250. */
+void session_rcpt_accept(struct smtp_session *s, const char *addr);
 const char *session_fqdn(const struct smtp_session *s);
 
 /* (Re)install the session's callbacks, watermarks and events on s->bev (after STARTTLS). */

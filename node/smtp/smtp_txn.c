@@ -32,6 +32,7 @@ void session_reset_transaction(struct smtp_session *s)
         free(s->rcpts[i]);
     s->nrcpts = 0;
     memset(&s->mail, 0, sizeof s->mail);
+    session_milter_free(s);
     msgin_free(&s->msg);
     s->chunk_left = 0;
     s->chunk_last = false;
@@ -109,12 +110,27 @@ static void session_content_done(struct smtp_session *s)
                  log_quote(bad, qb, sizeof qb), s->tok.authenticated ? s->tok.name : "-",
                  log_quote(owned[0] ? owned : "-", qo, sizeof qo));
     }
+    size_t clen = 0;
+    bool whole = false;
+    char *copy = msgin_take_copy(s->msg, &clen, &whole);
     msgin_free(&s->msg);
     if (!v.ok) {
+        free(copy);
         session_reply_verdict(s, &v, "data");
         session_reset_transaction(s);
         return;
     }
+    if (copy) {
+        session_milter_start(s, &m, copy, clen, whole, size);
+        return;
+    }
+    session_commit(s, &m, size);
+}
+
+void session_commit(struct smtp_session *s, struct spool_msg **mp, uint64_t size)
+{
+    struct spool_msg *m = *mp;
+    *mp = NULL;
     struct commit_job *j = xcalloc(1, sizeof *j);
     j->s = s;
     j->size = size;
@@ -207,6 +223,7 @@ void session_begin_content(struct smtp_session *s)
                   .antispam_bypass = has_right(s, R_BYPASS_ANTISPAM)},
         .max_size = s->c->max_message_size == RN_UNLIMITED ? 0 : s->c->max_message_size,
         .progress = session_content_progress, .arg = s,
+        .copy_max = session_milter_active(s) ? SMTP_MILTER_COPY_MAX : 0,
     };
     msgin_free(&s->msg);
     s->msg = msgin_new(&p);

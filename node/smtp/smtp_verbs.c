@@ -120,7 +120,7 @@ static void mail_space_done(void *arg)
         log_fact(s->id, "smtp", "refused", "stage=mail reply=\"452 4.3.1\" free=%llu "
                  "reserve=%llu", (unsigned long long)j->avail,
                  (unsigned long long)s->n->spool_reserve);
-    } else {
+    } else if (!session_milter_mail(s, &j->m)) {
         s->mail = j->m;
         session_enter(s, S_MAIL);
         session_reply(s, "250 2.1.0 Sender OK");
@@ -223,6 +223,13 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
         session_reply_verdict(s, &v, "rcpt");
         return;
     }
+    if (session_milter_rcpt(s, addr))
+        return;                        /* the content filters answer (smtp_milter.c) */
+    session_rcpt_accept(s, addr);
+}
+
+void session_rcpt_accept(struct smtp_session *s, const char *addr)
+{
     if (s->nrcpts == s->rcap) {
         s->rcap = s->rcap ? s->rcap * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->rcap * sizeof *s->rcpts);

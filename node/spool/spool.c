@@ -601,3 +601,51 @@ void spool_msg_abort(struct spool_msg **mp)
     }
     msg_free(mp);
 }
+
+int spool_msg_restart(struct spool_msg *m, const struct spool_envelope *env, char *err,
+                      size_t errlen)
+{
+    if (m->failed)
+        return rn_err(err, errlen, "%s: an earlier write failed", m->id);
+    m->err = err, m->errlen = errlen;
+    if (lseek(m->fd, 0, SEEK_SET) < 0 || ftruncate(m->fd, 0) < 0)
+        return msg_fail(m, "truncate", errno, err, errlen);
+    m->used = 0;
+    m->rec = SIZE_MAX;
+    m->total = 0;
+    m->crc = 0;
+    if (spool_rec_encode_envelope(env, msg_sink, m, err, errlen) < 0) {
+        if (!m->failed)
+            msg_fail(m, "envelope", EINVAL, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+int spool_msg_quarantine(struct spool_msg **mp, char *err, size_t errlen)
+{
+    struct spool_msg *m = *mp;
+    struct spool *s = m->s;
+    int rc = msg_seal(m, err, errlen);
+    if (rc == 0 && (spool_fault(SPOOL_FAULT_FSYNC) < 0 || fsync(m->fd) < 0))
+        rc = msg_fail(m, "fsync", errno, err, errlen);
+    if (rc == 0) {
+        int fd = m->fd;
+        m->fd = -1;
+        if (close(fd) < 0)
+            rc = msg_fail(m, "close", errno, err, errlen);
+    }
+    if (rc == 0 && renameat2(s->tmpfd, m->id, s->quarfd, m->id, RENAME_NOREPLACE) < 0)
+        rc = msg_fail(m, "rename into quarantine", errno, err, errlen);
+    if (rc == 0 && fsync(s->quarfd) < 0) {
+        int e = errno;
+        unlinkat(s->quarfd, m->id, 0);
+        m->failed = true;
+        rc = rn_err(err, errlen, "%s: fsync quarantine directory: %s", m->id, strerror(e));
+    }
+    if (rc < 0 && !m->failed)
+        spool_msg_abort(mp);
+    else
+        msg_free(mp);
+    return rc;
+}

@@ -64,6 +64,15 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len, char *err
  * nothing is left in queue/ and the caller must answer 451 4.3.0. */
 int spool_msg_commit(struct spool_msg **m, char *err, size_t errlen);
 void spool_msg_abort(struct spool_msg **m);       /* unlink the tmp file, free, NULL */
+/* Start the message's content over under the same queue id (a content filter changed its
+ * header: the file is rewritten, not copied). -1 with err (the message has failed). */
+int spool_msg_restart(struct spool_msg *m, const struct spool_envelope *env, char *err,
+                      size_t errlen);
+/* Make the message durable in quarantine/ instead of queue/ (a content filter asked for it):
+ * sealed like a commit, synced, renamed, quarantine/ synced. It is never delivered; an
+ * operator reads it there. Frees *m whatever the result; -1 with err (nothing left). Blocking:
+ * run on a worker. */
+int spool_msg_quarantine(struct spool_msg **m, char *err, size_t errlen);
 /* Group commit: make msgs[0..n) durable with shared syncs (one syncfs for all their data,
  * one fsync of queue/ for all renames), so concurrent transactions share the cost while each
  * 250 still follows its own data. Frees every msgs[i] (NULL); rcs[i] is 0 or -1 with the

@@ -456,7 +456,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 44);
+    assert_int_equal(l.n, 48);
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
@@ -465,7 +465,13 @@ static void describe_typed(void **state)
         {"cluster_heartbeat_ms", "[milliseconds 50..60000; cluster]"},
         {"spool_reserve", "= 16777216 "}, {"spool_dir", "= /var/spool/relaynode "},
         {"spool_dir", "[path; "}, {"uri", "# directory URI(s)"},
+        {"milter_default_action", "= tempfail "},
+        {"milter_default_action", "[tempfail, accept or reject; milter]"},
+        {"milter_connect_timeout", "[seconds 1..300; milter]"}, {"milter", "= "},
     };
+    /* milter_default_action: one of three words, nothing else (fail closed) */
+    assert_int_equal(bootstrap_set(&b, "milter_default_action", "maybe", err, sizeof err), -1);
+    assert_non_null(strstr(err, "tempfail, accept or reject"));
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strstr(line_of(&l, t[i].key), t[i].has))
             fail_msg("%s: '%s' lacks '%s'", t[i].key, line_of(&l, t[i].key), t[i].has);

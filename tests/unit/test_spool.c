@@ -534,6 +534,65 @@ static void test_read_data_round_trip(void **state)
     free(data);
 }
 
+/* A content filter changed the header: the message starts over under the same id, and only
+ * the new content is committed (node/smtp/smtp_milter.c). */
+static void test_restart_keeps_id(void **state)
+{
+    struct fx *f = *state;
+    char err[RN_ERRLEN];
+    struct spool_msg *m = spool_msg_new(f->s, &env, err, sizeof err);
+    assert_non_null(m);
+    char id[64];
+    rn_strlcpy(id, spool_msg_id(m), sizeof id);
+    char *junk = xmalloc(100000);
+    memset(junk, 'j', 100000);
+    assert_int_equal(spool_msg_write(m, junk, 100000, err, sizeof err), 0);
+    assert_int_equal(spool_msg_write(m, "tail", 4, err, sizeof err), 0);
+    free(junk);
+    assert_int_equal(spool_msg_restart(m, &env, err, sizeof err), 0);
+    assert_string_equal(spool_msg_id(m), id);
+    const char *fresh = "X-Filter: yes\r\nSubject: hi\r\n\r\nbody\r\n";
+    assert_int_equal(spool_msg_write(m, fresh, strlen(fresh), err, sizeof err), 0);
+    assert_int_equal(spool_msg_commit(&m, err, sizeof err), 0);
+    struct sink s = {0};
+    if (spool_read_data(f->s, id, sink_fn, &s, err, sizeof err) != 0)
+        fail_msg("spool_read_data: %s", err);
+    assert_int_equal(s.n, strlen(fresh));
+    assert_memory_equal(s.p, fresh, s.n);
+    free(s.p);
+}
+
+/* Quarantine: durable in quarantine/, never in queue/, nothing left in tmp/; a failed sync
+ * leaves nothing anywhere. */
+static void test_quarantine(void **state)
+{
+    struct fx *f = *state;
+    char err[RN_ERRLEN];
+    struct spool_msg *m = spool_msg_new(f->s, &env, err, sizeof err);
+    assert_non_null(m);
+    char id[64];
+    rn_strlcpy(id, spool_msg_id(m), sizeof id);
+    assert_int_equal(spool_msg_write(m, "Subject: q\r\n\r\nx\r\n", 17, err, sizeof err), 0);
+    assert_int_equal(spool_msg_quarantine(&m, err, sizeof err), 0);
+    assert_null(m);
+    assert_true(exists(f, "quarantine", id));
+    assert_false(exists(f, "queue", id));
+    assert_int_equal(count(f, "tmp"), 0);
+    m = spool_msg_new(f->s, &env, err, sizeof err);
+    assert_non_null(m);
+    rn_strlcpy(id, spool_msg_id(m), sizeof id);
+    fault_at = SPOOL_FAULT_FSYNC;
+    fault_errno = EIO;
+    fault_skip = 0;
+    spool_test_fault = inject;
+    assert_int_equal(spool_msg_quarantine(&m, err, sizeof err), -1);
+    spool_test_fault = NULL;
+    assert_null(m);
+    assert_false(exists(f, "quarantine", id));
+    assert_int_equal(count(f, "tmp"), 0);
+    assert_int_equal(count(f, "queue"), 0);
+}
+
 /* Commits run on worker threads: ids stay unique and every message lands. */
 struct thr {
     struct spool *s;
@@ -653,6 +712,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_in_id_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_data_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_enospc_on_tmpfs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

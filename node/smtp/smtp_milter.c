@@ -1,0 +1,304 @@
+/* smtp_milter: a received message through the node's content filters (node/milter/) before
+ * its commit (README "Content filtering (milter)"). At the end of the content the session
+ * waits (busy, S_QUEUEING, reading paused) while the filters are asked on the loop; their
+ * verdict becomes the reply to the end of DATA: reject 550 5.7.1 and tempfail 451 4.7.1 (with
+ * the filter's text when it gave one), discard 250 without queueing, quarantine 250 once the
+ * file is durable in the spool's quarantine/, accept the commit as usual with the filters'
+ * header changes written into the spooled message. A filter that cannot be asked gets
+ * milter_default_action (tempfail unless configured otherwise), logged. Sessions holding
+ * ms-Exch-Bypass-Anti-Spam never reach a filter. Loop thread only. */
+#include "node/smtp/smtp_session-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "directory/rights.h"
+#include "directory/base/util.h"
+#include "node/common/log.h"
+#include "node/common/worker.h"
+#include "node/milter/milter.h"
+#include "node/spool/spool.h"
+
+struct session_milter {
+    enum { SM_MAIL, SM_RCPT, SM_EOM } stage;   /* the stage being asked */
+    struct smtp_mail mail;          /* the MAIL being asked about (msg.sender points here) */
+    char *rcpt;                     /* owned: the RCPT being asked about */
+    struct spool_msg *m;            /* owned until committed, quarantined or dropped */
+    char *copy; size_t clen;        /* owned: the spooled content */
+    bool whole;                     /* copy holds all of it */
+    uint64_t size;
+    char qid[64];
+    struct milter_msg msg;          /* borrows the session's fields and copy */
+    struct milter_job *job;         /* owned while the filters are asked */
+    char qerr[256];                 /* quarantine job: its error */
+    int qrc;
+};
+
+static bool session_milter_wanted(struct smtp_session *s)
+{
+    struct milter_cfg *cfg = s->n->milter;
+    if (!milter_cfg_active(cfg) || !s->c->milter_enabled)
+        return false;
+    return (s->rights.effective & R_BYPASS_ANTISPAM) == 0;
+}
+
+bool session_milter_active(const struct smtp_session *s)
+{
+    return s->milt != NULL;
+}
+
+void session_milter_free(struct smtp_session *s)
+{
+    struct session_milter *sm = s->milt;
+    if (!sm)
+        return;
+    milter_job_cancel(&sm->job);
+    if (sm->m)
+        spool_msg_abort(&sm->m);
+    free(sm->copy);
+    free(sm->rcpt);
+    free(sm);
+    s->milt = NULL;
+}
+
+/* Accepted with header changes: the spooled file is rewritten under the same queue id with
+ * the changed header block. -1 when it could not be (logged; the caller answers 451). */
+static int milter_rewrite(struct smtp_session *s, struct session_milter *sm,
+                          const struct milter_result *r)
+{
+    char qe[512];
+    if (!sm->whole) {
+        /* Past the copy bound the body is not in memory: the changes cannot be applied. */
+        log_fact(sm->qid, "smtp", "milter-changes-dropped", "session=%s changes=%zu size=%llu",
+                 s->id, r->nmods, (unsigned long long)sm->size);
+        return 0;
+    }
+    size_t hlen = sm->clen, body = sm->clen;
+    for (size_t i = 0; i + 4 <= sm->clen; i++)
+        if (memcmp(sm->copy + i, "\r\n\r\n", 4) == 0) {
+            hlen = i + 2;
+            body = i + 2;
+            break;
+        }
+    size_t nlen;
+    char *nh = milter_apply_mods(sm->copy, hlen, r->mods, r->nmods, &nlen);
+    char err[256];
+    int rc = spool_msg_restart(sm->m, &s->env, err, sizeof err);
+    if (rc == 0)
+        rc = spool_msg_write(sm->m, nh, nlen, err, sizeof err);
+    if (rc == 0 && body < sm->clen)
+        rc = spool_msg_write(sm->m, sm->copy + body, sm->clen - body, err, sizeof err);
+    else if (rc == 0)
+        rc = spool_msg_write(sm->m, "\r\n", 2, err, sizeof err);
+    free(nh);
+    if (rc < 0) {
+        log_fact(sm->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
+                 log_quote(err, qe, sizeof qe));
+        return -1;
+    }
+    s->n->milter->stats.header_changes += r->nmods;
+    return 0;
+}
+
+static void quarantine_run(void *arg)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    sm->qrc = spool_msg_quarantine(&sm->m, sm->qerr, sizeof sm->qerr);
+}
+
+static void quarantine_done(void *arg)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    char qe[512];
+    s->busy = false;
+    if (sm->qrc == 0) {
+        log_fact(sm->qid, "smtp", "quarantined", "session=%s size=%llu", s->id,
+                 (unsigned long long)sm->size);
+        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", sm->qid,
+                      session_fqdn(s));
+    } else {
+        log_fact(sm->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
+                 log_quote(sm->qerr, qe, sizeof qe));
+        session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
+    }
+    session_milter_free(s);
+    session_reset_transaction(s);
+    session_resume(s);
+}
+
+static void milter_log(struct smtp_session *s, struct session_milter *sm,
+                       const struct milter_verdict *v)
+{
+    char qt[MILTER_TEXT_MAX * 2 + 8], qr[MILTER_TEXT_MAX * 2 + 8], fname[160] = "-";
+    if (v->filter >= 0)
+        milter_endpoint_name(&s->n->milter->ep[v->filter], fname, sizeof fname);
+    log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter",
+             "session=%s verdict=%s stage=%s filter=%s default=%s quarantine=%s changes=%zu "
+             "text=%s", s->id, milter_action_name(v->r.action), v->r.stage ? v->r.stage : "-",
+             fname, v->defaulted ? "yes" : "no", v->r.quarantine ? "yes" : "no", v->r.nmods,
+             log_quote(v->r.text[0] ? v->r.text : "-", qt, sizeof qt));
+    if (v->r.quarantine)
+        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-quarantine",
+                 "session=%s reason=%s", s->id,
+                 log_quote(v->r.reason[0] ? v->r.reason : "-", qr, sizeof qr));
+}
+
+/* A refusal at MAIL or RCPT, with the filter's text when it gave one. */
+static void milter_refuse(struct smtp_session *s, const struct milter_verdict *v)
+{
+    const char *text = v->r.text[0] && !v->defaulted ? v->r.text : NULL;
+    if (v->r.action == MILTER_REJECT)
+        session_reply(s, "550 5.7.1 %s", text ? text : "Rejected by the content filter");
+    else
+        session_reply(s, "451 4.7.1 %s",
+                      text ? text : "Content filter unavailable or deferred, try again later");
+}
+
+static void milter_stage_done(struct smtp_session *s, struct session_milter *sm,
+                              const struct milter_verdict *v)
+{
+    bool ok = v->r.action == MILTER_ACCEPT || v->r.action == MILTER_DISCARD;
+    if (v->r.action != MILTER_ACCEPT || v->defaulted)
+        milter_log(s, sm, v);
+    if (sm->stage == SM_MAIL) {
+        if (ok) {
+            s->mail = sm->mail;
+            session_enter(s, S_MAIL);
+            session_reply(s, "250 2.1.0 Sender OK");
+        } else {
+            milter_refuse(s, v);
+            session_milter_free(s);
+        }
+    } else {
+        if (ok)
+            session_rcpt_accept(s, sm->rcpt);
+        else
+            milter_refuse(s, v);
+        free(sm->rcpt);
+        sm->rcpt = NULL;
+    }
+    session_resume(s);
+}
+
+static void milter_done(void *arg, struct milter_verdict *v)
+{
+    struct smtp_session *s = arg;
+    struct session_milter *sm = s->milt;
+    s->busy = false;
+    if (s->state == S_CLOSING || s->peer_gone) {
+        /* The session ended while the filters were asked (the client's connection failed,
+         * shutdown): it never got a 250, so the message is dropped, not committed behind its
+         * back. (Timeouts wait for the verdict, as they wait for a commit.) */
+        log_fact(sm->qid[0] ? sm->qid : s->id, "smtp", "milter-abandoned", "session=%s",
+                 s->id);
+        session_milter_free(s);     /* the job goes too, once done() returns */
+        session_resume(s);
+        return;
+    }
+    if (sm->stage != SM_EOM) {
+        milter_stage_done(s, sm, v);
+        return;
+    }
+    sm->job = NULL;                 /* after "eom" it frees itself */
+    milter_log(s, sm, v);
+    const struct milter_result *r = &v->r;
+    /* A filter's own text, when it gave one, follows our fixed codes. */
+    const char *text = r->text[0] && !v->defaulted ? r->text : NULL;
+    switch (r->action) {
+    case MILTER_REJECT:
+        session_reply(s, "550 5.7.1 %s", text ? text : "Message rejected by the content filter");
+        break;
+    case MILTER_FAILED:     /* never handed over; fail closed all the same */
+    case MILTER_TEMPFAIL:
+        session_reply(s, "451 4.7.1 %s",
+                      text ? text : "Content filter unavailable or deferred, try again later");
+        break;
+    case MILTER_DISCARD:
+        log_fact(sm->qid, "smtp", "discarded", "session=%s from=<%s> rcpts=%zu size=%llu",
+                 s->id, s->mail.path.addr, s->nrcpts, (unsigned long long)sm->size);
+        session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", sm->qid,
+                      session_fqdn(s));
+        break;
+    case MILTER_ACCEPT:
+        if (r->nmods && milter_rewrite(s, sm, r) < 0) {
+            session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
+            break;
+        }
+        if (r->quarantine) {
+            s->busy = true;
+            worker_submit(s->n->worker, quarantine_run, quarantine_done, s);
+            return;
+        }
+        struct spool_msg *m = sm->m;
+        sm->m = NULL;
+        uint64_t size = sm->size;
+        session_milter_free(s);
+        session_commit(s, &m, size);
+        return;
+    }
+    session_milter_free(s);
+    session_reset_transaction(s);
+    session_resume(s);
+}
+
+bool session_milter_mail(struct smtp_session *s, const struct smtp_mail *mail)
+{
+    session_milter_free(s);
+    struct milter_cfg *cfg = s->n->milter;
+    if (!session_milter_wanted(s)) {
+        if (milter_cfg_active(cfg) && s->c->milter_enabled)
+            cfg->stats.bypassed++;  /* ms-Exch-Bypass-Anti-Spam: no filter is asked */
+        return false;
+    }
+    struct session_milter *sm = xcalloc(1, sizeof *sm);
+    s->milt = sm;
+    sm->stage = SM_MAIL;
+    sm->mail = *mail;
+    sm->msg = (struct milter_msg){
+        .client_ip = s->client_ip, .client_port = 0, .client_v6 = !s->v4, .helo = s->helo,
+        .sender = sm->mail.path.addr, .queue_id = NULL, .myhostname = session_fqdn(s),
+        .auth_user = s->tok.authenticated ? s->tok.name : NULL};
+    s->busy = true;
+    sm->job = milter_job_start(s->n->base, cfg, &sm->msg, milter_done, s);
+    return true;
+}
+
+bool session_milter_rcpt(struct smtp_session *s, const char *addr)
+{
+    struct session_milter *sm = s->milt;
+    if (!sm || !sm->job)
+        return false;
+    sm->stage = SM_RCPT;
+    free(sm->rcpt);
+    sm->rcpt = xstrdup(addr);
+    s->busy = true;
+    milter_job_rcpt(sm->job, sm->rcpt);
+    return true;
+}
+
+void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *copy, size_t clen,
+                          bool whole, uint64_t size)
+{
+    struct session_milter *sm = s->milt;
+    sm->stage = SM_EOM;
+    sm->m = *m;
+    *m = NULL;
+    sm->copy = copy;
+    sm->clen = clen;
+    sm->whole = whole;
+    sm->size = size;
+    rn_strlcpy(sm->qid, spool_msg_id(sm->m), sizeof sm->qid);
+    sm->msg.queue_id = sm->qid;
+    sm->msg.content = sm->copy;
+    sm->msg.len = sm->clen;
+    s->busy = true;
+    session_enter(s, S_QUEUEING);
+    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
+    milter_job_eom(sm->job);
+}
