@@ -575,6 +575,12 @@ def main():
                          "changetype: add\nobjectClass: relaySendConnector\ncn: To sink\n"
                          "relayEnabled: TRUE\nrelayAddressSpace: example.com\n"
                          "relaySmartHost: 127.0.0.1:%d\nrelayCost: 1\n" % sink.port)
+            # The cases are about the filters, not recipient lookup
+            # (test_recipient_validation.py): example.com's lookup is off, so the test's
+            # made-up recipients reach the filters.
+            E.ldapmodify("dn: cn=example.com,cn=Accepted Domains,ou=Relay,dc=example,dc=com\n"
+                         "changetype: modify\nreplace: relayAddressBookEnabled\n"
+                         "relayAddressBookEnabled: FALSE\n-\n")
             restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port,
                          milter_command_timeout="60")
             t.run("GTUBE from an anonymous session: 550 5.7.1 with the filter's text",
