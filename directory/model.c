@@ -75,6 +75,11 @@ static void snapshot_free(struct rn_snapshot *s)
     for (size_t i = 0; i < s->nsendconns; i++)
         sendconn_clear(&s->sendconns[i]);
     free(s->sendconns);
+    for (size_t i = 0; i < s->nnode_certs; i++) {
+        free(s->node_certs[i].dn);
+        free(s->node_certs[i].name);
+    }
+    free(s->node_certs);
     for (size_t i = 0; i < s->nerrors; i++)
         free(s->errors[i]);
     free(s->errors);
@@ -202,5 +207,14 @@ const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, 
     for (size_t i = 0; name && i < s->nconnectors; i++)
         if (s->connectors[i].name && rn_strieq(s->connectors[i].name, name))
             return &s->connectors[i];
+    return NULL;
+}
+
+const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
+                                                   const unsigned char sha256[32])
+{
+    for (size_t i = 0; s && i < s->nnode_certs; i++)
+        if (memcmp(s->node_certs[i].sha256, sha256, 32) == 0)
+            return &s->node_certs[i];
     return NULL;
 }

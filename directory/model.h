@@ -65,6 +65,15 @@ struct rn_sendconn {
     bool require_tls;
 };
 
+/* A relayNode of the organisation with the SHA-256 of its certificate (relayCertificateSha256):
+ * a client presenting that certificate during STARTTLS on an ExchangeServer connector is
+ * that node (docs/permission-model.md §3.3). One per fingerprint (a node may list several,
+ * for a certificate rollover). */
+struct rn_node_cert {
+    char *dn, *name;               /* owned */
+    unsigned char sha256[32];
+};
+
 struct rn_snapshot {
     int refs;                      /* atomic; snapshot_ref/snapshot_unref */
     char *version;                 /* the directory's contextCSN (or a load stamp); owned */
@@ -74,6 +83,7 @@ struct rn_snapshot {
     struct rn_connector *connectors; size_t nconnectors;  /* loaded, valid ones only */
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
+    struct rn_node_cert *node_certs; size_t nnode_certs;   /* owned; every relayNode's */
     char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
     void *select_index;            /* owned, one block: policy_index() builds it once the
                                     * connectors are final; NULL = policy_select scans */
@@ -97,5 +107,8 @@ const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const 
 /* The default accepted domain (relayDefaultDomain, at most one after the loader's checks),
  * or NULL when none is marked. */
 const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);
+/* The node whose relayCertificateSha256 is sha256, or NULL. */
+const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
+                                                   const unsigned char sha256[32]);
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name);
 #endif

@@ -387,6 +387,19 @@ void policy_initial_token(const struct rn_connector *c, struct token *t)
         token_init_anonymous(t);
 }
 
+const char *policy_tls_identity(const struct rn_snapshot *s, const struct rn_connector *c,
+                                const unsigned char *sha256, struct token *t)
+{
+    if (!(c->auth & AUTH_EXCHANGE_SERVER))
+        return "connector-without-ExchangeServer";
+    if (!sha256)
+        return "no-certificate";
+    const struct rn_node_cert *nc = snapshot_find_node_cert(s, sha256);
+    if (!nc)
+        return "not-a-node-certificate";
+    return token_init_exchange_server(t, nc->name, nc->dn) == 0 ? NULL : "node-dn-invalid";
+}
+
 static const char TOTAL_TEXT[] = "The maximum number of concurrent server connections has "
                                  "exceeded a limit, closing transmission channel";
 static const char SOURCE_TEXT[] = "The maximum number of concurrent connections has exceeded "

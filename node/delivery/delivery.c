@@ -192,7 +192,7 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
         free(d);
         return NULL;
     }
-    d->client_tls = tlsctx_client_new(err, errlen);
+    d->client_tls = tlsctx_client_new(n->boot.tls_cert, n->boot.tls_key, err, errlen);
     if (!d->client_tls) {
         dnsres_free(&d->dns);
         free(d);

@@ -10,6 +10,7 @@
 
 #include "node/common/log.h"
 #include "node/common/tlsctx.h"
+#include "directory/entry.h"
 
 /* The connector's certificate (relayTlsCertificateName) or the node's; a named one that did
  * not load means no STARTTLS here, so RequireTLS and BasicAuthRequireTLS refuse as without
@@ -37,7 +38,9 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     char err[256];
     /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
      * reference on the SSL_CTX). smtp_starttls_offered checked it is not NULL. */
-    if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, err, sizeof err) < 0) {
+    bool ask = (s->c->auth & AUTH_EXCHANGE_SERVER) != 0;
+    if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, ask, err,
+                       sizeof err) < 0) {
         char qe[400];
         log_fact(s->id, "smtp", "starttls-failed", "error=%s", log_quote(err, qe, sizeof qe));
         session_close(s, "starttls-failed");
@@ -53,7 +56,40 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     s->esmtp = false;
     session_attach_bev(s);
     s->tls = true;
+    s->tls_identify = ask;
     session_enter(s, S_GREETING);
     log_fact(s->id, "smtp", "starttls", "client=%s auth_forgotten=%s", s->client_ip,
              was_auth ? "yes" : "no");
+}
+
+/* The node whose certificate the client presented, by the SHA-256 of the whole DER
+ * certificate: the directory names the exact certificate, so no chain or name is involved
+ * and a reissued certificate needs its new fingerprint in the entry (docs/operations.md). */
+void smtp_starttls_identify(struct smtp_session *s)
+{
+    s->tls_identify = false;
+    if (s->tok.authenticated)
+        return;
+    unsigned char fp[32];
+    int rc = tlsctx_peer_sha256(s->bev, fp);
+    char hex[65] = "-";
+    if (rc == 1)
+        cert_sha256_format(fp, hex);
+    struct token t;
+    const char *why = rc < 0 ? "certificate-unreadable"
+                    : policy_tls_identity(s->snap, s->c, rc == 1 ? fp : NULL, &t);
+    if (why) {
+        log_fact(s->id, "smtp", "tls-anonymous", "client=%s reason=%s sha256=%s",
+                 s->client_ip, why, hex);
+        return;
+    }
+    token_clear(&s->tok);
+    s->tok = t;
+    s->auth_mechanism = "04";   /* DirectTrustTLS: a server proven by its certificate (§9.3) */
+    session_set_permissions(s, "tls-certificate");
+    session_raise_limits(s);
+    char qn[300], qd[700];
+    log_fact(s->id, "smtp", "tls-principal", "client=%s principal=exchange-server node=%s "
+             "dn=%s sha256=%s", s->client_ip, log_quote(s->tok.name, qn, sizeof qn),
+             log_quote(s->tok.user_dn, qd, sizeof qd), hex);
 }
