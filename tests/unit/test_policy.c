@@ -500,9 +500,45 @@ static void initial_token_and_auth_as(void **state)
     }
 }
 
+/* policy_tls_identity: a node's certificate on an ExchangeServer connector, and every way
+ * of staying anonymous. */
+static void tls_identity(void **state)
+{
+    (void)state;
+    struct rn_snapshot *s = snapshot_new();
+    s->node_certs = calloc(1, sizeof *s->node_certs);
+    s->nnode_certs = 1;
+    s->node_certs[0].dn = strdup("cn=node2,cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com");
+    s->node_certs[0].name = strdup("node2");
+    memset(s->node_certs[0].sha256, 0xab, 32);
+    unsigned char node[32], other[32];
+    memset(node, 0xab, 32);
+    memset(other, 0xcd, 32);
+    struct rn_connector c;
+    connector_defaults(&c);
+    struct token t = {0};
+    c.auth = AUTH_TLS | AUTH_EXCHANGE_SERVER;
+    assert_null(policy_tls_identity(s, &c, node, &t));
+    assert_true(t.authenticated);
+    assert_int_equal(t.wk, 1u << WK_EXCHANGE_SERVERS | 1u << WK_HUB_TRANSPORT |
+                           1u << WK_AUTHENTICATED_USERS | 1u << WK_EVERYONE);
+    assert_string_equal(t.name, "node2");
+    assert_true(token_holds(&t, -1, "cn=node2,cn=default-site,cn=sites,ou=relay,dc=example,dc=com"));
+    token_clear(&t);
+    assert_string_equal(policy_tls_identity(s, &c, other, &t), "not-a-node-certificate");
+    assert_string_equal(policy_tls_identity(s, &c, NULL, &t), "no-certificate");
+    c.auth = AUTH_TLS;
+    assert_string_equal(policy_tls_identity(s, &c, node, &t),
+                        "connector-without-ExchangeServer");
+    assert_null(t.name);                       /* untouched on every refusal */
+    connector_clear(&c);
+    snapshot_unref(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tls_identity),
         cmocka_unit_test(mail_table),
         cmocka_unit_test(rcpt_table),
         cmocka_unit_test(sender_table),
