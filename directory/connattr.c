@@ -70,6 +70,9 @@ const struct connattr connattr_table[] = {
      "STARTTLS certificate tls_cert_dir/NAME.pem + NAME.key; default the node's"},
     {"relayTarpitInterval", "TarpitInterval", CA_LIMIT, false, 5, 0, 600, false,
      F(tarpit_interval), "seconds a 5xx reply to an anonymous session is delayed; 0 = off"},
+    {"relayDomainSecureEnabled", "DomainSecureEnabled", CA_BOOL, false, 0, 0, 0, false,
+     F(domain_secure),
+     "a verified certificate naming a domain-secure partner domain gives Partner Servers"},
 };
 const size_t connattr_count = sizeof connattr_table / sizeof connattr_table[0];
 

@@ -343,6 +343,22 @@ int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char 
     return 0;
 }
 
+/* ---- domain-secure partner domains (relayDomainSecureDomain) ---- */
+
+int partner_domains_from_entry(const struct dir_entry *e, char ***v, size_t *n, char *err,
+                               size_t errlen)
+{
+    const struct dir_attr *a = dir_entry_get(e, "relayDomainSecureDomain");
+    for (size_t i = 0; a && i < a->nvalues; i++) {
+        char dom[DNSNAME_BUFLEN], derr[RN_ERRLEN];
+        if (domain_name_check(a->values[i], 0, dom, sizeof dom, derr, sizeof derr) != 0)
+            return rn_err(err, errlen, "relayDomainSecureDomain: %s", derr);
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(dom);
+    }
+    return 0;
+}
+
 /* ---- node certificates (relayCertificateSha256) ---- */
 
 static int hexval(char c)

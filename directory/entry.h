@@ -77,4 +77,10 @@ void cert_sha256_format(const unsigned char sha256[32], char buf[65]);
  * nothing of this entry is appended (a half-read node never authenticates). */
 int nodecert_from_entry(const struct dir_entry *e, struct rn_node_cert **v, size_t *n,
                         char *err, size_t errlen);
+/* The relayDomainSecureDomain values of a relayContainer entry appended to *v (*n, grown
+ * here) in their stored form (domain_name_check: lowercase, no trailing dot, no wildcard).
+ * -1 at the first malformed value, with the values before it kept: a value that is not a
+ * domain can name no partner, so leaving it out grants nothing. */
+int partner_domains_from_entry(const struct dir_entry *e, char ***v, size_t *n, char *err,
+                               size_t errlen);
 #endif

@@ -80,6 +80,9 @@ static void snapshot_free(struct rn_snapshot *s)
         free(s->node_certs[i].name);
     }
     free(s->node_certs);
+    for (size_t i = 0; i < s->npartner_domains; i++)
+        free(s->partner_domains[i]);
+    free(s->partner_domains);
     for (size_t i = 0; i < s->nerrors; i++)
         free(s->errors[i]);
     free(s->errors);
@@ -217,4 +220,16 @@ const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
         if (memcmp(s->node_certs[i].sha256, sha256, 32) == 0)
             return &s->node_certs[i];
     return NULL;
+}
+
+bool snapshot_partner_domain(const struct rn_snapshot *s, const char *domain)
+{
+    size_t len = strlen(domain);
+    if (len && domain[len - 1] == '.')
+        len--;
+    for (size_t i = 0; i < s->npartner_domains; i++)
+        if (strlen(s->partner_domains[i]) == len &&
+            strncasecmp(s->partner_domains[i], domain, len) == 0)
+            return true;
+    return false;
 }

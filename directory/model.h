@@ -31,6 +31,7 @@ struct rn_connector {
     char *banner;                  /* NULL: default "220 <fqdn> ..." banner */
     char *comment;
     bool require_tls;
+    bool domain_secure;            /* DomainSecureEnabled: partners by certificate (§3.3) */
     uint64_t max_message_size;     /* bytes */
     uint64_t max_header_size;      /* bytes */
     uint64_t max_recipients;
@@ -84,6 +85,8 @@ struct rn_snapshot {
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
     struct rn_node_cert *node_certs; size_t nnode_certs;   /* owned; every relayNode's */
+    char **partner_domains; size_t npartner_domains;       /* owned; relayDomainSecureDomain
+                                    * of the relay base's containers, lowercase, sorted */
     char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
     void *select_index;            /* owned, one block: policy_index() builds it once the
                                     * connectors are final; NULL = policy_select scans */
@@ -107,6 +110,8 @@ const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const 
 /* The default accepted domain (relayDefaultDomain, at most one after the loader's checks),
  * or NULL when none is marked. */
 const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);
+/* Whether domain (any case, a trailing dot ignored) is a domain-secure partner domain. */
+bool snapshot_partner_domain(const struct rn_snapshot *s, const char *domain);
 /* The node whose relayCertificateSha256 is sha256, or NULL. */
 const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
                                                    const unsigned char sha256[32]);

@@ -86,6 +86,14 @@ int token_init_exchange_server(struct token *t, const char *node_name, const cha
     return 0;
 }
 
+void token_init_partner(struct token *t, const char *domain)
+{
+    token_zero(t);
+    t->wk = 1u << WK_PARTNER;
+    t->authenticated = true;
+    t->name = xstrdup(domain);
+}
+
 void token_clear(struct token *t)
 {
     for (size_t i = 0; i < t->ngroups; i++)

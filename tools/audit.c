@@ -32,6 +32,9 @@ static const char help_text[] =
     "  high      connectors the loader refuses (the node does not serve them)\n"
     "  medium    shadowed connectors (another has identical bindings and ranges)\n"
     "  medium    ACEs naming DNs that do not exist\n"
+    "  medium    Partners granted while no client can be a partner (DomainSecureEnabled off,\n"
+    "            or no relayDomainSecureDomain in the organisation)\n"
+    "  medium    ExchangeServer on while no relayNode has relayCertificateSha256\n"
     "Exit 0 when clean, 1 when there are findings, 2 on usage or connection errors.\n\n";
 
 struct finding { const char *severity; char *dn, *message; };
@@ -41,6 +44,8 @@ struct audit {
     struct finding *f; size_t nf;
     char **done; size_t ndone;             /* normalised DNs of connectors already reported */
     struct json *j;                        /* --json: the "connectors" array is open */
+    size_t node_certs, partner_domains;    /* relayNode entries with a certificate, and
+                                            * containers with domain-secure domains */
 };
 
 static const char *const sev_order[] = {"critical", "high", "medium"};
@@ -257,6 +262,18 @@ static void audit_connector(struct audit *au, const struct dir_entry *e, bool si
             finding(au, "high", e->dn, "anonymous relay on a wide range (%s)", range);
     }
 
+    /* TLS principals (docs/permission-model.md §3.3): a door nobody can walk through is a
+     * configuration mistake, usually a forgotten step. */
+    if ((acl_derive_groups(aces, n) & GROUP_PARTNERS) && !c.domain_secure)
+        finding(au, "medium", e->dn, "grants Partners but DomainSecureEnabled is off: no "
+                "client is ever a partner here");
+    else if ((acl_derive_groups(aces, n) & GROUP_PARTNERS) && !au->partner_domains)
+        finding(au, "medium", e->dn, "grants Partners without a domain-secure list (no "
+                "relayDomainSecureDomain in the organisation): no client is ever a partner");
+    if ((c.auth & AUTH_EXCHANGE_SERVER) && !au->node_certs)
+        finding(au, "medium", e->dn, "ExchangeServer without any node certificate in the "
+                "directory (relayCertificateSha256): no node can authenticate here");
+
     if (au->j) {
         json_begin_object(au->j, NULL);
         json_string(au->j, "Name", c.name);
@@ -383,6 +400,28 @@ static int finding_cmp(const void *x, const void *y)
     return d ? d : strcmp(a->dn, b->dn);
 }
 
+/* What the organisation holds for TLS principals: node certificates and domain-secure
+ * partner domains (counted, for the findings of audit_connector). */
+static int audit_org(struct audit *au)
+{
+    static const char *const filt[2] = {"(&(objectClass=relayNode)(relayCertificateSha256=*))",
+                                        "(&(objectClass=relayContainer)"
+                                        "(relayDomainSecureDomain=*))"};
+    size_t *count[2] = {&au->node_certs, &au->partner_domains};
+    for (int i = 0; i < 2; i++) {
+        struct dir_entries es;
+        char err[RN_ERRLEN];
+        enum dir_result r = ldapadmin_search(au->a->d, au->a->dc.boot.base_dn, LA_SUB, filt[i],
+                                             &es, err, sizeof err);
+        if (r != DIR_FOUND && r != DIR_NOTFOUND)
+            return admin_dir_fail(au->a, r, err);
+        *count[i] = r == DIR_FOUND ? es.n : 0;
+        if (r == DIR_FOUND)
+            dir_entries_clear(&es);
+    }
+    return 0;
+}
+
 int relayctl_audit(int argc, char **argv)
 {
     static const struct option opts[] = {ADMIN_LONGOPTS, {0, 0, 0, 0}};
@@ -402,6 +441,8 @@ int relayctl_audit(int argc, char **argv)
     if (!rc && a.opt[5] && !nn)
         rc = admin_fail(&a, 2, "no nodes under %s", a.dc.boot.base_dn);
     struct audit au = {.a = &a};
+    if (!rc)
+        rc = audit_org(&au);
     if (!rc && a.json) {
         au.j = json_new(stdout);
         json_begin_object(au.j, NULL);

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/ssl.h>
 
 #include "directory/model.h"
@@ -296,4 +297,72 @@ int tlsctx_cert_file_sha256(const char *pem_path, unsigned char out[32], char *e
     int rc = x509_sha256(x, out);
     X509_free(x);
     return rc == 0 ? 0 : rn_err(err, errlen, "%s: SHA-256 failed", pem_path);
+}
+
+/* ---- verified peers (Domain Secure, RequireTLS smart hosts) ---- */
+
+void *tlsctx_store_new(const char *ca_file, char *err, size_t errlen)
+{
+    X509_STORE *st = X509_STORE_new();
+    if (!st) {
+        tls_error(err, errlen, "X509_STORE_new");
+        return NULL;
+    }
+    int ok = ca_file && *ca_file ? X509_STORE_load_file(st, ca_file)
+                                 : X509_STORE_set_default_paths(st);
+    if (ok != 1) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: no CA certificate loaded", ca_file ? ca_file : "");
+        tls_error(err, errlen, what);
+        X509_STORE_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void tlsctx_store_free(void *store)
+{
+    X509_STORE_free(store);
+}
+
+static bool peer_names(X509 *x, const char *name, bool subdomains)
+{
+    if (X509_check_ip_asc(x, name, 0) == 1 || X509_check_host(x, name, 0, 0, NULL) == 1)
+        return true;
+    char dot[300];
+    /* A leading dot asks OpenSSL for any host within the domain. */
+    return subdomains && snprintf(dot, sizeof dot, ".%s", name) < (int)sizeof dot &&
+           X509_check_host(x, dot, 0, 0, NULL) == 1;
+}
+
+int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *names,
+                      size_t n, bool subdomains, size_t *matched, char *why, size_t whylen)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    if (!leaf) {
+        snprintf(why, whylen, "no-certificate");
+        return 0;
+    }
+    char subject[256];
+    X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof subject);
+    X509_STORE_CTX *x = X509_STORE_CTX_new();
+    int rc = -1;
+    if (!x || !store || X509_STORE_CTX_init(x, store, leaf, SSL_get_peer_cert_chain(ssl)) != 1) {
+        snprintf(why, whylen, "untrusted: no trust store subject=%s", subject);
+    } else if (X509_verify_cert(x) != 1) {
+        snprintf(why, whylen, "untrusted: %s subject=%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)), subject);
+    } else {
+        snprintf(why, whylen, "name-mismatch subject=%s", subject);
+        for (size_t i = 0; rc < 0 && i < n; i++)
+            if (peer_names(leaf, names[i], subdomains)) {
+                *matched = i;
+                rc = 1;
+            }
+    }
+    X509_STORE_CTX_free(x);
+    X509_free(leaf);
+    ERR_clear_error();
+    return rc;
 }

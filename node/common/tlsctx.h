@@ -71,6 +71,19 @@ void tlsctx_client_free(void *ctx);
  * client filter over it using ctx (from tlsctx_client_new); the old one belongs to the
  * filter. -1 when OpenSSL refuses (bev unchanged). */
 int tlsctx_client_upgrade(void *ctx, struct event_base *base, struct bufferevent **bev);
+/* A trust store: the CA certificates in ca_file, or the system's trust store when ca_file
+ * is NULL or empty (as void *, so callers need no OpenSSL headers). NULL with err. */
+void *tlsctx_store_new(const char *ca_file, char *err, size_t errlen);
+void tlsctx_store_free(void *store);
+/* After the handshake of a TLS bufferevent (either side): verify the certificate the peer
+ * presented, with the chain it sent, against store (validity dates included), then check
+ * that it names one of names[0..n) (RFC 6125 rules through X509_check_host, or an IP
+ * address name against the certificate's addresses; with subdomains, a host within a
+ * listed domain matches too). 1 with *matched the index of the name; 0 when the peer
+ * presented no certificate; -1 with why ("untrusted: certificate has expired",
+ * "name-mismatch", each followed by " subject=<subject>"). */
+int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *names,
+                      size_t n, bool subdomains, size_t *matched, char *why, size_t whylen);
 /* SHA-256 of len bytes (relayctl's key fingerprints); -1 on an OpenSSL failure. */
 int tlsctx_sha256(const void *data, size_t len, unsigned char out[32]);
 #endif

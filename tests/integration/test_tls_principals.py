@@ -2,6 +2,15 @@
 """TLS principals (issue #14): who a client is because of the certificate it presents on
 STARTTLS (docs/permission-model.md §3.3), against a real slapd and real nodes.
 
+Partners (Domain Secure): deploy/pki/mkpartner.sh makes a throwaway partner CA (node1's
+tls_ca_file) with a certificate for mail.partner.example, a wrong-name one, an expired one
+and one from another CA. partner.example is the organisation's domain-secure list
+(relayDomainSecureDomain on cn=Sites); "Partner node1" (--usage Partner,
+DomainSecureEnabled) gives the partner certificate {Partner Servers} (AuthAs Partner) and
+every other certificate nothing, with the reason logged. Outbound, a route to partner.example
+and a RequireTLS smart host defer with 4.7.5 when the next hop's certificate does not verify
+(test sinks presenting the other CA's certificate), and deliver when it does.
+
 ExchangeServer: node1 (the example's) and a second node, node2, started here with its own
 bootstrap, spool and certificate, share the fixture's directory. `relayctl node set|new
 --certificate` stores each node's certificate fingerprint (relayCertificateSha256). node2
@@ -13,6 +22,7 @@ explains both.
 """
 import hashlib
 import os
+import re
 import ssl
 import sys
 import time
@@ -252,6 +262,148 @@ def case_explain(E, n2, port2, certs):
     return c.result()
 
 
+# -- Partners (Domain Secure) -------------------------------------------------------------
+PARTNER_CONN = "Partner node1"
+
+
+def partner_setup(E, t, work):
+    """tls_ca_file = the partner CA (node1 restarted), partner.example domain-secure, the
+    Partner connector. Returns (port, pki dir)."""
+    pki = os.path.join(work, "pki-partner")
+    rc, _, err = rntest.run(["bash", os.path.join(E.root, "deploy", "pki", "mkpartner.sh"), pki])
+    t.ok(rc == 0, "mkpartner.sh makes the partner CA and certificates", err)
+    with open(E.conf, "a") as f:
+        f.write("tls_ca_file = %s\n" % os.path.join(pki, "ca.pem"))
+    E.node.stop()
+    E.node.start()
+    port = rntest.free_port(exclude=(E.smtp_port, E.sub_port))
+    rc, out, err = relayctl(E, "connector", "new", PARTNER_CONN, "--usage", "Partner",
+                            "--bindings", "127.0.0.1:%d" % port, "--remote-ip-ranges",
+                            "127.0.0.0/8", "--tarpit-interval", "0")
+    t.ok(rc == 0, "relayctl connector new 'Partner node1' --usage Partner", out + err)
+    t.ok(audit_has(E, PARTNER_CONN, "DomainSecureEnabled is off"),
+         "audit: Partners granted with DomainSecureEnabled off", audit_text(E))
+    rc, out, err = relayctl(E, "connector", "set", PARTNER_CONN, "--domain-secure-enabled")
+    t.ok(rc == 0, "relayctl connector set --domain-secure-enabled", out + err)
+    t.ok(audit_has(E, PARTNER_CONN, "without a domain-secure list"),
+         "audit: Partners granted without a domain-secure list", audit_text(E))
+    E.ldapmodify("dn: cn=Sites,ou=Relay,dc=example,dc=com\nchangetype: modify\n"
+                 "add: relayDomainSecureDomain\nrelayDomainSecureDomain: partner.example\n")
+    t.ok(not audit_has(E, PARTNER_CONN, "Partners"),
+         "audit: no Partners finding once partner.example is listed", audit_text(E))
+    t.ok(rnnode.eventually(lambda: rnnode.wait_port("127.0.0.1", port, timeout=0.5), 10.0),
+         "node1 listens for the Partner connector")
+    return port, pki
+
+
+def audit_text(E):
+    rc, out, err = relayctl(E, "audit", "--json")
+    return out + err
+
+
+def audit_has(E, conn, text):
+    import json
+    try:
+        f = json.loads(relayctl(E, "audit", "--json")[1])["Findings"]
+    except (ValueError, KeyError):
+        return False
+    return any(conn in x["Connector"] and text in x["Message"] for x in f)
+
+
+def case_audit_node_certs(E):
+    """With no relayCertificateSha256 anywhere, connectors with ExchangeServer are findings."""
+    c = Check()
+    c.true(not audit_has(E, "Internal node2", "ExchangeServer without"),
+           "no finding while nodes have certificates", audit_text(E))
+    for node in ("node1", "node2"):
+        rc, out, err = relayctl(E, "node", "set", node, "--certificate", "")
+        c.eq(rc, 0, "relayctl node set %s --certificate '' deletes it" % node)
+    c.true(audit_has(E, "Internal node2", "ExchangeServer without any node certificate"),
+           "audit: ExchangeServer without any node certificate (Internal node2)",
+           audit_text(E))
+    return c.result()
+
+
+def case_partner(E, port, pki):
+    c = Check()
+    marker = "partner-%d" % time.time_ns()
+    cl = tls_session(port, os.path.join(pki, "partner.pem"), os.path.join(pki, "partner.key"))
+    try:
+        c.eq(cl.cmd("MAIL FROM:<someone@partner.example>")[:3], "250", "MAIL accepted")
+        c.eq(cl.cmd("RCPT TO:<alice@example.com>")[:3], "250", "RCPT to an accepted domain")
+        c.eq(cl.cmd("RCPT TO:<x@outside.example>"), "550 5.7.1 Unable to relay",
+             "no relay: Partners hold Submit and Accept-Headers-Routing only")
+        _, r = cl.data(rnnode.message("someone@partner.example", "alice@example.com",
+                                      subject=marker))
+        c.true((r or "").startswith("250 "), "message queued", r)
+    finally:
+        cl.close()
+    c.true("principal=partner domain=partner.example" in E.node.log(),
+           "log: smtp tls-principal principal=partner domain=partner.example",
+           E.node.log_tail(6))
+    text = eventually(lambda: spool_data(E.spool_dir, marker), 5.0)
+    c.true("X-Relaynode-Organization-AuthAs: Partner" in text, "stamped AuthAs: Partner",
+           text[:500])
+    c.eq(E.auth_facts(marker)[0], "Partner", "the spool envelope records AuthAs Partner")
+    return c.result()
+
+
+def case_partner_refused(E, port, pki, name, want):
+    c = Check()
+    before = len(E.node.log())
+    cert = (os.path.join(pki, name + ".pem"), os.path.join(pki, name + ".key")) if name \
+        else (None, None)
+    cl = tls_session(port, *cert)
+    try:
+        c.eq(cl.cmd("MAIL FROM:<someone@partner.example>"), NOT_AUTH,
+             "MAIL refused: anonymous on the Partner connector")
+    finally:
+        cl.close()
+    line = eventually(lambda: [l for l in E.node.log()[before:].splitlines()
+                               if "smtp tls-anonymous" in l], 5.0)
+    c.true(line and want in line[0], "log: smtp tls-anonymous reason=%s..." % want, line)
+    return c.result()
+
+
+def send_via_node1(E, rcpt, marker):
+    with Client("127.0.0.1", E.smtp_port, source=CRM_SRC) as cl:
+        r = cl.send_message("app@example.com", [rcpt],
+                            rnnode.message("app@example.com", rcpt, subject=marker))[-1]
+    return rnnode.queued_id(r)
+
+
+def sink_has(sink, marker):
+    return [m for m in sink.messages() if marker in str(m)]
+
+
+def case_outbound(E, rcpt_domain, connector, good, bad, extra):
+    """Through `connector` (smart host = bad sink, then good sink): the bad certificate
+    defers with 4.7.5, the good one delivers."""
+    c = Check()
+    rc, out, err = relayctl(E, "sendconnector", "new", connector, "--address-spaces",
+                            rcpt_domain, "--smart-hosts", "127.0.0.1:%d" % bad.port, *extra)
+    c.eq(rc, 0, "relayctl sendconnector new " + connector)
+    time.sleep(0.5)
+    marker = "out-bad-%d" % time.time_ns()
+    rcpt = "user@" + rcpt_domain
+    qid = send_via_node1(E, rcpt, marker)
+    c.true(qid, "node1 queued the message")
+    pat = re.compile(r"queue defer from=<app@example.com> to=<%s>.*4\.7\.5" % re.escape(rcpt))
+    c.true(eventually(lambda: pat.search(E.node.log()), 20.0),
+           "deferred with 4.7.5 (the next hop's certificate does not verify)",
+           E.node.log_tail(6))
+    c.eq(sink_has(bad, marker), [], "nothing delivered to the unverified next hop")
+    rc, out, err = relayctl(E, "sendconnector", "set", connector, "--smart-hosts",
+                            "127.0.0.1:%d" % good.port)
+    c.eq(rc, 0, "smart host switched to the verified sink")
+    time.sleep(0.5)
+    marker = "out-good-%d" % time.time_ns()
+    send_via_node1(E, rcpt, marker)
+    c.true(eventually(lambda: sink_has(good, marker), 20.0),
+           "delivered to the next hop whose certificate verifies", E.node.log_tail(6))
+    return c.result()
+
+
 def main():
     if rnnode.missing_node():
         return 1
@@ -275,6 +427,33 @@ def main():
         finally:
             rc = n2.node.stop()
             t.ok(rc == 0, "node2 exits 0", n2.node.log_tail(10))
+        import smtpsink
+        port, pki = partner_setup(E, t, E.dir)
+        t.run("partner certificate (verified, names partner.example): Partner Servers, AuthAs "
+              "Partner", case_partner, E, port, pki)
+        for name, want in (("wrongname", "reason=\"name-mismatch"),
+                           ("expired", "reason=\"untrusted: certificate has expired"),
+                           ("otherca", "reason=\"untrusted: "),
+                           (None, "reason=no-certificate")):
+            t.run("%s: anonymous, %s logged" % (name or "no certificate", want),
+                  case_partner_refused, E, port, pki, name, want)
+        good = smtpsink.Sink(os.path.join(E.dir, "sink-good"),
+                             tls_cert=os.path.join(pki, "partner.pem"),
+                             tls_key=os.path.join(pki, "partner.key")).start()
+        bad = smtpsink.Sink(os.path.join(E.dir, "sink-bad"),
+                            tls_cert=os.path.join(pki, "otherca.pem"),
+                            tls_key=os.path.join(pki, "otherca.key")).start()
+        try:
+            t.run("outbound to a domain-secure domain: unverified next hop defers 4.7.5, "
+                  "verified delivers", case_outbound, E, "partner.example", "To partner",
+                  good, bad, ())
+            t.run("RequireTLS smart host: unverified certificate defers 4.7.5, verified "
+                  "delivers", case_outbound, E, "securehost.test", "Secure smarthost", good,
+                  bad, ("--require-tls",))
+        finally:
+            good.stop()
+            bad.stop()
+        t.run("audit: ExchangeServer without any node certificate", case_audit_node_certs, E)
     return t.done()
 
 
