@@ -88,6 +88,17 @@ static const struct {
      "relayRequireTLS: RequireTLS requires the Tls auth mechanism"},
     {"RequireTLS with Tls",
      {BIND, RANGE, {"relayAuthMechanism", {"Tls"}}, {"relayRequireTLS", {"TRUE"}}}, NULL},
+    {"DomainSecureEnabled without Tls",
+     {BIND, RANGE, {"relayAuthMechanism", {"BasicAuth"}}, {"relayDomainSecureEnabled", {"TRUE"}}},
+     "relayDomainSecureEnabled: DomainSecureEnabled requires the Tls auth mechanism"},
+    {"DomainSecureEnabled with ExternalAuthoritative",
+     {BIND, RANGE, {"relayAuthMechanism", {"Tls", "ExternalAuthoritative"}},
+      {"relayDomainSecureEnabled", {"TRUE"}}},
+     "relayDomainSecureEnabled: DomainSecureEnabled cannot be combined with ExternalAuthoritative"},
+    {"DomainSecureEnabled with Tls",
+     {BIND, RANGE, {"relayAuthMechanism", {"Tls"}}, {"relayDomainSecureEnabled", {"TRUE"}}}, NULL},
+    {"DomainSecureEnabled not a boolean",
+     {BIND, RANGE, {"relayDomainSecureEnabled", {"yes"}}}, "relayDomainSecureEnabled: "},
     {"None with another mechanism", {BIND, RANGE, {"relayAuthMechanism", {"None", "Tls"}}},
      "relayAuthMechanism: None cannot be combined with other mechanisms"},
     {"ExternalAuthoritative without the ExchangeServers group",
@@ -462,6 +473,32 @@ static void nodecert_cases(void **state)
     free(v);
 }
 
+/* relayDomainSecureDomain: stored lowercase without the trailing dot; a value that is not a
+ * domain (or a wildcard) stops the entry with the values before it kept. */
+static void partner_domain_cases(void **state)
+{
+    struct dir_entry e;
+    char **v = NULL;
+    size_t n = 0;
+    char err[RN_ERRLEN];
+    struct av good[MAXA] = {{"relayDomainSecureDomain", {"Partner.Example.", "b.example"}}};
+    entry_make(&e, good);
+    assert_int_equal(partner_domains_from_entry(&e, &v, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0], "partner.example");
+    assert_string_equal(v[1], "b.example");
+    dir_entry_clear(&e);
+    struct av bad[MAXA] = {{"relayDomainSecureDomain", {"c.example", "*.wild.example", "d.ex"}}};
+    entry_make(&e, bad);
+    assert_int_equal(partner_domains_from_entry(&e, &v, &n, err, sizeof err), -1);
+    assert_int_equal(n, 3);
+    assert_non_null(strstr(err, "relayDomainSecureDomain"));
+    dir_entry_clear(&e);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +511,7 @@ int main(void)
         cmocka_unit_test(sendconn_cases),
         cmocka_unit_test(sendconn_fields),
         cmocka_unit_test(nodecert_cases),
+        cmocka_unit_test(partner_domain_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,7 @@ static void token_make(struct token *t, enum tok k)
     switch (k) {
     case T_ANON: token_init_anonymous(t); break;
     case T_EXTSEC: token_init_externally_secured(t); break;
-    case T_PARTNER: token_init_anonymous(t); t->wk = 1u << WK_PARTNER; break;
+    case T_PARTNER: token_init_partner(t, "partner.example"); break;
     case T_USER:
         assert_int_equal(token_init_user(t, "alice", "uid=alice,ou=people,dc=example,dc=com",
                                          groups, 1), 0);
@@ -246,6 +246,7 @@ static void rcpt_table(void **state)
     }
 }
 
+#define PARTNER "MS Exchange\\Partner Servers"
 #define PASS(right, ace) {true, 250, "2.0.0", "OK", false, right, ace}
 #define SEND_AS(right, ace) {false, 550, "5.7.1", \
     "Client does not have permissions to send as this sender", false, right, ace}
@@ -302,6 +303,14 @@ static const struct {
      SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
     {"owned addresses do not help an anonymous session", {"allow; " ANON "; " SUBMIT}, T_ANON,
      "alice@example.com", ANON_SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
+    {"a partner sends from its own domain", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "sales@Partner.Example", PASS(0, -1)},
+    {"a partner sends from a host within its domain", {"allow; " PARTNER "; " SUBMIT},
+     T_PARTNER, "x@mail.partner.example", PASS(0, -1)},
+    {"a partner claims another domain", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "x@otherpartner.example", SEND_AS(R_ACCEPT_ANY_SENDER, -1)},
+    {"a partner claims an internal sender", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "ceo@example.com", SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
 };
 
 static void sender_table(void **state)
