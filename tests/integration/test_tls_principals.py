@@ -279,12 +279,20 @@ def partner_setup(E, t, work):
     port = rntest.free_port(exclude=(E.smtp_port, E.sub_port))
     rc, out, err = relayctl(E, "connector", "new", PARTNER_CONN, "--usage", "Partner",
                             "--bindings", "127.0.0.1:%d" % port, "--remote-ip-ranges",
-                            "127.0.0.0/8", "--tarpit-interval", "0")
-    t.ok(rc == 0, "relayctl connector new 'Partner node1' --usage Partner", out + err)
+                            "127.0.0.0/8", "--tarpit-interval", "0",
+                            "--domain-secure-enabled=false")
+    t.ok(rc == 0, "relayctl connector new 'Partner node1' --usage Partner "
+         "--domain-secure-enabled=false", out + err)
     t.ok(audit_has(E, PARTNER_CONN, "DomainSecureEnabled is off"),
          "audit: Partners granted with DomainSecureEnabled off", audit_text(E))
     rc, out, err = relayctl(E, "connector", "set", PARTNER_CONN, "--domain-secure-enabled")
     t.ok(rc == 0, "relayctl connector set --domain-secure-enabled", out + err)
+    rc, out, err = relayctl(E, "connector", "new", "Partner default", "--usage", "Partner",
+                            "--bindings", "127.0.0.1:%d" % port, "--remote-ip-ranges",
+                            "127.0.0.99", "--ldif")
+    t.ok(rc == 0 and "relayDomainSecureEnabled: TRUE" in out,
+         "--usage Partner writes relayDomainSecureEnabled: TRUE (as New-ReceiveConnector)",
+         out + err)
     t.ok(audit_has(E, PARTNER_CONN, "without a domain-secure list"),
          "audit: Partners granted without a domain-secure list", audit_text(E))
     E.ldapmodify("dn: cn=Sites,ou=Relay,dc=example,dc=com\nchangetype: modify\n"
