@@ -27,7 +27,9 @@ static int usage(FILE *f)
                "         [directory options]\n\n"
                "Show the connector a client would get, its token and rights, and the exact SMTP\n"
                "reply of each stage, from the node's own snapshot and policy code.\n"
-               "--client-cert: the client presents this certificate on STARTTLS (implies --tls).\n\n"
+               "--client-cert: the client presents this certificate on STARTTLS (implies --tls):\n"
+               "a relay node's (ExchangeServer) or a partner's (DomainSecureEnabled, checked\n"
+               "against the bootstrap's tls_ca_file).\n\n"
                "directory options:\n%s", dirconf_usage);
     return f == stdout ? 0 : 2;
 }
@@ -247,6 +249,29 @@ static void stages_fill(const struct rn_connector *c, const struct rights_eval *
     }
 }
 
+/* Domain Secure (docs/permission-model.md §3.3) for --client-cert, with the node's checks
+ * (tlsctx_cert_file_check against tls_ca_file): 0 with *t a partner's token, else -1 and why. */
+static int partner_fill(const struct rn_bootstrap *b, const struct rn_connector *c,
+                        struct token *t, struct explanation *x, char *why, size_t whylen)
+{
+    const struct rn_snapshot *s = x->s;
+    if (!s->npartner_domains) {
+        snprintf(why, whylen, "no-domain-secure-list");
+        return -1;
+    }
+    void *store = tlsctx_store_new(b->tls_ca_file, why, whylen);
+    size_t m = 0;
+    int rc = store ? tlsctx_cert_file_check(x->args->client_cert, store,
+                                            (const char *const *)s->partner_domains,
+                                            s->npartner_domains, true, &m, why, whylen) : -1;
+    tlsctx_store_free(store);
+    if (rc != 1)
+        return -1;
+    token_init_partner(t, s->partner_domains[m]);
+    snprintf(x->tls_identity, sizeof x->tls_identity, "partner %s (certificate)", t->name);
+    return 0;
+}
+
 /* The token: the connector's initial one, or the directory user's after AUTH. -1 when the
  * user lookup failed (x->end and x->status say how). */
 static int token_fill(struct ldapdir *d, const struct rn_bootstrap *b,
@@ -259,7 +284,11 @@ static int token_fill(struct ldapdir *d, const struct rn_bootstrap *b,
             snprintf(x->tls_identity, sizeof x->tls_identity, "node %s (certificate)", t->name);
             return 0;
         }
-        snprintf(x->tls_identity, sizeof x->tls_identity, "anonymous (%s)", why);
+        char pw[300];
+        if (c->domain_secure && partner_fill(b, c, t, x, pw, sizeof pw) == 0)
+            return 0;
+        snprintf(x->tls_identity, sizeof x->tls_identity, "anonymous (%s)",
+                 c->domain_secure ? pw : why);
     }
     if (!a->user) {
         policy_initial_token(c, t);

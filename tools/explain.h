@@ -75,7 +75,8 @@ struct explanation {
     char auth_error[RN_ERRLEN];          /* and why */
     bool auth_tempfail;                  /* a directory error rather than an unknown user */
     char token[4096];                    /* the token, formatted */
-    char tls_identity[160];              /* --client-cert: "node NAME" or "anonymous (why)" */
+    char tls_identity[400];              /* --client-cert: "node NAME", "partner DOMAIN"
+                                          * or "anonymous (why)" */
     char **addrs; size_t naddrs;         /* the user's own addresses */
     char groups[256];                    /* the PermissionGroups the ACEs show as */
     struct explain_right rights[RIGHT_COUNT];     /* in bit order */

@@ -335,20 +335,16 @@ static bool peer_names(X509 *x, const char *name, bool subdomains)
            X509_check_host(x, dot, 0, 0, NULL) == 1;
 }
 
-int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *names,
+/* Verify leaf (with the untrusted chain) against store, then match names: as
+ * tlsctx_peer_check. */
+static int cert_check(X509 *leaf, STACK_OF(X509) *chain, void *store, const char *const *names,
                       size_t n, bool subdomains, size_t *matched, char *why, size_t whylen)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-    if (!leaf) {
-        snprintf(why, whylen, "no-certificate");
-        return 0;
-    }
     char subject[256];
     X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof subject);
     X509_STORE_CTX *x = X509_STORE_CTX_new();
     int rc = -1;
-    if (!x || !store || X509_STORE_CTX_init(x, store, leaf, SSL_get_peer_cert_chain(ssl)) != 1) {
+    if (!x || !store || X509_STORE_CTX_init(x, store, leaf, chain) != 1) {
         snprintf(why, whylen, "untrusted: no trust store subject=%s", subject);
     } else if (X509_verify_cert(x) != 1) {
         snprintf(why, whylen, "untrusted: %s subject=%s",
@@ -362,6 +358,43 @@ int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *n
             }
     }
     X509_STORE_CTX_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *names,
+                      size_t n, bool subdomains, size_t *matched, char *why, size_t whylen)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    if (!leaf) {
+        snprintf(why, whylen, "no-certificate");
+        return 0;
+    }
+    int rc = cert_check(leaf, SSL_get_peer_cert_chain(ssl), store, names, n, subdomains,
+                        matched, why, whylen);
+    X509_free(leaf);
+    return rc;
+}
+
+int tlsctx_cert_file_check(const char *pem_path, void *store, const char *const *names,
+                           size_t n, bool subdomains, size_t *matched, char *why,
+                           size_t whylen)
+{
+    FILE *f = fopen(pem_path, "r");
+    X509 *leaf = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    for (X509 *c; leaf && chain && (c = PEM_read_X509(f, NULL, NULL, NULL)) != NULL;)
+        if (!sk_X509_push(chain, c))
+            X509_free(c);
+    if (f)
+        fclose(f);
+    int rc = -1;
+    if (!leaf)
+        snprintf(why, whylen, "%s: not a PEM certificate", pem_path);
+    else
+        rc = cert_check(leaf, chain, store, names, n, subdomains, matched, why, whylen);
+    sk_X509_pop_free(chain, X509_free);
     X509_free(leaf);
     ERR_clear_error();
     return rc;

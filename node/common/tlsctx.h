@@ -84,6 +84,12 @@ void tlsctx_store_free(void *store);
  * "name-mismatch", each followed by " subject=<subject>"). */
 int tlsctx_peer_check(struct bufferevent *bev, void *store, const char *const *names,
                       size_t n, bool subdomains, size_t *matched, char *why, size_t whylen);
+/* The same checks on a certificate in a PEM file (its first certificate, the ones after it
+ * as the chain), as a client presenting it would get them (relayctl explain). 1 with
+ * *matched; -1 with why. */
+int tlsctx_cert_file_check(const char *pem_path, void *store, const char *const *names,
+                           size_t n, bool subdomains, size_t *matched, char *why,
+                           size_t whylen);
 /* SHA-256 of len bytes (relayctl's key fingerprints); -1 on an OpenSSL failure. */
 int tlsctx_sha256(const void *data, size_t len, unsigned char out[32]);
 #endif

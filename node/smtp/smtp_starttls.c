@@ -72,8 +72,9 @@ static const char *partner_identity(struct smtp_session *s, struct token *t, cha
         return why;
     }
     size_t m = 0;
-    int rc = tlsctx_peer_check(s->bev, s->n->tls_ca, (const char *const *)s->snap->partner_domains,
-                               s->snap->npartner_domains, true, &m, why, whylen);
+    const char *const *doms = (const char *const *)s->snap->partner_domains;
+    int rc = tlsctx_peer_check(s->bev, s->n->tls_ca, doms, s->snap->npartner_domains, true, &m,
+                               why, whylen);
     if (rc != 1)
         return why;
     token_init_partner(t, s->snap->partner_domains[m]);

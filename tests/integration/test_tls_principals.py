@@ -356,6 +356,36 @@ def case_partner(E, port, pki):
     return c.result()
 
 
+def case_partner_explain(E, port, pki):
+    """relayctl explain --client-cert on the Partner connector: the node's own checks."""
+    import json
+    c = Check()
+
+    def ex(name):
+        rc, out, err = rntest.run([RELAYCTL, "explain", "--config", E.conf, "--local",
+                                   "127.0.0.1:%d" % port, "--remote", "127.0.0.1", "--from",
+                                   "sales@partner.example", "--to", "alice@example.com",
+                                   "--client-cert", os.path.join(pki, name + ".pem"), "--json"])
+        try:
+            return rc, json.loads(out)
+        except ValueError:
+            return rc, {"_out": out + err}
+    rc, j = ex("partner")
+    c.eq(rc, 0, "partner.pem: accepted (exit 0)")
+    c.eq(j.get("client_certificate"), "partner partner.example (certificate)",
+         "client certificate: partner partner.example")
+    c.eq(j.get("auth_as"), "Partner", "auth as Partner")
+    c.true("Partner Servers" in j.get("token", ""), "token: Partner Servers", j.get("token"))
+    rc, j = ex("expired")
+    c.eq(rc, 1, "expired.pem: refused (exit 1)")
+    c.true("certificate has expired" in j.get("client_certificate", ""),
+           "client certificate: anonymous (untrusted: certificate has expired ...)", j)
+    rc, j = ex("wrongname")
+    c.true("name-mismatch" in j.get("client_certificate", ""),
+           "wrongname.pem: anonymous (name-mismatch ...)", j)
+    return c.result()
+
+
 def case_partner_refused(E, port, pki, name, want):
     c = Check()
     before = len(E.node.log())
@@ -439,6 +469,8 @@ def main():
         port, pki = partner_setup(E, t, E.dir)
         t.run("partner certificate (verified, names partner.example): Partner Servers, AuthAs "
               "Partner", case_partner, E, port, pki)
+        t.run("relayctl explain --client-cert on the Partner connector", case_partner_explain,
+              E, port, pki)
         for name, want in (("wrongname", "reason=\"name-mismatch"),
                            ("expired", "reason=\"untrusted: certificate has expired"),
                            ("otherca", "reason=\"untrusted: "),
