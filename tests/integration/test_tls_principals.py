@@ -386,6 +386,30 @@ def case_partner_explain(E, port, pki):
     return c.result()
 
 
+def cert_requested(port, cert, key):
+    """Whether the server sends a TLS CertificateRequest after STARTTLS (openssl s_client
+    -msg prints every handshake message)."""
+    rc, out, err = rntest.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                               "-starttls", "smtp", "-msg", "-cert", cert, "-key", key],
+                              input="QUIT\r\n", timeout=30)
+    done = "SSL handshake has read" in out
+    return "CertificateRequest" in out, done, out[-400:] + err[-400:]
+
+
+def case_cert_request(E, port, pki):
+    """Only connectors with ExchangeServer or DomainSecureEnabled ask for a certificate."""
+    c = Check()
+    cert, key = os.path.join(pki, "partner.pem"), os.path.join(pki, "partner.key")
+    asked, done, diag = cert_requested(port, cert, key)
+    c.true(done and asked, "Partner node1 (DomainSecureEnabled) sends a CertificateRequest",
+           diag)
+    asked, done, diag = cert_requested(E.sub_port, cert, key)
+    c.true(done, "the TLS handshake with Client node1 completed", diag)
+    c.true(not asked, "Client node1 (neither ExchangeServer nor DomainSecureEnabled) does not",
+           diag)
+    return c.result()
+
+
 def case_partner_refused(E, port, pki, name, want):
     c = Check()
     before = len(E.node.log())
@@ -471,6 +495,8 @@ def main():
               "Partner", case_partner, E, port, pki)
         t.run("relayctl explain --client-cert on the Partner connector", case_partner_explain,
               E, port, pki)
+        t.run("a client certificate is asked for only on ExchangeServer / DomainSecureEnabled "
+              "connectors", case_cert_request, E, port, pki)
         for name, want in (("wrongname", "reason=\"name-mismatch"),
                            ("expired", "reason=\"untrusted: certificate has expired"),
                            ("otherca", "reason=\"untrusted: "),
