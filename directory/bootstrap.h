@@ -44,6 +44,7 @@ struct rn_bootstrap {
     bool allow_cleartext_directory; /* offer BasicAuth over a cleartext directory; default no */
     unsigned ldap_timeout;     /* seconds for each directory operation, 5 (1..3600) */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS; empty = no STARTTLS */
+    char *tls_ca_file;         /* PEM CAs for partner and smart host certificates; "" = system */
     char *tls_cert_dir;        /* named certificates NAME.pem + NAME.key (relayTlsCertificateName);
                                 * "" = none */
     char *cluster_bind;        /* endpoint the bus binds; "" = the node's relayClusterEndpoint */

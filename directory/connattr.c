@@ -73,6 +73,9 @@ const struct connattr connattr_table[] = {
     {"relayMilterEnabled", "MilterEnabled", CA_BOOL, false, 1, 0, 0, false,
      F(milter_enabled), "messages go through the node's milter filters (when it has any); "
      "sessions with ms-Exch-Bypass-Anti-Spam never do"},
+    {"relayDomainSecureEnabled", "DomainSecureEnabled", CA_BOOL, false, 0, 0, 0, false,
+     F(domain_secure),
+     "a verified certificate naming a domain-secure partner domain gives Partner Servers"},
 };
 const size_t connattr_count = sizeof connattr_table / sizeof connattr_table[0];
 

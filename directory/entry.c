@@ -351,3 +351,83 @@ int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char 
                       "nothing)");
     return 0;
 }
+
+/* ---- domain-secure partner domains (relayDomainSecureDomain) ---- */
+
+int partner_domains_from_entry(const struct dir_entry *e, char ***v, size_t *n, char *err,
+                               size_t errlen)
+{
+    const struct dir_attr *a = dir_entry_get(e, "relayDomainSecureDomain");
+    for (size_t i = 0; a && i < a->nvalues; i++) {
+        char dom[DNSNAME_BUFLEN], derr[RN_ERRLEN];
+        if (domain_name_check(a->values[i], 0, dom, sizeof dom, derr, sizeof derr) != 0)
+            return rn_err(err, errlen, "relayDomainSecureDomain: %s", derr);
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(dom);
+    }
+    return 0;
+}
+
+/* ---- node certificates (relayCertificateSha256) ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int cert_sha256_parse(const char *text, unsigned char out[32])
+{
+    size_t len = strlen(text);
+    bool colons = len == 95;
+    if (len != 64 && !colons)
+        return -1;
+    for (size_t i = 0, p = 0; i < 32; i++) {
+        int hi = hexval(text[p]), lo = hexval(text[p + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+        p += 2;
+        if (colons && i < 31 && text[p++] != ':')
+            return -1;
+    }
+    return 0;
+}
+
+void cert_sha256_format(const unsigned char sha256[32], char buf[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < 32; i++) {
+        buf[2 * i] = digits[sha256[i] >> 4];
+        buf[2 * i + 1] = digits[sha256[i] & 15];
+    }
+    buf[64] = '\0';
+}
+
+int nodecert_from_entry(const struct dir_entry *e, struct rn_node_cert **v, size_t *n,
+                        char *err, size_t errlen)
+{
+    const struct dir_attr *a = dir_entry_get(e, "relayCertificateSha256");
+    unsigned char (*fp)[32] = xcalloc(a && a->nvalues ? a->nvalues : 1, sizeof *fp);
+    for (size_t i = 0; a && i < a->nvalues; i++)
+        if (cert_sha256_parse(a->values[i], fp[i]) != 0) {
+            free(fp);
+            return rn_err(err, errlen, "relayCertificateSha256: '%.80s' is not a SHA-256 "
+                          "fingerprint (64 hex digits)", a->values[i]);
+        }
+    const char *cn = dir_entry_first(e, "cn");
+    for (size_t i = 0; a && i < a->nvalues; i++) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        struct rn_node_cert *c = &(*v)[(*n)++];
+        c->dn = xstrdup(e->dn);
+        c->name = xstrdup(cn ? cn : "");
+        memcpy(c->sha256, fp[i], 32);
+    }
+    free(fp);
+    return 0;
+}

@@ -67,4 +67,21 @@ int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *er
  * -1 at the first failure; the caller sendconn_clear()s sc either way. */
 int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char *err,
                         size_t errlen);
+
+/* A certificate fingerprint as stored in relayCertificateSha256: 64 hex digits (any case),
+ * optionally in colon-separated pairs (openssl x509 -fingerprint -sha256). -1 otherwise. */
+int cert_sha256_parse(const char *text, unsigned char out[32]);
+/* The lowercase 64-digit form relayctl writes; buf needs 65 bytes. */
+void cert_sha256_format(const unsigned char sha256[32], char buf[65]);
+/* A relayNode entry's relayCertificateSha256 values appended to *v (*n entries, grown here),
+ * one per fingerprint with the entry's DN and cn. -1 at the first malformed value, and then
+ * nothing of this entry is appended (a half-read node never authenticates). */
+int nodecert_from_entry(const struct dir_entry *e, struct rn_node_cert **v, size_t *n,
+                        char *err, size_t errlen);
+/* The relayDomainSecureDomain values of a relayContainer entry appended to *v (*n, grown
+ * here) in their stored form (domain_name_check: lowercase, no trailing dot, no wildcard).
+ * -1 at the first malformed value, with the values before it kept: a value that is not a
+ * domain can name no partner, so leaving it out grants nothing. */
+int partner_domains_from_entry(const struct dir_entry *e, char ***v, size_t *n, char *err,
+                               size_t errlen);
 #endif

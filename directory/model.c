@@ -75,6 +75,14 @@ static void snapshot_free(struct rn_snapshot *s)
     for (size_t i = 0; i < s->nsendconns; i++)
         sendconn_clear(&s->sendconns[i]);
     free(s->sendconns);
+    for (size_t i = 0; i < s->nnode_certs; i++) {
+        free(s->node_certs[i].dn);
+        free(s->node_certs[i].name);
+    }
+    free(s->node_certs);
+    for (size_t i = 0; i < s->npartner_domains; i++)
+        free(s->partner_domains[i]);
+    free(s->partner_domains);
     for (size_t i = 0; i < s->nerrors; i++)
         free(s->errors[i]);
     free(s->errors);
@@ -217,4 +225,25 @@ const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, 
         if (s->connectors[i].name && rn_strieq(s->connectors[i].name, name))
             return &s->connectors[i];
     return NULL;
+}
+
+const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
+                                                   const unsigned char sha256[32])
+{
+    for (size_t i = 0; s && i < s->nnode_certs; i++)
+        if (memcmp(s->node_certs[i].sha256, sha256, 32) == 0)
+            return &s->node_certs[i];
+    return NULL;
+}
+
+bool snapshot_partner_domain(const struct rn_snapshot *s, const char *domain)
+{
+    size_t len = strlen(domain);
+    if (len && domain[len - 1] == '.')
+        len--;
+    for (size_t i = 0; i < s->npartner_domains; i++)
+        if (strlen(s->partner_domains[i]) == len &&
+            strncasecmp(s->partner_domains[i], domain, len) == 0)
+            return true;
+    return false;
 }

@@ -33,6 +33,7 @@ struct rn_connector {
     char *comment;
     bool require_tls;
     bool milter_enabled;           /* relayMilterEnabled: messages go through the node's milters */
+    bool domain_secure;            /* DomainSecureEnabled: partners by certificate (§3.3) */
     uint64_t max_message_size;     /* bytes */
     uint64_t max_header_size;      /* bytes */
     uint64_t max_recipients;
@@ -70,6 +71,15 @@ struct rn_sendconn {
     bool require_tls;
 };
 
+/* A relayNode of the organisation with the SHA-256 of its certificate (relayCertificateSha256):
+ * a client presenting that certificate during STARTTLS on an ExchangeServer connector is
+ * that node (docs/permission-model.md §3.3). One per fingerprint (a node may list several,
+ * for a certificate rollover). */
+struct rn_node_cert {
+    char *dn, *name;               /* owned */
+    unsigned char sha256[32];
+};
+
 struct rn_snapshot {
     int refs;                      /* atomic; snapshot_ref/snapshot_unref */
     char *version;                 /* the directory's contextCSN (or a load stamp); owned */
@@ -79,6 +89,9 @@ struct rn_snapshot {
     struct rn_connector *connectors; size_t nconnectors;  /* loaded, valid ones only */
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
+    struct rn_node_cert *node_certs; size_t nnode_certs;   /* owned; every relayNode's */
+    char **partner_domains; size_t npartner_domains;       /* owned; relayDomainSecureDomain
+                                    * of the relay base's containers, lowercase, sorted */
     char **errors; size_t nerrors; /* why entries were refused ("<dn>: <attr>: <reason>") */
     struct rcptset *recipients;    /* owned, frozen: every mail and relayMailAlias under
                                     * user_base; NULL when no domain has lookup on */
@@ -108,5 +121,10 @@ const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);
 bool domain_lookup_on(const struct rn_domain *d);
 /* Some accepted domain of s has recipient lookup on: the loader must load s->recipients. */
 bool snapshot_needs_recipients(const struct rn_snapshot *s);
+/* Whether domain (any case, a trailing dot ignored) is a domain-secure partner domain. */
+bool snapshot_partner_domain(const struct rn_snapshot *s, const char *domain);
+/* The node whose relayCertificateSha256 is sha256, or NULL. */
+const struct rn_node_cert *snapshot_find_node_cert(const struct rn_snapshot *s,
+                                                   const unsigned char sha256[32]);
 const struct rn_connector *snapshot_find_connector(const struct rn_snapshot *s, const char *name);
 #endif

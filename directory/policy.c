@@ -9,6 +9,7 @@
 #include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- verdicts ---- */
 
@@ -387,6 +388,19 @@ void policy_initial_token(const struct rn_connector *c, struct token *t)
         token_init_anonymous(t);
 }
 
+const char *policy_tls_identity(const struct rn_snapshot *s, const struct rn_connector *c,
+                                const unsigned char *sha256, struct token *t)
+{
+    if (!(c->auth & AUTH_EXCHANGE_SERVER))
+        return "connector-without-ExchangeServer";
+    if (!sha256)
+        return "no-certificate";
+    const struct rn_node_cert *nc = snapshot_find_node_cert(s, sha256);
+    if (!nc)
+        return "not-a-node-certificate";
+    return token_init_exchange_server(t, nc->name, nc->dn) == 0 ? NULL : "node-dn-invalid";
+}
+
 static const char TOTAL_TEXT[] = "The maximum number of concurrent server connections has "
                                  "exceeded a limit, closing transmission channel";
 static const char SOURCE_TEXT[] = "The maximum number of concurrent connections has exceeded "
@@ -607,6 +621,13 @@ static bool owns(const char *sender, const char *const *owned, size_t nowned)
     return false;
 }
 
+/* dom is d or a host within it (case-insensitive). */
+static bool in_domain(const char *dom, const char *d)
+{
+    size_t n = strlen(dom), k = strlen(d);
+    return n >= k && strcasecmp(dom + n - k, d) == 0 && (n == k || dom[n - k - 1] == '.');
+}
+
 void policy_sender(const struct rn_snapshot *s, const struct rights_eval *r,
                    const struct token *t, const char *sender, const char *const *owned,
                    size_t nowned, struct verdict *v)
@@ -637,9 +658,13 @@ void policy_sender(const struct rn_snapshot *s, const struct rights_eval *r,
         return;
     }
     /* Exchange's Send-As check on the authenticated account (§2.3): a user may always send
-     * as an address that is its own. */
+     * as an address that is its own, and a domain-secure partner as its own domain. */
     if (t->authenticated && owns(sender, owned, nowned)) {
         pass(v, 0, -1, "the sender is one of the authenticated user's own addresses");
+        return;
+    }
+    if ((t->wk & (1u << WK_PARTNER)) && t->name && in_domain(dom, t->name)) {
+        pass(v, 0, -1, "a domain-secure partner sending from its own domain");
         return;
     }
     uint32_t right = internal ? R_ACCEPT_AUTHDOM_SENDER : R_ACCEPT_ANY_SENDER;

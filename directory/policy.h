@@ -39,6 +39,13 @@ void policy_index(struct rn_snapshot *s);
 /* The token a session starts with on connector c: ANONYMOUS LOGON, or Externally Secured
  * Servers when c has ExternalAuthoritative (§3.3). Caller token_clear()s. */
 void policy_initial_token(const struct rn_connector *c, struct token *t);
+/* The identity a client certificate proves after STARTTLS on connector c (§3.3): with
+ * ExchangeServer in c's mechanisms, a certificate whose SHA-256 (sha256; NULL = none was
+ * presented) is a relayNode's relayCertificateSha256 in s gives that node's token
+ * (token_init_exchange_server): NULL is returned and *t filled (caller token_clear()s).
+ * Otherwise the reason it does not, for the log ("no-certificate", ...), and t untouched. */
+const char *policy_tls_identity(const struct rn_snapshot *s, const struct rn_connector *c,
+                                const unsigned char *sha256, struct token *t);
 
 /* Connection limits at accept (§4.2). `total` and `from_source` count sessions already open
  * on this connector (excluding the new one). */

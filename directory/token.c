@@ -74,6 +74,26 @@ int token_init_user(struct token *t, const char *name, const char *user_dn,
     return 0;
 }
 
+int token_init_exchange_server(struct token *t, const char *node_name, const char *node_dn)
+{
+    if (token_init_user(t, node_name, node_dn, NULL, 0) != 0)
+        return -1;
+    /* What an Exchange hub's computer account carries when it authenticates as a server:
+     * membership of Exchange Servers and the Hub Transport Servers SID (the principals the
+     * ExchangeServers group's full server ACEs name), on top of what every authenticated
+     * principal holds. */
+    t->wk |= 1u << WK_EXCHANGE_SERVERS | 1u << WK_HUB_TRANSPORT;
+    return 0;
+}
+
+void token_init_partner(struct token *t, const char *domain)
+{
+    token_zero(t);
+    t->wk = 1u << WK_PARTNER;
+    t->authenticated = true;
+    t->name = xstrdup(domain);
+}
+
 void token_clear(struct token *t)
 {
     for (size_t i = 0; i < t->ngroups; i++)

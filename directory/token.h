@@ -1,6 +1,9 @@
 /* token: the security principals a session acts as (docs/architecture.md §2, docs/permission-model.md §3.3).
  *   anonymous                      = {ANONYMOUS LOGON} alone (no Everyone, no groups)
  *   ExternalAuthoritative connector = {Externally Secured Servers} alone, from connect
+ *   node certificate (ExchangeServer) = {node DN, Exchange Servers, Hub Transport Servers,
+ *                                     Authenticated Users, Everyone}
+ *   partner certificate (Domain Secure) = {Partner Servers}
  *   authenticated user             = {user DN, its groups (transitive), Authenticated Users,
  *                                     Everyone}; its rights replace the anonymous ones. */
 #ifndef RN_TOKEN_H
@@ -24,6 +27,13 @@ void token_init_externally_secured(struct token *t);
  * if user_dn or any group DN is not a DN: a group left out could carry a deny ACE. */
 int token_init_user(struct token *t, const char *name, const char *user_dn,
                     const char *const *group_dns, size_t ngroups);
+/* A relay node that proved itself with its certificate on an ExchangeServer connector:
+ * {node DN, Exchange Servers, Hub Transport Servers, Authenticated Users, Everyone},
+ * authenticated. -1 (and an empty token) if node_dn is not a DN. */
+int token_init_exchange_server(struct token *t, const char *node_name, const char *node_dn);
+/* A domain-secure partner (Domain Secure): {Partner Servers} alone, authenticated by its
+ * certificate; name = the partner domain its certificate matched. */
+void token_init_partner(struct token *t, const char *domain);
 void token_clear(struct token *t);                 /* frees members; t may be reused */
 void token_copy(struct token *dst, const struct token *src);
 /* True when the principal of an ACE (well-known id, or canonical DN) is in the token. */

@@ -61,6 +61,14 @@ int validate_connector(const struct rn_connector *c, char *err, size_t errlen)
         return rn_err(err, errlen, "relayAuthMechanism: BasicAuthRequireTLS requires Tls");
     if (c->require_tls && !(a & AUTH_TLS))
         return rn_err(err, errlen, "relayRequireTLS: RequireTLS requires the Tls auth mechanism");
+    /* Rule 6: Domain Secure is decided on the certificate STARTTLS brings, and an
+     * ExternalAuthoritative connector's identity is fixed at connect. */
+    if (c->domain_secure && !(a & AUTH_TLS))
+        return rn_err(err, errlen, "relayDomainSecureEnabled: DomainSecureEnabled requires the "
+                      "Tls auth mechanism");
+    if (c->domain_secure && (a & AUTH_EXTERNAL_AUTHORITATIVE))
+        return rn_err(err, errlen, "relayDomainSecureEnabled: DomainSecureEnabled cannot be "
+                      "combined with ExternalAuthoritative");
     if (a & AUTH_EXTERNAL_AUTHORITATIVE) {
         if (a & ~(unsigned)(AUTH_EXTERNAL_AUTHORITATIVE | AUTH_TLS))
             return rn_err(err, errlen,

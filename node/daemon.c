@@ -455,6 +455,8 @@ static void daemon_teardown(struct daemon *d)
         snapshot_unref(&n->snap);
     spool_free(&n->spool);
     tlsctx_free(&n->tls);
+    tlsctx_store_free(n->tls_ca);
+    n->tls_ca = NULL;
     tlsctx_named_free(&n->tls_named, &n->ntls_named);
     if (d->sasl)
         saslauth_done();

@@ -182,6 +182,10 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
         if (!n->tls)
             return rn_err(err, errlen, "tls: %s", terr);
     }
+    char cerr[RN_ERRLEN];
+    n->tls_ca = tlsctx_store_new(n->boot.tls_ca_file, cerr, sizeof cerr);
+    if (!n->tls_ca)
+        return rn_err(err, errlen, "tls_ca_file: %s", cerr);
     /* A tls_cert_dir that is not a directory is a typo, stopped here like a bad tls_cert;
      * a missing NAME.pem inside it only costs the connectors naming it (snapshot_swap). */
     const char *cdir = n->boot.tls_cert_dir;

@@ -40,6 +40,9 @@ static const char help_text[] =
     "  high      connectors the loader refuses (the node does not serve them)\n"
     "  medium    shadowed connectors (another has identical bindings and ranges)\n"
     "  medium    ACEs naming DNs that do not exist\n"
+    "  medium    Partners granted while no client can be a partner (DomainSecureEnabled off,\n"
+    "            or no relayDomainSecureDomain in the organisation)\n"
+    "  medium    ExchangeServer on while no relayNode has relayCertificateSha256\n"
     "The directory holds no node's bootstrap file: audit reads the --config file (or\n"
     "$RELAYNODE_CONFIG) and each --bootstrap FILE (a node's relaynode.conf) as the node\n"
     "named in it reads it, and lists the files it read:\n"
@@ -65,6 +68,8 @@ struct audit {
     struct finding *f; size_t nf;
     char **done; size_t ndone;             /* normalised DNs of connectors already reported */
     struct json *j;                        /* --json: the "connectors" array is open */
+    size_t node_certs, partner_domains;    /* relayNode entries with a certificate, and
+                                            * containers with domain-secure domains */
 };
 
 static const char *const sev_order[] = {"critical", "high", "medium"};
@@ -280,6 +285,18 @@ static void audit_connector(struct audit *au, const struct dir_entry *e, bool si
         else if ((ev.effective & R_ACCEPT_ANY_RECIPIENT) && width == 1)
             finding(au, "high", e->dn, "anonymous relay on a wide range (%s)", range);
     }
+
+    /* TLS principals (docs/permission-model.md §3.3): a door nobody can walk through is a
+     * configuration mistake, usually a forgotten step. */
+    if ((acl_derive_groups(aces, n) & GROUP_PARTNERS) && !c.domain_secure)
+        finding(au, "medium", e->dn, "grants Partners but DomainSecureEnabled is off: no "
+                "client is ever a partner here");
+    else if ((acl_derive_groups(aces, n) & GROUP_PARTNERS) && !au->partner_domains)
+        finding(au, "medium", e->dn, "grants Partners without a domain-secure list (no "
+                "relayDomainSecureDomain in the organisation): no client is ever a partner");
+    if ((c.auth & AUTH_EXCHANGE_SERVER) && !au->node_certs)
+        finding(au, "medium", e->dn, "ExchangeServer without any node certificate in the "
+                "directory (relayCertificateSha256): no node can authenticate here");
 
     if (au->j) {
         json_begin_object(au->j, NULL);
@@ -532,6 +549,27 @@ static int audit_options(struct audit *au, int argc, char **argv)
         return admin_fail(a, 2, "audit takes no arguments (see --help)");
     const char *conf = a->opt[0] && *a->opt[0] ? a->opt[0] : getenv("RELAYNODE_CONFIG");
     return conf && *conf ? audit_boot_add(au, conf) : 0;
+
+/* What the organisation holds for TLS principals: node certificates and domain-secure
+ * partner domains (counted, for the findings of audit_connector). */
+static int audit_org(struct audit *au)
+{
+    static const char *const filt[2] = {"(&(objectClass=relayNode)(relayCertificateSha256=*))",
+                                        "(&(objectClass=relayContainer)"
+                                        "(relayDomainSecureDomain=*))"};
+    size_t *count[2] = {&au->node_certs, &au->partner_domains};
+    for (int i = 0; i < 2; i++) {
+        struct dir_entries es;
+        char err[RN_ERRLEN];
+        enum dir_result r = ldapadmin_search(au->a->d, au->a->dc.boot.base_dn, LA_SUB, filt[i],
+                                             &es, err, sizeof err);
+        if (r != DIR_FOUND && r != DIR_NOTFOUND)
+            return admin_dir_fail(au->a, r, err);
+        *count[i] = r == DIR_FOUND ? es.n : 0;
+        if (r == DIR_FOUND)
+            dir_entries_clear(&es);
+    }
+    return 0;
 }
 
 int relayctl_audit(int argc, char **argv)
@@ -548,6 +586,8 @@ int relayctl_audit(int argc, char **argv)
         rc = admin_nodes(&a, &nodes, &nn);
     if (!rc && a.opt[5] && !nn)
         rc = admin_fail(&a, 2, "no nodes under %s", a.dc.boot.base_dn);
+    if (!rc)
+        rc = audit_org(&au);
     if (!rc && a.json) {
         au.j = json_new(stdout);
         json_begin_object(au.j, NULL);

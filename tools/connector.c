@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* New-ReceiveConnector's defaults per usage type (docs/permission-model.md §1.6). Partner's
- * DomainSecureEnabled has no attribute here (no TLS domain security yet). */
+/* New-ReceiveConnector's defaults per usage type (docs/permission-model.md §1.6), Partner's
+ * DomainSecureEnabled included. */
 static const struct usage {
     const char *name;
     unsigned groups, auth;
@@ -65,6 +65,8 @@ static void new_entry(const struct admin *a, const struct connflags *f, const st
     admin_strv_free(av, an);
     if (u->pct_per_source)
         dir_entry_add(e, "relayMaxInboundConnectionPercentagePerSource", u->pct_per_source);
+    if (u->groups == GROUP_PARTNERS)   /* Partner: a partner is known by its certificate */
+        dir_entry_add(e, "relayDomainSecureEnabled", "TRUE");
     connflags_apply(f, e);
     struct ace *aces = NULL;
     size_t naces = 0;

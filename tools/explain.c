@@ -14,6 +14,7 @@
 #include "directory/ldap/ldapdir.h"
 #include "directory/policy.h"
 #include "directory/base/util.h"
+#include "node/common/tlsctx.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,13 @@ static int usage(FILE *f)
 {
     fprintf(f, "usage: relayctl explain --local IP:PORT --remote IP [--user NAME_OR_DN]\n"
                "         --from ADDR --to ADDR [--to ADDR]... [--tls] [--size N]\n"
-               "         [--header-from ADDR] [--json] [directory options]\n\n"
+               "         [--client-cert PEM] [--header-from ADDR] [--json]\n"
+               "         [directory options]\n\n"
                "Show the connector a client would get, its token and rights, and the exact SMTP\n"
-               "reply of each stage, from the node's own snapshot and policy code.\n\n"
+               "reply of each stage, from the node's own snapshot and policy code.\n"
+               "--client-cert: the client presents this certificate on STARTTLS (implies --tls):\n"
+               "a relay node's (ExchangeServer) or a partner's (DomainSecureEnabled, checked\n"
+               "against the bootstrap's tls_ca_file).\n\n"
                "directory options:\n%s", dirconf_usage);
     return f == stdout ? 0 : 2;
 }
@@ -50,7 +55,8 @@ static int parse_args(int argc, char **argv, struct explain_args *a, struct dirc
         if (!strcmp(o, "--json")) { a->json = true; continue; }
         const char **slot = !strcmp(o, "--local") ? &a->local : !strcmp(o, "--remote") ? &a->remote
                           : !strcmp(o, "--user") ? &a->user : !strcmp(o, "--from") ? &a->from
-                          : !strcmp(o, "--header-from") ? &a->header_from : NULL;
+                          : !strcmp(o, "--header-from") ? &a->header_from
+                          : !strcmp(o, "--client-cert") ? &a->client_cert : NULL;
         bool is_to = !strcmp(o, "--to"), is_size = !strcmp(o, "--size");
         if (!slot && !is_to && !is_size) {
             fprintf(stderr, "relayctl explain: unknown option '%s'\n", o);
@@ -243,12 +249,47 @@ static void stages_fill(const struct rn_connector *c, const struct rights_eval *
     }
 }
 
+/* Domain Secure (docs/permission-model.md §3.3) for --client-cert, with the node's checks
+ * (tlsctx_cert_file_check against tls_ca_file): 0 with *t a partner's token, else -1 and why. */
+static int partner_fill(const struct rn_bootstrap *b, const struct rn_connector *c,
+                        struct token *t, struct explanation *x, char *why, size_t whylen)
+{
+    const struct rn_snapshot *s = x->s;
+    if (!s->npartner_domains) {
+        snprintf(why, whylen, "no-domain-secure-list");
+        return -1;
+    }
+    void *store = tlsctx_store_new(b->tls_ca_file, why, whylen);
+    size_t m = 0;
+    int rc = store ? tlsctx_cert_file_check(x->args->client_cert, store,
+                                            (const char *const *)s->partner_domains,
+                                            s->npartner_domains, true, &m, why, whylen) : -1;
+    tlsctx_store_free(store);
+    if (rc != 1)
+        return -1;
+    token_init_partner(t, s->partner_domains[m]);
+    snprintf(x->tls_identity, sizeof x->tls_identity, "partner %s (certificate)", t->name);
+    return 0;
+}
+
 /* The token: the connector's initial one, or the directory user's after AUTH. -1 when the
  * user lookup failed (x->end and x->status say how). */
 static int token_fill(struct ldapdir *d, const struct rn_bootstrap *b,
                       const struct rn_connector *c, struct token *t, struct explanation *x)
 {
     const struct explain_args *a = x->args;
+    if (!a->user && a->client_cert) {    /* what the session decides after STARTTLS */
+        const char *why = policy_tls_identity(x->s, c, a->cert_sha256, t);
+        if (!why) {
+            snprintf(x->tls_identity, sizeof x->tls_identity, "node %s (certificate)", t->name);
+            return 0;
+        }
+        char pw[300];
+        if (c->domain_secure && partner_fill(b, c, t, x, pw, sizeof pw) == 0)
+            return 0;
+        snprintf(x->tls_identity, sizeof x->tls_identity, "anonymous (%s)",
+                 c->domain_secure ? pw : why);
+    }
     if (!a->user) {
         policy_initial_token(c, t);
         return 0;
@@ -367,6 +408,14 @@ int relayctl_explain(int argc, char **argv)
     struct ldapdir *d = NULL;
     struct rn_snapshot *s = NULL;
     rc = endpoints_parse(&a);
+    if (rc == 0 && a.client_cert) {
+        char err[RN_ERRLEN];
+        a.tls = true;
+        if (tlsctx_cert_file_sha256(a.client_cert, a.cert_sha256, err, sizeof err) != 0) {
+            fprintf(stderr, "relayctl explain: --client-cert: %s\n", err);
+            rc = 2;
+        }
+    }
     if (rc == 0)
         rc = snapshot_open(&dc, &d, &s);
     if (rc == 0) {

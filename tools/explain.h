@@ -21,6 +21,8 @@
 /* What the admin asked about (argv's strings) and the endpoints parsed from them. */
 struct explain_args {
     const char *local, *remote, *user, *from, *header_from;
+    const char *client_cert;             /* --client-cert: a PEM file presented on STARTTLS */
+    unsigned char cert_sha256[32];       /* its SHA-256, when client_cert */
     const char *to[EXPLAIN_MAX_RCPT]; size_t nto;
     bool tls, json;
     uint64_t size;
@@ -73,6 +75,8 @@ struct explanation {
     char auth_error[RN_ERRLEN];          /* and why */
     bool auth_tempfail;                  /* a directory error rather than an unknown user */
     char token[4096];                    /* the token, formatted */
+    char tls_identity[400];              /* --client-cert: "node NAME", "partner DOMAIN"
+                                          * or "anonymous (why)" */
     char **addrs; size_t naddrs;         /* the user's own addresses */
     char groups[256];                    /* the PermissionGroups the ACEs show as */
     struct explain_right rights[RIGHT_COUNT];     /* in bit order */

@@ -38,6 +38,8 @@ static void text_connector(const struct explanation *x, FILE *f)
 
 static void text_token(const struct explanation *x, FILE *f)
 {
+    if (*x->tls_identity)
+        text_line(f, LABEL_WIDTH, "client certificate", "%s", x->tls_identity);
     text_line(f, LABEL_WIDTH, "token", "%s", x->token);
     for (size_t i = 0; i < x->naddrs; i++)
         text_line(f, LABEL_WIDTH, i == 0 ? "  addresses" : "", "%s", x->addrs[i]);
@@ -126,6 +128,8 @@ static void json_connector(struct json *j, const struct explanation *x)
 
 static void json_token(struct json *j, const struct explanation *x)
 {
+    if (*x->tls_identity)
+        json_string(j, "client_certificate", x->tls_identity);
     json_string(j, "token", x->token);
     json_begin_array(j, "addresses");
     for (size_t i = 0; i < x->naddrs; i++)

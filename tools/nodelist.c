@@ -11,6 +11,7 @@
 #include "tools/admin.h"
 #include "tools/output.h"
 #include "directory/base/util.h"
+#include "directory/entry.h"
 #include "node/cluster/cluster_key.h"
 #include "node/common/tlsctx.h"
 #include <arpa/inet.h>
@@ -26,13 +27,15 @@
 #define OPT_ENDPOINT 3602
 #define OPT_PUBKEY 3603
 #define OPT_DESCRIPTION 3604
+#define OPT_CERT 3605
 
 static const char help_text[] =
     "usage: relayctl node list [--json]\n"
     "       relayctl node new NAME --site SITE [--hostname H] [--cluster-endpoint E]\n"
-    "                [--public-key Z85] [--description TEXT] [--json]\n"
+    "                [--public-key Z85] [--certificate PEM] [--description TEXT] [--json]\n"
     "       relayctl node set NAME [--hostname H|\"\"] [--cluster-endpoint E|\"\"]\n"
-    "                [--public-key Z85|\"\"] [--description TEXT|\"\"] [--json]\n"
+    "                [--public-key Z85|\"\"] [--certificate PEM|\"\"]\n"
+    "                [--description TEXT|\"\"] [--json]\n"
     "       relayctl node remove NAME\n"
     "       relayctl node keygen --secret-file PATH [--json]\n\n"
     "list: the relay nodes (relayNode entries) with their site, host name, cluster endpoint\n"
@@ -44,6 +47,9 @@ static const char help_text[] =
     "publish-only member: that is how relayctl's own key (its bootstrap's\n"
     "cluster_secret_key_file) is registered, e.g.\n"
     "  relayctl node new relayctl --site Default-Site --public-key <its public key>\n\n"
+    "PEM is the node's certificate file (its bootstrap tls_cert): its SHA-256 goes to\n"
+    "relayCertificateSha256, so that a node presenting it on STARTTLS to an ExchangeServer\n"
+    "connector acts as Exchange Servers.\n\n"
     "set: replace the given attributes of node NAME (exit 1 if there is none); \"\" deletes\n"
     "one. remove: delete node NAME, refused (exit 1) while it still has receive\n"
     "connectors. Invalid values exit 2 and nothing is written.\n\n"
@@ -55,8 +61,9 @@ static const char help_text[] =
 
 /* What new and set were asked to write; NULL = not given, "" = delete (set) / absent (new). */
 struct node_opts {
-    const char *site, *hostname, *endpoint, *pubkey, *description;
+    const char *site, *hostname, *endpoint, *pubkey, *description, *cert;
     char *hostname_norm;          /* hostname lowercased once checked; owned */
+    char cert_sha256[65];         /* the SHA-256 of cert (a PEM file) in hex, once read */
 };
 
 static void fingerprint(const char *key, char *out, size_t len)
@@ -194,6 +201,13 @@ static int node_opts_check(const struct admin *a, struct node_opts *o)
     if (o->pubkey && *o->pubkey && !cluster_key_valid(o->pubkey))
         return admin_fail(a, 2, "--public-key is not a Z85 CURVE public key (40 characters, "
                                 "from relayctl node keygen)");
+    if (o->cert && *o->cert) {
+        unsigned char md[32];
+        char err[RN_ERRLEN];
+        if (tlsctx_cert_file_sha256(o->cert, md, err, sizeof err) != 0)
+            return admin_fail(a, 2, "--certificate: %s", err);
+        cert_sha256_format(md, o->cert_sha256);
+    }
     return 0;
 }
 
@@ -232,6 +246,7 @@ static void node_print_json(const struct dir_entry *e, const char *site)
     json_string(j, "ClusterEndpoint", dir_entry_first(e, "relayClusterEndpoint"));
     json_string(j, "PublicKey", dir_entry_first(e, "relayCurvePublicKey"));
     json_string(j, "KeyFingerprint", *fp ? fp : NULL);
+    json_string(j, "CertificateSha256", dir_entry_first(e, "relayCertificateSha256"));
     json_string(j, "Description", dir_entry_first(e, "description"));
     json_end_object(j);
     json_free(&j);
@@ -279,6 +294,7 @@ static int node_new(struct admin *a, const char *name, struct node_opts *o)
         node_entry_set(&e, "relayHostName", o->hostname_norm);
         node_entry_set(&e, "relayClusterEndpoint", o->endpoint);
         node_entry_set(&e, "relayCurvePublicKey", o->pubkey);
+        node_entry_set(&e, "relayCertificateSha256", o->cert ? o->cert_sha256 : NULL);
         node_entry_set(&e, "description", o->description);
         rc = admin_add(a, &e, o->endpoint && *o->endpoint ? NULL : " (publish-only member)");
         if (rc == 0 && a->json && !a->ldif)
@@ -293,9 +309,9 @@ static int node_new(struct admin *a, const char *name, struct node_opts *o)
 
 static int node_set(struct admin *a, const char *name, struct node_opts *o)
 {
-    if (!o->hostname && !o->endpoint && !o->pubkey && !o->description)
+    if (!o->hostname && !o->endpoint && !o->pubkey && !o->description && !o->cert)
         return admin_fail(a, 2, "nothing to set: give --hostname, --cluster-endpoint, "
-                                "--public-key or --description");
+                                "--public-key, --certificate or --description");
     int rc = node_opts_check(a, o);
     if (rc || (rc = admin_open_nodeless(a)) != 0)
         return rc;
@@ -316,6 +332,7 @@ static int node_set(struct admin *a, const char *name, struct node_opts *o)
     node_entry_set(&new_e, "relayHostName", o->hostname_norm ? o->hostname_norm : o->hostname);
     node_entry_set(&new_e, "relayClusterEndpoint", o->endpoint);
     node_entry_set(&new_e, "relayCurvePublicKey", o->pubkey);
+    node_entry_set(&new_e, "relayCertificateSha256", o->cert ? o->cert_sha256 : NULL);
     node_entry_set(&new_e, "description", o->description);
     rc = admin_modify(a, &old_e, &new_e, NULL, "updated");
     if (rc == 0 && a->json && !a->ldif)
@@ -415,6 +432,7 @@ int relayctl_node(int argc, char **argv)
         {"cluster-endpoint", required_argument, 0, OPT_ENDPOINT},
         {"public-key", required_argument, 0, OPT_PUBKEY},
         {"description", required_argument, 0, OPT_DESCRIPTION},
+        {"certificate", required_argument, 0, OPT_CERT},
         ADMIN_LONGOPTS, {0, 0, 0, 0}};
     const char *sub = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(sub, "--help") || !strcmp(sub, "-h");
@@ -443,6 +461,8 @@ int relayctl_node(int argc, char **argv)
             o.pubkey = optarg;
         else if (c == OPT_DESCRIPTION && (is_new || is_set))
             o.description = optarg;
+        else if (c == OPT_CERT && (is_new || is_set))
+            o.cert = optarg;
         else
             return admin_close(&a), admin_fail(&a, 2, "unexpected option (see --help)");
     }

@@ -145,7 +145,12 @@ cmd_start() {
   # --data, a slapcat export used verbatim (entryUUID and entryCSN kept, so this server can
   # join another as a replication provider; deploy/multisite/).
   if [ -n "$data" ]; then cp "$data" "$dir/data.ldif"; else
-  { subst "$ROOT/deploy/example/example.ldif"
+  # node1's certificate is registered on its entry, as `relayctl node set node1
+  # --certificate` does, so node1 can prove itself to ExchangeServer connectors.
+  local node1_sha256
+  node1_sha256=$(openssl x509 -in "$dir/tls/node.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+  { subst "$ROOT/deploy/example/example.ldif" |
+      sed "/^dn: cn=node1,cn=Default-Site,cn=Sites,ou=Relay,/a relayCertificateSha256: $node1_sha256"
     for a in ${ldifs[@]+"${ldifs[@]}"}; do echo; subst "$a"; done
   } >"$dir/data.ldif"; fi
   "$SLAPADD" -F "$dir/slapd.d" -b "$SUFFIX" -w -l "$dir/data.ldif" >>"$dir/slapadd.log" 2>&1 \

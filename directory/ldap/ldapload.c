@@ -185,14 +185,18 @@ static void domains_check_conflicts(struct rn_snapshot *s)
         }
 }
 
-/* Accepted domains and send connectors anywhere under the relay subtree. Two accepted-domain
+static int str_cmp(const void *a, const void *b);
+
+/* Accepted domains, send connectors and node certificates anywhere under the relay subtree. Two accepted-domain
  * entries for the same name are refused on both sides when their types differ. */
 static int domains_sendconns_load(struct ldapdir *d, struct rn_snapshot *s, const char *base,
                                   char *err, size_t errlen)
 {
     LDAPMessage *res;
     int rc = ldapdir_search(d, base, LDAP_SCOPE_SUBTREE,
-                            "(|(objectClass=relayAcceptedDomain)(objectClass=relaySendConnector))",
+                            "(|(objectClass=relayAcceptedDomain)(objectClass=relaySendConnector)"
+                            "(&(objectClass=relayNode)(relayCertificateSha256=*))"
+                            "(&(objectClass=relayContainer)(relayDomainSecureDomain=*)))",
                             NULL, LDAP_NO_LIMIT, &res);
     if (rc != LDAP_SUCCESS) {
         ldap_msgfree(res);
@@ -205,7 +209,18 @@ static int domains_sendconns_load(struct ldapdir *d, struct rn_snapshot *s, cons
         struct dir_entry e;
         char eerr[RN_ERRLEN];
         ldapdir_entry_from_msg(d->ld, m, &e);
-        if (has_class(&e, "relayAcceptedDomain")) {
+        if (has_class(&e, "relayContainer")) {
+            /* The organisation's domain-secure partner list (Domain Secure, §3.3). */
+            if (partner_domains_from_entry(&e, &s->partner_domains, &s->npartner_domains,
+                                           eerr, sizeof eerr) != 0)
+                snapshot_add_error(s, "%s: %s", e.dn, eerr);
+        } else if (has_class(&e, "relayNode")) {
+            /* Node certificates (ExchangeServer over TLS): a malformed value leaves that
+             * node unable to authenticate, never another node able to. */
+            if (nodecert_from_entry(&e, &s->node_certs, &s->nnode_certs, eerr,
+                                    sizeof eerr) != 0)
+                snapshot_add_error(s, "%s: %s", e.dn, eerr);
+        } else if (has_class(&e, "relayAcceptedDomain")) {
             struct rn_domain dom;
             if (domain_from_entry(&e, &dom, eerr, sizeof eerr) != 0) {
                 snapshot_add_error(s, "%s: %s", e.dn, eerr);
@@ -228,6 +243,8 @@ static int domains_sendconns_load(struct ldapdir *d, struct rn_snapshot *s, cons
     }
     ldap_msgfree(res);
     domains_check_conflicts(s);
+    if (s->npartner_domains)
+        qsort(s->partner_domains, s->npartner_domains, sizeof *s->partner_domains, str_cmp);
     return DIR_FOUND;
 }
 

@@ -52,6 +52,7 @@ TYPES = {
     "ldap_timeout": ("seconds", "1..3600"),
     "tls_cert": ("path", None),
     "tls_key": ("path", None),
+    "tls_ca_file": ("path", None),
     "tls_cert_dir": ("path", None),
     "cluster_bind": ("ZeroMQ endpoint", "tcp://HOST:PORT"),
     "protocol_log_dir": ("path", None),

@@ -35,6 +35,9 @@ struct node {
     struct tlsctx_named *tls_named;    /* owned: the certificates n->snap's connectors name,
                                         * rebuilt at every swap; use node_tls_for (tlsctx.h) */
     size_t ntls_named;
+    void *tls_ca;                      /* owned: trust store (tls_ca_file, else the system's)
+                                        * partner and RequireTLS smart host certificates are
+                                        * verified against (tlsctx_store_new) */
     struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
     struct queue *queue;               /* owned: committed messages until delivered */
     size_t max_command_line, max_text_line;

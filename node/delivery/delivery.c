@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "directory/dnsname.h"
 #include "directory/model.h"
 #include "directory/base/util.h"
 #include "node/delivery/bodysrc.h"
@@ -37,7 +38,7 @@
 /* A connection parked after a delivery, for the next message to the same destination with
  * the same TLS and AUTH settings (several messages per connection, issue #5). */
 struct idle {
-    char key[400];
+    char key[700];
     struct smtpout *c;
     struct delivery *d;
     struct idle *next;
@@ -93,10 +94,36 @@ struct group {
     struct group *prev, *next;    /* in d->active while client is set */
     struct group *wnext;          /* in d->waiting: held by the per-destination limit */
     char dest[300];               /* "host[ip]:port" this group connects to next */
-    char key[400];                /* dest plus the TLS/AUTH settings: which idle ones fit */
+    char key[700];                /* dest plus the TLS/AUTH settings: which idle ones fit */
+    char verify[256];             /* the name the next hop's certificate must bear, if any */
 };
 
 static void group_try(struct group *g);
+
+/* Which next hops must prove who they are (docs/permission-model.md §3.3): a domain-secure
+ * partner domain needs TLS and a certificate verified against tls_ca_file that names the
+ * domain (or a host within it), as Exchange's TLSSendDomainSecureList; a smart host of a
+ * RequireTLS send connector needs one that names the smart host. Otherwise STARTTLS stays
+ * opportunistic. The name is written to g->verify (g outlives the connection attempt). */
+static void tls_policy(struct group *g, struct smtpout_opts *o)
+{
+    const struct rn_snapshot *s = g->a->d->n->snap;
+    unsigned port;
+    char err[RN_ERRLEN];
+    if (s && snapshot_partner_domain(s, g->domain)) {
+        rn_strlcpy(g->verify, g->domain, sizeof g->verify);
+        o->verify_subdomains = 1;
+    } else if (!g->mx && g->sc->require_tls &&
+               smarthost_parse(g->sc->smart_hosts[g->next_host - 1], g->verify,
+                               sizeof g->verify, &port, err, sizeof err) == 0) {
+        o->verify_subdomains = 0;
+    } else {
+        return;
+    }
+    o->tls_required = 1;
+    o->verify_store = g->a->d->n->tls_ca;
+    o->verify_name = g->verify;
+}
 
 static void group_activate(struct group *g, struct smtpout *c)
 {
@@ -192,7 +219,7 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
         free(d);
         return NULL;
     }
-    d->client_tls = tlsctx_client_new(err, errlen);
+    d->client_tls = tlsctx_client_new(n->boot.tls_cert, n->boot.tls_key, err, errlen);
     if (!d->client_tls) {
         dnsres_free(&d->dns);
         free(d);
@@ -406,12 +433,14 @@ static void group_try(struct group *g)
         .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
     };
     o.keep_open = 1;
+    tls_policy(g, &o);
     const struct cred *cr = g->mx ? NULL : creds_find(d, g->sc->smart_hosts[g->next_host - 1]);
     if (cr) {
         o.auth_user = cr->user;
         o.auth_pass = cr->pass;
     }
-    snprintf(g->key, sizeof g->key, "%s|%s|%d", g->dest, cr ? cr->user : "", o.tls_required);
+    snprintf(g->key, sizeof g->key, "%s|%s|%d|%s", g->dest, cr ? cr->user : "", o.tls_required,
+             o.verify_name ? o.verify_name : "");
     for (struct idle **pp = &d->idle; *pp; pp = &(*pp)->next) {
         struct idle *e = *pp;
         if (strcmp(e->key, g->key) != 0)

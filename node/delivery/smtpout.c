@@ -36,6 +36,7 @@ struct smtpout {
     smtpout_done_fn *done;
     void *arg;
     enum st st;
+    bool verified;                    /* the next hop's certificate passed verify_store */
     bool tls, ext_pipelining, ext_8bit, ext_utf8, ext_starttls, ext_auth_plain, ext_size;
     unsigned long long size_max; /* SIZE's fixed maximum (RFC 1870); 0: none given */
     size_t rcpt_next;            /* replies to RCPT received so far */
@@ -244,6 +245,20 @@ static void send_auth(struct smtpout *c)
 /* After EHLO: TLS, then AUTH, then the envelope. */
 static void after_ehlo(struct smtpout *c)
 {
+    if (c->tls && c->o.verify_store && !c->verified) {
+        char why[400], r[512];
+        size_t m;
+        const char *nm = c->o.verify_name;
+        if (tlsctx_peer_check(c->bev, c->o.verify_store, &nm, 1, c->o.verify_subdomains, &m,
+                              why, sizeof why) != 1) {
+            send_line(c, "QUIT");
+            snprintf(r, sizeof r, "4.7.5 the certificate of the next hop is not valid for %s "
+                     "(%s)", nm, why);
+            finish(c, SMTPOUT_TEMPFAIL, r);
+            return;
+        }
+        c->verified = true;
+    }
     if (!c->tls && c->o.ssl_ctx && c->ext_starttls) {
         send_line(c, "STARTTLS");
         c->st = ST_STARTTLS;

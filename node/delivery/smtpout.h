@@ -54,6 +54,12 @@ struct smtpout_opts {
     unsigned timeout_s;                       /* per stage; 0 = 300 */
     void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never */
     int tls_required;                         /* no TLS possible -> TEMPFAIL */
+    void *verify_store;                       /* set: after STARTTLS the next hop's certificate
+                                                 must verify against it (tlsctx_store_new) and
+                                                 name verify_name (or, with verify_subdomains,
+                                                 a host within it), else TEMPFAIL 4.7.5 */
+    const char *verify_name;
+    int verify_subdomains;
     const char *auth_user, *auth_pass;        /* AUTH PLAIN (after TLS) when both set */
     int keep_open;                            /* after a 2xx to the dot, stay connected */
 };

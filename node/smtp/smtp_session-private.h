@@ -74,6 +74,8 @@ struct smtp_session {
     struct rights_eval rights;
     char **owned; size_t nowned;       /* owned: the authenticated user's own addresses */
     bool tls;
+    bool tls_identify;                 /* STARTTLS asked for a client certificate: decide who
+                                        * the client is before its first command under TLS */
     const char *auth_mechanism;        /* AuthMechanism stamp, NULL anonymous (§9.3) */
     struct saslauth *auth;             /* owned: the AUTH exchange in progress */
     char auth_mech[16];

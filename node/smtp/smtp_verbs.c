@@ -362,6 +362,8 @@ void smtp_verbs_dispatch(struct smtp_session *s, const char *line, size_t len)
         smtp_auth_continue(s, line, len);
         return;
     }
+    if (s->tls_identify)                 /* the handshake is over: a line came through it */
+        smtp_starttls_identify(s);
     const char *args;
     enum smtp_verb verb = smtp_cmd_verb(line, len, &args);
     if (s->c->protocol_logging) {

@@ -88,6 +88,17 @@ static const struct {
      "relayRequireTLS: RequireTLS requires the Tls auth mechanism"},
     {"RequireTLS with Tls",
      {BIND, RANGE, {"relayAuthMechanism", {"Tls"}}, {"relayRequireTLS", {"TRUE"}}}, NULL},
+    {"DomainSecureEnabled without Tls",
+     {BIND, RANGE, {"relayAuthMechanism", {"BasicAuth"}}, {"relayDomainSecureEnabled", {"TRUE"}}},
+     "relayDomainSecureEnabled: DomainSecureEnabled requires the Tls auth mechanism"},
+    {"DomainSecureEnabled with ExternalAuthoritative",
+     {BIND, RANGE, {"relayAuthMechanism", {"Tls", "ExternalAuthoritative"}},
+      {"relayDomainSecureEnabled", {"TRUE"}}},
+     "relayDomainSecureEnabled: DomainSecureEnabled cannot be combined with ExternalAuthoritative"},
+    {"DomainSecureEnabled with Tls",
+     {BIND, RANGE, {"relayAuthMechanism", {"Tls"}}, {"relayDomainSecureEnabled", {"TRUE"}}}, NULL},
+    {"DomainSecureEnabled not a boolean",
+     {BIND, RANGE, {"relayDomainSecureEnabled", {"yes"}}}, "relayDomainSecureEnabled: "},
     {"None with another mechanism", {BIND, RANGE, {"relayAuthMechanism", {"None", "Tls"}}},
      "relayAuthMechanism: None cannot be combined with other mechanisms"},
     {"ExternalAuthoritative without the ExchangeServers group",
@@ -439,6 +450,92 @@ static void sendconn_fields(void **state)
     dir_entry_clear(&e);
 }
 
+/* relayCertificateSha256: the forms accepted, and a node with one bad value contributes
+ * nothing (a half-read node never authenticates). */
+static void nodecert_cases(void **state)
+{
+    static const char hex[] =
+        "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    static const char colons[] = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                                 "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+    static const struct { const char *name, *value; int rc; } cases[] = {
+        {"64 hex digits, mixed case", hex, 0},
+        {"openssl -fingerprint colon form", colons, 0},
+        {"63 digits", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef", -1},
+        {"65 digits", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff0",
+         -1},
+        {"a non-hex digit", "g0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+         -1},
+        {"colon form with a dash", "00-11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                                   "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", -1},
+        {"empty", "", -1},
+    };
+    unsigned char want[32];
+    for (int i = 0; i < 32; i++)
+        want[i] = (unsigned char)((i % 16) * 0x11);
+    for (size_t i = 0; i < N(cases); i++) {
+        unsigned char out[32];
+        int rc = cert_sha256_parse(cases[i].value, out);
+        if (rc != cases[i].rc)
+            fail_msg("case '%s': rc %d, want %d", cases[i].name, rc, cases[i].rc);
+        if (rc == 0 && memcmp(out, want, 32) != 0)
+            fail_msg("case '%s': wrong bytes", cases[i].name);
+    }
+    char back[65];
+    cert_sha256_format(want, back);
+    assert_string_equal(back, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+
+    struct dir_entry e;
+    struct rn_node_cert *v = NULL;
+    size_t n = 0;
+    char err[RN_ERRLEN];
+    struct av two[MAXA] = {{"relayCertificateSha256", {hex, colons}}};
+    entry_make(&e, two);
+    assert_int_equal(nodecert_from_entry(&e, &v, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].name, "Case");
+    assert_string_equal(v[1].dn, DN);
+    assert_memory_equal(v[1].sha256, want, 32);
+    dir_entry_clear(&e);
+    struct av bad[MAXA] = {{"relayCertificateSha256", {hex, "not-a-fingerprint"}}};
+    entry_make(&e, bad);
+    assert_int_equal(nodecert_from_entry(&e, &v, &n, err, sizeof err), -1);
+    assert_int_equal(n, 2);                       /* nothing of the bad node was added */
+    assert_non_null(strstr(err, "relayCertificateSha256"));
+    dir_entry_clear(&e);
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].dn);
+        free(v[i].name);
+    }
+    free(v);
+}
+
+/* relayDomainSecureDomain: stored lowercase without the trailing dot; a value that is not a
+ * domain (or a wildcard) stops the entry with the values before it kept. */
+static void partner_domain_cases(void **state)
+{
+    struct dir_entry e;
+    char **v = NULL;
+    size_t n = 0;
+    char err[RN_ERRLEN];
+    struct av good[MAXA] = {{"relayDomainSecureDomain", {"Partner.Example.", "b.example"}}};
+    entry_make(&e, good);
+    assert_int_equal(partner_domains_from_entry(&e, &v, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0], "partner.example");
+    assert_string_equal(v[1], "b.example");
+    dir_entry_clear(&e);
+    struct av bad[MAXA] = {{"relayDomainSecureDomain", {"c.example", "*.wild.example", "d.ex"}}};
+    entry_make(&e, bad);
+    assert_int_equal(partner_domains_from_entry(&e, &v, &n, err, sizeof err), -1);
+    assert_int_equal(n, 3);
+    assert_non_null(strstr(err, "relayDomainSecureDomain"));
+    dir_entry_clear(&e);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +548,8 @@ int main(void)
         cmocka_unit_test(domain_address_book_cases),
         cmocka_unit_test(sendconn_cases),
         cmocka_unit_test(sendconn_fields),
+        cmocka_unit_test(nodecert_cases),
+        cmocka_unit_test(partner_domain_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

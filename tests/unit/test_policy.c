@@ -81,7 +81,7 @@ static void token_make(struct token *t, enum tok k)
     switch (k) {
     case T_ANON: token_init_anonymous(t); break;
     case T_EXTSEC: token_init_externally_secured(t); break;
-    case T_PARTNER: token_init_anonymous(t); t->wk = 1u << WK_PARTNER; break;
+    case T_PARTNER: token_init_partner(t, "partner.example"); break;
     case T_USER:
         assert_int_equal(token_init_user(t, "alice", "uid=alice,ou=people,dc=example,dc=com",
                                          groups, 1), 0);
@@ -314,6 +314,7 @@ static void rcpt_without_set(void **state)
     snapshot_unref(&bare);
 }
 
+#define PARTNER "MS Exchange\\Partner Servers"
 #define PASS(right, ace) {true, 250, "2.0.0", "OK", false, right, ace}
 #define SEND_AS(right, ace) {false, 550, "5.7.1", \
     "Client does not have permissions to send as this sender", false, right, ace}
@@ -370,6 +371,14 @@ static const struct {
      SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
     {"owned addresses do not help an anonymous session", {"allow; " ANON "; " SUBMIT}, T_ANON,
      "alice@example.com", ANON_SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
+    {"a partner sends from its own domain", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "sales@Partner.Example", PASS(0, -1)},
+    {"a partner sends from a host within its domain", {"allow; " PARTNER "; " SUBMIT},
+     T_PARTNER, "x@mail.partner.example", PASS(0, -1)},
+    {"a partner claims another domain", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "x@otherpartner.example", SEND_AS(R_ACCEPT_ANY_SENDER, -1)},
+    {"a partner claims an internal sender", {"allow; " PARTNER "; " SUBMIT}, T_PARTNER,
+     "ceo@example.com", SEND_AS(R_ACCEPT_AUTHDOM_SENDER, -1)},
 };
 
 static void sender_table(void **state)
@@ -568,9 +577,45 @@ static void initial_token_and_auth_as(void **state)
     }
 }
 
+/* policy_tls_identity: a node's certificate on an ExchangeServer connector, and every way
+ * of staying anonymous. */
+static void tls_identity(void **state)
+{
+    (void)state;
+    struct rn_snapshot *s = snapshot_new();
+    s->node_certs = calloc(1, sizeof *s->node_certs);
+    s->nnode_certs = 1;
+    s->node_certs[0].dn = strdup("cn=node2,cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com");
+    s->node_certs[0].name = strdup("node2");
+    memset(s->node_certs[0].sha256, 0xab, 32);
+    unsigned char node[32], other[32];
+    memset(node, 0xab, 32);
+    memset(other, 0xcd, 32);
+    struct rn_connector c;
+    connector_defaults(&c);
+    struct token t = {0};
+    c.auth = AUTH_TLS | AUTH_EXCHANGE_SERVER;
+    assert_null(policy_tls_identity(s, &c, node, &t));
+    assert_true(t.authenticated);
+    assert_int_equal(t.wk, 1u << WK_EXCHANGE_SERVERS | 1u << WK_HUB_TRANSPORT |
+                           1u << WK_AUTHENTICATED_USERS | 1u << WK_EVERYONE);
+    assert_string_equal(t.name, "node2");
+    assert_true(token_holds(&t, -1, "cn=node2,cn=default-site,cn=sites,ou=relay,dc=example,dc=com"));
+    token_clear(&t);
+    assert_string_equal(policy_tls_identity(s, &c, other, &t), "not-a-node-certificate");
+    assert_string_equal(policy_tls_identity(s, &c, NULL, &t), "no-certificate");
+    c.auth = AUTH_TLS;
+    assert_string_equal(policy_tls_identity(s, &c, node, &t),
+                        "connector-without-ExchangeServer");
+    assert_null(t.name);                       /* untouched on every refusal */
+    connector_clear(&c);
+    snapshot_unref(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tls_identity),
         cmocka_unit_test(mail_table),
         cmocka_unit_test(rcpt_table),
         cmocka_unit_test(rcpt_without_set),

@@ -150,7 +150,7 @@ static void handshake(int max_version, struct hs *h, char *desc, size_t desclen)
     path(key, sizeof key, dir_a, "node.key");
     struct tlsctx *t = tlsctx_new(cert, key, err, sizeof err);
     assert_non_null(t);
-    void *cctx = tlsctx_client_new(err, sizeof err);
+    void *cctx = tlsctx_client_new(NULL, NULL, err, sizeof err);
     assert_non_null(cctx);
     if (max_version) {
         SSL_CTX_set_min_proto_version(cctx, 0);
@@ -172,7 +172,7 @@ static void handshake(int max_version, struct hs *h, char *desc, size_t desclen)
     event_base_dispatch(h->base);
     assert_int_equal(evbuffer_get_length(bufferevent_get_input(srv)), 20);
 
-    assert_int_equal(tlsctx_upgrade(t, h->base, &srv, err, sizeof err), 0);
+    assert_int_equal(tlsctx_upgrade(t, h->base, &srv, false, err, sizeof err), 0);
     bufferevent_setcb(srv, srv_read, NULL, srv_event, h);
     bufferevent_enable(srv, EV_READ | EV_WRITE);
     SSL *ssl = SSL_new(cctx);
