@@ -549,6 +549,7 @@ static int audit_options(struct audit *au, int argc, char **argv)
         return admin_fail(a, 2, "audit takes no arguments (see --help)");
     const char *conf = a->opt[0] && *a->opt[0] ? a->opt[0] : getenv("RELAYNODE_CONFIG");
     return conf && *conf ? audit_boot_add(au, conf) : 0;
+}
 
 /* What the organisation holds for TLS principals: node certificates and domain-secure
  * partner domains (counted, for the findings of audit_connector). */
