@@ -4,7 +4,8 @@
  * verdict becomes the reply to the end of DATA: reject 550 5.7.1 and tempfail 451 4.7.1 (with
  * the filter's text when it gave one), discard 250 without queueing, quarantine 250 once the
  * file is durable in the spool's quarantine/, accept the commit as usual with the filters'
- * header changes written into the spooled message. A filter that cannot be asked gets
+ * header changes written into the spooled message (that rewrite and the quarantine are file
+ * I/O: they run on the worker pool, apply_run). A filter that cannot be asked gets
  * milter_default_action (tempfail unless configured otherwise), logged. Sessions holding
  * ms-Exch-Bypass-Anti-Spam never reach a filter. Loop thread only. */
 #include "node/smtp/smtp_session-private.h"
@@ -34,7 +35,10 @@ struct session_milter {
     char qid[64];
     struct milter_msg msg;          /* borrows the session's fields and copy */
     struct milter_job *job;         /* owned while the filters are asked */
-    char qerr[256];                 /* quarantine job: its error */
+    char *nh; size_t nlen, body;    /* owned: the changed header block; the body's offset */
+    size_t nmods;                   /* the changes nh holds */
+    bool quarantine;                /* the filters asked to hold the message */
+    char qerr[256];                 /* apply_run: its error */
     int qrc;
 };
 
@@ -60,63 +64,78 @@ void session_milter_free(struct smtp_session *s)
     if (sm->m)
         spool_msg_abort(&sm->m);
     free(sm->copy);
+    free(sm->nh);
     free(sm->rcpt);
     free(sm);
     s->milt = NULL;
 }
 
-/* Accepted with header changes: the spooled file is rewritten under the same queue id with
- * the changed header block. -1 when it could not be (logged; the caller answers 451). */
-static int milter_rewrite(struct smtp_session *s, struct session_milter *sm,
-                          const struct milter_result *r)
+/* Accepted with header changes: the new header block is made here, in memory (the filter's
+ * changes live only until milter_done returns); apply_run rewrites the spooled file with it
+ * under the same queue id on a worker. false when the changes cannot be applied (the body is
+ * past the copy bound: logged, the message goes on unchanged). */
+static bool milter_changes(struct smtp_session *s, struct session_milter *sm,
+                           const struct milter_result *r)
 {
-    char qe[512];
     if (!sm->whole) {
-        /* Past the copy bound the body is not in memory: the changes cannot be applied. */
         log_fact(sm->qid, "smtp", "milter-changes-dropped", "session=%s changes=%zu size=%llu",
                  s->id, r->nmods, (unsigned long long)sm->size);
-        return 0;
+        return false;
     }
-    size_t hlen = sm->clen, body = sm->clen;
+    size_t hlen = sm->clen;
+    sm->body = sm->clen;
     for (size_t i = 0; i + 4 <= sm->clen; i++)
         if (memcmp(sm->copy + i, "\r\n\r\n", 4) == 0) {
             hlen = i + 2;
-            body = i + 2;
+            sm->body = i + 2;
             break;
         }
-    size_t nlen;
-    char *nh = milter_apply_mods(sm->copy, hlen, r->mods, r->nmods, &nlen);
-    char err[256];
-    int rc = spool_msg_restart(sm->m, &s->env, err, sizeof err);
-    if (rc == 0)
-        rc = spool_msg_write(sm->m, nh, nlen, err, sizeof err);
-    if (rc == 0 && body < sm->clen)
-        rc = spool_msg_write(sm->m, sm->copy + body, sm->clen - body, err, sizeof err);
-    else if (rc == 0)
-        rc = spool_msg_write(sm->m, "\r\n", 2, err, sizeof err);
-    free(nh);
-    if (rc < 0) {
-        log_fact(sm->qid, "smtp", "queue-failed", "session=%s error=%s", s->id,
-                 log_quote(err, qe, sizeof qe));
-        return -1;
-    }
-    s->n->milter->stats.header_changes += r->nmods;
-    return 0;
+    sm->nh = milter_apply_mods(sm->copy, hlen, r->mods, r->nmods, &sm->nlen);
+    sm->nmods = r->nmods;
+    return true;
 }
 
-static void quarantine_run(void *arg)
+/* Worker: the spool I/O a verdict asked for, off the loop: the rewrite with the changed
+ * header block, then the move into quarantine/. The session is busy meanwhile, so sm and
+ * s->env stay put. */
+static void apply_run(void *arg)
 {
     struct smtp_session *s = arg;
     struct session_milter *sm = s->milt;
-    sm->qrc = spool_msg_quarantine(&sm->m, sm->qerr, sizeof sm->qerr);
+    int rc = 0;
+    if (sm->nh) {
+        rc = spool_msg_restart(sm->m, &s->env, sm->qerr, sizeof sm->qerr);
+        if (rc == 0)
+            rc = spool_msg_write(sm->m, sm->nh, sm->nlen, sm->qerr, sizeof sm->qerr);
+        if (rc == 0 && sm->body < sm->clen)
+            rc = spool_msg_write(sm->m, sm->copy + sm->body, sm->clen - sm->body, sm->qerr,
+                                 sizeof sm->qerr);
+        else if (rc == 0)
+            rc = spool_msg_write(sm->m, "\r\n", 2, sm->qerr, sizeof sm->qerr);
+    }
+    if (rc == 0 && sm->quarantine)
+        rc = spool_msg_quarantine(&sm->m, sm->qerr, sizeof sm->qerr);
+    sm->qrc = rc;
 }
 
-static void quarantine_done(void *arg)
+/* Loop: the rewrite and the quarantine are done (or failed: 451, nothing queued); a message
+ * that was neither quarantined nor refused goes to the committer. */
+static void apply_done(void *arg)
 {
     struct smtp_session *s = arg;
     struct session_milter *sm = s->milt;
     char qe[512];
     s->busy = false;
+    if (sm->qrc == 0 && sm->nh)
+        s->n->milter->stats.header_changes += sm->nmods;
+    if (sm->qrc == 0 && !sm->quarantine) {
+        struct spool_msg *m = sm->m;
+        sm->m = NULL;
+        uint64_t size = sm->size;
+        session_milter_free(s);
+        session_commit(s, &m, size);
+        return;
+    }
     if (sm->qrc == 0) {
         log_fact(sm->qid, "smtp", "quarantined", "session=%s size=%llu", s->id,
                  (unsigned long long)sm->size);
@@ -225,14 +244,12 @@ static void milter_done(void *arg, struct milter_verdict *v)
         session_reply(s, "250 2.6.0 <%s@%s> Queued mail for delivery", sm->qid,
                       session_fqdn(s));
         break;
-    case MILTER_ACCEPT:
-        if (r->nmods && milter_rewrite(s, sm, r) < 0) {
-            session_reply(s, "451 4.3.0 Error writing the message to the queue, try again later");
-            break;
-        }
-        if (r->quarantine) {
+    case MILTER_ACCEPT: {
+        bool rewrite = r->nmods && milter_changes(s, sm, r);
+        sm->quarantine = r->quarantine;
+        if (rewrite || sm->quarantine) {
             s->busy = true;
-            worker_submit(s->n->worker, quarantine_run, quarantine_done, s);
+            worker_submit(s->n->worker, apply_run, apply_done, s);
             return;
         }
         struct spool_msg *m = sm->m;
@@ -241,6 +258,7 @@ static void milter_done(void *arg, struct milter_verdict *v)
         session_milter_free(s);
         session_commit(s, &m, size);
         return;
+    }
     }
     session_milter_free(s);
     session_reset_transaction(s);
