@@ -32,4 +32,11 @@ if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
   /usr/bin/python3 tests/bench/cluster_bench.py "$B" --changes "${CLUSTER_CHANGES:-100}" ||
     { echo "cluster_bench exited $?" >&2; rc=1; }
 fi
+# Idle sessions: 10,000 held open (plain, then after STARTTLS), memory per session and the
+# latency of fresh sessions meanwhile (SESSIONS_N=10000).
+if [ -x "$B/relaynode" ]; then
+  echo "## sessions_bench (idle sessions: memory per session, fresh-session latency)"
+  /usr/bin/python3 tests/bench/sessions_bench.py "$B" --sessions "${SESSIONS_N:-10000}" ||
+    { echo "sessions_bench exited $?" >&2; rc=1; }
+fi
 exit $rc
