@@ -18,10 +18,14 @@ Limits the bench sets (printed with the figures):
   - the node's RLIMIT_NOFILE: raised (soft and, when allowed, hard) to what max_sessions
     needs for SESSIONS + the probes (2 descriptors a session, directory/bootstrap.c); when the
     hard limit does not allow it, the largest count that fits is used and said;
-  - max_sessions = SESSIONS + 64 in the node's bootstrap (a start that cannot hold it fails);
-  - the node1 "Default" connector: MaxInboundConnection = max_sessions, ConnectionTimeout and
-    ConnectionInactivityTimeout 86400 s (so no idle session is cut during the run); the
-    per-source limits keep their defaults (20, and 2 % of MaxInboundConnection): the idle
+  - in the node's bootstrap, max_sessions = SESSIONS + 8 (room for the probes; a start that
+    cannot hold it fails) and delivery_concurrency = 1 (its descriptors are reserved from
+    RLIMIT_NOFILE; nothing is delivered here);
+  - the node1 "Default" connector: MaxInboundConnection unlimited (max_sessions bounds the
+    node; with a number, MaxInboundConnectionPercentagePerSource, 2 % of what is left of it,
+    would refuse every source near the cap: docs/permission-model.md), ConnectionTimeout and
+    ConnectionInactivityTimeout 86400 s (so no idle session is cut during the run);
+    MaxInboundConnectionPerSource keeps its default 20: the idle
     sessions come from SOURCES addresses 127.1.x.y (10 each at 10,000 and 1000 sources).
 The client is one process with non-blocking sockets (selectors, epoll), 256 sessions being
 opened at a time; its own RLIMIT_NOFILE is raised to its hard limit.
@@ -48,7 +52,8 @@ from rntest import read_env  # noqa: E402
 FIXTURE = os.path.join(ROOT, "deploy", "slapd", "fixture.sh")
 IP_BIND_ADDRESS_NO_PORT = 24          # linux/in.h: the port is chosen at connect, per 4-tuple
 FD_RESERVE = 64                       # directory/bootstrap.c: BOOT_FD_RESERVE
-DELIVERY_CONCURRENCY = 50             # the bootstrap default, kept
+DELIVERY_CONCURRENCY = 1              # bootstrap key; nothing is delivered here
+PROBE_ROOM = 8                        # max_sessions above the idle sessions, for the probes
 IN_FLIGHT = 256
 
 
@@ -210,12 +215,12 @@ def probe(port, n):
 def node_limits(want_sessions):
     """(sessions, nofile): the node's descriptor limit for want_sessions, or what fits."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * (want_sessions + 64) + FD_RESERVE + DELIVERY_CONCURRENCY
+    need = 2 * (want_sessions + PROBE_ROOM) + FD_RESERVE + DELIVERY_CONCURRENCY
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(need, hard)))
         return want_sessions, need
     except (ValueError, OSError):
-        fit = (hard - FD_RESERVE - DELIVERY_CONCURRENCY) // 2 - 64
+        fit = (hard - FD_RESERVE - DELIVERY_CONCURRENCY) // 2 - PROBE_ROOM
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         return min(want_sessions, fit), hard
 
@@ -241,7 +246,18 @@ def run_pass(build, work, env, steps, sources, probes, tls):
             rows.append(dict(n=len(op.idle), failed=len(op.failed), secs=secs, rss=rss,
                              pss=pss, p50=pct(lat, 50), p99=pct(lat, 99), max=max(lat),
                              dropped=op.dropped()))
-        return rows, op.failed[:3]
+        why = {}
+        if op.failed:
+            with open(os.path.join(work, "relaynode.log"), errors="replace") as f:
+                for line in f:
+                    if "connect-refused" in line:
+                        w = line.split("why=")[1].split()[0] if "why=" in line else \
+                            line.split("reply=")[-1].split(" total=")[0].strip()
+                        last = line.strip()
+                        why[w] = why.get(w, 0) + 1
+        if why:
+            op.failed[3:] = ["refused by the node (log): %s; last: %s" % (why, last)]
+        return rows, op.failed[:4]
     finally:
         op.close()
         node.stop(timeout=120)
@@ -286,14 +302,15 @@ def main():
         if r.returncode != 0:
             raise SystemExit("fixture: " + r.stdout.decode(errors="replace")[-2000:])
         env = read_env(os.path.join(work, "env"))
-        cap = sessions + 64
+        cap = sessions + PROBE_ROOM
         with open(os.path.join(work, "relaynode.conf"), "a") as f:
-            f.write("max_sessions = %d\n" % cap)
+            f.write("max_sessions = %d\ndelivery_concurrency = %d\n"
+                    % (cap, DELIVERY_CONCURRENCY))
         ldif = ("dn: cn=Default node1,cn=node1,cn=Default-Site,cn=Sites,%s\nchangetype: modify\n"
-                "replace: relayMaxInboundConnection\nrelayMaxInboundConnection: %d\n-\n"
+                "replace: relayMaxInboundConnection\nrelayMaxInboundConnection: unlimited\n-\n"
                 "replace: relayConnectionTimeout\nrelayConnectionTimeout: 86400\n-\n"
                 "replace: relayConnectionInactivityTimeout\n"
-                "relayConnectionInactivityTimeout: 86400\n" % (env["RELAY_BASE"], cap))
+                "relayConnectionInactivityTimeout: 86400\n" % env["RELAY_BASE"])
         subprocess.run(["ldapmodify", "-x", "-H", env["SLAPD_URI"], "-D", env["ADMIN_DN"],
                         "-y", env["ADMIN_PW_FILE"]], input=ldif.encode(), check=True,
                        stdout=subprocess.DEVNULL)
@@ -306,9 +323,9 @@ def main():
         print("# sessions_bench %s, %d cpu(s) (%s), kernel %s, build %s" % (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), cpu,
             os.uname().release, build))
-        print("# node: RLIMIT_NOFILE %d, max_sessions %d; connector MaxInboundConnection %d, "
-              "per source 20 (default); idle sessions from %d sources 127.1.x.y; "
-              "%d fresh sessions timed per step" % (nofile, cap, cap, a.sources, a.probes))
+        print("# node: RLIMIT_NOFILE %d, max_sessions %d; connector MaxInboundConnection "
+              "unlimited (max_sessions bounds the node), per source 20 (default); idle sessions from %d sources 127.1.x.y; "
+              "%d fresh sessions timed per step" % (nofile, cap, a.sources, a.probes))
         if sessions < want:
             print("# note: the hard RLIMIT_NOFILE (%d) holds %d sessions, not %d"
                   % (nofile, sessions, want))
