@@ -277,6 +277,16 @@ def print_rows(title, rows):
             r["p99"], r["max"], r["secs"]))
         if r["dropped"]:
             print("# note: %d idle sessions were written to or closed by the node" % r["dropped"])
+    if len(rows) > 2:
+        xs = [r["n"] for r in rows]
+        mx = sum(xs) / len(xs)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        for k in ("rss", "pss"):
+            ys = [r[k] for r in rows]
+            my = sum(ys) / len(ys)
+            rows[0]["fit_" + k] = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        print("# per session, least-squares slope over the steps: VmRSS %.2f KiB, Pss %.2f KiB"
+              % (rows[0]["fit_rss"], rows[0]["fit_pss"]))
 
 
 def main():
