@@ -7,6 +7,7 @@
  * goes to smtp_verbs_dispatch. Loop thread only. */
 #include "node/smtp/smtp_session-private.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -78,6 +79,13 @@ static bool session_read_command(struct smtp_session *s)
         return false;
     }
     size_t n = ll - 1;
+    if (n + 1 > s->line_cap) {        /* an AUTH line over max_command_line: at most once */
+        explicit_bzero(s->line, s->line_cap);
+        free(s->line);
+        s->line_cap = (size_t)(limit > s->n->max_command_line ? limit
+                                                              : s->n->max_command_line) + 1;
+        s->line = xmalloc(s->line_cap);
+    }
     memcpy(s->line, buf, n);
     s->line[n] = '\0';
     evbuffer_drain(in, ll + 1);

@@ -98,7 +98,8 @@ struct smtp_session {
     const char *chunk_error;           /* BDAT refused before its bytes: reply after them */
 
     /* Input discipline. */
-    char *line;                        /* owned: one command line, n->max_command_line bytes */
+    char *line;                        /* owned: one command line, line_cap bytes with its NUL */
+    size_t line_cap;                   /* max_command_line + 1, grown once for a longer AUTH line */
     bool discarding;                   /* inside an over-long command line */
     size_t discarded;
     bool out_paused;                   /* too much unread output: stop reading commands */

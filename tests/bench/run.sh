@@ -40,4 +40,12 @@ if [ -x "$B/relaynode" ]; then
   TMPDIR=$tmp /usr/bin/python3 tests/bench/recipients_bench.py "$B" \
     --users "${RCPT_USERS:-100000}" || { echo "recipients_bench exited $?" >&2; rc=1; }
 fi
+
+# Idle sessions: 10,000 held open (plain, then after STARTTLS), memory per session and the
+# latency of fresh sessions meanwhile (SESSIONS_N=10000).
+if [ -x "$B/relaynode" ]; then
+  echo "## sessions_bench (idle sessions: memory per session, fresh-session latency)"
+  /usr/bin/python3 tests/bench/sessions_bench.py "$B" --sessions "${SESSIONS_N:-10000}" ||
+    { echo "sessions_bench exited $?" >&2; rc=1; }
+fi
 exit $rc
