@@ -7,10 +7,10 @@ the node itself uses), not sent over SMTP one by one. The spool lives on /dev/sh
 filling it takes seconds: fsync there is free, and the disk's speed is not what is measured.
 The node loads them, then gets SIGUSR1 (what `relayctl queue retry` sends) and rescans them
 while one SMTP session sends NOOPs, one at a time, until the rescan has ended (at least 200).
-The longest NOOP reply must stay within 50 ms of the longest one before the rescan (the
-machine's own noise, measured first on the same session): a rescan that reads the message
-files on the loop (before the fix: each file read and CRC-checked in full) holds every reply
-for seconds.
+The node's loop-latency probe must not report a stall of 50 ms or more during the rescan
+(a stalled loop delays every session's replies), and no NOOP may wait a second: a rescan
+that reads the message files on the loop (before the fix: each file read and CRC-checked in
+full) held every reply for seconds (4,026 ms measured).
 The rescan must also check all 100,000 messages and keep them all. The figures are printed.
 """
 import os
@@ -29,7 +29,9 @@ from rnnode import Client, eventually  # noqa: E402
 ROOT = rnnode.ROOT
 N = 100000
 MIN_NOOPS = 200
-LIMIT_MS = 50.0
+LIMIT_MS = 50.0      # node/common/looplat's threshold (LOOPLAT_THRESHOLD_MS)
+REPORT_S = 10        # its report period (LOOPLAT_REPORT_S)
+LOOSE_MS = 1000.0    # the client's view, scheduler noise included
 
 FILL = r'''
 /* Fill a spool with N committed messages, each deferred: the state says attempt 1, one
@@ -180,17 +182,25 @@ def main():
             cl.ehlo()
             base = noops(cl, count=MIN_NOOPS)
             t.diag("before the rescan (this machine's own noise): " + describe(base))
+            mark = len(node.log())
             node.signal(signal.SIGUSR1)
             lat = noops(cl, until=lambda: bool(done_lines()))
             seen = bool(done_lines())
             cl.cmd("QUIT")
         worst = max(x[1] for x in lat)
-        noise = max(x[1] for x in base)
         t.diag("during the rescan: " + describe(lat))
-        # What the rescan adds is measured against the same session's worst reply before it:
-        # on a loaded machine the scheduler alone can hold a reply for tens of ms.
-        t.ok(worst < LIMIT_MS + noise, "no NOOP reply waited %.0f ms or more longer than "
-             "before the rescan (max %.1f ms, before %.1f ms)" % (LIMIT_MS, worst, noise))
+        # The node's own probe (node/common/looplat.c) closes a period every LOOPLAT_REPORT_S
+        # (10 s) and logs it when the loop went 50 ms or more without running its events:
+        # wait for the period holding the rescan's end to close, then no report may follow
+        # the SIGUSR1. This is the delay the rescan can cause to every session's replies; the
+        # client's own timings add the machine's scheduling noise (on a loaded 2-core box,
+        # tens of ms with no stall in the node), so they are shown and only bounded loosely.
+        time.sleep(REPORT_S + 1)
+        stalls = re.findall(r"node loop-latency max_ms=([0-9.]+)", node.log()[mark:])
+        t.ok(not stalls, "the event loop never stalled %.0f ms or more during the rescan "
+             "(node loop-latency reports after SIGUSR1: %r)" % (LIMIT_MS, stalls))
+        t.ok(worst < LOOSE_MS, "no NOOP reply waited %.0f ms (max %.1f ms; before the rescan "
+             "fix: 4,026 ms)" % (LOOSE_MS, worst))
         t.ok(seen and done_lines()[-1] == (str(N), "0"),
              "the rescan ended, every message checked, none lost to an error",
              "rescan-done lines: %r" % done_lines())

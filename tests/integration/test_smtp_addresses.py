@@ -111,7 +111,7 @@ def main():
         E.ldapmodify("dn: cn=example.com,cn=Accepted Domains,ou=Relay,dc=example,dc=com\n"
                      "changetype: modify\nreplace: relayAddressBookEnabled\n"
                      "relayAddressBookEnabled: FALSE\n-\n")
-        t.ok(eventually(lambda: rcpt_reply(E, "nobody.%d@example.com" % PID) == RCPT_OK, 15),
+        t.ok(eventually(lambda: rcpt_reply(E, "nobody.%d@example.com" % os.getpid()) == RCPT_OK, 15),
              "example.com's recipient lookup off (relayAddressBookEnabled FALSE)")
         t.run("RCPT TO:<postmaster> -> postmaster@ the default accepted domain",
               case_bare_postmaster, E)
