@@ -3,7 +3,7 @@
  * are fixed words are resolved once here, so the session, committer and delivery paths only
  * add to an atomic; the per-connector series are looked up once per session. No label value
  * ever comes from a client: connectors come from the snapshot, mechanisms from the offered
- * set, rights from the rights table. Made by the daemon, shared by pointer (node.h). */
+ * set, rights from the rights table, filters from the bootstrap's milter key. Made by the daemon, shared by pointer (node.h). */
 #ifndef RN_RELAYMETRICS_H
 #define RN_RELAYMETRICS_H
 #include <stdbool.h>
