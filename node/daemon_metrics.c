@@ -12,6 +12,7 @@
 #include "node/delivery/queue.h"
 #include "node/metrics/metrics_http.h"
 #include "node/metrics/relaymetrics.h"
+#include "node/milter/milter.h"
 #include "node/spool/committer.h"
 
 /* A peer whose last heartbeat is older than this many heartbeat periods is unreachable, as
@@ -76,6 +77,7 @@ int daemon_metrics_setup(struct daemon *d, char *err, size_t errlen)
     struct node *n = &d->n;
     n->metrics = relay_metrics_new();
     committer_set_metrics(n->committer, n->metrics->commit_batch, n->metrics->commit_seconds);
+    milter_cfg_metrics(n->milter, n->metrics);
     const struct boot_endpoint *e = &n->boot.metrics_listen;
     if (!e->port)
         return 0;

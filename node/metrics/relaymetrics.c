@@ -23,6 +23,7 @@ static const char *const reload_results[RM_NRELOAD] = {"applied", "unchanged", "
                                                        "failed"};
 static const char *const peer_states[RM_NPEER] = {"current", "ahead", "behind", "stale",
                                                   "unreachable"};
+static const char *const bypass_reasons[RM_NBYPASS] = {"bypass_antispam", "connector_off"};
 static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                         0.25, 0.5, 1, 2.5, 5, 10};
 static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
@@ -125,6 +126,45 @@ static void families_directory(struct relay_metrics *rm)
         rm->peers[i] = one(f, peer_states[i], NULL);
 }
 
+/* The filter label set is fixed at start (the milter key): at most RM_MILTERS filters, 3
+ * stages, 5 verdicts, 4 error reasons; the latency buckets are the commit's (a local filter
+ * answers in a millisecond, a scanning one in seconds, the command timeout bounds it). */
+static void families_milter(struct relay_metrics *rm)
+{
+    const char *vlabels[] = {"filter", "stage", "verdict", NULL};
+    char err[RN_ERRLEN];
+    rm->milter_verdicts = metrics_register(rm->reg, METRIC_COUNTER,
+        "relaynode_milter_verdicts_total", "Content filter verdicts (accept, reject, tempfail, "
+        "discard, quarantine), by filter and by stage (mail, rcpt, eom) they answered",
+        vlabels, RM_MILTERS * 3 * 5, NULL, 0, 1, err, sizeof err);
+    rm->milter_defaults = metrics_register(rm->reg, METRIC_COUNTER,
+        "relaynode_milter_default_verdicts_total", "The verdicts of milter_verdicts_total that "
+        "came from milter_default_action (the filter could not be asked)", vlabels,
+        RM_MILTERS * 3 * 5, NULL, 0, 1, err, sizeof err);
+    if (!rm->milter_verdicts || !rm->milter_defaults) {
+        fprintf(stderr, "relaymetrics: %s\n", err);
+        abort();
+    }
+    rm->milter_latency = reg(rm, METRIC_HISTOGRAM, "relaynode_milter_latency_seconds",
+                             "Time from asking a filter a step to its answer that decided "
+                             "its part (a refusal, or its verdict on the message)", "filter",
+                             NULL, RM_MILTERS, latency_bounds, NB(latency_bounds), 1e-9);
+    rm->milter_errors = reg(rm, METRIC_COUNTER, "relaynode_milter_errors_total",
+                            "Filters that could not be asked, by filter and reason (connect, "
+                            "timeout, closed, protocol)", "filter", "reason", RM_MILTERS * 4,
+                            NULL, 0, 1);
+    struct metric_family *f = reg(rm, METRIC_COUNTER, "relaynode_milter_bypassed_total",
+                                  "Transactions (at MAIL) that no filter saw, by reason "
+                                  "(bypass_antispam, connector_off)", "reason", NULL,
+                                  RM_NBYPASS, NULL, 0, 1);
+    for (size_t i = 0; i < RM_NBYPASS; i++)
+        rm->milter_bypassed[i] = one(f, bypass_reasons[i], NULL);
+    rm->milter_header_changes = one(reg(rm, METRIC_COUNTER,
+                                        "relaynode_milter_header_changes_total",
+                                        "Header changes from the filters written into spooled "
+                                        "messages", NULL, NULL, 1, NULL, 0, 1), NULL, NULL);
+}
+
 struct relay_metrics *relay_metrics_new(void)
 {
     struct relay_metrics *rm = xcalloc(1, sizeof *rm);
@@ -132,8 +172,7 @@ struct relay_metrics *relay_metrics_new(void)
     families_smtp(rm);
     families_queue(rm);
     families_directory(rm);
-    /* MILTER: the milter client's families (verdicts by verdict, latency histogram) are
-     * registered here, beside the others, when it lands; none is invented before. */
+    families_milter(rm);
     return rm;
 }
 

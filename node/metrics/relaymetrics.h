@@ -3,7 +3,7 @@
  * are fixed words are resolved once here, so the session, committer and delivery paths only
  * add to an atomic; the per-connector series are looked up once per session. No label value
  * ever comes from a client: connectors come from the snapshot, mechanisms from the offered
- * set, rights from the rights table. Made by the daemon, shared by pointer (node.h). */
+ * set, rights from the rights table, filters from the bootstrap's milter key. Made by the daemon, shared by pointer (node.h). */
 #ifndef RN_RELAYMETRICS_H
 #define RN_RELAYMETRICS_H
 #include <stdbool.h>
@@ -19,6 +19,8 @@ enum rm_peer { RM_PEER_CURRENT, RM_PEER_AHEAD, RM_PEER_BEHIND, RM_PEER_STALE,
 enum rm_auth { RM_AUTH_SUCCESS, RM_AUTH_FAILURE, RM_AUTH_TEMPFAIL, RM_NAUTH };
 #define RM_MECHS 4                     /* PLAIN, LOGIN, GSSAPI, other */
 #define RM_RIGHTS 26                   /* RIGHT_COUNT (directory/rights.h) */
+enum rm_bypass { RM_BYPASS_ANTISPAM, RM_BYPASS_CONNECTOR, RM_NBYPASS };
+#define RM_MILTERS 16                  /* filters the milter key takes (milter_proto.c) */
 
 struct relay_metrics {
     struct metrics *reg;                                   /* owned */
@@ -33,8 +35,15 @@ struct relay_metrics {
     struct metric_family *dir_version;                     /* info {version}, set at scrape */
     struct metric_series *dir_stale, *dir_stale_seconds;   /* gauges, set at scrape */
     struct metric_series *peers[RM_NPEER];                 /* {state}, set at scrape */
-    /* Milter verdicts and latency: registered here by the milter client when it lands
-     * (docs/operations.md "Metrics"); nothing is reported for it until then. */
+    /* The milter client's families: the {filter, ...} series are resolved once at start by
+     * milter_cfg_metrics (node/milter/milter.h), the filter label being the configured
+     * endpoint (bounded by the bootstrap: at most RM_MILTERS, never client input). */
+    struct metric_family *milter_verdicts;     /* {filter, stage, verdict} */
+    struct metric_family *milter_defaults;     /* {filter, stage, verdict}: the default's */
+    struct metric_family *milter_latency;      /* histogram {filter} */
+    struct metric_family *milter_errors;       /* {filter, reason} */
+    struct metric_series *milter_bypassed[RM_NBYPASS];  /* {reason} */
+    struct metric_series *milter_header_changes;
 };
 
 /* The node's registry with every family; caller frees with relay_metrics_free. */

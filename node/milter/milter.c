@@ -14,12 +14,28 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "directory/base/util.h"
+#include "node/metrics/relaymetrics.h"
+
+/* Why a filter could not be asked (relaynode_milter_errors_total{reason}). */
+enum filt_why { WHY_PROTOCOL, WHY_CONNECT, WHY_TIMEOUT, WHY_CLOSED, WHY_N };
+static const char *const why_names[WHY_N] = {"protocol", "connect", "timeout", "closed"};
+/* The verdict label: the four actions, and quarantine (an accept that holds the message). */
+enum { V_ACCEPT, V_REJECT, V_TEMPFAIL, V_DISCARD, V_QUARANTINE, V_N };
+static const char *const verdict_names[V_N] = {"accept", "reject", "tempfail", "discard",
+                                               "quarantine"};
+static const char *const stage_names[3] = {"mail", "rcpt", "eom"};
+
+/* One filter's series, resolved at start (milter_cfg_metrics). */
+struct milter_series {
+    struct metric_series *verdict[3][V_N], *dflt[3][V_N], *latency, *error[WHY_N];
+};
 
 /* One filter's connection for the transaction. */
 struct filt {
@@ -31,6 +47,8 @@ struct filt {
     bool dead;                         /* failed, default not accept: every later stage of
                                         * the transaction gets the default action too */
     bool refused, connected;
+    enum filt_why why;                 /* set where a failure is seen; protocol otherwise */
+    uint64_t t0;                       /* ns, monotonic: when this stage was asked of it */
 };
 
 struct milter_job {
@@ -80,8 +98,54 @@ void milter_cfg_free(struct milter_cfg **cp)
     if (!*cp)
         return;
     free((*cp)->ep);
+    free((*cp)->ms);
     free(*cp);
     *cp = NULL;
+}
+
+void milter_cfg_metrics(struct milter_cfg *c, struct relay_metrics *rm)
+{
+    if (!c || !rm || c->ms || !c->nep)
+        return;
+    c->ms = xcalloc(c->nep, sizeof *c->ms);
+    for (size_t k = 0; k < c->nep; k++) {
+        struct milter_series *ms = &c->ms[k];
+        char name[160];
+        milter_endpoint_name(&c->ep[k], name, sizeof name);
+        for (int st = 0; st < 3; st++)
+            for (int v = 0; v < V_N; v++) {
+                const char *values[] = {name, stage_names[st], verdict_names[v]};
+                ms->verdict[st][v] = metrics_series(rm->milter_verdicts, values);
+                ms->dflt[st][v] = metrics_series(rm->milter_defaults, values);
+            }
+        const char *one[] = {name};
+        ms->latency = metrics_series(rm->milter_latency, one);
+        for (int w = 0; w < WHY_N; w++) {
+            const char *values[] = {name, why_names[w]};
+            ms->error[w] = metrics_series(rm->milter_errors, values);
+        }
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Filter k's answer a for the current stage (quarantine: an accept that holds), and whether
+ * milter_default_action gave it. Atomics only (node/metrics/metrics.h). */
+static void filt_count(struct milter_job *j, size_t k, enum milter_action a, bool quarantine,
+                       bool defaulted)
+{
+    if (!j->cfg->ms)
+        return;
+    int v = a == MILTER_REJECT ? V_REJECT : a == MILTER_TEMPFAIL ? V_TEMPFAIL
+          : a == MILTER_DISCARD ? V_DISCARD : quarantine ? V_QUARANTINE : V_ACCEPT;
+    metrics_inc(j->cfg->ms[k].verdict[j->stage][v], 1);
+    if (defaulted)
+        metrics_inc(j->cfg->ms[k].dflt[j->stage][v], 1);
 }
 
 bool milter_cfg_active(const struct milter_cfg *c)
@@ -96,22 +160,6 @@ static void arm(struct milter_job *j, unsigned seconds)
 }
 
 static void stage_run(struct milter_job *j);
-
-static void job_count(struct milter_job *j)
-{
-    struct milter_stats *st = &j->cfg->stats;
-    switch (j->v.r.action) {
-    case MILTER_ACCEPT: st->accepted++; break;
-    case MILTER_REJECT: st->rejected++; break;
-    case MILTER_TEMPFAIL: st->tempfailed++; break;
-    case MILTER_DISCARD: st->discarded++; break;
-    case MILTER_FAILED: break;
-    }
-    if (j->v.r.action == MILTER_ACCEPT && j->v.r.quarantine)
-        st->quarantined++;
-    if (j->v.defaulted)
-        st->defaulted++;
-}
 
 /* The stage has its verdict: done() runs from the loop, never inside a caller's call. */
 static void stage_finish(struct milter_job *j)
@@ -153,8 +201,10 @@ static bool filt_settle(struct milter_job *j, struct filt *f)
         flush_out(f);
         filt_close(f);
         f->out = true;
-        if (a == MILTER_FAILED) {
-            j->cfg->stats.failures++;
+        bool failed = a == MILTER_FAILED;
+        if (failed) {
+            if (j->cfg->ms)
+                metrics_inc(j->cfg->ms[f->k].error[f->why], 1);
             a = j->cfg->dflt == MILTER_DEFAULT_ACCEPT ? MILTER_ACCEPT
               : j->cfg->dflt == MILTER_DEFAULT_REJECT ? MILTER_REJECT : MILTER_TEMPFAIL;
             j->v.defaulted = true;
@@ -167,6 +217,9 @@ static bool filt_settle(struct milter_job *j, struct filt *f)
         } else if (a != MILTER_ACCEPT && a != MILTER_DISCARD) {
             j->v.defaulted = false;
         }
+        filt_count(j, f->k, a, r->quarantine, failed);
+        if (!failed && j->cfg->ms)
+            metrics_observe(j->cfg->ms[f->k].latency, now_ns() - f->t0);
         if (a == MILTER_DISCARD && j->stage != STAGE_EOM) {
             j->discard = true;         /* the message is dropped at its end */
             a = MILTER_ACCEPT;
@@ -196,6 +249,9 @@ static bool filt_settle(struct milter_job *j, struct filt *f)
         enum milter_action a = j->stage == STAGE_RCPT ? milter_conv_rcpt_verdict(c, &text)
                                                       : MILTER_ACCEPT;
         if (a != MILTER_ACCEPT) {      /* this recipient refused, the rest goes on */
+            filt_count(j, f->k, a, false, false);
+            if (j->cfg->ms)
+                metrics_observe(j->cfg->ms[f->k].latency, now_ns() - f->t0);
             j->v.r.action = a;
             j->v.filter = (int)f->k;
             j->v.r.stage = "rcpt";
@@ -238,6 +294,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         arm(f->j, f->j->cfg->command_timeout);
         return;
     }
+    f->why = f->connected ? WHY_CLOSED : WHY_CONNECT;
     milter_conv_fail(f->conv, (what & BEV_EVENT_EOF) ? "the filter closed the connection"
                                                       : "connection failed");
     after_event(f->j, f);
@@ -249,6 +306,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (j->cur >= j->cfg->nep || !j->f[j->cur].conv)
         return;
     struct filt *f = &j->f[j->cur];
+    f->why = f->connected && !f->refused ? WHY_TIMEOUT : WHY_CONNECT;
     milter_conv_fail(f->conv, f->refused ? "connection refused"
                               : f->connected ? "timeout waiting for the filter"
                               : "timeout connecting to the filter");
@@ -259,8 +317,6 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct milter_job *j = arg;
     int stage = j->stage;
-    if (stage == STAGE_EOM || (stage == STAGE_MAIL && j->v.r.action != MILTER_ACCEPT))
-        job_count(j);
     /* The verdict moves out first: done() may start the next stage (a pipelined RCPT). */
     struct milter_verdict v = j->v;
     j->v.r.mods = NULL;
@@ -336,11 +392,13 @@ static void stage_run(struct milter_job *j)
             j->v.filter = (int)f->k;
             rn_strlcpy(j->v.r.text, "the filter failed earlier in this transaction",
                        sizeof j->v.r.text);
+            filt_count(j, f->k, j->v.r.action, false, true);
             stage_finish(j);
             return;
         }
         if (f->out)
             continue;
+        f->t0 = now_ns();
         if (!f->conv) {
             filt_start(j, f);
             return;                    /* after_event picks it up */
@@ -383,7 +441,6 @@ struct milter_job *milter_job_start(struct event_base *base, struct milter_cfg *
         j->f[k] = (struct filt){.j = j, .k = k};
     j->ev_timer = evtimer_new(base, on_timer, j);
     j->ev_done = event_new(base, -1, 0, on_done, j);
-    cfg->stats.messages++;
     stage_begin(j, STAGE_MAIL);
     return j;
 }

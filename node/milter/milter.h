@@ -17,23 +17,13 @@ struct event_base;
 /* milter_default_action: what a filter that cannot be asked means. */
 enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEFAULT_REJECT };
 
-/* Counters for the metrics code to read (loop thread only). */
-struct milter_stats {
-    uint64_t messages;       /* transactions started through the filters (at MAIL) */
-    uint64_t bypassed;       /* transactions with Bypass-Anti-Spam: no filter asked (the
-                              * session counts them) */
-    uint64_t accepted, rejected, tempfailed, discarded, quarantined;   /* verdicts at the end
-                              * of a message, and refusals at MAIL */
-    uint64_t failures;       /* filters that could not be asked (each one) */
-    uint64_t defaulted;      /* verdicts that came from milter_default_action */
-    uint64_t header_changes; /* header modifications applied */
-};
-
+struct relay_metrics;
+struct milter_series;
 struct milter_cfg {
     struct milter_endpoint *ep; size_t nep;   /* owned; nep == 0: no filtering */
     unsigned connect_timeout, command_timeout;    /* seconds */
     enum milter_default dflt;
-    struct milter_stats stats;
+    struct milter_series *ms;                 /* owned: nep of them; NULL: nothing counted */
 };
 
 /* A stage's verdict handed to done(): action (never MILTER_FAILED: the default action has
@@ -52,6 +42,10 @@ struct milter_cfg *milter_cfg_new(const char *spec, unsigned connect_timeout,
                                   unsigned command_timeout, enum milter_default dflt,
                                   char *err, size_t errlen);
 void milter_cfg_free(struct milter_cfg **c);
+/* Resolve each filter's metric series once (node/metrics/relaymetrics.h: verdicts, default
+ * verdicts, latency, errors, labelled with the endpoint's name); from then on a job only adds
+ * to atomics. Setup only, before any job; no-op on a NULL c or rm. */
+void milter_cfg_metrics(struct milter_cfg *c, struct relay_metrics *rm);
 /* Whether messages are filtered at all (at least one endpoint). */
 bool milter_cfg_active(const struct milter_cfg *c);
 

@@ -21,6 +21,7 @@
 #include "directory/base/util.h"
 #include "node/common/log.h"
 #include "node/common/worker.h"
+#include "node/metrics/relaymetrics.h"
 #include "node/milter/milter.h"
 #include "node/spool/spool.h"
 
@@ -126,8 +127,8 @@ static void apply_done(void *arg)
     struct session_milter *sm = s->milt;
     char qe[512];
     s->busy = false;
-    if (sm->qrc == 0 && sm->nh)
-        s->n->milter->stats.header_changes += sm->nmods;
+    if (sm->qrc == 0 && sm->nh && s->n->metrics)
+        metrics_inc(s->n->metrics->milter_header_changes, sm->nmods);
     if (sm->qrc == 0 && !sm->quarantine) {
         struct spool_msg *m = sm->m;
         sm->m = NULL;
@@ -270,8 +271,10 @@ bool session_milter_mail(struct smtp_session *s, const struct smtp_mail *mail)
     session_milter_free(s);
     struct milter_cfg *cfg = s->n->milter;
     if (!session_milter_wanted(s)) {
-        if (milter_cfg_active(cfg) && s->c->milter_enabled)
-            cfg->stats.bypassed++;  /* ms-Exch-Bypass-Anti-Spam: no filter is asked */
+        if (milter_cfg_active(cfg) && s->n->metrics)   /* no filter is asked: say why */
+            metrics_inc(s->n->metrics->milter_bypassed[s->c->milter_enabled
+                                                       ? RM_BYPASS_ANTISPAM
+                                                       : RM_BYPASS_CONNECTOR], 1);
         return false;
     }
     struct session_milter *sm = xcalloc(1, sizeof *sm);

@@ -21,6 +21,11 @@ loopback sink):
     not give here: quarantine (250, the file in the spool's quarantine/, never delivered),
     discard (250, not delivered, logged), and a reply the protocol does not know (the
     default action)
+Every case also scrapes the node's metrics endpoint (metrics_listen, parsed with Prometheus'
+own parser, python3-prometheus-client) and checks that the relaynode_milter_* series moved by
+exactly what the case did and nothing else: the verdict by filter, stage and verdict, the
+default verdicts and errors of a filter that could not be asked, the latency histogram's
+count, the bypassed transactions (and no filter series), the header changes written.
 """
 import os
 import re
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
@@ -191,6 +197,10 @@ class CountingProxy:
 
     def stop(self):
         self.stopping = True
+        try:   # wakes the accept() of the thread: without it the socket still listens
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -270,6 +280,64 @@ def send(E, subject, body, source=None, rcpt=None):
     return r[-1]
 
 
+def scrape(E):
+    """{(sample name, frozenset(labels)): value} of the relaynode_milter_* families from the
+    node's GET /metrics, parsed by the real Prometheus parser (buckets and sums left out:
+    counts are exact, times are not)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % E.metrics_port,
+                                timeout=10) as r:
+        body = r.read().decode()
+    out = {}
+    for f in text_string_to_metric_families(body):
+        for sm in f.samples:
+            if sm.name.startswith("relaynode_milter_") and \
+                    not sm.name.endswith(("_bucket", "_sum")):
+                out[(sm.name, frozenset(sm.labels.items()))] = sm.value
+    return out
+
+
+def moved(before, after):
+    """The milter series that changed, as {"name{k=v,...}": delta}."""
+    d = {}
+    for k, v in after.items():
+        if v != before.get(k, 0.0):
+            d["%s{%s}" % (k[0], ",".join("%s=%s" % kv for kv in sorted(k[1])))] = \
+                v - before.get(k, 0.0)
+    return d
+
+
+def series(name, **labels):
+    return "%s{%s}" % (name, ",".join("%s=%s" % kv for kv in sorted(labels.items())))
+
+
+def verdict(filt, stage, v, n=1):
+    return {series("relaynode_milter_verdicts_total", filter=filt, stage=stage, verdict=v): n}
+
+
+def defaulted(filt, stage, v, n=1):
+    d = verdict(filt, stage, v, n)
+    d[series("relaynode_milter_default_verdicts_total", filter=filt, stage=stage,
+             verdict=v)] = n
+    return d
+
+
+def error(filt, reason, n=1):
+    return {series("relaynode_milter_errors_total", filter=filt, reason=reason): n}
+
+
+def latency(filt, n=1):
+    return {series("relaynode_milter_latency_seconds_count", filter=filt): n}
+
+
+def expect(c, before, after, what, *parts):
+    want = {}
+    for p in parts:
+        for k, v in p.items():
+            want[k] = want.get(k, 0) + v
+    c.eq(moved(before, after), want, "metrics moved by exactly: %s" % what)
+
+
 def logged(E, pattern, timeout=10):
     """The node's log holds pattern (the log is written by its own thread: wait for it)."""
     return eventually(lambda: re.search(pattern, E.node.log()), timeout)
@@ -283,7 +351,11 @@ def case_gtube_rejected(E, sink, proxy):
     c = Check()
     s = tag("gtube")
     before = proxy.connections
+    m0 = scrape(E)
     r = send(E, s, "spam follows\r\n" + GTUBE)
+    F = "inet:127.0.0.1:%d" % proxy.port
+    expect(c, m0, scrape(E), "one reject at eom, one latency", verdict(F, "eom", "reject"),
+           latency(F))
     c.true(r.startswith("550 5.7.1 "), "GTUBE: 550 5.7.1", r)
     c.true("Gtube pattern" in r, "the filter's own text follows the code", r)
     c.true(proxy.connections > before, "the filter was asked")
@@ -298,8 +370,18 @@ def case_gtube_rejected(E, sink, proxy):
 def case_clean_headers(E, sink, proxy):
     c = Check()
     s = tag("clean")
+    m0 = scrape(E)
     r = send(E, s, "a perfectly ordinary message")
     qid = queued_id(r)
+    m1 = scrape(E)
+    F = "inet:127.0.0.1:%d" % proxy.port
+    hc = series("relaynode_milter_header_changes_total")
+    changes = m1.get(("relaynode_milter_header_changes_total", frozenset()), 0) - \
+        m0.get(("relaynode_milter_header_changes_total", frozenset()), 0)
+    c.true(changes >= 2, "header changes counted (X-Spamd-Result, X-Rspamd-Queue-Id): %d"
+           % changes)
+    expect(c, m0, m1, "one accept at eom, one latency, the header changes",
+           verdict(F, "eom", "accept"), latency(F), {hc: changes})
     c.true(qid, "clean message accepted", r)
     got = eventually(lambda: delivered(sink, s), 30)
     if not c.true(got, "delivered to the sink"):
@@ -321,7 +403,10 @@ def case_bypass(E, sink, proxy):
     c = Check()
     s = tag("bypass")
     before = proxy.connections
+    m0 = scrape(E)
     r = send(E, s, GTUBE, source=CRM)
+    expect(c, m0, scrape(E), "bypassed{bypass_antispam} + 1, no filter series",
+           {series("relaynode_milter_bypassed_total", reason="bypass_antispam"): 1})
     c.true(queued_id(r), "Externally Secured (Bypass-Anti-Spam): GTUBE accepted", r)
     c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
     c.eq(proxy.connections, before, "no connection to the filter")
@@ -342,8 +427,11 @@ def case_connector_off(E, sink, proxy):
     E.node.reload(settle=1.0)
     s = tag("off")
     before = proxy.connections
+    m0 = scrape(E)
     r = send(E, s, GTUBE)
     c.true(queued_id(r), "relayMilterEnabled FALSE: GTUBE accepted", r)
+    expect(c, m0, scrape(E), "bypassed{connector_off} + 1, no filter series",
+           {series("relaynode_milter_bypassed_total", reason="connector_off"): 1})
     c.eq(proxy.connections, before, "no connection to the filter")
     c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
     p = ctl(E, "connector", "set", "Default node1", "--milter-enabled=TRUE")
@@ -372,6 +460,7 @@ def case_hanging_filter(E, sink):
     try:
         restart_with(E, milter="inet:127.0.0.1:%d" % hang.port, milter_command_timeout="3")
         result = {}
+        m0 = scrape(E)
 
         def slow():
             result["r"] = send(E, tag("hang"), "hello")
@@ -393,6 +482,9 @@ def case_hanging_filter(E, sink):
         r = result.get("r", "")
         c.true(r.startswith("451 4.7.1"), "silent filter: 451 4.7.1 (default tempfail)", r)
         c.true(2.5 <= took < 30, "after the command timeout (%.1f s)" % took)
+        H = "inet:127.0.0.1:%d" % hang.port
+        expect(c, m0, scrape(E), "a timeout error, the default tempfail at mail",
+               error(H, "timeout"), defaulted(H, "mail", "tempfail"))
         c.true(logged(E, r"smtp milter session=\S+ verdict=tempfail stage=negotiate \S+ "
                          r"default=yes .*text=\"?timeout"),
                "logged: default=yes, timeout", E.node.log_tail(10))
@@ -406,22 +498,32 @@ def case_filter_down(E, sink, proxy):
     restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port, milter_command_timeout="60",
                  milter_default_action="tempfail")
     proxy.stop()
+    F = "inet:127.0.0.1:%d" % proxy.port
     s = tag("down")
+    m0 = scrape(E)
     r = send(E, s, "hello")
     c.true(r.startswith("451 4.7.1"), "filter down: 451 4.7.1", r)
+    expect(c, m0, scrape(E), "a connect error, the default tempfail at mail",
+           error(F, "connect"), defaulted(F, "mail", "tempfail"))
     c.true(logged(E, r"smtp milter session=\S+ verdict=tempfail stage=\S+ filter=\S+ "
                      r"default=yes"), "logged default=yes", E.node.log_tail(10))
     restart_with(E, milter_default_action="accept")
     s = tag("down-accept")
+    m0 = scrape(E)
     r = send(E, s, GTUBE)
+    expect(c, m0, scrape(E), "a connect error, the default accept at mail (once)",
+           error(F, "connect"), defaulted(F, "mail", "accept"))
     c.true(queued_id(r), "milter_default_action = accept: accepted", r)
     c.true(eventually(lambda: delivered(sink, s), 30), "delivered")
     c.true(logged(E, r"smtp milter session=\S+ verdict=accept stage=\S+ filter=\S+ "
                      r"default=yes"), "logged: verdict=accept default=yes", E.node.log_tail(10))
     restart_with(E, milter_default_action="reject")
     s = tag("down-reject")
+    m0 = scrape(E)
     r = send(E, s, "hello")
     c.true(r.startswith("550 5.7.1"), "milter_default_action = reject: 550 5.7.1", r)
+    expect(c, m0, scrape(E), "a connect error, the default reject at mail",
+           error(F, "connect"), defaulted(F, "mail", "reject"))
     return c.result()
 
 
@@ -430,9 +532,13 @@ def case_scripted_verdicts(E, sink, work):
     f = ScriptedFilter(os.path.join(work, "filter.sock")).start()
     try:
         restart_with(E, milter="unix:" + f.path, milter_default_action="tempfail")
+        U = "unix:" + f.path
         f.eom = [(b"q", b"held by the test\0"), (b"a", b"")]
         s = tag("quarantine")
+        m0 = scrape(E)
         r = send(E, s, "hold me")
+        expect(c, m0, scrape(E), "one quarantine at eom", verdict(U, "eom", "quarantine"),
+               latency(U))
         qid = queued_id(r)
         c.true(qid, "quarantine: 250", r)
         qdir = os.path.join(E.spool_dir, "quarantine")
@@ -449,11 +555,14 @@ def case_scripted_verdicts(E, sink, work):
                  (b"m", struct.pack(">I", 1) + b"Subject\0changed-%d\0" % PID),
                  (b"m", struct.pack(">I", 1) + b"X-Drop\0\0"), (b"c", b"")]
         s3 = tag("change")
+        m0 = scrape(E)
         with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
             r = cl.send_message("sender@outside.test", ["milter-%d@example.com" % PID],
                                 "Subject: %s\r\nX-Drop: me\r\nX-Keep: me\r\n\r\nbody\r\n" % s3)[-1]
         qid = (queued_id(r) or "").split("@")[0]
         c.true(qid, "header changes: 250", r)
+        expect(c, m0, scrape(E), "one accept, three header changes", verdict(U, "eom", "accept"),
+               latency(U), {series("relaynode_milter_header_changes_total"): 3})
         got = eventually(lambda: [m for m in sink.messages()
                                   if b"X-Keep: me" in m["data"] and qid.encode() in m["data"]], 30)
         if c.true(got, "delivered"):
@@ -467,17 +576,25 @@ def case_scripted_verdicts(E, sink, work):
             c.true(b"X-Drop" not in head and b"X-Keep: me" in head, "X-Drop deleted", head)
         f.eom = [(b"d", b"")]
         s2 = tag("discard")
+        m0 = scrape(E)
         r = send(E, s2, "drop me")
+        expect(c, m0, scrape(E), "one discard at eom", verdict(U, "eom", "discard"), latency(U))
         c.true(queued_id(r), "discard: 250", r)
         c.true(logged(E, r"smtp discarded session=\S+ from=<sender@outside.test>"),
                "logged: discarded")
         f.eom = [(b"Z", b"")]
+        m0 = scrape(E)
         r = send(E, tag("unknown"), "what?")
+        expect(c, m0, scrape(E), "a protocol error, the default tempfail at eom",
+               error(U, "protocol"), defaulted(U, "eom", "tempfail"))
         c.true(r.startswith("451 4.7.1"), "a reply the protocol does not know: 451 4.7.1", r)
         c.true(logged(E, r"default=yes .*unknown or unsupported reply 0x5a"),
                "logged: the reason", E.node.log_tail(5))
         f.eom = [(b"y", b"451 4.7.1 Greylisted, come back later\0")]
+        m0 = scrape(E)
         r = send(E, tag("grey"), "later")
+        expect(c, m0, scrape(E), "the filter's own tempfail at eom (not a default)",
+               verdict(U, "eom", "tempfail"), latency(U))
         c.eq(r, "451 4.7.1 Greylisted, come back later", "a 4xx reply code with its text")
         time.sleep(2)
         c.eq(delivered(sink, s) + delivered(sink, s2), [],
@@ -499,6 +616,8 @@ def case_stage_verdicts(E, sink, work):
                     "nobody-%d@example.com" % PID: (b"y", b"550 5.1.1 No such user here\0"),
                     "later-%d@example.com" % PID: (b"y", b"451 4.2.1 Mailbox busy\0"),
                     "crash-%d@example.com" % PID: (b"CLOSE", b"")}
+        U = "unix:" + f.path
+        m0 = scrape(E)
         with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
             cl.ehlo()
             r = cl.cmd("MAIL FROM:<spammer@outside.test>")
@@ -527,6 +646,11 @@ def case_stage_verdicts(E, sink, work):
             c.true(r.startswith("451 4.7.1 "), "filter died at this RCPT: 451 4.7.1", r)
             r = cl.cmd("RCPT TO:<milter-%d@example.com>" % PID)
             c.true(r.startswith("451 4.7.1 "), "and the next RCPT too (fail closed)", r)
+        expect(c, m0, scrape(E), "refusals by stage; the dead filter's defaults at each RCPT",
+               verdict(U, "mail", "reject"), verdict(U, "mail", "tempfail"),
+               verdict(U, "rcpt", "reject"), verdict(U, "rcpt", "tempfail"),
+               verdict(U, "eom", "accept"), latency(U, 5), error(U, "closed"),
+               defaulted(U, "rcpt", "tempfail", 2))
         c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=mail"),
                "logged: stage=mail", E.node.log_tail(10))
         c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=rcpt"),
@@ -581,8 +705,9 @@ def main():
             E.ldapmodify("dn: cn=example.com,cn=Accepted Domains,ou=Relay,dc=example,dc=com\n"
                          "changetype: modify\nreplace: relayAddressBookEnabled\n"
                          "relayAddressBookEnabled: FALSE\n-\n")
+            E.metrics_port = rntest.free_port()
             restart_with(E, milter="inet:127.0.0.1:%d" % proxy.port,
-                         milter_command_timeout="60")
+                         milter_command_timeout="60", metrics_listen=str(E.metrics_port))
             t.run("GTUBE from an anonymous session: 550 5.7.1 with the filter's text",
                   case_gtube_rejected, E, sink, proxy)
             t.run("a clean message is delivered with rspamd's headers", case_clean_headers, E,

@@ -16,6 +16,7 @@
 #include "node/metrics/metrics.h"
 #include "node/metrics/metrics_http.h"
 #include "node/metrics/relaymetrics.h"
+#include "node/milter/milter.h"
 
 struct text { char *p; size_t n; };
 
@@ -277,6 +278,48 @@ static void relay_set(void **state)
 
 /* Request heads: only GET /metrics is served; the rest get their status, and a head that
  * does not end within the limit is refused, not buffered further. */
+static size_t count_lines(const char *text, const char *prefix)
+{
+    size_t n = 0, pl = strlen(prefix);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, prefix, pl) == 0)
+            n++;
+    return n;
+}
+
+/* The milter's families at their bound: 16 filters (the most the milter key takes), every
+ * {filter} series resolved at start with the endpoint as its label, none in "_overflow". */
+static void milter_series_bounded(void **state)
+{
+    (void)state;
+    char spec[1024] = "unix:/run/f0.sock", err[RN_ERRLEN] = "";
+    for (int i = 1; i < RM_MILTERS; i++)
+        snprintf(spec + strlen(spec), sizeof spec - strlen(spec), " inet:127.0.0.1:%d", 1000 + i);
+    struct milter_cfg *cfg = milter_cfg_new(spec, 5, 5, MILTER_DEFAULT_TEMPFAIL, err, sizeof err);
+    assert_non_null(cfg);
+    struct relay_metrics *rm = relay_metrics_new();
+    milter_cfg_metrics(NULL, rm);                    /* no-ops */
+    milter_cfg_metrics(cfg, NULL);
+    milter_cfg_metrics(cfg, rm);
+    metrics_inc(rm->milter_bypassed[RM_BYPASS_CONNECTOR], 2);
+    char *t = render(rm->reg);
+    assert_null(strstr(t, "_overflow"));
+    assert_int_equal(count_lines(t, "relaynode_milter_verdicts_total{"), RM_MILTERS * 3 * 5);
+    assert_int_equal(count_lines(t, "relaynode_milter_default_verdicts_total{"),
+                     RM_MILTERS * 3 * 5);
+    assert_int_equal(count_lines(t, "relaynode_milter_errors_total{"), RM_MILTERS * 4);
+    assert_int_equal(count_lines(t, "relaynode_milter_latency_seconds_count{"), RM_MILTERS);
+    assert_non_null(strstr(t, "relaynode_milter_verdicts_total{filter=\"unix:/run/f0.sock\","
+                              "stage=\"eom\",verdict=\"quarantine\"} 0\n"));
+    assert_non_null(strstr(t, "relaynode_milter_errors_total{filter=\"inet:127.0.0.1:1015\","
+                              "reason=\"protocol\"} 0\n"));
+    assert_non_null(strstr(t, "relaynode_milter_bypassed_total{reason=\"connector_off\"} 2\n"));
+    assert_non_null(strstr(t, "relaynode_milter_header_changes_total 0\n"));
+    free(t);
+    relay_metrics_free(&rm);
+    milter_cfg_free(&cfg);
+}
+
 static void http_classify(void **state)
 {
     (void)state;
@@ -330,6 +373,7 @@ int main(void)
         cmocka_unit_test(series_bounded),
         cmocka_unit_test(threads_exact),
         cmocka_unit_test(relay_set),
+        cmocka_unit_test(milter_series_bounded),
         cmocka_unit_test(http_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
