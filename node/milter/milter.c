@@ -64,6 +64,7 @@ struct milter_job {
     struct event *ev_timer, *ev_done;  /* owned */
     struct milter_verdict v;           /* the current stage's verdict */
     bool discard;                      /* a filter said discard before the end */
+    bool open;                         /* a stage is being decided (begun, not finished) */
     bool in_done, cancelled;           /* done() running; milter_job_cancel from inside it */
 };
 
@@ -164,6 +165,7 @@ static void stage_run(struct milter_job *j);
 /* The stage has its verdict: done() runs from the loop, never inside a caller's call. */
 static void stage_finish(struct milter_job *j)
 {
+    j->open = false;
     event_del(j->ev_timer);
     if (j->stage == STAGE_EOM && j->v.r.action == MILTER_ACCEPT && j->discard)
         j->v.r.action = MILTER_DISCARD;
@@ -266,8 +268,33 @@ static bool filt_settle(struct milter_job *j, struct filt *f)
     return false;
 }
 
+/* A filter not being asked right now (it passed this stage, or no stage is open) closed or
+ * sent what it had no reason to send: it is out of the transaction, and unless the default
+ * action is accept every later stage gets the default (dead). The stage another filter is
+ * deciding is left alone: settling it here would skip that filter's verdict, or answer it
+ * twice. */
+static void filt_aside(struct milter_job *j, struct filt *f)
+{
+    if (!f->conv || !milter_conv_done(f->conv))
+        return;
+    struct milter_result *r = milter_conv_result(f->conv);
+    bool failed = r->action == MILTER_FAILED;
+    if (!failed)
+        f->why = WHY_PROTOCOL;         /* a verdict nobody asked for */
+    if (j->cfg->ms)
+        metrics_inc(j->cfg->ms[f->k].error[f->why], 1);
+    filt_close(f);
+    f->out = true;
+    f->dead = j->cfg->dflt != MILTER_DEFAULT_ACCEPT;
+    milter_conv_free(&f->conv);
+}
+
 static void after_event(struct milter_job *j, struct filt *f)
 {
+    if (!j->open || j->cur >= j->cfg->nep || f != &j->f[j->cur]) {
+        filt_aside(j, f);
+        return;
+    }
     if (filt_settle(j, f)) {
         j->cur++;
         stage_run(j);
@@ -417,6 +444,7 @@ static void stage_begin(struct milter_job *j, int stage)
 {
     j->stage = stage;
     j->cur = 0;
+    j->open = true;
     milter_result_clear(&j->v.r);
     memset(&j->v, 0, sizeof j->v);
     j->v.filter = -1;

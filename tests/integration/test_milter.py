@@ -259,6 +259,13 @@ class ScriptedFilter:
                     k, v = self.refuse.get(addr, (b"c", b""))
                     if k == b"CLOSE":   # the filter dies on this one
                         return
+                    if k == b"CLOSE_LATER":   # passes this one, then dies v seconds later
+                        c.sendall(self._packet(b"c"))
+                        time.sleep(float(v))
+                        return
+                    if k == b"SLOW":   # v = (seconds, (command, data))
+                        time.sleep(v[0])
+                        k, v = v[1]
                     c.sendall(self._packet(k, v))
                 elif cmd == b"E":
                     c.sendall(b"".join(self._packet(k, v) for k, v in self.eom))
@@ -605,6 +612,39 @@ def case_scripted_verdicts(E, sink, work):
     return c.result()
 
 
+def case_earlier_filter_dies(E, sink, work):
+    """Two filters, milter_default_action = accept: the first passes a RCPT and then dies
+    while the second is still being asked. The first's failure must not settle the stage the
+    second is deciding (before the fix it did: the RCPT passed with the second filter never
+    heard, and the second's reject came to nobody)."""
+    c = Check()
+    a = ScriptedFilter(os.path.join(work, "first.sock")).start()
+    b = ScriptedFilter(os.path.join(work, "second.sock")).start()
+    try:
+        restart_with(E, milter="unix:%s unix:%s" % (a.path, b.path),
+                     milter_default_action="accept")
+        rcpt = "victim-%d@example.com" % PID
+        a.refuse = {rcpt: (b"CLOSE_LATER", b"0.3")}
+        b.refuse = {rcpt: (b"SLOW", (1.5, (b"y", b"550 5.7.1 Refused by the second\0")))}
+        with Client("127.0.0.1", E.smtp_port, timeout=60) as cl:
+            cl.ehlo()
+            c.eq(cl.cmd("MAIL FROM:<sender@outside.test>"), "250 2.1.0 Sender OK", "MAIL ok")
+            r = cl.cmd("RCPT TO:<%s>" % rcpt)
+            c.eq(r, "550 5.7.1 Refused by the second",
+                 "the second filter's verdict answers the RCPT")
+            # The first filter is gone; with accept as the default it is not asked again,
+            # and the second still is.
+            r = cl.cmd("RCPT TO:<milter-%d@example.com>" % PID)
+            c.eq(r, "250 2.1.5 Recipient OK", "the next RCPT: the second filter passes it")
+        c.true(logged(E, r"smtp milter session=\S+ verdict=reject stage=rcpt filter=unix:%s"
+                      % re.escape(b.path)), "logged: the second filter's reject",
+               E.node.log_tail(10))
+    finally:
+        a.stop()
+        b.stop()
+    return c.result()
+
+
 def case_stage_verdicts(E, sink, work):
     """Verdicts answer the stage they were given at: MAIL, one RCPT (the others go on)."""
     c = Check()
@@ -724,6 +764,8 @@ def main():
                   case_scripted_verdicts, E, sink, work)
             t.run("scripted filter: refusals at MAIL and at one RCPT answer those stages",
                   case_stage_verdicts, E, sink, work)
+            t.run("two filters: the first dies while the second decides; the second's "
+                  "verdict stands", case_earlier_filter_dies, E, sink, work)
             t.run("a milter endpoint that is not an IP address: file:line, no start",
                   case_bad_endpoint, E)
     finally:
