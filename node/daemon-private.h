@@ -93,6 +93,9 @@ struct certs_job {
     char **have; size_t nhave;        /* owned: names loaded already, not read again */
     struct tlsctx *node;              /* owned: the node certificate read, NULL if it failed */
     char node_err[RN_ERRLEN];
+    void *ca, *client;                /* owned (SIGHUP): tls_ca_file's store and the delivery
+                                       * client context (tls_cert), NULL if they failed */
+    char ca_err[RN_ERRLEN], client_err[RN_ERRLEN];
     struct tlsctx_named *named;       /* owned: the names read */
     size_t nnamed;
 };
@@ -149,8 +152,9 @@ void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_sn
 void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, struct certs_job *c);
 /* Free what c still holds. */
 void daemon_certs_end(struct certs_job *c);
-/* SIGHUP: a worker job reads the node certificate and the named ones again; a node
- * certificate that no longer loads keeps the one in use. */
+/* SIGHUP: a worker job reads the node certificate, the named ones, tls_ca_file and the
+ * delivery client context again; a node certificate, CA file or client context that no
+ * longer loads keeps the one in use (logged). */
 void daemon_certs_reread(struct daemon *d);
 
 /* daemon_cluster.c */

@@ -3,7 +3,9 @@
  * reads the names the new snapshot adds, on SIGHUP a job of its own reads every file again;
  * the loop only swaps the contexts in. Sessions keep no pointer into the sets (node_tls_for
  * at STARTTLS; an upgraded SSL holds its own SSL_CTX reference), so a swap is safe at any
- * moment. */
+ * moment. SIGHUP also reads tls_ca_file (the trust store, n->tls_ca) and the client context
+ * deliveries present (n->tls_client) again; a delivery under way holds its own references
+ * (smtpout.h), so the old ones are freed when the last user lets go. */
 #include <stdlib.h>
 #include <string.h>
 #include "directory/model.h"
@@ -52,6 +54,11 @@ void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_sn
     fault_sleep("cert-read");
     if (c->node_wanted)
         c->node = tlsctx_new(b->tls_cert, b->tls_key, c->node_err, sizeof c->node_err);
+    if (c->reread) {
+        c->ca = tlsctx_store_new(b->tls_ca_file, c->ca_err, sizeof c->ca_err);
+        c->client = tlsctx_client_new(b->tls_cert, b->tls_key, c->client_err,
+                                      sizeof c->client_err);
+    }
     for (size_t i = 0; snap && i < snap->nconnectors; i++) {
         const char *name = snap->connectors[i].tls_cert_name;
         if (!name || have_name(c, name) || named_find(c->named, c->nnamed, name))
@@ -71,6 +78,8 @@ void daemon_certs_end(struct certs_job *c)
     free(c->have);
     tlsctx_named_free(&c->named, &c->nnamed);
     tlsctx_free(&c->node);
+    tlsctx_store_free(c->ca);
+    tlsctx_client_free(c->client);
     if (c->snap)
         snapshot_unref(&c->snap);
     memset(c, 0, sizeof *c);
@@ -121,8 +130,25 @@ static void reread_run(void *arg)
     daemon_certs_read(j->d, &j->c, j->c.snap);
 }
 
+/* Swap *slot for the one read (*fresh, taken) or keep it when that failed (logged). */
+static void reread_swap(void **slot, void **fresh, void (*drop)(void *), const char *what,
+                        const char *why)
+{
+    char qe[RN_ERRLEN + 64];
+    if (*fresh) {
+        drop(*slot);
+        *slot = *fresh;
+        *fresh = NULL;
+        log_fact("-", "tls", "reloaded", "what=%s", what);
+    } else {
+        log_fact("-", "tls", "reload-failed", "what=%s error=%s keeping=current", what,
+                 log_quote(why, qe, sizeof qe));
+    }
+}
+
 /* A node certificate that no longer loads keeps the one in use (logged), never drops
- * STARTTLS; the named ones follow what the files say now. */
+ * STARTTLS; the named ones follow what the files say now. The trust store and the client
+ * context likewise keep the ones in use when the files no longer load. */
 static void reread_done(void *arg)
 {
     struct reread_job *j = arg;
@@ -138,6 +164,9 @@ static void reread_done(void *arg)
             log_fact("-", "tls", "certificate-failed", "name=node error=%s keeping=current",
                      log_quote(j->c.node_err, qe, sizeof qe));
         }
+        reread_swap(&n->tls_ca, &j->c.ca, tlsctx_store_free, "tls_ca_file", j->c.ca_err);
+        reread_swap(&n->tls_client, &j->c.client, tlsctx_client_free, "client-certificate",
+                    j->c.client_err);
         if (n->snap)
             daemon_certs_load(n, n->snap, &j->c);
     }

@@ -47,7 +47,6 @@ struct idle {
 struct delivery {
     struct node *n;
     struct dnsres *dns;
-    void *client_tls;             /* SSL_CTX for opportunistic STARTTLS to next hops */
     size_t inflight;
     bool stopping;
     unsigned mx_port;
@@ -219,12 +218,6 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
         free(d);
         return NULL;
     }
-    d->client_tls = tlsctx_client_new(n->boot.tls_cert, n->boot.tls_key, err, errlen);
-    if (!d->client_tls) {
-        dnsres_free(&d->dns);
-        free(d);
-        return NULL;
-    }
     return d;
 }
 
@@ -249,7 +242,6 @@ void delivery_free(struct delivery **dp)
     }
     d->waiting_tail = NULL;
     dnsres_free(&d->dns);          /* pending lookups end now as temporary failures */
-    tlsctx_client_free(d->client_tls);
     creds_free(d);
     free(d);
     *dp = NULL;
@@ -430,7 +422,7 @@ static void group_try(struct group *g)
                          : bodysrc_new(d->n, a->id),
         .refuse = a->refuse,
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
-        .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
+        .timeout_s = 60, .ssl_ctx = d->n->tls_client, .tls_required = g->sc->require_tls,
     };
     o.keep_open = 1;
     tls_policy(g, &o);

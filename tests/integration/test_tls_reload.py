@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""SIGHUP reloads tls_ca_file without a restart (node/daemon_certs.c), against a real slapd and
+a real node over real STARTTLS. deploy/pki/mkpartner.sh makes two CAs: the partner CA
+(ca.pem, which signed partner.pem) and another (otherca/ca.pem, which signed otherca.pem, a
+certificate naming the same partner). node1's tls_ca_file starts as a copy of the partner CA:
+partner.pem acts as Partner Servers, otherca.pem stays anonymous. The file is then replaced
+by the other CA and the node gets SIGHUP: otherca.pem is now the partner and partner.pem is
+refused, same process. A file that no longer loads keeps the CA in use (logged).
+"""
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rnnode  # noqa: E402
+import rntest  # noqa: E402
+from rnnode import Check, eventually  # noqa: E402
+from test_tls_principals import NOT_AUTH, RELAYCTL, relayctl, tls_session  # noqa: E402
+
+CONN = "Partner reload"
+
+
+def mail_reply(port, pki, name):
+    """MAIL's reply on the Partner connector after STARTTLS with certificate name."""
+    cl = tls_session(port, os.path.join(pki, name + ".pem"), os.path.join(pki, name + ".key"))
+    try:
+        return cl.cmd("MAIL FROM:<someone@partner.example>")
+    finally:
+        cl.close()
+
+
+def accepted(port, pki, name):
+    return mail_reply(port, pki, name).startswith("250 ")
+
+
+def replace(src, dst):
+    """Replace dst by src's bytes the way an admin's tool does (a new file renamed over)."""
+    shutil.copyfile(src, dst + ".new")
+    os.rename(dst + ".new", dst)
+
+
+def setup(E, t):
+    pki = os.path.join(E.dir, "pki-partner")
+    rc, _, err = rntest.run(["bash", os.path.join(E.root, "deploy", "pki", "mkpartner.sh"), pki])
+    t.ok(rc == 0, "mkpartner.sh makes the partner CA, the other CA and their certificates", err)
+    ca = os.path.join(E.dir, "partners-ca.pem")
+    shutil.copyfile(os.path.join(pki, "ca.pem"), ca)
+    with open(E.conf, "a") as f:
+        f.write("tls_ca_file = %s\n" % ca)
+    E.node.stop()
+    E.node.start()
+    port = rntest.free_port(exclude=(E.smtp_port, E.sub_port))
+    rc, out, err = relayctl(E, "connector", "new", CONN, "--usage", "Partner", "--bindings",
+                            "127.0.0.1:%d" % port, "--remote-ip-ranges", "127.0.0.0/8",
+                            "--tarpit-interval", "0")
+    t.ok(rc == 0, "relayctl connector new '%s' --usage Partner" % CONN, out + err)
+    rc, out, err = relayctl(E, "org", "domain-secure", "add", "partner.example")
+    t.ok(rc == 0, "relayctl org domain-secure add partner.example", out + err)
+    t.ok(eventually(lambda: rnnode.wait_port("127.0.0.1", port, timeout=0.5), 10.0),
+         "node1 listens for the Partner connector")
+    t.ok(eventually(lambda: accepted(port, pki, "partner"), 15.0),
+         "the node has loaded partner.example's listing")
+    return port, pki, ca
+
+
+def reloaded(E, before, what):
+    return eventually(lambda: ("tls reloaded what=%s" % what) in E.node.log()[before:], 10.0)
+
+
+def case_swap(E, port, pki, ca):
+    c = Check()
+    pid = E.node.proc.pid
+    c.eq(mail_reply(port, pki, "otherca"), NOT_AUTH,
+         "with the partner CA: otherca.pem is anonymous (MAIL refused)")
+    c.true(accepted(port, pki, "partner"), "with the partner CA: partner.pem is Partner Servers")
+    before = len(E.node.log())
+    replace(os.path.join(pki, "otherca", "ca.pem"), ca)
+    E.node.reload()
+    c.true(reloaded(E, before, "tls_ca_file"), "log: tls reloaded what=tls_ca_file",
+           E.node.log_tail(6))
+    c.true(reloaded(E, before, "client-certificate"), "log: tls reloaded what=client-certificate",
+           E.node.log_tail(6))
+    c.true(accepted(port, pki, "otherca"), "after SIGHUP: otherca.pem is Partner Servers")
+    c.eq(mail_reply(port, pki, "partner"), NOT_AUTH, "after SIGHUP: partner.pem is anonymous")
+    c.eq(E.node.proc.pid, pid, "the same process (no restart)")
+    return c.result()
+
+
+def case_bad_file(E, port, pki, ca):
+    c = Check()
+    before = len(E.node.log())
+    with open(ca + ".new", "w") as f:
+        f.write("not a certificate\n")
+    os.rename(ca + ".new", ca)
+    E.node.reload()
+    line = eventually(lambda: [x for x in E.node.log()[before:].splitlines()
+                               if "tls reload-failed what=tls_ca_file" in x], 10.0)
+    c.true(line and "keeping=current" in line[0],
+           "log: tls reload-failed what=tls_ca_file ... keeping=current", E.node.log_tail(6))
+    c.true(accepted(port, pki, "otherca"), "the CA in use is kept: otherca.pem still a partner")
+    c.eq(mail_reply(port, pki, "partner"), NOT_AUTH, "partner.pem still anonymous")
+    return c.result()
+
+
+def main():
+    if rnnode.missing_node():
+        return 1
+    t = rntest.Tap()
+    if not t.ok(os.path.exists(RELAYCTL), "relayctl built", RELAYCTL):
+        return t.done()
+    with rnnode.Env("tlsreload") as E:
+        port, pki, ca = setup(E, t)
+        t.run("tls_ca_file replaced by another CA + SIGHUP: the new CA's partner is accepted, "
+              "the old one refused, no restart", case_swap, E, port, pki, ca)
+        t.run("a CA file that no longer loads + SIGHUP: the CA in use is kept (logged)",
+              case_bad_file, E, port, pki, ca)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
