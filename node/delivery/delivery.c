@@ -431,8 +431,10 @@ static void group_try(struct group *g)
         o.auth_user = cr->user;
         o.auth_pass = cr->pass;
     }
-    snprintf(g->key, sizeof g->key, "%s|%s|%d|%s", g->dest, cr ? cr->user : "", o.tls_required,
-             o.verify_name ? o.verify_name : "");
+    /* The contexts are part of the key: after SIGHUP replaced the CA file or the client
+     * certificate, a parked connection set up with the old ones is not reused. */
+    snprintf(g->key, sizeof g->key, "%s|%s|%d|%s|%p|%p", g->dest, cr ? cr->user : "",
+             o.tls_required, o.verify_name ? o.verify_name : "", o.verify_store, o.ssl_ctx);
     for (struct idle **pp = &d->idle; *pp; pp = &(*pp)->next) {
         struct idle *e = *pp;
         if (strcmp(e->key, g->key) != 0)

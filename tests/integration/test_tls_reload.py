@@ -6,6 +6,8 @@ certificate naming the same partner). node1's tls_ca_file starts as a copy of th
 partner.pem acts as Partner Servers, otherca.pem stays anonymous. The file is then replaced
 by the other CA and the node gets SIGHUP: otherca.pem is now the partner and partner.pem is
 refused, same process. A file that no longer loads keeps the CA in use (logged).
+Outbound, a connection parked after a verified delivery to partner.example is not reused
+once SIGHUP has replaced the CAs: the next message meets the new trust store (4.7.5).
 """
 import os
 import shutil
@@ -16,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
 from rnnode import Check, eventually  # noqa: E402
-from test_tls_principals import NOT_AUTH, RELAYCTL, relayctl, tls_session  # noqa: E402
+from test_tls_principals import (NOT_AUTH, RELAYCTL, relayctl, send_via_node1,  # noqa: E402
+                                 sink_has, tls_session)
 
 CONN = "Partner reload"
 
@@ -103,6 +106,46 @@ def case_bad_file(E, port, pki, ca):
     return c.result()
 
 
+def case_outbound_parked(E, port, pki, ca):
+    """A sink presenting otherca.pem (trusted now) gets one message; the connection is parked
+    (IDLE_S, 5 s). The CA file goes back to the partner CA, SIGHUP: the next message to
+    partner.example must not ride the parked connection verified under the old CA."""
+    import re
+    import smtpsink
+    c = Check()
+    replace(os.path.join(pki, "otherca", "ca.pem"), ca)
+    before = len(E.node.log())
+    E.node.reload()
+    c.true(reloaded(E, before, "tls_ca_file"), "the other CA is in use again")
+    sink = smtpsink.Sink(os.path.join(E.dir, "sink-otherca"),
+                         tls_cert=os.path.join(pki, "otherca.pem"),
+                         tls_key=os.path.join(pki, "otherca.key")).start()
+    try:
+        rc, out, err = relayctl(E, "sendconnector", "new", "To partner", "--address-spaces",
+                                "partner.example", "--smart-hosts", "127.0.0.1:%d" % sink.port)
+        c.eq(rc, 0, "relayctl sendconnector new 'To partner' (smart host: the sink)")
+        E.node.reload()
+        m1 = "parked-1-%d" % os.getpid()
+        send_via_node1(E, "user@partner.example", m1)
+        c.true(eventually(lambda: sink_has(sink, m1), 20.0),
+               "delivered to the sink whose certificate verifies now", E.node.log_tail(6))
+        before = len(E.node.log())
+        replace(os.path.join(pki, "ca.pem"), ca)
+        E.node.reload(settle=0)
+        c.true(reloaded(E, before, "tls_ca_file"), "SIGHUP: the partner CA is in use")
+        m2 = "parked-2-%d" % os.getpid()
+        send_via_node1(E, "user@partner.example", m2)
+        pat = re.compile(r"queue defer from=<app@example.com> to=<user@partner.example>"
+                         r".*4\.7\.5")
+        c.true(eventually(lambda: pat.search(E.node.log()[before:]), 20.0),
+               "the next message is deferred 4.7.5 (no parked connection reused)",
+               E.node.log_tail(8))
+        c.eq(sink_has(sink, m2), [], "nothing delivered over the connection verified before")
+    finally:
+        sink.stop()
+    return c.result()
+
+
 def main():
     if rnnode.missing_node():
         return 1
@@ -115,6 +158,8 @@ def main():
               "the old one refused, no restart", case_swap, E, port, pki, ca)
         t.run("a CA file that no longer loads + SIGHUP: the CA in use is kept (logged)",
               case_bad_file, E, port, pki, ca)
+        t.run("outbound: a connection parked before SIGHUP replaced the CAs is not reused",
+              case_outbound_parked, E, port, pki, ca)
     return t.done()
 
 
