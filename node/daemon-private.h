@@ -41,6 +41,9 @@ struct ldapsync;
 struct listeners;
 struct metrics_http;
 
+#define DAEMON_SIGLEN 256
+enum { DAEMON_SIG_CA, DAEMON_SIG_CLIENT };
+
 struct daemon {
     struct node n;
     struct listeners *listeners;      /* owned */
@@ -54,6 +57,8 @@ struct daemon {
     bool stopping;                    /* teardown: load results are discarded */
     bool sasl;                        /* saslauth_init succeeded */
     bool drop;                        /* root with `user`: drop to run_as after setup */
+    char tls_sig[2][DAEMON_SIGLEN];   /* tls_ca_file, tls_cert + tls_key as last loaded
+                                       * (daemon_certs_sig): SIGHUP reads them only if changed */
     struct privdrop_id run_as;        /* valid when drop */
     unsigned backoff;                 /* seconds before the next retry */
     unsigned drain_timeout;           /* seconds */
@@ -86,6 +91,10 @@ struct daemon {
 };
 
 /* Certificates read on the worker for the loop to swap in (daemon_certs.c). */
+/* What stat says of the files behind tls_ca_file (which = DAEMON_SIG_CA) or tls_cert and
+ * tls_key (DAEMON_SIG_CLIENT): device, inode, size, mtime; "" when unset. Disk work. */
+void daemon_certs_sig(const struct rn_bootstrap *b, int which, char *out, size_t len);
+
 struct certs_job {
     bool reread;                      /* SIGHUP: every file again */
     bool node_wanted;                 /* read the node certificate (tls_cert) too */
@@ -96,6 +105,8 @@ struct certs_job {
     void *ca, *client;                /* owned (SIGHUP): tls_ca_file's store and the delivery
                                        * client context (tls_cert), NULL if they failed */
     char ca_err[RN_ERRLEN], client_err[RN_ERRLEN];
+    char sig[2][DAEMON_SIGLEN];       /* in: as last loaded; out: as read now */
+    bool changed[2];                  /* out: the files differ, so ca / client were read */
     struct tlsctx_named *named;       /* owned: the names read */
     size_t nnamed;
 };

@@ -221,6 +221,16 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
     return d;
 }
 
+void delivery_idle_drop(struct delivery *d)
+{
+    while (d && d->idle) {
+        struct idle *e = d->idle;
+        d->idle = e->next;
+        smtpout_quit(e->c);
+        free(e);
+    }
+}
+
 void delivery_free(struct delivery **dp)
 {
     struct delivery *d = *dp;
@@ -431,10 +441,8 @@ static void group_try(struct group *g)
         o.auth_user = cr->user;
         o.auth_pass = cr->pass;
     }
-    /* The contexts are part of the key: after SIGHUP replaced the CA file or the client
-     * certificate, a parked connection set up with the old ones is not reused. */
-    snprintf(g->key, sizeof g->key, "%s|%s|%d|%s|%p|%p", g->dest, cr ? cr->user : "",
-             o.tls_required, o.verify_name ? o.verify_name : "", o.verify_store, o.ssl_ctx);
+    snprintf(g->key, sizeof g->key, "%s|%s|%d|%s", g->dest, cr ? cr->user : "", o.tls_required,
+             o.verify_name ? o.verify_name : "");
     for (struct idle **pp = &d->idle; *pp; pp = &(*pp)->next) {
         struct idle *e = *pp;
         if (strcmp(e->key, g->key) != 0)
