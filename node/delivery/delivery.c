@@ -29,7 +29,6 @@
 #include "node/common/node.h"
 #include "node/delivery/smtpout.h"
 #include "node/spool/spool.h"
-#include "node/common/tlsctx.h"
 #include "node/common/worker.h"
 
 #define DEST_CONCURRENCY 20        /* connections at once to one next-hop address */
