@@ -79,7 +79,7 @@ static const struct bootkey keys[] = {
     NUM(ldap_timeout, BK_SECONDS, "5", 1, 3600, "ldapdir, ldapsync", "seconds per directory operation"),
     PATH(tls_cert, "", "tlsctx", "PEM certificate for STARTTLS; empty = none"),
     PATH(tls_key, "", "tlsctx", "PEM private key for STARTTLS"),
-    PATH(tls_ca_file, "", "tlsctx", "PEM CA certificate(s) that partner certificates (Domain Secure) and RequireTLS smart hosts are verified against; empty = the system's trust store"),
+    PATH(tls_ca_file, "", "tlsctx", "PEM CA certificate(s) that partner certificates (Domain Secure) and RequireTLS smart hosts are verified against; empty = the system's trust store; read again on SIGHUP (a file that no longer loads keeps the CAs in use)"),
     PATH(tls_cert_dir, "", "tlsctx", "directory of named STARTTLS certificates NAME.pem + NAME.key (relayTlsCertificateName)"),
     STR(cluster_bind, "", "cluster", "ZeroMQ endpoint the bus binds; empty = the node's relayClusterEndpoint"),
     PATH(protocol_log_dir, "", "log", "per-connector protocol logs; empty = off"),

@@ -41,6 +41,9 @@ struct ldapsync;
 struct listeners;
 struct metrics_http;
 
+#define DAEMON_SIGLEN 256
+enum { DAEMON_SIG_CA, DAEMON_SIG_CLIENT };
+
 struct daemon {
     struct node n;
     struct listeners *listeners;      /* owned */
@@ -54,6 +57,8 @@ struct daemon {
     bool stopping;                    /* teardown: load results are discarded */
     bool sasl;                        /* saslauth_init succeeded */
     bool drop;                        /* root with `user`: drop to run_as after setup */
+    char tls_sig[2][DAEMON_SIGLEN];   /* tls_ca_file, tls_cert + tls_key as last loaded
+                                       * (daemon_certs_sig): SIGHUP reads them only if changed */
     struct privdrop_id run_as;        /* valid when drop */
     unsigned backoff;                 /* seconds before the next retry */
     unsigned drain_timeout;           /* seconds */
@@ -86,6 +91,10 @@ struct daemon {
 };
 
 /* Certificates read on the worker for the loop to swap in (daemon_certs.c). */
+/* What stat says of the files behind tls_ca_file (which = DAEMON_SIG_CA) or tls_cert and
+ * tls_key (DAEMON_SIG_CLIENT): device, inode, size, mtime; "" when unset. Disk work. */
+void daemon_certs_sig(const struct rn_bootstrap *b, int which, char *out, size_t len);
+
 struct certs_job {
     bool reread;                      /* SIGHUP: every file again */
     bool node_wanted;                 /* read the node certificate (tls_cert) too */
@@ -93,6 +102,11 @@ struct certs_job {
     char **have; size_t nhave;        /* owned: names loaded already, not read again */
     struct tlsctx *node;              /* owned: the node certificate read, NULL if it failed */
     char node_err[RN_ERRLEN];
+    void *ca, *client;                /* owned (SIGHUP): tls_ca_file's store and the delivery
+                                       * client context (tls_cert), NULL if they failed */
+    char ca_err[RN_ERRLEN], client_err[RN_ERRLEN];
+    char sig[2][DAEMON_SIGLEN];       /* in: as last loaded; out: as read now */
+    bool changed[2];                  /* out: the files differ, so ca / client were read */
     struct tlsctx_named *named;       /* owned: the names read */
     size_t nnamed;
 };
@@ -149,8 +163,9 @@ void daemon_certs_read(struct daemon *d, struct certs_job *c, const struct rn_sn
 void daemon_certs_load(struct node *n, const struct rn_snapshot *snap, struct certs_job *c);
 /* Free what c still holds. */
 void daemon_certs_end(struct certs_job *c);
-/* SIGHUP: a worker job reads the node certificate and the named ones again; a node
- * certificate that no longer loads keeps the one in use. */
+/* SIGHUP: a worker job reads the node certificate, the named ones, tls_ca_file and the
+ * delivery client context again; a node certificate, CA file or client context that no
+ * longer loads keeps the one in use (logged). */
 void daemon_certs_reread(struct daemon *d);
 
 /* daemon_cluster.c */

@@ -457,6 +457,8 @@ static void daemon_teardown(struct daemon *d)
     tlsctx_free(&n->tls);
     tlsctx_store_free(n->tls_ca);
     n->tls_ca = NULL;
+    tlsctx_client_free(n->tls_client);
+    n->tls_client = NULL;
     tlsctx_named_free(&n->tls_named, &n->ntls_named);
     if (d->sasl)
         saslauth_done();

@@ -186,6 +186,11 @@ int daemon_node_setup(struct daemon *d, const struct daemon_opts *o, char *err, 
     n->tls_ca = tlsctx_store_new(n->boot.tls_ca_file, cerr, sizeof cerr);
     if (!n->tls_ca)
         return rn_err(err, errlen, "tls_ca_file: %s", cerr);
+    n->tls_client = tlsctx_client_new(n->boot.tls_cert, n->boot.tls_key, cerr, sizeof cerr);
+    if (!n->tls_client)
+        return rn_err(err, errlen, "tls: %s", cerr);
+    daemon_certs_sig(&n->boot, DAEMON_SIG_CA, d->tls_sig[DAEMON_SIG_CA], DAEMON_SIGLEN);
+    daemon_certs_sig(&n->boot, DAEMON_SIG_CLIENT, d->tls_sig[DAEMON_SIG_CLIENT], DAEMON_SIGLEN);
     /* A tls_cert_dir that is not a directory is a typo, stopped here like a bad tls_cert;
      * a missing NAME.pem inside it only costs the connectors naming it (snapshot_swap). */
     const char *cdir = n->boot.tls_cert_dir;

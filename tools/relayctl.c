@@ -15,6 +15,7 @@ static const struct verb verbs[] = {
     {"permission", relayctl_permission, "connector ACEs: add, remove, get (like *-ADPermission)"},
     {"domain", relayctl_domain, "accepted domains: new, list, remove"},
     {"sendconnector", relayctl_sendconnector, "send connectors: new, set, list, remove"},
+    {"org", relayctl_org, "organisation settings: domain-secure list, add, remove"},
     {"node", relayctl_node, "relay nodes: list, new, set, remove, keygen"},
     {"audit", relayctl_audit, "who can relay where; findings exit 1"},
     {"queue", relayctl_queue, "the node's spool: list, show, retry, remove"},

@@ -9,6 +9,7 @@ int relayctl_permission(int argc, char **argv);    /* permission.c */
 int relayctl_domain(int argc, char **argv);        /* domain.c */
 int relayctl_sendconnector(int argc, char **argv); /* sendconnector.c */
 int relayctl_node(int argc, char **argv);          /* nodelist.c */
+int relayctl_org(int argc, char **argv);           /* org.c */
 int relayctl_audit(int argc, char **argv);         /* audit.c */
 int relayctl_queue(int argc, char **argv);         /* queue.c */
 int relayctl_cluster(int argc, char **argv);       /* clusterctl.c */

@@ -37,7 +37,11 @@ struct node {
     size_t ntls_named;
     void *tls_ca;                      /* owned: trust store (tls_ca_file, else the system's)
                                         * partner and RequireTLS smart host certificates are
-                                        * verified against (tlsctx_store_new) */
+                                        * verified against (tlsctx_store_new); replaced on
+                                        * SIGHUP (a delivery holds its own reference) */
+    void *tls_client;                  /* owned: client context deliveries use for STARTTLS,
+                                        * showing tls_cert to hops that ask
+                                        * (tlsctx_client_new); replaced on SIGHUP likewise */
     struct delivery *delivery;         /* owned: onward delivery (send connectors, MX) */
     struct queue *queue;               /* owned: committed messages until delivered */
     size_t max_command_line, max_text_line;

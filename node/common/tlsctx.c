@@ -238,6 +238,11 @@ void tlsctx_client_free(void *ctx)
     SSL_CTX_free(ctx);
 }
 
+void tlsctx_client_ref(void *ctx)
+{
+    SSL_CTX_up_ref(ctx);
+}
+
 int tlsctx_client_upgrade(void *ctx, struct event_base *base, struct bufferevent **bev)
 {
     SSL *ssl = SSL_new(ctx);
@@ -323,6 +328,11 @@ void *tlsctx_store_new(const char *ca_file, char *err, size_t errlen)
 void tlsctx_store_free(void *store)
 {
     X509_STORE_free(store);
+}
+
+void tlsctx_store_ref(void *store)
+{
+    X509_STORE_up_ref(store);
 }
 
 static bool peer_names(X509 *x, const char *name, bool subdomains)

@@ -67,6 +67,9 @@ void tlsctx_describe(struct bufferevent *bev, char *buf, size_t len);
  * node's certificate is presented to a next hop that asks for one. NULL with err. */
 void *tlsctx_client_new(const char *cert_pem, const char *key_pem, char *err, size_t errlen);
 void tlsctx_client_free(void *ctx);
+/* One more reference on a client context (tlsctx_client_free drops one): a connection that
+ * keeps using a context the node has since replaced (SIGHUP) holds its own. */
+void tlsctx_client_ref(void *ctx);
 /* Replace *bev (a connected socket bufferevent after "220 Ready to start TLS") by a TLS
  * client filter over it using ctx (from tlsctx_client_new); the old one belongs to the
  * filter. -1 when OpenSSL refuses (bev unchanged). */
@@ -75,6 +78,8 @@ int tlsctx_client_upgrade(void *ctx, struct event_base *base, struct bufferevent
  * is NULL or empty (as void *, so callers need no OpenSSL headers). NULL with err. */
 void *tlsctx_store_new(const char *ca_file, char *err, size_t errlen);
 void tlsctx_store_free(void *store);
+/* One more reference on a store (tlsctx_store_free drops one), as tlsctx_client_ref. */
+void tlsctx_store_ref(void *store);
 /* After the handshake of a TLS bufferevent (either side): verify the certificate the peer
  * presented, with the chain it sent, against store (validity dates included), then check
  * that it names one of names[0..n) (RFC 6125 rules through X509_check_host, or an IP

@@ -29,7 +29,6 @@
 #include "node/common/node.h"
 #include "node/delivery/smtpout.h"
 #include "node/spool/spool.h"
-#include "node/common/tlsctx.h"
 #include "node/common/worker.h"
 
 #define DEST_CONCURRENCY 20        /* connections at once to one next-hop address */
@@ -47,7 +46,6 @@ struct idle {
 struct delivery {
     struct node *n;
     struct dnsres *dns;
-    void *client_tls;             /* SSL_CTX for opportunistic STARTTLS to next hops */
     size_t inflight;
     bool stopping;
     unsigned mx_port;
@@ -219,13 +217,17 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen)
         free(d);
         return NULL;
     }
-    d->client_tls = tlsctx_client_new(n->boot.tls_cert, n->boot.tls_key, err, errlen);
-    if (!d->client_tls) {
-        dnsres_free(&d->dns);
-        free(d);
-        return NULL;
-    }
     return d;
+}
+
+void delivery_idle_drop(struct delivery *d)
+{
+    while (d && d->idle) {
+        struct idle *e = d->idle;
+        d->idle = e->next;
+        smtpout_quit(e->c);
+        free(e);
+    }
 }
 
 void delivery_free(struct delivery **dp)
@@ -249,7 +251,6 @@ void delivery_free(struct delivery **dp)
     }
     d->waiting_tail = NULL;
     dnsres_free(&d->dns);          /* pending lookups end now as temporary failures */
-    tlsctx_client_free(d->client_tls);
     creds_free(d);
     free(d);
     *dp = NULL;
@@ -430,7 +431,7 @@ static void group_try(struct group *g)
                          : bodysrc_new(d->n, a->id),
         .refuse = a->refuse,
         .needs_8bit = a->needs_8bit, .needs_smtputf8 = a->needs_smtputf8,
-        .timeout_s = 60, .ssl_ctx = d->client_tls, .tls_required = g->sc->require_tls,
+        .timeout_s = 60, .ssl_ctx = d->n->tls_client, .tls_required = g->sc->require_tls,
     };
     o.keep_open = 1;
     tls_policy(g, &o);

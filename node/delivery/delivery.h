@@ -24,6 +24,9 @@ struct delivery *delivery_new(struct node *n, char *err, size_t errlen);   /* NU
 /* In-flight attempts finish first: their done() runs with what they have (temporary
  * failures for the rest). */
 void delivery_free(struct delivery **d);
+/* Close every parked connection (QUIT): after SIGHUP replaced the trust store or the client
+ * certificate, no connection verified or set up with the old ones carries another message. */
+void delivery_idle_drop(struct delivery *d);
 /* Deliver queue/<id> from sender ("" = null) to rcpts[0..n) (strings are copied). */
 void delivery_start(struct delivery *d, const char *id, const char *sender,
                     const char *const *rcpts, size_t n, delivery_done_fn *done, void *arg);

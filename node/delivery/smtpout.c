@@ -88,10 +88,28 @@ static void finish(struct smtpout *c, enum smtpout_status st, const char *reply)
         smtpout_free(c);
 }
 
+/* The connection's own references on its TLS context and trust store (smtpout.h): the node
+ * replaces its own on SIGHUP, and the old ones live on until no connection holds them. */
+static void opts_hold(struct smtpout_opts *o)
+{
+    if (o->ssl_ctx)
+        tlsctx_client_ref(o->ssl_ctx);
+    if (o->verify_store)
+        tlsctx_store_ref(o->verify_store);
+}
+
+static void opts_release(struct smtpout_opts *o)
+{
+    tlsctx_client_free(o->ssl_ctx);
+    tlsctx_store_free(o->verify_store);
+    o->ssl_ctx = o->verify_store = NULL;
+}
+
 static void smtpout_free(struct smtpout *c)
 {
     if (c->ev_async)
         event_free(c->ev_async);
+    opts_release(&c->o);
     bodysrc_free(&c->o.body);
     free(c->rr);
     free(c->rcpts);
@@ -372,6 +390,7 @@ static void on_reply(struct smtpout *c)
                 return;
             }
             c->ext_starttls = false;          /* go on in plaintext (opportunistic) */
+            tlsctx_client_free(c->o.ssl_ctx);
             c->o.ssl_ctx = NULL;
             after_ehlo(c);
             return;
@@ -555,6 +574,7 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
     struct smtpout *c = xcalloc(1, sizeof *c);
     c->base = base;
     c->o = *o;
+    opts_hold(&c->o);
     c->done = done;
     c->arg = arg;
     c->rr = xcalloc(o->nrcpts ? o->nrcpts : 1, sizeof *c->rr);
@@ -584,6 +604,7 @@ struct smtpout *smtpout_start(struct event_base *base, const struct sockaddr *ad
             bufferevent_free(c->bev);
         if (c->ev_async)
             event_free(c->ev_async);
+        opts_release(&c->o);
         bodysrc_free(&c->o.body);
         free(c->rr);
         free(c->rcpts);
@@ -610,7 +631,9 @@ void smtpout_reuse(struct smtpout *c, const struct smtpout_opts *o, smtpout_done
                    void *arg)
 {
     bodysrc_free(&c->o.body);    /* NULL after the last transaction; never sent twice */
+    opts_release(&c->o);
     c->o = *o;
+    opts_hold(&c->o);
     c->done = done;
     c->arg = arg;
     c->idle_lost = NULL;

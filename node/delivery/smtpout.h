@@ -52,7 +52,10 @@ struct smtpout_opts {
                                                  (the pre-scan found it unsendable) */
     int needs_8bit, needs_smtputf8;
     unsigned timeout_s;                       /* per stage; 0 = 300 */
-    void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never */
+    void *ssl_ctx;                            /* SSL_CTX * for STARTTLS; NULL = never. The
+                                                 connection holds a reference on it and on
+                                                 verify_store (tlsctx_*_ref) until freed or
+                                                 reused, so the node may replace both */
     int tls_required;                         /* no TLS possible -> TEMPFAIL */
     void *verify_store;                       /* set: after STARTTLS the next hop's certificate
                                                  must verify against it (tlsctx_store_new) and
