@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
-from rnnode import AUTH_BAD, OK_AUTH, Check, tls_auth_reply  # noqa: E402
+from rnnode import AUTH_BAD, OK_AUTH, Check, eventually, tls_auth_reply  # noqa: E402
 
 PW = rnnode.example_passwords()
 src = rnnode.Sources("127.0.6")
@@ -29,7 +29,8 @@ def case_dn_login(E):
     c.eq(auth(E, "alice", PW["alice"]), OK_AUTH, "alice by uid")
     c.eq(auth(E, E.slapd.user_dn("alice"), PW["alice"]), AUTH_BAD,
          "alice by her DN (right password): not a filter value, 535")
-    c.true("no such user" in E.node.log(), "logged as no such user", E.node.log_tail(5))
+    c.true(eventually(lambda: "no such user" in E.node.log(), 10), "logged as no such user",
+           E.node.log_tail(5))
     return c.result()
 
 

@@ -135,7 +135,8 @@ def case_drop(t, fx):
     t.ok(all(v == (CAP_NET_BIND_SERVICE, CAP_NET_BIND_SERVICE, "0000000000000000")
              for v in caps.values()),
          "CapEff = CapPrm = CAP_NET_BIND_SERVICE only, CapInh empty", repr(caps))
-    t.ok("privileges-dropped" in node.log(), "the drop is logged", node.log()[-2000:])
+    t.ok(rnnode.eventually(lambda: "privileges-dropped" in node.log(), 10), "the drop is logged",
+         node.log()[-2000:])
     try:
         with rnnode.Client("127.0.0.1", fx.smtp_port) as c:
             b = c.banner[-1]

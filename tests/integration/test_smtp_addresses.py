@@ -72,7 +72,7 @@ def case_no_default(E):
     set_default(E, "example.com", None)
     c.true(eventually(lambda: rcpt_reply(E, "postmaster") == NO_DEFAULT, 15),
            "no default accepted domain: %r" % NO_DEFAULT, rcpt_reply(E, "postmaster"))
-    c.true("rcpt-refused rcpt=<postmaster> reason=no-default-accepted-domain" in E.node.log(),
+    c.true(eventually(lambda: "rcpt-refused rcpt=<postmaster> reason=no-default-accepted-domain" in E.node.log(), 10),
            "the refusal is logged")
     c.eq(rcpt_reply(E, "postmaster@example.com"), RCPT_OK, "postmaster@example.com still 250")
     return c.result()

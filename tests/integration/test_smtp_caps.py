@@ -293,7 +293,7 @@ def case_max_sessions(E):
         dt = time.monotonic() - t0
         c.eq(rest, [PER_SOURCE], "the 26th session on the node (its address has none)")
         c.true(dt < 2.0, "refused at once (%.2f s)" % dt)
-        c.true("why=max_sessions" in E.node.log(), "logged as max_sessions")
+        c.true(eventually(lambda: "why=max_sessions" in E.node.log(), 10), "logged as max_sessions")
     finally:
         for h in held:
             h.close()

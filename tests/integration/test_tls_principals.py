@@ -346,7 +346,7 @@ def case_partner(E, port, pki):
         c.true((r or "").startswith("250 "), "message queued", r)
     finally:
         cl.close()
-    c.true("principal=partner domain=partner.example" in E.node.log(),
+    c.true(eventually(lambda: "principal=partner domain=partner.example" in E.node.log(), 10),
            "log: smtp tls-principal principal=partner domain=partner.example",
            E.node.log_tail(6))
     text = eventually(lambda: spool_data(E.spool_dir, marker), 5.0)
