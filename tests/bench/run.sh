@@ -19,11 +19,12 @@ for b in "${bins[@]}"; do
   echo "## $(basename "$b")"
   "$b" || { echo "$(basename "$b") exited $?" >&2; rc=1; }
 done
-# The SMTP throughput benchmark against Postfix (installs postfix if missing; needs root).
-# BENCH_N, BENCH_CLIENTS, BENCH_SIZES and BENCH_DRAIN_TIMEOUT pass through (make bench
-# BENCH_N=200 is quick).
+# The SMTP throughput benchmark against Postfix, OpenSMTPD and Exim (installs postfix if
+# missing, unpacks opensmtpd and exim4-daemon-light under $B/bench-peers; needs root).
+# BENCH_N, BENCH_CLIENTS, BENCH_SIZES, BENCH_PEERS and BENCH_DRAIN_TIMEOUT pass through
+# (make bench BENCH_N=200 is quick).
 if [ -x "$B/relaynode" ]; then
-  echo "## smtp_bench (relaynode vs Postfix)"
+  echo "## smtp_bench (relaynode vs Postfix, OpenSMTPD, Exim)"
   bash tests/bench/smtp_bench.sh "$B" || { echo "smtp_bench exited $?" >&2; rc=1; }
 fi
 # Cluster convergence, 3 and 10 nodes on one slapd, against syncrepl (CLUSTER_CHANGES=100).

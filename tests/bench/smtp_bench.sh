@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Throughput of relaynode against Postfix in the same run (issue #5). A benchmark, never a
-# test: it prints figures and ratios and asserts nothing on them.
+# Throughput of relaynode against Postfix, OpenSMTPD and Exim in the same run (issues #5, #17).
+# A benchmark, never a test: it prints figures and ratios and asserts nothing on them.
 #
 #   tests/bench/smtp_bench.sh [BUILD_DIR]      (default build/, the -O2 tree; `make bench`)
 #
@@ -12,17 +12,22 @@
 #                          and 1 MB. Large messages are where delivery waits showed (issue 18:
 #                          100 KB delivered at exactly 50/s, a queue tick and Nagle's delay)
 #   BENCH_DRAIN_TIMEOUT=180  seconds to wait for a relay's queue to empty after the load
+#   BENCH_PEERS="postfix opensmtpd exim"  the peers run against relaynode (Postfix always
+#                          runs: its smtp-source and smtp-sink are the load and the sink)
 #
 # Load and sink: Postfix's smtp-source sends N messages of each size (-l) from
-# a@outside.example to alice@example.com; both relays hand them to one smtp-sink on loopback.
-# Durability is equal: relaynode commits with fsync (group commit, node/spool/committer.h) before
-# its 250, Postfix fsyncs its queue files before its 250 (its default, kept).
+# a@outside.example to alice@example.com; every relay hands them to one smtp-sink on loopback.
+# Durability is each one's default, and the same: relaynode commits with fsync (group commit,
+# node/spool/committer.h) before its 250; Postfix fsyncs its queue files before its 250 (its
+# default, kept); Exim fsyncs its spool files before its 250 (its default, kept). OpenSMTPD's
+# default does not fsync at all (tests/bench/peers.sh): it runs with it, and is flagged so.
 #   acknowledged/s = messages acknowledged (smtp-source's DATA counter) / smtp-source's wall time
 #   delivered/s    = messages that reached the sink / time from the first message sent until
 #                    the relay's queue is empty again (relaynode: spool queue/; Postfix:
-#                    incoming, active, deferred, hold, maildrop), both measured in this run
+#                    incoming, active, deferred, hold, maildrop; OpenSMTPD: incoming, queue;
+#                    Exim: input/*-H), all measured in this run
 # A relay that delivers nothing within the timeout gets "n/a (no delivery)". For each
-# size and concurrency the two relays run back to back, so each ratio compares the same
+# size and concurrency the relays run back to back, so each ratio compares the same
 # conditions. relaynode is restarted for each run so its committer statistics (logged at
 # stop) are per size and concurrency.
 #
@@ -30,7 +35,9 @@
 # private instance: config and queue directories under a temp dir, started and stopped with
 # `postfix -c DIR`; the system's Postfix instance is never touched. slapd is the throwaway
 # fixture (deploy/slapd/fixture.sh). Everything started here is stopped by pid on exit,
-# failure or Ctrl-C, and the temp dir removed.
+# failure or Ctrl-C, and the temp dir removed. OpenSMTPD and Exim are Debian's binaries
+# unpacked under BUILD_DIR/bench-peers (their packages conflict with postfix's), each run as
+# a private instance in its own mount namespace: see tests/bench/peers.sh.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-build}
@@ -45,6 +52,12 @@ POSTFIX=/usr/sbin/postfix
 FROM=a@outside.example
 RCPT=alice@example.com
 
+PEERS=${BENCH_PEERS:-"postfix opensmtpd exim"}
+case " $PEERS " in *" postfix "*) ;; *) PEERS="postfix $PEERS" ;; esac
+for p in $PEERS; do
+  case "$p" in postfix|opensmtpd|exim) ;; *) echo "smtp_bench: unknown peer '$p' in BENCH_PEERS" >&2; exit 2 ;; esac
+done
+RELAYS="relaynode $PEERS"
 W='' PF='' NODE_PID='' SINK_PID='' SRC_PID='' PF_STARTED=''
 
 say() { echo "smtp_bench: $*" >&2; }
@@ -92,6 +105,10 @@ stop_pid() {
   return 0
 }
 
+# OpenSMTPD and Exim: install, start and stop (uses say, die, stop_pid above).
+# shellcheck source=tests/bench/peers.sh
+. "$ROOT/tests/bench/peers.sh"
+
 postfix_master_pid() {
   [ -n "$PF" ] && [ -r "$PF/queue/pid/master.pid" ] && tr -dc 0-9 <"$PF/queue/pid/master.pid"
 }
@@ -100,6 +117,8 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$SRC_PID" 20
   stop_pid "$NODE_PID" 300               # relaynode drains on TERM, then exits
+  opensmtpd_stop
+  exim_stop
   stop_pid "$SINK_PID" 20
   if [ -n "$PF_STARTED" ]; then
     local mpid; mpid=$(postfix_master_pid)
@@ -133,8 +152,9 @@ PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo unknown)
 
 W=$(mktemp -d /tmp/smtp_bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$W"                  # Postfix's daemons (user postfix) must reach their directories
-read -r SINK PF_PORT < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0 0)
-[ -n "$PF_PORT" ] || die "no free ports"
+read -r SINK PF_PORT OS_PORT EXIM_PORT < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0 0 0 0)
+[ -n "$EXIM_PORT" ] || die "no free ports"
+case " $PEERS " in *" opensmtpd "*|*" exim "*) peers_install ;; esac
 
 # -- the sink: accepts and discards; -c keeps a running "mesg=N" count on its stdout -----
 "$SINK_BIN" -c -u postfix "127.0.0.1:$SINK" 1000 >"$W/sink.out" 2>"$W/sink.err" &
@@ -214,6 +234,8 @@ PF_STARTED=1
 "$POSTFIX" -c "$PF/etc" start >>"$W/pfcheck.out" 2>&1 \
   || die "postfix did not start: $(cat "$W/pfcheck.out"; tail -n 5 "$PF/maillog" 2>/dev/null)"
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PF_PORT") 2>/dev/null && break; sleep 0.1; done
+case " $PEERS " in *" opensmtpd "*) opensmtpd_start ;; esac
+case " $PEERS " in *" exim "*) exim_start ;; esac
 
 # -- slapd and relaynode ---------------------------------------------------------------
 bash "$FIXTURE" start "$W/dir" >"$W/fixture.out" 2>&1 || die "fixture: $(tail -n 5 "$W/fixture.out")"
@@ -284,16 +306,21 @@ node_stop() {
 shopt -s nullglob
 queue_count() {
   local f files
-  if [ "$1" = relaynode ]; then files=("$SPOOLQ"/*)
-  else files=("$PF"/queue/{incoming,active,hold,maildrop}/* "$PF"/queue/deferred/*/*); fi
+  case "$1" in
+    relaynode) files=("$SPOOLQ"/*) ;;
+    postfix) files=("$PF"/queue/{incoming,active,hold,maildrop}/* "$PF"/queue/deferred/*/*) ;;
+    # One directory a message: incoming/<msgid> while received, queue/<bucket>/<msgid> after.
+    opensmtpd) files=("$OS"/spool/smtpd/incoming/* "$OS"/spool/smtpd/queue/*/*) ;;
+    exim) files=("$EX"/spool/input/*-H) ;;
+  esac
   QN=0
-  for f in "${files[@]}"; do [ -f "$f" ] && QN=$((QN + 1)); done
+  for f in "${files[@]}"; do [ -e "$f" ] && QN=$((QN + 1)); done
 }
 
 # One run: relay $1, $2 clients, $3 messages of $4 bytes. Sets ACKED, ACK_S, DLV, DLV_S, NOTE.
 run_load() {
   local relay=$1 c=$2 n=$3 size=$4 port=$SMTP_PORT s0 t0 t1 t2 rc end s limit=$DRAIN_TIMEOUT
-  [ "$relay" = postfix ] && port=$PF_PORT
+  case "$relay" in postfix) port=$PF_PORT ;; opensmtpd) port=$OS_PORT ;; exim) port=$EXIM_PORT ;; esac
   NOTE=
   queue_count "$relay"
   [ "$QN" -eq 0 ] || NOTE=" $QN left in the queue before the run;"
@@ -330,7 +357,7 @@ run_load() {
 declare -A NODELIVERY
 node_start
 saved_timeout=$DRAIN_TIMEOUT; DRAIN_TIMEOUT=30
-for relay in relaynode postfix; do
+for relay in $RELAYS; do
   run_load "$relay" 1 1 2048
   [ "$ACKED" -ge 1 ] || die "$relay did not accept a message:$NOTE"
   if [ "$DLV" -lt 1 ]; then
@@ -345,7 +372,7 @@ declare -A NN ACKN ACK DN DLVS NOTES STATS LOOP
 for sz in $SIZES; do
   for c in $CLIENTS; do
     n=$(n_for "$c" "$sz")
-    for relay in relaynode postfix; do
+    for relay in $RELAYS; do
       [ "$relay" = relaynode ] && node_start
       run_load "$relay" "$c" "$n" "$sz"
       k=$relay,$sz,$c
@@ -362,35 +389,44 @@ fs=$(findmnt -n -o FSTYPE,OPTIONS -T "$W" 2>/dev/null | awk '{print $1 " (" $2 "
 [ -n "$fs" ] || fs=$(df -T "$W" | awk 'NR==2 {print $2}')
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 labels=; for sz in $SIZES; do labels="$labels${labels:+, }$(size_label "$sz")"; done
-echo "# smtp_bench: relaynode vs Postfix $PF_VERSION, messages of $labels, fsync before 250 in both, one smtp-sink"
+vers="Postfix $PF_VERSION"
+case " $PEERS " in *" opensmtpd "*) vers="$vers, OpenSMTPD $OS_VERSION" ;; esac
+case " $PEERS " in *" exim "*) vers="$vers, Exim $EXIM_VERSION" ;; esac
+echo "# smtp_bench: relaynode vs $vers, messages of $labels, one smtp-sink"
+echo "# fsync before 250: relaynode, Postfix and Exim (their defaults)"
+case " $PEERS " in *" opensmtpd "*) echo "# OpenSMTPD's default never fsyncs its queue: its 250 is not durable (not like for like)" ;; esac
+echo "# $(date -u '+%Y-%m-%dT%H:%M:%SZ'), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# machine: $(nproc) cpu(s)${cpu:+ ($cpu)}, kernel $(uname -r), spool fs $fs"
 [ -s "$W/pfcheck.out" ] && sed 's/^/# postfix check: /' "$W/pfcheck.out" | grep -v 'starting the Postfix' | head -n 5
 printf '%-10s %7s %7s %8s %8s %14s %9s %18s\n' relay size clients sent acked acknowledged/s \
   delivered delivered/s
 for sz in $SIZES; do
   for c in $CLIENTS; do
-    for relay in relaynode postfix; do
+    for relay in $RELAYS; do
       k=$relay,$sz,$c
       printf '%-10s %7s %7s %8s %8s %14.0f %9s %18s\n' "$relay" "$(size_label "$sz")" "$c" \
         "${NN[$k]}" "${ACKN[$k]}" "${ACK[$k]}" "${DN[$k]}" "${DLVS[$k]}"
     done
   done
 done
-echo "# ratios relaynode/postfix"
+echo "# ratios relaynode/peer (x2.00: relaynode twice the peer's messages a second)"
 ratio() {   # $1/$2 as "x1.23", or n/a when either is not a number or the divisor is 0
   case "$1$2" in *n/a*) echo n/a; return ;; esac
   if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then printf 'x%.2f' "$(echo "$1 / $2" | bc -l)"; else echo n/a; fi
 }
+printf '%-10s %7s %7s %14s %12s\n' peer size clients acknowledged delivered
 for sz in $SIZES; do
   for c in $CLIENTS; do
-    printf 'size %-6s clients %-3s acknowledged %-6s delivered %s\n' "$(size_label "$sz")" "$c" \
-      "$(ratio "${ACK[relaynode,$sz,$c]}" "${ACK[postfix,$sz,$c]}")" \
-      "$(ratio "${DLVS[relaynode,$sz,$c]}" "${DLVS[postfix,$sz,$c]}")"
+    for p in $PEERS; do
+      printf '%-10s %7s %7s %14s %12s\n' "$p" "$(size_label "$sz")" "$c" \
+        "$(ratio "${ACK[relaynode,$sz,$c]}" "${ACK[$p,$sz,$c]}")" \
+        "$(ratio "${DLVS[relaynode,$sz,$c]}" "${DLVS[$p,$sz,$c]}")"
+    done
   done
 done
 for sz in $SIZES; do
   for c in $CLIENTS; do
-    for relay in relaynode postfix; do
+    for relay in $RELAYS; do
       [ -n "${NOTES[$relay,$sz,$c]}" ] &&
         echo "# note: $relay at $(size_label "$sz"), $c clients:${NOTES[$relay,$sz,$c]}"
     done
