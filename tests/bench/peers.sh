@@ -78,11 +78,14 @@ free_id() {
   echo "$id"
 }
 
-# Private passwd/group under dir $1 with users "$2..." (name:home), each its own group.
+# Private passwd/group under dir $1 with users "$2..." (name:home), each its own group; and a
+# private resolv.conf naming 127.0.0.1 only, so no DNS query (OpenSMTPD's PTR lookup of each
+# client) leaves loopback: nothing listens there, the query fails at once.
 private_users() {
   local d=$1 u name home id=64990
   shift
   cp /etc/passwd "$d/passwd" && cp /etc/group "$d/group" || die "cannot copy /etc/passwd"
+  printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$d/resolv.conf"
   for u in "$@"; do
     name=${u%%:*} home=${u#*:}
     id=$(free_id "$id")
@@ -126,6 +129,7 @@ match from local for any action "sink"
 EOF
   chmod 644 "$OS/etc/smtpd.conf"
   BINDS="$OS/etc/passwd:/etc/passwd $OS/etc/group:/etc/group $OS/spool:/var/spool"
+  BINDS="$BINDS $OS/etc/resolv.conf:/etc/resolv.conf"
   BINDS="$BINDS $OS/varlib:/var/lib $OS/run:/run"
   run_private "$PEER_PREFIX/usr/sbin/smtpd" -d -f "$OS/etc/smtpd.conf" >"$OS/smtpd.log" 2>&1
   OS_PID=$PEER_PID
@@ -188,6 +192,7 @@ EOF
     "$PEER_PREFIX/usr/sbin/exim4" >"$EX/exim4"
   chmod 755 "$EX/exim4"
   BINDS="$EX/etc/passwd:/etc/passwd $EX/etc/group:/etc/group"
+  BINDS="$BINDS $EX/etc/resolv.conf:/etc/resolv.conf"
   # -bdf: daemon in the foreground; -q10s: a queue runner for anything deferred.
   run_private "$EX/exim4" -C "$EX/etc/exim.conf" -bdf -q10s >"$EX/exim.out" 2>&1
   EXIM_PID=$PEER_PID
