@@ -15,6 +15,8 @@ SambaAD         the DC. start() copies a TEMPLATE (built once per build tree and
                   schema_dn, org_dn, ag_dn, server (default "EX1"), admin_dn/admin_password,
                   svc_dn/svc_password (relaynode-svc: a normal user, see tests/data/ad/README.md)
                 Methods: server_dn(name), connector_dn(server, name), user_dn(sam),
+                group_dn(cn), send_connector_dn(name), accepted_domain_dn(name),
+                set_smart_host(host, port),
                 ldapsearch(...), search(...), ldapmodify(ldif), dsacl_set(dn, sddl),
                 read_sd(dn) -> bytes (SD flags control: DACL only), sid(dn), samba_tool(...).
 template()      the cached template directory: provisioned once (samba-tool domain
@@ -186,6 +188,13 @@ class SambaAD:
 
     def connector_dn(self, server, name):
         return "CN=%s,CN=SMTP Receive Connectors,CN=Protocols,%s" % (name, self.server_dn(server))
+
+    def send_connector_dn(self, name):
+        return ("CN=%s,CN=Connections,CN=Exchange Routing Group (DWBGZMFD01QNBJR),"
+                "CN=Routing Groups,%s" % (name, self.ag_dn))
+
+    def accepted_domain_dn(self, name):
+        return "CN=%s,CN=Accepted Domains,CN=Transport Settings,%s" % (name, self.org_dn)
 
     def user_dn(self, sam):
         return "CN=%s,CN=Users,%s" % (sam, DOMAIN_DN)
@@ -367,6 +376,16 @@ class SambaAD:
         if len(entries) != 1 or not entries[0].get("nTSecurityDescriptor"):
             raise FixtureError("no nTSecurityDescriptor readable on %s" % dn)
         return entries[0].get("nTSecurityDescriptor")[0]
+
+    def set_smart_host(self, host, port, bind="admin"):
+        """Point the "Internet" send connector at host:port (a test's sink)."""
+        dn = self.send_connector_dn("Internet")
+        rc, out, err = self.ldapmodify(
+            "dn: %s\nchangetype: modify\nreplace: msExchSmtpSmartHost\nmsExchSmtpSmartHost: %s"
+            "\n-\nreplace: msExchSmtpSendPort\nmsExchSmtpSendPort: %d\n-\n" % (dn, host, port),
+            bind=bind)
+        if rc != 0:
+            raise FixtureError("set_smart_host: %s%s" % (out, err))
 
     def sid(self, dn, bind="svc"):
         """objectSid of dn as a string S-1-5-21-..."""
