@@ -15,10 +15,13 @@ SambaAD         the DC. start() copies a TEMPLATE (built once per build tree and
                   schema_dn, org_dn, ag_dn, server (default "EX1"), admin_dn/admin_password,
                   svc_dn/svc_password (relaynode-svc: a normal user, see tests/data/ad/README.md)
                 Methods: server_dn(name), connector_dn(server, name), user_dn(sam),
+                bind_ok(dn, password, starttls=False),
                 group_dn(cn), send_connector_dn(name), accepted_domain_dn(name),
                 set_smart_host(host, port),
                 ldapsearch(...), search(...), ldapmodify(ldif), dsacl_set(dn, sddl),
                 read_sd(dn) -> bytes (SD flags control: DACL only), sid(dn), samba_tool(...).
+dacl_aces(sd)   the DACL of a binary descriptor as tuples, for assertions; sid_str(),
+                guid_str() for binary SIDs and GUIDs.
 template()      the cached template directory: provisioned once (samba-tool domain
                 provision, ~15 s) under build/<tree>/ad-template-<hash of the fixture files>
                 by tests/lib/samba_ad_build.py, under a lock so two tests never build at once.
@@ -152,10 +155,21 @@ def template(server="EX1", log=None):
                 f.write(work)
             open(os.path.join(work, "READY"), "w").close()
             os.rename(work, path)
+            _prune_templates(base, keep=path)
         finally:
             if os.path.isdir(work):
                 shutil.rmtree(work, ignore_errors=True)
         return path, time.monotonic() - t0
+
+
+def _prune_templates(base, keep):
+    """Remove the templates of older fixture versions (under the lock, so none is in use
+    being built; a running test works on its own copy)."""
+    for name in os.listdir(base):
+        p = os.path.join(base, name)
+        if name.startswith("ad-template-") and p != keep and os.path.isfile(
+                os.path.join(p, "READY")):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 # -- the DC -----------------------------------------------------------------------------
@@ -343,6 +357,13 @@ class SambaAD:
             raise FixtureError("ldapsearch -b %r %s failed (rc %d): %s" % (base, filt, rc, err))
         return entries
 
+    def bind_ok(self, dn, password, starttls=False):
+        """(rc, stderr) of a simple bind as dn (a base search of the root DSE; samba has no
+        WhoAmI extended operation): over ldaps, or StartTLS with starttls=True."""
+        rc, _, err = self.ldapsearch("", scope="base", attrs=["dsServiceName"],
+                                     bind=(dn, password), starttls=starttls)
+        return rc, err
+
     def ldapmodify(self, ldif_text, bind="admin", add=False, controls=()):
         """ldapmodify (-a with add=True); returns (rc, stdout, stderr)."""
         args = ["ldapmodify", "-x", "-H", self.uri] + self.bind_args(bind)
@@ -398,9 +419,13 @@ class SambaAD:
         return [sid_str(v) for v in e[0].get("tokenGroups")]
 
 
+BINARY_ATTRS = {"ntsecuritydescriptor", "objectsid", "tokengroups", "objectguid",
+                "schemaidguid", "attributesecurityguid", "sidhistory"}
+
+
 def parse_ldif(text):
-    """Entries of `ldapsearch -LLL -o ldif-wrap=no` output; a base64 value (`name::`) is
-    kept as bytes (descriptors, SIDs, GUIDs), a plain one as str."""
+    """Entries of `ldapsearch -LLL -o ldif-wrap=no` output. Values of BINARY_ATTRS are bytes
+    (descriptors, SIDs, GUIDs); every other value is text (base64 ones decoded as UTF-8)."""
     entries, cur = [], None
     for line in text.splitlines():
         if not line.strip():
@@ -413,7 +438,7 @@ def parse_ldif(text):
             continue
         if value.startswith(":"):
             value = base64.b64decode(value[1:].strip())
-            if name.lower() == "dn":
+            if name.lower() not in BINARY_ATTRS:
                 value = value.decode("utf-8")
         else:
             value = value[1:] if value.startswith(" ") else value
@@ -433,6 +458,45 @@ def sid_str(raw):
     auth = int.from_bytes(raw[2:8], "big")
     subs = [int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(n)]
     return "S-%d-%d" % (rev, auth) + "".join("-%d" % s for s in subs)
+
+
+def guid_str(b):
+    """16 bytes as AD stores a GUID (first three fields little-endian) -> lowercase string."""
+    return "%08x-%04x-%04x-%s-%s" % (int.from_bytes(b[0:4], "little"),
+                                     int.from_bytes(b[4:6], "little"),
+                                     int.from_bytes(b[6:8], "little"), b[8:10].hex(), b[10:16].hex())
+
+
+def dacl_aces(sd):
+    """The ACEs of a self-relative descriptor's DACL (MS-DTYP 2.4.6), for test assertions:
+    [(type, flags, mask, object type GUID or None, trustee SID string)]. Raises on a
+    malformed descriptor; an ACE of another type is (type, flags, None, None, None)."""
+    if len(sd) < 20 or sd[0] != 1:
+        raise FixtureError("not a self-relative descriptor (%d bytes)" % len(sd))
+    off = int.from_bytes(sd[16:20], "little")
+    if off == 0:
+        return []
+    count, pos, out = int.from_bytes(sd[off + 4:off + 6], "little"), off + 8, []
+    for _ in range(count):
+        atype, aflags, size = sd[pos], sd[pos + 1], int.from_bytes(sd[pos + 2:pos + 4], "little")
+        if size < 8 or pos + size > len(sd):
+            raise FixtureError("ACE at %d: size %d runs past the descriptor" % (pos, size))
+        body = sd[pos + 4:pos + size]
+        if atype in (0x00, 0x01):
+            out.append((atype, aflags, int.from_bytes(body[0:4], "little"), None,
+                        sid_str(body[4:])))
+        elif atype in (0x05, 0x06):
+            oflags, q, obj = int.from_bytes(body[4:8], "little"), 8, None
+            if oflags & 1:
+                obj, q = guid_str(body[q:q + 16]), q + 16
+            if oflags & 2:
+                q += 16
+            out.append((atype, aflags, int.from_bytes(body[0:4], "little"), obj,
+                        sid_str(body[q:])))
+        else:
+            out.append((atype, aflags, None, None, None))
+        pos += size
+    return out
 
 
 def _init_netns():
