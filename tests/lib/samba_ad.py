@@ -163,12 +163,13 @@ def template(server="EX1", log=None):
 
 
 def _prune_templates(base, keep):
-    """Remove the templates of older fixture versions (under the lock, so none is in use
-    being built; a running test works on its own copy)."""
+    """Remove the templates of older fixture versions (other hashes; under the lock, so
+    none is being built, and a running test works on its own copy)."""
+    current = "ad-template-%s-" % os.path.basename(keep)[len("ad-template-"):].split("-")[0]
     for name in os.listdir(base):
         p = os.path.join(base, name)
-        if name.startswith("ad-template-") and p != keep and os.path.isfile(
-                os.path.join(p, "READY")):
+        if name.startswith("ad-template-") and not name.startswith(current) and \
+                os.path.isfile(os.path.join(p, "READY")):
             shutil.rmtree(p, ignore_errors=True)
 
 
