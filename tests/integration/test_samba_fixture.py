@@ -144,8 +144,10 @@ def check_acl(dc, t):
     t.eq(got, want, "acl: Default EX1 holds Exchange's explicit object ACEs "
          "(OA;CI;CR;<rightsGuid>;;SID) of AnonymousUsers, ExchangeServers, ExchangeLegacyServers")
     first_allow = min(i for i, a in enumerate(aces) if a[0] in (0x00, 0x05))
-    t.ok(all(i < first_allow for i, a in enumerate(aces) if a[0] == 0x06),
-         "acl: the explicit deny ACEs come first (canonical order)")
+    denies = [i for i, a in enumerate(aces) if a[0] == 0x06]
+    t.ok(denies and all(i < first_allow for i in denies),
+         "acl: the explicit deny ACEs (ExchangeLegacyInterop) come first (canonical order)",
+         repr(aces[:4]))
     crm = samba_ad.dacl_aces(dc.read_sd(dc.connector_dn("EX1", "CRM Application")))
     t.eq((explicit_rights(crm, ANON), explicit_rights(crm, EXSID + "23")), (0, 0x6FD),
          "acl: CRM Application (Option 1): Externally Secured Servers 0x6FD, nothing for ANONYMOUS")

@@ -7,7 +7,8 @@ enter_netns()   re-exec the calling test once under `unshare --net` and bring `l
 SambaAD         the DC. start() copies a TEMPLATE (built once per build tree and fixture
                 version, see template()) into the test's temp dir, gives it a TLS
                 certificate from a throwaway CA (deploy/pki/mkcerts.sh: dc1.rn.test,
-                localhost, IP 127.0.0.1), starts `samba -i -M single` in the foreground and
+                localhost, IP 127.0.0.1), starts `samba -i -M single` in the foreground
+                (server services: only `ldap` by default, `services=` adds e.g. kdc) and
                 waits until LDAP answers; stop() ends it by pid (SIGTERM, then SIGKILL) and
                 removes only the directory it made. Attributes:
                   uri (ldaps://127.0.0.1), starttls_uri (ldap://127.0.0.1: StartTLS only,
@@ -177,7 +178,7 @@ def _prune_templates(base, keep):
 class SambaAD:
     """A Samba AD DC started from the template (see the module docstring)."""
 
-    def __init__(self, server="EX1", directory=None, keep=None, services="ldap,cldap,kdc,drepl"):
+    def __init__(self, server="EX1", directory=None, keep=None, services="ldap"):
         self.server = server
         self._own_dir = directory is None
         self.dir = directory
