@@ -155,7 +155,8 @@ def check_acl(dc, t):
     dc.dsacl_set(dc.connector_dn("EX1", "CRM Application"), "(OA;CI;CR;%s;;AN)" % aar)
     crm2 = samba_ad.dacl_aces(dc.read_sd(dc.connector_dn("EX1", "CRM Application")))
     t.eq((explicit_rights(crm2, ANON), len(crm2)), (0x4, len(crm) + 1),
-         "acl: dsacl_set adds Accept-Any-Recipient for ANONYMOUS LOGON (Option 2); read_sd shows it")
+         "acl: dsacl_set adds Accept-Any-Recipient for ANONYMOUS LOGON (Option 2); "
+         "read_sd shows it")
     bob = set(dc.token_groups(dc.user_dn("bob")))
     alice = set(dc.token_groups(dc.user_dn("alice")))
     deny = {groups["Relay Deny Outer"], groups["Relay Deny Inner"]}

@@ -464,9 +464,8 @@ def sid_str(raw):
 
 def guid_str(b):
     """16 bytes as AD stores a GUID (first three fields little-endian) -> lowercase string."""
-    return "%08x-%04x-%04x-%s-%s" % (int.from_bytes(b[0:4], "little"),
-                                     int.from_bytes(b[4:6], "little"),
-                                     int.from_bytes(b[6:8], "little"), b[8:10].hex(), b[10:16].hex())
+    le = [int.from_bytes(b[i:j], "little") for i, j in ((0, 4), (4, 6), (6, 8))]
+    return "%08x-%04x-%04x-%s-%s" % (le[0], le[1], le[2], b[8:10].hex(), b[10:16].hex())
 
 
 def dacl_aces(sd):
