@@ -186,4 +186,4 @@ DEB_OUT ?= $(B)
 deb:
 	@bash deploy/debian/build-deb.sh $(B) $(DEB_OUT)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -type f -name '*.d' 2>/dev/null)
