@@ -110,7 +110,7 @@ static bool share_port(const struct rn_connector *a, const struct rn_connector *
 
 /* §4.3 conflicts between enabled connectors of this node: both sides are refused, because
  * which one a client would get is ambiguous and an ambiguous relay decision must fail closed. */
-static void connectors_check_conflicts(struct rn_snapshot *s, struct rn_connector *v, size_t *n)
+void connectors_check_conflicts(struct rn_snapshot *s, struct rn_connector *v, size_t *n)
 {
     bool *bad = xcalloc(*n ? *n : 1, sizeof *bad);
     for (size_t i = 0; i < *n; i++)
@@ -148,7 +148,7 @@ static bool has_class(const struct dir_entry *e, const char *cls)
 
 /* Two accepted-domain entries for the same name with different types: both are refused,
  * since which type applies would be ambiguous. */
-static void domains_check_conflicts(struct rn_snapshot *s)
+void domains_check_conflicts(struct rn_snapshot *s)
 {
     bool *bad = xcalloc(s->ndomains ? s->ndomains : 1, sizeof *bad);
     for (size_t i = 0; i < s->ndomains; i++)
@@ -389,6 +389,8 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
                                       struct rn_snapshot **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (b->directory_profile == BOOT_PROFILE_AD)
+        return addir_load_snapshot(d, b, out, err, errlen);     /* adload.c */
     if (!b->base_dn || !*b->base_dn || !b->node || !*b->node) {
         rn_err(err, errlen, "base_dn and node must be configured");
         return DIR_FAIL;
