@@ -142,7 +142,7 @@ def write_conf(path, dc, spool, uri=None, tls=True):
                 "log = %s\nretry_min = 1\n"
                 % (uri or dc.uri, dc.ca_file or "", dc.svc_dn,
                    os.path.join(os.path.dirname(path), "svc.pw"), spool,
-                   os.path.join(os.path.dirname(path), "relaynode.log")))
+                   path[:-len(".conf")] + ".log"))
         if tls:
             f.write("tls_cert = %s\ntls_key = %s\n" % (os.path.join(pki, "node.pem"),
                                                      os.path.join(pki, "node.key")))
@@ -160,10 +160,15 @@ def check_unreachable(t, tmp, dc):
     node = rnnode.Node(conf, log_path=os.path.join(tmp, "down.out"))
     node.start()
     try:
-        time.sleep(1.5)
-        t.ok(node.alive() and rnnode.port_closed("127.0.0.1", 25, timeout=1),
-             "unreachable DC at start: the node runs but does not listen (fail closed)",
-             node.log_tail())
+        logf = os.path.join(tmp, "down.log")
+
+        def failed_loads():
+            with open(logf, errors="replace") as f:
+                return f.read().count("config load-failed")
+        t.ok(eventually(lambda: os.path.exists(logf) and failed_loads() >= 1, 30) and
+             node.alive() and rnnode.port_closed("127.0.0.1", 25, timeout=1),
+             "unreachable DC at start: the node runs, logs load-failed and does not listen "
+             "(fail closed)", node.log_tail())
     finally:
         node.stop(timeout=10)
 
@@ -215,7 +220,7 @@ def main():
         write_conf(conf, dc, spool)
         node = rnnode.Node(conf, ports=(25, 587), log_path=os.path.join(tmp, "node.out"))
         node.start(timeout=30)
-        log = os.path.join(tmp, "relaynode.log")
+        log = os.path.join(tmp, "relaynode.log")    # from relaynode.conf
 
         def node_log():
             with open(log, errors="replace") as f:
