@@ -305,6 +305,32 @@ def main():
              "relayctl explain (ad profile) names the deciding deny ACE and its SID",
              "rc=%s %s %s" % (rc, json.dumps(rr), (out + err)[-1500:]))
 
+        # -- hostile values: the entry is refused, named with its attribute ---------------
+        bad = dc.connector_dn("EX1", "Bad Size")
+        rc, out, err = dc.ldapmodify(
+            "dn: %s\nchangetype: add\nobjectClass: msExchSmtpReceiveConnector\ncn: Bad Size\n"
+            "msExchSmtpReceiveBindings: 0.0.0.0:25\nmsExchSmtpReceiveRemoteIPRanges: 127.0.2.58\n"
+            "msExchSMTPReceiveInboundSecurityFlag: 33\nmsExchSmtpReceiveMaxMessageSize: 10\n"
+            "nTSecurityDescriptor:: %s\n" % (bad, base64.b64encode(ndr_pack(
+                security.descriptor.from_sddl("D:" + "".join(ace("AN", r) for r in GUIDS) +
+                                              "(A;;RPLCLORC;;;AU)",
+                                              security.dom_sid(E.domain_sid)))).decode()))
+        t.ok(rc == 0, "ldapmodify adds a connector granting ANONYMOUS every right, with "
+             "msExchSmtpReceiveMaxMessageSize 10", out + err)
+        want = "msExchSmtpReceiveMaxMessageSize: 10 is below the minimum 65536"
+
+        def refused():
+            return [l for l in node_log().splitlines()
+                    if "config refused" in l and "CN=Bad Size," in l and want in l]
+        t.ok(eventually(refused, APPLY_S), "the node refuses it, naming the DN and the "
+             "attribute", node_log()[-1500:])
+        t.eq(rcpt_reply("127.0.2.58", "x@outside.example"), NO_RELAY,
+             "its clients fall to Default, never to its grant: 550 5.7.1")
+        rc, out, err = run([RELAYCTL, "audit", "--config", conf])
+        t.ok(rc == 1 and "msExchSmtpReceiveMaxMessageSize" in out + err and "Bad Size" in out + err,
+             "relayctl audit (ad profile) reports the refused connector", "rc=%s %s%s"
+             % (rc, out, err))
+
         # -- a descriptor the node cannot parse fails closed ------------------------------
         rc, out, err = dc.ldapmodify(sd_ldif(opt2, b"\x01\x00\x04\x80garbage"))
         t.ok(rc != 0, "Samba refuses to store a malformed descriptor (the parser's refusals are "
