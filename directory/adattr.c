@@ -12,11 +12,14 @@
 #include "directory/adattr.h"
 #include "directory/connattr.h"
 #include "directory/dnsname.h"
+#include "directory/secdesc.h"
+#include "directory/validate.h"
 #include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
 
 #define INT32_MAXV 2147483647u    /* AD Integer syntax (2.5.5.9) is a signed 32-bit value */
+#define AD_SD_MAX (1u << 20)      /* octets of one descriptor (AD's ACLs stop at 64 KiB) */
 
 const struct adattr adattr_table[] = {
     {"msExchSmtpReceiveEnabled", ADA_SAME, "relayEnabled", "Enabled (Boolean)"},
@@ -302,4 +305,44 @@ int adattr_sendconn(const struct dir_entry *e, struct rn_sendconn *sc, char *err
         free(copy);
     }
     return 0;
+}
+
+int adattr_connector_acl(struct rn_connector *c, const void *sd, size_t len,
+                         const struct adsd_ctx *x, char *err, size_t errlen)
+{
+    int rc = 1;
+    if (!sd)
+        rc = rn_err(err, errlen, "nTSecurityDescriptor: not readable (no READ_CONTROL, or "
+                    "absent)");
+    else if (len > AD_SD_MAX)
+        rc = rn_err(err, errlen, "nTSecurityDescriptor: %zu octets, more than %u", len,
+                    AD_SD_MAX);
+    if (rc == 1) {
+        struct secdesc d;
+        char serr[RN_ERRLEN];
+        memset(&d, 0, sizeof d);
+        if (secdesc_parse(sd, len, &d, serr, sizeof serr) != 0 ||
+            secdesc_aces(&d, x->rights, x->nrights, x->sids, x->nsids, x->conn_class,
+                         &c->aces, &c->naces, serr, sizeof serr) != 0)
+            rc = rn_err(err, errlen, "nTSecurityDescriptor: %s", serr);
+        secdesc_clear(&d);
+    }
+    if (rc != 1) {
+        for (size_t i = 0; i < c->naces; i++)
+            ace_clear(&c->aces[i]);
+        free(c->aces);
+        c->aces = NULL;
+        c->naces = 0;
+        /* validate_connector would refuse an ExternalAuthoritative connector without its
+         * ExchangeServers ACEs, and a refused connector lets its clients reach a wider one:
+         * kept, granting nothing, as long as it can select its clients at all. */
+        if (c->nbindings == 0 || c->nranges == 0) {
+            char why[RN_ERRLEN];
+            rn_strlcpy(why, err, sizeof why);
+            return rn_err(err, errlen, "msExchSmtpReceive%s: missing (and %s)",
+                          c->nbindings ? "RemoteIPRanges" : "Bindings", why);
+        }
+        return 0;
+    }
+    return validate_connector(c, err, errlen) == 0 ? 1 : -1;
 }

@@ -54,6 +54,25 @@ int adattr_domain(const struct dir_entry *e, struct rn_domain *dom, char *err, s
 int adattr_sendconn(const struct dir_entry *e, struct rn_sendconn *sc, char *err,
                     size_t errlen);
 
+/* What a connector's descriptor is read with: the rights of CN=Extended-Rights, the SIDs of
+ * the per-forest groups, the connector class's schemaIDGUID (NULL if unknown). */
+struct sd_rightmap;
+struct sd_sidmap;
+struct sd_guid;
+struct adsd_ctx {
+    const struct sd_rightmap *rights; size_t nrights;
+    const struct sd_sidmap *sids; size_t nsids;
+    const struct sd_guid *conn_class;
+};
+
+/* The connector's ACEs from its nTSecurityDescriptor (sd, len octets; NULL when unreadable),
+ * then validate_connector. 1: c holds its ACEs and is valid. 0: the descriptor is unusable
+ * (absent, too large, does not parse): c keeps NO ACE, so it still takes its clients and
+ * grants them nothing (fail closed, never a fall-through to a wider connector); err says
+ * why. -1: c is refused (validation, or no binding/range); err says why. */
+int adattr_connector_acl(struct rn_connector *c, const void *sd, size_t len,
+                         const struct adsd_ctx *x, char *err, size_t errlen);
+
 /* An Integer value of AD (RFC 4517 INTEGER, here 0..max): -1 on a sign, garbage, leading
  * zeros or overflow. */
 int adattr_int(const char *v, uint64_t max, uint64_t *out);

@@ -35,7 +35,6 @@
 #include <string.h>
 
 #define AD_VALUE_MAX 8192         /* octets of one string value; longer refuses the entry */
-#define AD_SD_MAX (1u << 20)      /* octets of one security descriptor (AD allows 64 KiB ACLs) */
 #define AD_PAGE 1000              /* RFC 2696 page: Active Directory's MaxPageSize */
 #define OID_SD_FLAGS "1.2.840.113556.1.4.801"
 
@@ -295,41 +294,6 @@ static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, con
 
 /* ---- receive connectors ---- */
 
-/* The DACL of one connector into its ACEs. -1 with err (the connector keeps no ACE). */
-static int connector_aces(LDAP *ld, LDAPMessage *m, const struct adctx *x,
-                          struct rn_connector *c, char *err, size_t errlen)
-{
-    struct berval **v = ldap_get_values_len(ld, m, "nTSecurityDescriptor");
-    int rc = 0;
-    if (!v || !v[0] || v[1])
-        rc = rn_err(err, errlen, "nTSecurityDescriptor: %s", v && v[0]
-                    ? "several values" : "not readable (no READ_CONTROL, or absent)");
-    else if (v[0]->bv_len > AD_SD_MAX)
-        rc = rn_err(err, errlen, "nTSecurityDescriptor: %lu octets, more than %u",
-                    (unsigned long)v[0]->bv_len, AD_SD_MAX);
-    if (rc == 0) {
-        struct secdesc sd;
-        char serr[RN_ERRLEN];
-        memset(&sd, 0, sizeof sd);
-        if (secdesc_parse(v[0]->bv_val, v[0]->bv_len, &sd, serr, sizeof serr) != 0)
-            rc = rn_err(err, errlen, "nTSecurityDescriptor: %s", serr);
-        else if (secdesc_aces(&sd, x->rights, x->nrights, x->sids, x->nsids,
-                              x->have_class ? &x->conn_class : NULL, &c->aces, &c->naces,
-                              serr, sizeof serr) != 0)
-            rc = rn_err(err, errlen, "nTSecurityDescriptor: %s", serr);
-        secdesc_clear(&sd);
-    }
-    ldap_value_free_len(v);
-    if (rc != 0) {
-        for (size_t i = 0; i < c->naces; i++)
-            ace_clear(&c->aces[i]);
-        free(c->aces);
-        c->aces = NULL;
-        c->naces = 0;
-    }
-    return rc;
-}
-
 static int connector_name_cmp(const void *a, const void *b)
 {
     const struct rn_connector *x = a, *y = b;
@@ -365,6 +329,8 @@ static enum dir_result connectors_load(struct ldapdir *d, struct rn_snapshot *s,
         return r;
     }
     hash_entries(&s->content_hash, d->ld, res);
+    struct adsd_ctx actx = {x->rights, x->nrights, x->sids, x->nsids,
+                            x->have_class ? &x->conn_class : NULL};
     struct rn_connector *v = NULL;
     size_t n = 0;
     for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
@@ -375,18 +341,14 @@ static enum dir_result connectors_load(struct ldapdir *d, struct rn_snapshot *s,
         int ok = entry_from_msg(d->ld, m, "nTSecurityDescriptor", &e, cerr, sizeof cerr) == 0 &&
                  adattr_connector(&e, &c, cerr, sizeof cerr) == 0;
         if (ok) {
-            if (connector_aces(d->ld, m, x, &c, cerr, sizeof cerr) != 0) {
-                /* Fail closed: kept with no ACE, so it still takes its clients (the most
-                 * specific range wins) and grants them nothing. validate_connector would
-                 * refuse an ExternalAuthoritative connector without its ExchangeServers ACEs,
-                 * and a refused connector would let its clients reach a wider one. */
+            struct berval **sd = ldap_get_values_len(d->ld, m, "nTSecurityDescriptor");
+            bool one = sd && sd[0] && !sd[1];
+            int acl = adattr_connector_acl(&c, one ? sd[0]->bv_val : NULL,
+                                           one ? sd[0]->bv_len : 0, &actx, cerr, sizeof cerr);
+            ldap_value_free_len(sd);
+            if (acl == 0)        /* kept with no ACE: fail closed, named */
                 snapshot_add_error(s, "%s: %s (the connector grants nothing)", e.dn, cerr);
-                if (c.nbindings == 0 || c.nranges == 0) {
-                    snapshot_add_error(s, "%s: msExchSmtpReceive%s: missing", e.dn,
-                                       c.nbindings ? "RemoteIPRanges" : "Bindings");
-                    ok = 0;
-                }
-            } else if (validate_connector(&c, cerr, sizeof cerr) != 0) {
+            else if (acl < 0) {
                 snapshot_add_error(s, "%s: %s", e.dn, cerr);
                 ok = 0;
             }

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "directory/adattr.h"
+#include "directory/connattr.h"
+#include "directory/rights.h"
+#include "directory/secdesc.h"
 #include "directory/base/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -274,6 +277,116 @@ static void attrs_list(void **state)
     assert_int_equal(adattr_int("0", 10, &v), 0);
 }
 
+/* ---- the descriptor step: a hand-made self-relative descriptor (MS-DTYP 2.4.6) ---- */
+
+/* Deliberately not Exchange's rightsGuid: the profile maps whatever GUID the directory's
+ * controlAccessRight carries (here through the rights map), never a compiled-in one. */
+#define ANY_RCPT_GUID "a54d0226-ea8f-4b44-bc2e-00b9d1b2b4b0"
+
+/* SD header (20) + ACL header (8) + one ACCESS_ALLOWED_OBJECT ACE (40): CONTROL_ACCESS on
+ * guid for S-1-5-7 (ANONYMOUS LOGON). Returns the length. */
+static size_t sd_make(unsigned char *b, const char *guid)
+{
+    memset(b, 0, 68);
+    b[0] = 1;                                   /* revision */
+    b[2] = 0x04; b[3] = 0x80;                   /* DACL_PRESENT | SELF_RELATIVE */
+    b[16] = 20;                                 /* DACL offset */
+    unsigned char *acl = b + 20;
+    acl[0] = 4; acl[2] = 48; acl[4] = 1;        /* rev 4, size 48, one ACE */
+    unsigned char *a = acl + 8;
+    a[0] = 0x05; a[1] = 0x02; a[2] = 40;        /* allowed object, CONTAINER_INHERIT */
+    a[5] = 0x01;                                /* mask 0x100 CONTROL_ACCESS */
+    a[8] = 0x01;                                /* ObjectType present */
+    struct sd_guid g;
+    assert_int_equal(sd_guid_parse(guid, &g), 0);
+    memcpy(a + 12, g.b, 16);
+    static const unsigned char anon[12] = {1, 1, 0, 0, 0, 0, 0, 5, 7, 0, 0, 0};
+    memcpy(a + 28, anon, 12);
+    return 68;
+}
+
+static void connector_make(struct rn_connector *c, unsigned auth, bool ranges)
+{
+    connector_defaults(c);
+    c->dn = xstrdup(DN);
+    c->name = xstrdup("Case");
+    char err[RN_ERRLEN];
+    const char *const bind[] = {"0.0.0.0:25"}, *const range[] = {"127.0.2.57"};
+    assert_int_equal(connattr_apply(c, connattr_lookup("relayBinding"), bind, 1, err,
+                                    sizeof err), 0);
+    if (ranges)
+        assert_int_equal(connattr_apply(c, connattr_lookup("relayRemoteIPRange"), range, 1, err,
+                                        sizeof err), 0);
+    c->auth = auth;
+}
+
+static void descriptor_step(void **state)
+{
+    struct sd_rightmap rm;
+    assert_int_equal(sd_guid_parse(ANY_RCPT_GUID, &rm.guid), 0);
+    rm.bit = R_ACCEPT_ANY_RECIPIENT;
+    struct adsd_ctx x = {&rm, 1, NULL, 0, NULL};
+    unsigned char sd[68];
+    size_t len = sd_make(sd, ANY_RCPT_GUID);
+    struct rn_connector c;
+    char err[RN_ERRLEN] = "";
+
+    /* A good descriptor: its one object ACE, on the right the directory's map names. */
+    connector_make(&c, AUTH_TLS, true);
+    assert_int_equal(adattr_connector_acl(&c, sd, len, &x, err, sizeof err), 1);
+    assert_int_equal(c.naces, 1);
+    assert_false(c.aces[0].deny);
+    assert_int_equal(c.aces[0].wk, WK_ANONYMOUS);
+    assert_int_equal(c.aces[0].rights, R_ACCEPT_ANY_RECIPIENT);
+    connector_clear(&c);
+
+    /* A right the directory does not define (not in the map): nothing granted. */
+    struct adsd_ctx none = {NULL, 0, NULL, 0, NULL};
+    connector_make(&c, AUTH_TLS, true);
+    int r = adattr_connector_acl(&c, sd, len, &none, err, sizeof err);
+    assert_true(r == 1 || r == 0);
+    for (size_t i = 0; i < c.naces; i++)
+        assert_int_equal(c.aces[i].rights & R_ACCEPT_ANY_RECIPIENT, 0);
+    connector_clear(&c);
+
+    /* Unusable descriptors: kept, with no ACE, and named (fail closed). */
+    unsigned char bad[68];
+    static const struct { const char *name; size_t len; int off, val; } cases[] = {
+        {"truncated", 30, -1, 0}, {"ACE cut", 60, -1, 0}, {"empty", 0, -1, 0},
+        {"DACL offset past the end", 68, 16, 200}, {"huge ACE count", 68, 24, 0xff},
+        {"ACE size past the ACL", 68, 30, 0xf0},
+    };
+    for (size_t i = 0; i < N(cases); i++) {
+        memcpy(bad, sd, sizeof bad);
+        if (cases[i].off >= 0)
+            bad[cases[i].off] = (unsigned char)cases[i].val;
+        if (cases[i].off == 24)
+            bad[25] = 0xff;
+        connector_make(&c, AUTH_TLS | AUTH_EXTERNAL_AUTHORITATIVE, true);
+        err[0] = '\0';
+        r = adattr_connector_acl(&c, bad, cases[i].len, &x, err, sizeof err);
+        if (r != 0 || c.naces != 0 || strncmp(err, "nTSecurityDescriptor: ", 22) != 0)
+            fail_msg("%s: r %d naces %zu err '%s'", cases[i].name, r, c.naces, err);
+        connector_clear(&c);
+    }
+    connector_make(&c, AUTH_TLS, true);
+    assert_int_equal(adattr_connector_acl(&c, NULL, 0, &x, err, sizeof err), 0);
+    assert_int_equal(c.naces, 0);
+    connector_clear(&c);
+
+    /* Unusable and unable to select its clients: refused. */
+    connector_make(&c, AUTH_TLS, false);
+    assert_int_equal(adattr_connector_acl(&c, sd, 30, &x, err, sizeof err), -1);
+    assert_non_null(strstr(err, "msExchSmtpReceiveRemoteIPRanges: missing"));
+    connector_clear(&c);
+
+    /* A good descriptor on a connector validation refuses (ExternalAuthoritative without the
+     * ExchangeServers group's ACEs). */
+    connector_make(&c, AUTH_TLS | AUTH_EXTERNAL_AUTHORITATIVE, true);
+    assert_int_equal(adattr_connector_acl(&c, sd, len, &x, err, sizeof err), -1);
+    connector_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +396,7 @@ int main(void)
         cmocka_unit_test(sendconn_table),
         cmocka_unit_test(sendconn_fields),
         cmocka_unit_test(attrs_list),
+        cmocka_unit_test(descriptor_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
