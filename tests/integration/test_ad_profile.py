@@ -336,6 +336,14 @@ def main():
         t.ok(rc != 0, "Samba refuses to store a malformed descriptor (the parser's refusals are "
              "unit-tested: tests/unit/test_secdesc.c)", "rc=%s %s%s" % (rc, out, err))
         t.ok(node.alive(), "the node is still running", node.log_tail())
+
+        # -- the DC goes away: AUTH is a temporary failure, never a grant -----------------
+        dc.proc.terminate()          # its files stay (the CA, the node's certificate)
+        dc.proc.wait(15)
+        a, _ = auth_rcpt(E, "alice", dc.users["alice"], "x@outside.example")
+        t.eq(a, rnnode.AUTH_TEMP, "DC down: AUTH as alice answers 454 4.7.0 (tempfail)")
+        t.eq(rcpt_reply("127.0.0.1", "x@outside.example"), NO_RELAY,
+             "DC down: the last good snapshot still refuses the anonymous relay")
     finally:
         if node:
             node.stop(timeout=15)
