@@ -123,7 +123,7 @@ def auth_rcpt(E, user, pw, rcpt, source="127.0.0.1"):
         a = cl.cmd("AUTH PLAIN " + plain(user, pw), timeout=20)
         if a != OK_AUTH:
             return a, None
-        cl.cmd("MAIL FROM:<%s@example.com>" % user.split("@")[0])
+        cl.cmd("MAIL FROM:<%s@example.com>" % user.split("\\")[-1].split("@")[0])
         return a, cl.cmd("RCPT TO:<%s>" % rcpt)
     finally:
         cl.close()
@@ -279,6 +279,10 @@ def main():
         t.eq((a, r), (OK_AUTH, RCPT_OK), "AUTH as alice (sAMAccountName) on Client EX1 relays")
         a, r = auth_rcpt(E, "bob@rn.test", dc.users["bob"], "x@outside.example")
         t.eq((a, r), (OK_AUTH, RCPT_OK), "AUTH as bob (userPrincipalName) relays before the deny")
+        a, r = auth_rcpt(E, "RN\\alice", dc.users["alice"], "x@outside.example")
+        t.eq((a, r), (OK_AUTH, RCPT_OK), "AUTH as RN\\alice (DOMAIN\\sAMAccountName) relays")
+        a, r = auth_rcpt(E, "OTHER\\alice", dc.users["alice"], "x@outside.example")
+        t.eq(a, rnnode.AUTH_BAD, "AUTH as OTHER\\alice (another domain): 535 5.7.3")
         a, r = auth_rcpt(E, "alice", "wrong-password", "x@outside.example")
         t.eq(a, rnnode.AUTH_BAD, "a wrong password: 535 5.7.3")
         outer = dc.sid(dc.group_dn("Relay Deny Outer"))
