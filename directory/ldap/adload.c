@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AD_VALUE_MAX 8192         /* octets of one string value; longer refuses the entry */
 #define AD_PAGE 1000              /* RFC 2696 page: Active Directory's MaxPageSize */
@@ -590,8 +591,14 @@ enum dir_result addir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap
     struct rn_snapshot *s = snapshot_new();
     /* Read before the data: a snapshot labelled usn:N holds at least N's changes. */
     s->version = addir_version_read(d);
-    if (!s->version)
-        s->version = xasprintf("load-unversioned-%p", (void *)s);
+    if (!s->version) {
+        /* Unique per load, as ldapload.c's stamp: an unreadable USN never looks unchanged. */
+        static unsigned long seq;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->version = xasprintf("load-%lld.%09ld-%lu", (long long)ts.tv_sec, ts.tv_nsec,
+                               __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    }
     s->content_hash = 14695981039346656037ULL;
     char *server_dn = NULL;
     struct adctx x;
