@@ -106,7 +106,11 @@ static const struct { const char *name; const char *in, *err; } malformed_cases[
      "duplicate right 'a18293f1-0685-4540-aa63-e32df421b3a2'"},
     {"duplicate via alias", "allow; Everyone; ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, "
      "ms-Exch-SMTP-Accept-Authoritative-Domain", "duplicate right 'ms-Exch-SMTP-Accept-Authoritative-Domain'"},
-    {"unknown SID", "allow; S-1-5-32-544; Send-As", "unknown SID 'S-1-5-32-544'"},
+    {"malformed SID", "allow; S-1-5-32-x; Send-As", "malformed SID 'S-1-5-32-x'"},
+    {"SID with 16 sub-authorities", "allow; S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16; Send-As",
+     "malformed SID 'S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16'"},
+    {"SID sub-authority over 32 bits", "allow; S-1-5-4294967296; Send-As",
+     "malformed SID 'S-1-5-4294967296'"},
     {"unknown principal", "allow; Domain Admins; Send-As",
      "unknown principal 'Domain Admins' (not a well-known name or SID, and not a DN: "
      "expected attribute=value at 'Domain Admins')"},
