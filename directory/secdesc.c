@@ -20,7 +20,11 @@ static uint32_t rd32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static void wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static void wr16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
 static void wr32(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -107,6 +111,14 @@ size_t sd_sid_format(const struct sd_sid *s, char *buf, size_t len)
     return (size_t)n;
 }
 
+static int hexdigit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* One decimal number of at most max; *s advanced past it. */
 static int parse_num(const char **s, uint64_t max, uint64_t *out)
 {
@@ -137,8 +149,8 @@ int sd_sid_parse(const char *s, struct sd_sid *out)
         p += 2;
         auth = 0;
         int nd = 0;
-        for (; nd < 12 && ((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f')); p++, nd++)
-            auth = auth << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+        for (; nd < 12 && hexdigit(*p) >= 0; p++, nd++)
+            auth = auth << 4 | (uint64_t)hexdigit(*p);
         if (nd == 0)
             goto bad;
     } else if (parse_num(&p, (1ull << 48) - 1, &auth) < 0) {
@@ -187,9 +199,7 @@ int sd_guid_parse(const char *s, struct sd_guid *out)
         }
         int v = 0;
         for (int j = 0; j < 2; j++, i++) {
-            char c = s[i];
-            int h = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f'
-                    ? (c | 0x20) - 'a' + 10 : -1;
+            int h = hexdigit(s[i]);
             if (h < 0)
                 goto bad;
             v = v << 4 | h;
@@ -240,11 +250,12 @@ static enum layout ace_layout(uint8_t type)
 {
     switch (type) {
     case 0x00: case 0x01: case 0x02: case 0x03:   /* allowed, denied, audit, alarm */
-    case 0x09: case 0x0A: case 0x0D:              /* callback allowed, denied, audit */
-    case 0x11:                                    /* mandatory label */
+    case 0x09: case 0x0A: case 0x0D: case 0x0E:   /* callback allowed, denied, audit, alarm */
+    case 0x11: case 0x12: case 0x13:              /* label, resource attribute, scoped policy */
         return LAYOUT_PLAIN;
     case 0x05: case 0x06: case 0x07: case 0x08:   /* object allowed, denied, audit, alarm */
-    case 0x0B: case 0x0C: case 0x0F:              /* callback object allowed, denied, audit */
+    case 0x0B: case 0x0C: case 0x0F: case 0x10:   /* callback object: allowed, denied, */
+                                                  /* audit, alarm */
         return LAYOUT_OBJECT;
     default:
         return LAYOUT_OPAQUE;

@@ -72,7 +72,9 @@ struct sd_ace  {
 struct secdesc {
     uint8_t sbz1;                   /* kept as read, so a descriptor round-trips */
     uint16_t control;
-    bool dacl_present;              /* false: no DACL (NULL DACL semantics: not ours to grant) */
+    bool dacl_present;              /* false: no DACL, or a NULL one (DACL_PRESENT, offset 0).
+                                       Windows grants everyone everything there; secdesc_aces
+                                       gives nothing (fail closed) */
     uint8_t acl_rev;                /* 2, or 4 when object ACEs are present */
     struct sd_ace *aces;            /* owned */
     size_t naces;
@@ -118,9 +120,10 @@ int secdesc_aces(const struct secdesc *sd, const struct sd_rightmap *rights, siz
  * CONTROL_ACCESS, ObjectType = right (and no InheritedObjectType), trustee equal, whatever
  * its inheritance flags. add: 0 added, 1 already present (a matching ACE, not INHERIT_ONLY),
  * -1 if the DACL is full (SD_MAX_ACES) or trustee is not a SID. remove: 0 removed (every
- * matching ACE), 1 none present; inherited ACEs are never removed. Canonical order is kept: an added deny goes
- * after the explicit denies, an added allow after the explicit allows, both before the
- * inherited ACEs. Adding to a descriptor without a DACL creates one (revision 4). */
+ * matching ACE), 1 none present; inherited ACEs are never removed. Canonical order is kept:
+ * an added deny goes after the explicit denies, an added allow after the explicit allows,
+ * both before the inherited ACEs. Adding to a descriptor without a DACL creates one; the
+ * ACL revision becomes 4 (ACL_REVISION_DS, needed for object ACEs). */
 int secdesc_add_object_ace(struct secdesc *sd, bool deny, const struct sd_sid *trustee,
                            const struct sd_guid *right);
 int secdesc_remove_object_ace(struct secdesc *sd, bool deny, const struct sd_sid *trustee,
