@@ -231,6 +231,30 @@ static void edited_crm_gives_anonymous_relay_and_denies_bob(void **state)
     free(b);
 }
 
+/* PermissionGroups derived from the AD descriptors are the relay profile's: the class's
+ * full-control ACEs (Domain Admins, Enterprise Admins, SYSTEM) do not make them Custom. */
+static void captured_derive_their_permission_groups(void **state)
+{
+    (void)state;
+    static const struct { const char *file; unsigned groups; } cases[] = {
+        {"default-ex1.bin", GROUP_ANONYMOUS | GROUP_EXCHANGE_SERVERS | GROUP_LEGACY_SERVERS},
+        {"client-ex1.bin", GROUP_EXCHANGE_USERS},
+        {"crm-application.bin", GROUP_EXCHANGE_SERVERS},
+        {"crm-application-edited.bin", GROUP_EXCHANGE_SERVERS | GROUP_CUSTOM},
+    };
+    for (size_t i = 0; i < N(cases); i++) {
+        size_t len;
+        unsigned char *b = load(cases[i].file, &len);
+        struct ace *a;
+        size_t n = model_of(b, len, &a);
+        unsigned g = acl_derive_groups(a, n);
+        if (g != cases[i].groups)
+            fail_msg("%s: groups 0x%x, want 0x%x", cases[i].file, g, cases[i].groups);
+        aces_free(a, n);
+        free(b);
+    }
+}
+
 static const char *const captured[] = {"default-ex1.bin", "client-ex1.bin",
                                        "crm-application.bin", "crm-application-edited.bin"};
 
@@ -846,6 +870,7 @@ int main(void)
         cmocka_unit_test(default_ex1_holds_its_three_groups),
         cmocka_unit_test(client_and_crm_hold_their_groups),
         cmocka_unit_test(edited_crm_gives_anonymous_relay_and_denies_bob),
+        cmocka_unit_test(captured_derive_their_permission_groups),
         cmocka_unit_test(captured_round_trip_byte_identical),
         cmocka_unit_test(truncated_at_every_length),
         cmocka_unit_test(valid_builder_baseline),
