@@ -16,7 +16,8 @@
  *   |-------------------------------------------------------|-------------------------------|
  *   | INHERIT_ONLY (flag 0x08)                              | nothing (not for this object) |
  *   | INHERITED_ACE (flag 0x10)                             | the same as an explicit ACE   |
- *   | object ACE, CONTROL_ACCESS, ObjectType in rights map  | that right's bit              |
+ *   | object ACE, CONTROL_ACCESS (or GENERIC_ALL),          | that right's bit              |
+ *   |   ObjectType in the rights map                        |                               |
  *   | object ACE, ObjectType not in the map                 | nothing                       |
  *   | object ACE without ObjectType, CONTROL_ACCESS (0x100) | every right (R_ALL)           |
  *   |   or GENERIC_ALL (0x10000000)                         |                               |
