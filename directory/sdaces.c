@@ -35,19 +35,32 @@ static uint32_t ace_bits(const struct sd_ace *a, const struct sd_rightmap *right
     return 0;          /* a right (or property set) the model does not know */
 }
 
-/* The model principal of a SID: well-known, mapped per-forest group, or the SID itself.
- * sid_out gets the canonical string either way. */
-static int sid_principal(const struct sd_sid *sid, const struct sd_sid *mapped, const int *wks,
-                         size_t nsids, char sid_out[SD_SID_STRMAX])
+/* Trustees already resolved in this call: a DACL names few distinct SIDs many times (one
+ * ACE per right), and formatting a SID costs more than comparing it. */
+struct trustee { struct sd_sid sid; int wk; char str[SD_SID_STRMAX]; };
+struct trustees { struct trustee *v; size_t n; };
+
+/* The model principal of a SID: well-known, mapped per-forest group, or the SID itself
+ * (*str: its canonical string, for SID principals). */
+static int sid_principal(struct trustees *c, const struct sd_sid *sid, const struct sd_sid *mapped,
+                         const int *wks, size_t nsids, const char **str)
 {
-    sd_sid_format(sid, sid_out, SD_SID_STRMAX);
-    const struct principal_info *p = principal_lookup(sid_out);
-    if (p && p->sid)
-        return p->id;
-    for (size_t i = 0; i < nsids; i++)
+    for (size_t i = 0; i < c->n; i++)
+        if (sd_sid_equal(&c->v[i].sid, sid)) {
+            *str = c->v[i].str;
+            return c->v[i].wk;
+        }
+    c->v = xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+    struct trustee *t = &c->v[c->n++];
+    t->sid = *sid;
+    sd_sid_format(sid, t->str, sizeof t->str);
+    const struct principal_info *p = principal_lookup(t->str);
+    t->wk = p && p->sid ? p->id : -1;
+    for (size_t i = 0; t->wk < 0 && i < nsids; i++)
         if (sd_sid_equal(&mapped[i], sid))
-            return wks[i];
-    return -1;
+            t->wk = wks[i];
+    *str = t->str;
+    return t->wk;
 }
 
 static void merge(struct ace **out, size_t *n, bool deny, int wk, const char *sid, uint32_t bits)
@@ -87,6 +100,7 @@ int secdesc_aces(const struct secdesc *sd, const struct sd_rightmap *rights, siz
         }
         wks[i] = sids[i].wk;
     }
+    struct trustees cache = {NULL, 0};
     for (size_t k = 0; sd->dacl_present && k < sd->naces; k++) {
         const struct sd_ace *a = &sd->aces[k];
         bool deny = ace_is_deny(a->type);
@@ -102,10 +116,11 @@ int secdesc_aces(const struct secdesc *sd, const struct sd_rightmap *rights, siz
             bits = 0;   /* an allow meant for another class: dropped; a deny stays */
         if (!bits)
             continue;
-        char sid[SD_SID_STRMAX];
-        int wk = sid_principal(&a->sid, mapped, wks, nsids, sid);
+        const char *sid;
+        int wk = sid_principal(&cache, &a->sid, mapped, wks, nsids, &sid);
         merge(out, nout, deny, wk, sid, bits);
     }
+    free(cache.v);
     free(mapped);
     free(wks);
     return 0;
