@@ -32,6 +32,7 @@ struct snapstore {
     uint64_t rcpt_hash;
     size_t rcpt_refused;
     char *rcpt_label;                            /* owned */
+    char *version;                               /* owned; NULL none yet */
 };
 
 #endif

@@ -77,6 +77,7 @@ void snapdelta_changes_free(struct snapdelta_change **vp, size_t n)
     *vp = NULL;
     for (size_t i = 0; v && i < n; i++) {
         free(v[i].csn);
+        free(v[i].version);
         dir_entry_clear(&v[i].e);
     }
     free(v);
@@ -184,7 +185,49 @@ void snapstore_free(struct snapstore **sp)
     free(s->user_ndn);
     rcptset_free(&s->rcpt);
     free(s->rcpt_label);
+    free(s->version);
     free(s);
+}
+
+const char *snapstore_version(const struct snapstore *s)
+{
+    return s->version;
+}
+
+/* The newest CSN of a version ("csn[,csn...]"), for ordering two versions of one server
+ * set: CSNs begin with their time, so the text order is the time order. */
+static const char *newest_csn(const char *v, size_t *len)
+{
+    const char *best = "";
+    *len = 0;
+    while (v && *v) {
+        const char *e = strchr(v, ',');
+        size_t l = e ? (size_t)(e - v) : strlen(v);
+        size_t m = l < *len ? l : *len;
+        int c = strncmp(v, best, m);
+        if (c > 0 || (c == 0 && l > *len)) {
+            best = v;
+            *len = l;
+        }
+        v = e ? e + 1 : NULL;
+    }
+    return best;
+}
+
+void snapstore_set_version(struct snapstore *s, const char *version)
+{
+    if (!version)
+        return;
+    if (s->version) {
+        size_t la, lb;
+        const char *a = newest_csn(s->version, &la), *b = newest_csn(version, &lb);
+        size_t m = la < lb ? la : lb;
+        int c = strncmp(b, a, m);
+        if (c < 0 || (c == 0 && lb <= la))
+            return;                   /* not newer: a change the full load had already */
+    }
+    free(s->version);
+    s->version = xstrdup(version);
 }
 
 size_t snapstore_count(const struct snapstore *s)
@@ -469,6 +512,7 @@ int snapdelta_apply(struct snapstore *s, const struct snapdelta_change *v, size_
             return 1;
         case SNAPDELTA_OUTSIDE:
             *rcpt_dirty = true;
+            snapstore_set_version(s, c->version);
             break;
         case SNAPDELTA_PUT:
             if (!c->e.dn) {
@@ -487,6 +531,7 @@ int snapdelta_apply(struct snapstore *s, const struct snapdelta_change *v, size_
             }
             if (snapstore_put(s, &c->e, c->uuid, c->csn, why, whylen) != 0)
                 return 1;
+            snapstore_set_version(s, c->version);
             break;
         case SNAPDELTA_DELETE:
             /* A deleted entry's class is unknown here: it may have been a user or a peer. */
@@ -494,6 +539,7 @@ int snapdelta_apply(struct snapstore *s, const struct snapdelta_change *v, size_
             *nodes_dirty = true;
             if (snapstore_delete(s, c->uuid, c->e.dn, why, whylen) != 0)
                 return 1;
+            snapstore_set_version(s, c->version);
             break;
         }
     }

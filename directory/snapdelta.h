@@ -33,6 +33,9 @@ struct snapdelta_change {
     char *csn;                    /* owned: entryCSN of a PUT; NULL when unknown */
     bool added;                   /* a PUT of a new entry (RFC 4533 state add), not a modify
                                    * or rename */
+    char *version;                /* owned: the directory's version once this change is in
+                                   * (the sync cookie's CSNs, as the loader writes versions);
+                                   * NULL when the server sent none */
     struct dir_entry e;           /* owned: PUT: the whole entry; DELETE: its DN, maybe "" */
 };
 /* Free v[0..n) and v; sets *v = NULL. */
@@ -71,6 +74,10 @@ bool snapstore_has_recipients(const struct snapstore *s);
 void snapstore_set_recipients(struct snapstore *s, struct rcptset *set, uint64_t hash,
                               size_t refused, const char *label);
 size_t snapstore_count(const struct snapstore *s);   /* entries held */
+/* The directory version the store holds everything of: the full load's, then moved on by
+ * the versions of the changes applied (never backwards). NULL before any. */
+const char *snapstore_version(const struct snapstore *s);
+void snapstore_set_version(struct snapstore *s, const char *version);
 
 /* The snapshot the store describes now, labelled version, its selection index built.
  * Unchanged entries are copied from their parsed form; the recipient set is shared. Caller

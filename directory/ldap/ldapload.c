@@ -318,6 +318,8 @@ enum dir_result ldapdir_load_store(struct ldapdir *d, const struct rn_bootstrap 
     free(user_base);
     if (r == DIR_FOUND)
         r = relay_entries_load(d, b->base_dn, node_dn, site_dn, st, err, errlen);
+    if (st)
+        snapstore_set_version(st, version);
     struct rn_snapshot *s = r == DIR_FOUND ? snapstore_build(st, version) : NULL;
     /* Only when some Authoritative domain looks recipients up: a relay-only configuration
      * never reads the users. */

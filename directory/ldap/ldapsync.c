@@ -140,17 +140,60 @@ static void batch_flush(struct ldapsync *s)
     s->bn = 0;
 }
 
-/* An entry of the persist stage as a change: the Sync State control {state, entryUUID}. */
+static int csn_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The version a sync cookie stands for ("rid=000,csn=A;B" -> "A,B", sorted as the loader
+ * joins contextCSN values); NULL when it holds no CSN. Caller frees. */
+static char *cookie_version(const struct berval *c)
+{
+    if (!c->bv_val || !c->bv_len || c->bv_len > 4096)
+        return NULL;
+    char *text = xstrndup(c->bv_val, c->bv_len), *p = strstr(text, "csn=");
+    char *out = NULL;
+    if (p && (p == text || p[-1] == ',')) {
+        p += 4;
+        char *end = strchr(p, ',');       /* a CSN holds no ',' */
+        if (end)
+            *end = '\0';
+        char *v[64];
+        size_t n = 0;
+        for (char *save = NULL, *t = strtok_r(p, ";", &save); t && n < 64;
+             t = strtok_r(NULL, ";", &save))
+            v[n++] = t;
+        qsort(v, n, sizeof *v, csn_cmp);
+        size_t len = 1;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(v[i]) + 1;
+        out = n ? xcalloc(len, 1) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                strcat(out, ",");
+            strcat(out, v[i]);
+        }
+    }
+    free(text);
+    return out;
+}
+
+/* An entry of the persist stage as a change: the Sync State control {state, entryUUID,
+ * cookie} (RFC 4533 §2.3). */
 static void entry_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
 {
     LDAPControl **ctrls = NULL;
     ber_int_t state = -1;
-    struct berval uuid = {0, NULL};
+    struct berval uuid = {0, NULL}, cookie = {0, NULL};
     LDAPControl *c = ldap_get_entry_controls(ld, m, &ctrls) == LDAP_SUCCESS
         ? ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL) : NULL;
     BerElement *ber = c ? ber_init(&c->ldctl_value) : NULL;
+    ber_len_t len;
     if (!ber || ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR)
         state = -1;
+    else if (ber_peek_tag(ber, &len) == LBER_OCTETSTRING &&
+             ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+        cookie.bv_val = NULL;
     struct snapdelta_change *ch;
     if (state < LDAP_SYNC_ADD || state > LDAP_SYNC_DELETE) {
         batch_add(s, SNAPDELTA_RESYNC, &ch);       /* an entry that cannot be placed */
@@ -166,8 +209,10 @@ static void entry_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
         const char *csn = dir_entry_first(&ch->e, "entryCSN");
         ch->csn = csn ? xstrdup(csn) : NULL;
     }
-    if (state >= LDAP_SYNC_ADD)
+    if (state >= LDAP_SYNC_ADD) {
         snapdelta_uuid_format(uuid.bv_val, uuid.bv_len, true, ch->uuid);
+        ch->version = cookie_version(&cookie);
+    }
     if (ber)
         ber_free(ber, 1);
     ldap_controls_free(ctrls);
@@ -177,25 +222,32 @@ static void entry_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
 static void info_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
 {
     char *oid = NULL;
-    struct berval *data = NULL;
+    struct berval *data = NULL, cookie = {0, NULL};
     ber_tag_t tag = LBER_DEFAULT;
+    char *version = NULL;
     if (ldap_parse_intermediate(ld, m, &oid, &data, NULL, 0) == LDAP_SUCCESS && oid &&
         strcmp(oid, LDAP_SYNC_INFO) == 0 && data) {
         BerElement *ber = ber_init(data);
         ber_len_t len;
         if (ber) {
             tag = ber_peek_tag(ber, &len);
+            if (tag == LDAP_TAG_SYNC_NEW_COOKIE && ber_scanf(ber, "m", &cookie) != LBER_ERROR)
+                version = cookie_version(&cookie);
             ber_free(ber, 1);
         }
     }
     ldap_memfree(oid);
     ber_bvfree(data);
     struct snapdelta_change *ch;
-    if (tag == LDAP_TAG_SYNC_REFRESH_DELETE || tag == LDAP_TAG_SYNC_REFRESH_PRESENT)
+    if (tag == LDAP_TAG_SYNC_REFRESH_DELETE || tag == LDAP_TAG_SYNC_REFRESH_PRESENT) {
         s->persist_stage = true;
-    else if (s->persist_stage)
+    } else if (s->persist_stage) {
         batch_add(s, tag == LDAP_TAG_SYNC_NEW_COOKIE ? SNAPDELTA_OUTSIDE : SNAPDELTA_RESYNC,
                   &ch);
+        ch->version = version;
+        version = NULL;
+    }
+    free(version);
 }
 
 /* Read every message already there for msgid. 1 = an entry arrived (something under base
