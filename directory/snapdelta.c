@@ -491,6 +491,18 @@ static bool unknown_container(const struct snapstore *s, const struct snapdelta_
     return r;
 }
 
+/* An entry of the relay schema's own structure, never a mail recipient. */
+static bool relay_class(const struct dir_entry *e)
+{
+    static const char *const classes[] = {"relayReceiveConnector", "relayAcceptedDomain",
+                                          "relaySendConnector", "relayNode", "relayContainer",
+                                          "relaySite"};
+    for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+        if (has_class(e, classes[i]))
+            return true;
+    return false;
+}
+
 static bool under_user_base(const struct snapstore *s, const char *dn)
 {
     if (!s->user_ndn || !dn || !*dn)
@@ -519,9 +531,9 @@ int snapdelta_apply(struct snapstore *s, const struct snapdelta_change *v, size_
                 rn_err(why, whylen, "a changed entry without a DN");
                 return 1;
             }
-            if (under_user_base(s, c->e.dn) || dir_entry_get(&c->e, "mail") ||
-                dir_entry_get(&c->e, "relayMailAlias"))
-                *rcpt_dirty = true;
+            if (dir_entry_get(&c->e, "mail") || dir_entry_get(&c->e, "relayMailAlias") ||
+                (!relay_class(&c->e) && under_user_base(s, c->e.dn)))
+                *rcpt_dirty = true;       /* a user or group (maybe one that lost its mail) */
             if (has_class(&c->e, "relayNode"))
                 *nodes_dirty = true;
             if (unknown_container(s, c)) {
@@ -534,8 +546,11 @@ int snapdelta_apply(struct snapstore *s, const struct snapdelta_change *v, size_
             snapstore_set_version(s, c->version);
             break;
         case SNAPDELTA_DELETE:
-            /* A deleted entry's class is unknown here: it may have been a user or a peer. */
-            *rcpt_dirty = *rcpt_dirty || !c->e.dn || !*c->e.dn || under_user_base(s, c->e.dn);
+            /* A deleted entry's class is unknown unless the store holds it: anything else
+             * under user_base may have been a user, and anything a peer. */
+            if (!(c->uuid[0] && *slot_of(s, c->uuid) && (*slot_of(s, c->uuid))->kind != K_NONE))
+                *rcpt_dirty = *rcpt_dirty || !c->e.dn || !*c->e.dn ||
+                              under_user_base(s, c->e.dn);
             *nodes_dirty = true;
             if (snapstore_delete(s, c->uuid, c->e.dn, why, whylen) != 0)
                 return 1;

@@ -64,7 +64,9 @@ def last_load(log, start):
     """(kind, ms) of the first load line after offset start, or None."""
     for line in log[start:].splitlines():
         for kind in ("config incremental-load", "config full-load"):
-            if kind in line and "changes=0" not in line:
+            # an incremental load of no change is news of one already applied
+            if kind in line and not (kind.endswith("incremental-load") and
+                                     "changes=0 " in line):
                 ms = float(line.split(" ms=")[1].split()[0])
                 return kind.split()[1], ms
     return None
@@ -85,7 +87,7 @@ def run_mode(slapd, binary, incremental, changes, nodes, per_node, seq):
             seq[0] += 1
             ldif = ("dn: %s\nchangetype: modify\nreplace: relayRemoteIPRange\n"
                     "relayRemoteIPRange: 10.%d.%d.0/24\n-\n"
-                    % (dn, k, 100 + k % 150, seq[0] % 250))
+                    % (dn, 100 + k % 150, seq[0] % 250))
             start = len(node.log())
             rc, out, err = slapd.ldapmodify(ldif)
             t0 = time.monotonic()
