@@ -4,7 +4,7 @@ watcher's entries to its store instead of reloading the whole relay subtree, and
 RELAYNODE_VERIFY_INCREMENTAL=1 mode (fault-injection build) runs a full load after every
 incremental one and compares the two snapshots' canonical dumps.
 
-  - 120 random changes through the real ldapmodify, one at a time: receive connectors of
+  - 150 random changes through the real ldapmodify, one at a time: receive connectors of
     the node and of its site added, modified (ranges that overlap, so some pairs refuse each
     other; ACEs; enabled), deleted; accepted domains and send connectors added, modified,
     renamed, deleted; the node's certificate fingerprints; a user's alias (outside the relay
@@ -29,7 +29,7 @@ from rnnode import eventually  # noqa: E402
 
 RCPT_OK = "250 2.1.5 Recipient OK"
 NO_RELAY = "550 5.7.1 Unable to relay"
-CHANGES = 120
+CHANGES = 150
 DOMAINS = "cn=Accepted Domains,ou=Relay,dc=example,dc=com"
 SENDS = "cn=Send Connectors,ou=Relay,dc=example,dc=com"
 SITE = rncluster.SITE
