@@ -28,6 +28,7 @@
 #include "directory/policy.h"
 #include "directory/rights.h"
 #include "directory/secdesc.h"
+#include "directory/snapdelta.h"
 #include "directory/validate.h"
 #include "directory/base/util.h"
 #include <stdio.h>
@@ -295,13 +296,6 @@ static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, con
 
 /* ---- receive connectors ---- */
 
-static int connector_name_cmp(const void *a, const void *b)
-{
-    const struct rn_connector *x = a, *y = b;
-    int r = strcmp(x->name, y->name);
-    return r ? r : strcmp(x->dn, y->dn);
-}
-
 static enum dir_result connectors_load(struct ldapdir *d, struct rn_snapshot *s,
                                        const char *server_dn, const struct adctx *x,
                                        char *err, size_t errlen)
@@ -365,9 +359,6 @@ static enum dir_result connectors_load(struct ldapdir *d, struct rn_snapshot *s,
         dir_entry_clear(&e);
     }
     ldap_msgfree(res);
-    if (n > 1)
-        qsort(v, n, sizeof *v, connector_name_cmp);
-    connectors_check_conflicts(s, v, &n);
     s->connectors = v;
     s->nconnectors = n;
     return DIR_FOUND;
@@ -429,7 +420,6 @@ static enum dir_result routing_load(struct ldapdir *d, struct rn_snapshot *s, co
         dir_entry_clear(&e);
     }
     ldap_msgfree(res);
-    domains_check_conflicts(s);
     return DIR_FOUND;
 }
 
@@ -638,7 +628,7 @@ enum dir_result addir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap
         snapshot_unref(&s);
         return r;
     }
-    policy_index(s);
+    snapshot_finish(s);    /* sorted, cross-entry refusals, the selection index */
     *out = s;
     return DIR_FOUND;
 }

@@ -42,6 +42,13 @@ enum dir_result ldapdir_load_recipients(struct ldapdir *d, const struct rn_boots
                                         struct rcptset **out, uint64_t *hash, size_t *refused,
                                         char *err, size_t errlen);
 
+/* The recipient set read (ldapdir_load_recipients) into store st and given to snap when its
+ * domains need it (snapstore_attach_recipients). DIR_FOUND, else as the read. (ldapload.c) */
+struct snapstore;
+enum dir_result ldapdir_store_recipients(struct ldapdir *d, const struct rn_bootstrap *b,
+                                         struct snapstore *st, struct rn_snapshot *snap,
+                                         char *err, size_t errlen);
+
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each
@@ -70,12 +77,6 @@ char *ldapdir_dn_parent(const char *dn);
 /* Copy one search result entry into e (DN, then every attribute with its values in the
  * server's order), for the entry parser (entry.h). Caller dir_entry_clear()s. */
 void ldapdir_entry_from_msg(struct ldap *ld, struct ldapmsg *m, struct dir_entry *e);
-
-/* Shared with the AD profile's loader (ldapload.c): the §4.3 connector conflicts (both sides
- * refused and named in s's errors) and the accepted-domain conflicts (two types for one name,
- * several defaults). */
-void connectors_check_conflicts(struct rn_snapshot *s, struct rn_connector *v, size_t *n);
-void domains_check_conflicts(struct rn_snapshot *s);
 
 /* ---- the Active Directory profile (directory_profile = ad, docs/ad-profile.md) ---- */
 
