@@ -319,9 +319,9 @@ static int logq_put(char kind, const char *safe, const char *line, size_t len)
     bool wake = logq.used == 0 || (logq.used < LOGQ_BYTES / 2 && logq.used + need >= LOGQ_BYTES / 2);
     logq.used += need;
     logq.tail_reopen = kind == LOGQ_REOPEN;
-    if (wake)
-        pthread_cond_signal(&logq.cond);
     pthread_mutex_unlock(&logq.mu);
+    if (wake)                     /* after the unlock, so the writer does not block on it */
+        pthread_cond_signal(&logq.cond);
     return 1;
 }
 

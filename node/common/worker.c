@@ -164,8 +164,11 @@ int worker_try_submit(struct worker *w, worker_fn run, worker_fn done, void *arg
     j->done = done;
     j->arg = arg;
     list_push(&w->queue, j);
-    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    /* Signalled after the unlock: a thread woken under the lock would block on it at once
+     * (a futex wait and a wake more per job, issue #17). A thread that is between its
+     * empty-queue check and its wait holds mu, so it sees the job or gets this signal. */
+    pthread_cond_signal(&w->cond);
     return 0;
 }
 

@@ -227,8 +227,10 @@ for c in $CLIENTS; do
     sleep 1
     load "$c" "$n"
     stop_pid "$TRACE_PID" 100 INT; TRACE_PID=
-    R[$c,perf]=$(perf report -i "$W/perf.$c" --no-children --sort sym --stdio 2>/dev/null \
-      | grep -E '^ +[0-9.]+%' | head -n 15)
+    R[$c,perf]=$(perf report -i "$W/perf.$c" --no-children --sort dso,sym --stdio -g none \
+      2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 15)
+    R[$c,perfk]=$(perf report -i "$W/perf.$c" --no-children --sort dso --stdio -g none \
+      2>/dev/null | awk '/\[kernel/ {gsub("%", "", $1); k += $1} END {printf "%.0f", k}')
   fi
   stop_pid "$NODE_PID" 300; NODE_PID=
 done
@@ -249,7 +251,7 @@ for c in $CLIENTS; do
 done
 if [ "$PERF" = 1 ]; then
   for c in $CLIENTS; do
-    echo "# perf record -g, $c client(s), top symbols (self):"
+    echo "# perf record -g, $c client(s): ${R[$c,perfk]:-?}% of samples in the kernel; top symbols (self):"
     printf '%s\n' "${R[$c,perf]:-  (no samples)}" | sed 's/^/#   /'
   done
 fi
