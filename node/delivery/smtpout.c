@@ -1,10 +1,7 @@
 /* smtpout: the delivery client's state machine (see smtpout.h). One reply is read at a
  * time; each state says what the reply answers and what to send next. With PIPELINING the
  * MAIL and every RCPT go in one write and their replies are taken in order (RFC 2920).
- * Commands made while a reply is handled gather in pend and leave in one send() when it is
- * done, straight to the socket when nothing else is unsent and there is no TLS filter: the
- * bufferevent's write event on and off was two epoll_ctl and a loop turn per command
- * (issue #17). The body always goes through the bufferevent (its watermark paces it). */
+ * Commands made while a reply is handled leave together when it is done (node/common/sockout.h). */
 #include "node/delivery/smtpout.h"
 
 #include <stdarg.h>
@@ -13,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -22,6 +18,7 @@
 #include <event2/event.h>
 
 #include "directory/base/util.h"
+#include "node/common/sockout.h"
 #include "node/common/tlsctx.h"
 #include "node/delivery/bodysrc.h"
 
@@ -76,28 +73,10 @@ static void clean_copy(char *dst, size_t len, const char *src, size_t n)
     dst[k] = '\0';
 }
 
-/* Whether commands may go straight to the socket: plain TCP, nothing of ours unsent. */
-static bool pend_direct(struct smtpout *c)
-{
-    return !c->tls && c->bev && !bufferevent_get_underlying(c->bev) &&
-           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
-}
-
-/* Send what pend holds; what the socket does not take (or all of it, when something is
- * already unsent) goes to the bufferevent's output, in order. */
 static void pend_flush(struct smtpout *c)
 {
-    size_t len = c->pend_len, off = 0;
+    sockout_send(c->bev, c->pend, c->pend_len);
     c->pend_len = 0;
-    if (len == 0 || !c->bev)
-        return;
-    if (pend_direct(c)) {
-        ssize_t w = send(bufferevent_getfd(c->bev), c->pend, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            off = (size_t)w;     /* EAGAIN or an error: the bufferevent takes it from here */
-    }
-    if (off < len)
-        evbuffer_add(bufferevent_get_output(c->bev), c->pend + off, len - off);
 }
 
 static void finish(struct smtpout *c, enum smtpout_status st, const char *reply)
@@ -160,7 +139,7 @@ static void send_line(struct smtpout *c, const char *fmt, ...)
         n = (int)sizeof buf - 3;
     buf[n] = '\r', buf[n + 1] = '\n';
     size_t len = (size_t)n + 2;
-    if (len <= sizeof c->pend - c->pend_len && (c->pend_len > 0 || pend_direct(c))) {
+    if (len <= sizeof c->pend - c->pend_len && (c->pend_len > 0 || sockout_direct(c->bev))) {
         memcpy(c->pend + c->pend_len, buf, len);
         c->pend_len += len;
         if (!c->in_read)

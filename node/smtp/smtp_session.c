@@ -30,6 +30,7 @@
 #include "directory/base/util.h"
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
+#include "node/common/sockout.h"
 #include "node/smtp/saslauth.h"
 #include "node/metrics/relaymetrics.h"
 
@@ -100,31 +101,14 @@ static bool session_tarpit_start(struct smtp_session *s)
     return true;
 }
 
-/* Whether a reply may bypass the bufferevent: a plain socket (no TLS filter), nothing held
- * back by the tarpit and nothing of ours still in the output (RFC 2920: replies in order). */
-static bool session_out_direct(struct smtp_session *s)
-{
-    return !s->tls && !s->tarpitting && !bufferevent_get_underlying(s->bev) &&
-           evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
-}
-
+/* Replies in order (RFC 2920): the tarpit's held reply and anything unsent come first. */
 void session_out_flush(struct smtp_session *s)
 {
-    if (s->out_len == 0)
-        return;
-    size_t len = s->out_len, off = 0;
+    if (!s->peer_gone && !s->tarpitting)
+        sockout_send(s->bev, s->out, s->out_len);
+    else if (!s->peer_gone && s->bev)
+        evbuffer_add(bufferevent_get_output(s->bev), s->out, s->out_len);
     s->out_len = 0;
-    if (s->peer_gone || !s->bev)
-        return;
-    if (session_out_direct(s)) {
-        ssize_t w = send(bufferevent_getfd(s->bev), s->out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            off = (size_t)w;
-        /* EAGAIN, a partial send or an error: the rest goes the usual way, and the
-         * bufferevent reports a dead peer as it always did. */
-    }
-    if (off < len)
-        evbuffer_add(bufferevent_get_output(s->bev), s->out + off, len - off);
 }
 
 /* One reply line (or several, separated by "\r\n" in fmt's output), CRLF appended. Inside a
@@ -149,7 +133,7 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
             session_out_flush(s);
             evbuffer_add(s->tarpit_out, buf, len + 2);
         } else if (len + 2 <= sizeof s->out - s->out_len &&
-                   (s->out_len > 0 || session_out_direct(s))) {
+                   (s->out_len > 0 || sockout_direct(s->bev))) {
             memcpy(s->out + s->out_len, buf, len + 2);
             s->out_len = (uint16_t)(s->out_len + len + 2);
             if (!s->in_callback)
