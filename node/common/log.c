@@ -316,7 +316,8 @@ static int logq_put(char kind, const char *safe, const char *line, size_t len)
     memcpy(p, &l, sizeof l);
     memcpy(p + sizeof l, line, len);
     /* The writer waits for a first line, or gathers until half full: wake it only then. */
-    bool wake = logq.used == 0 || (logq.used < LOGQ_BYTES / 2 && logq.used + need >= LOGQ_BYTES / 2);
+    bool wake = logq.used == 0 ||
+                (logq.used < LOGQ_BYTES / 2 && logq.used + need >= LOGQ_BYTES / 2);
     logq.used += need;
     logq.tail_reopen = kind == LOGQ_REOPEN;
     pthread_mutex_unlock(&logq.mu);

@@ -46,7 +46,7 @@ enum smtp_state {
 
 struct metric_series;
 
-#define SMTP_OUT_DIRECT 1024            /* replies gathered for one direct send */
+#define SMTP_OUT_DIRECT 512             /* replies gathered for one direct send */
 
 struct smtp_session {
     struct node *n;                    /* not owned */
