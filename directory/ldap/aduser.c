@@ -87,6 +87,46 @@ static char **user_addresses(LDAP *ld, LDAPMessage *m, size_t *n)
     return out;
 }
 
+/* The SIDs of user_dn's tokenGroups into *gsids (*ng of them; caller frees with
+ * ldapdir_values_free). DIR_TEMPFAIL when they cannot all be read: a token without its
+ * groups could miss a deny. */
+static enum dir_result token_groups_read(struct ldapdir *d, const char *user_dn, char ***gsids,
+                                         size_t *ng, char *err, size_t errlen)
+{
+    enum dir_result r = DIR_FOUND;
+    LDAPMessage *res = NULL;
+    char *tattrs[] = {"tokenGroups", NULL};
+    int rc = ldapdir_search(d, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", tattrs, 1, &res);
+    LDAPMessage *m = rc == LDAP_SUCCESS ? ldap_first_entry(d->ld, res) : NULL;
+    if (!m) {
+        char what[LDAPDIR_DNBUF];
+        snprintf(what, sizeof what, "read tokenGroups of %.1800s", user_dn);
+        ldapdir_error(d, rc == LDAP_SUCCESS ? LDAP_NO_RESULTS_RETURNED : rc, what, err, errlen);
+        r = DIR_TEMPFAIL;
+    }
+    struct berval **v = m ? ldap_get_values_len(d->ld, m, "tokenGroups") : NULL;
+    size_t nv = 0;
+    while (v && v[nv])
+        nv++;
+    if (nv > AD_GROUPS_MAX) {
+        rn_err(err, errlen, "%s: %zu groups, more than %d", user_dn, nv, AD_GROUPS_MAX);
+        r = DIR_TEMPFAIL;
+    }
+    *gsids = xcalloc(nv + 1, sizeof **gsids);
+    for (size_t i = 0; r == DIR_FOUND && i < nv; i++) {
+        char sid[SD_SID_STRMAX];
+        if (sid_string(v[i], sid) != 0) {
+            rn_err(err, errlen, "%s: a tokenGroups value is not a SID", user_dn);
+            r = DIR_TEMPFAIL;
+        } else {
+            (*gsids)[(*ng)++] = xstrdup(sid);
+        }
+    }
+    ldap_value_free_len(v);
+    ldap_msgfree(res);
+    return r;
+}
+
 /* The per-forest Exchange groups (Exchange Servers, ExchangeLegacyInterop) a token holds, as
  * their WK_* principals: the loader (adload.c) turns an ACE naming either group's SID into
  * that principal, so a member must hold the principal too, or it would miss the group's
@@ -203,38 +243,8 @@ enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b
     /* tokenGroups: constructed, so only on a BASE-scope read of the user itself. */
     char **gsids = NULL;
     size_t ng = 0;
-    if (r == DIR_FOUND) {
-        char *tattrs[] = {"tokenGroups", NULL};
-        rc = ldapdir_search(d, user_dn, LDAP_SCOPE_BASE, "(objectClass=*)", tattrs, 1, &res);
-        LDAPMessage *m = rc == LDAP_SUCCESS ? ldap_first_entry(d->ld, res) : NULL;
-        if (!m) {
-            char what[LDAPDIR_DNBUF];
-            snprintf(what, sizeof what, "read tokenGroups of %.1800s", user_dn);
-            ldapdir_error(d, rc == LDAP_SUCCESS ? LDAP_NO_RESULTS_RETURNED : rc, what, err,
-                          errlen);
-            r = DIR_TEMPFAIL;     /* a token without its groups could miss a deny */
-        }
-        struct berval **v = m ? ldap_get_values_len(d->ld, m, "tokenGroups") : NULL;
-        size_t nv = 0;
-        while (v && v[nv])
-            nv++;
-        if (nv > AD_GROUPS_MAX) {
-            rn_err(err, errlen, "%s: %zu groups, more than %d", user_dn, nv, AD_GROUPS_MAX);
-            r = DIR_TEMPFAIL;
-        }
-        gsids = xcalloc(nv + 1, sizeof *gsids);
-        for (size_t i = 0; r == DIR_FOUND && i < nv; i++) {
-            char s[SD_SID_STRMAX];
-            if (sid_string(v[i], s) != 0) {
-                rn_err(err, errlen, "%s: a tokenGroups value is not a SID", user_dn);
-                r = DIR_TEMPFAIL;
-            } else {
-                gsids[ng++] = xstrdup(s);
-            }
-        }
-        ldap_value_free_len(v);
-        ldap_msgfree(res);
-    }
+    if (r == DIR_FOUND)
+        r = token_groups_read(d, user_dn, &gsids, &ng, err, errlen);
     if (r == DIR_FOUND &&
         token_init_sids(t, login_or_dn, user_sid, (const char *const *)gsids, ng) != 0) {
         rn_err(err, errlen, "%s: the token could not be built from its SIDs", user_dn);
