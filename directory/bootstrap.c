@@ -45,10 +45,12 @@ struct bootkey {
 };
 
 _Static_assert(sizeof(enum boot_sasl_mech) == sizeof(unsigned), "enum fields are unsigned");
+_Static_assert(sizeof(enum boot_profile) == sizeof(unsigned), "enum fields are unsigned");
 _Static_assert(sizeof(enum boot_watch) == sizeof(unsigned), "enum fields are unsigned");
 _Static_assert(sizeof(enum boot_milter_default) == sizeof(unsigned), "enum fields are unsigned");
 
 static const char *const sasl_words[] = {"", "EXTERNAL", NULL};
+static const char *const profile_words[] = {"relay", "ad", NULL};
 static const char *const watch_words[] = {"auto", "persist", "poll", "off", NULL};
 static const char *const milter_words[] = {"tempfail", "accept", "reject", NULL};
 
@@ -99,6 +101,7 @@ static const struct bootkey keys[] = {
     NUM(max_stale, BK_SECONDS, "0", 0, 365 * DAY, "daemon", "seconds the last good config serves while the directory is down; then 421/451 4.3.2; 0 = no limit"),
     PATH(cluster_secret_key_file, "", "cluster", "file with this node's Z85 CURVE secret key (mode 600); empty = no cluster bus"),
     NUM(cluster_heartbeat_ms, BK_MILLIS, "1000", 50, 60000, "cluster", "milliseconds between heartbeats on the bus"),
+    ENUM(directory_profile, profile_words, false, "relay", "ldapdir, relayctl", "what the directory holds: relay (Relaynode's schema under base_dn) or ad (an Exchange organisation in Active Directory; node = the Exchange server's cn)"),
     ENUM(directory_watch, watch_words, false, "auto", "ldapsync", "change watcher: auto (persist, else poll), persist, poll, off"),
     NUM(directory_poll_interval, BK_SECONDS, "10", 1, 3600, "ldapsync", "seconds between polls of contextCSN (poll mode, probes)"),
     PATH(gssapi_keytab, "", "saslauth", "keytab for AUTH GSSAPI on Integrated connectors; empty = GSSAPI never offered"),

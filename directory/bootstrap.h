@@ -18,6 +18,9 @@ enum boot_sasl_mech { BOOT_SASL_SIMPLE, BOOT_SASL_EXTERNAL };
 enum boot_watch { BOOT_WATCH_AUTO, BOOT_WATCH_PERSIST, BOOT_WATCH_POLL, BOOT_WATCH_OFF };
 /* milter_default_action: a filter that cannot be asked means tempfail, accept or reject. */
 enum boot_milter_default { BOOT_MILTER_TEMPFAIL, BOOT_MILTER_ACCEPT, BOOT_MILTER_REJECT };
+/* directory_profile: relay (Relaynode's own schema) or ad (Exchange's objects in Active
+ * Directory, issue #16). */
+enum boot_profile { BOOT_PROFILE_RELAY, BOOT_PROFILE_AD };
 
 /* An address to listen on: an IPv4 or IPv6 literal and a port (metrics_listen). */
 struct boot_endpoint {
@@ -67,6 +70,7 @@ struct rn_bootstrap {
     char *cluster_secret_key_file; /* Z85 CURVE secret key of this node (or relayctl) for the
                                     * cluster bus; "" = no bus (schema/cluster-protocol.md §4) */
     unsigned cluster_heartbeat_ms;     /* 1000 (50..60000) */
+    enum boot_profile directory_profile;   /* relay */
     enum boot_watch directory_watch;   /* auto */
     unsigned directory_poll_interval;  /* seconds, 10 (1..3600) */
     char *gssapi_keytab;       /* keytab for AUTH GSSAPI (Integrated); "" = GSSAPI never offered */

@@ -72,6 +72,7 @@ TYPES = {
     "max_stale": ("seconds", "0..31536000"),
     "cluster_secret_key_file": ("path", None),
     "cluster_heartbeat_ms": ("milliseconds", "50..60000"),
+    "directory_profile": ("word", "relay or ad"),
     "directory_watch": ("word", "auto, persist, poll or off"),
     "directory_poll_interval": ("seconds", "1..3600"),
     "gssapi_keytab": ("path", None),
