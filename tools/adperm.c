@@ -89,6 +89,13 @@ static int fault_point(const char *point, char *err, size_t errlen)
 
 /* ---- lookups ---- */
 
+/* The msExchExchangeServer's cn: the bootstrap's node. (The AD loader's ad_server key, when
+ * it is merged, names it first: this is the one place to read it.) */
+static const char *server_name(const struct rn_bootstrap *b)
+{
+    return b->node;
+}
+
 static int ad_open(struct adctx *c)
 {
     struct admin *a = c->a;
@@ -103,15 +110,13 @@ static int ad_open(struct adctx *c)
         r = adadmin_root_read(a->d, &c->root, err, sizeof err);
     if (r != DIR_FOUND)
         return admin_fail(a, 2, "%s", err);
-    /* The Exchange server this node stands for: base_dn narrows the search (e.g. the
-     * organisation), else the whole configuration naming context. */
-    const char *base = a->dc.boot.base_dn && *a->dc.boot.base_dn ? a->dc.boot.base_dn
-                                                                  : c->root.config_nc;
-    const char *node = a->dc.boot.node;
-    r = adadmin_find_cn(a->d, base, "msExchExchangeServer", node, &c->server_dn, err,
-                        sizeof err);
+    /* The Exchange server this node stands for, in the configuration naming context (where
+     * the loader looks for it too). */
+    const char *server = server_name(&a->dc.boot);
+    r = adadmin_find_cn(a->d, c->root.config_nc, "msExchExchangeServer", server, &c->server_dn,
+                        err, sizeof err);
     if (r == DIR_NOTFOUND)
-        return admin_fail(a, 2, "server '%s' (node) not found under %s", node, base);
+        return admin_fail(a, 2, "server '%s' not found under %s", server, c->root.config_nc);
     return r == DIR_FOUND ? 0 : admin_fail(a, 2, "%s", err);
 }
 
@@ -122,7 +127,7 @@ static int find_connector(struct adctx *c, const char *name)
                                         name, &c->conn_dn, err, sizeof err);
     if (r == DIR_NOTFOUND)
         return admin_fail(c->a, 1, "connector '%s' not found on server %s", name,
-                          c->a->dc.boot.node);
+                          server_name(&c->a->dc.boot));
     if (r != DIR_FOUND)
         return admin_fail(c->a, 2, "%s", err);
     c->conn_name = xstrdup(name);
