@@ -30,7 +30,7 @@ static const char help_text[] =
     "removes a deny ACE (deny wins over allow). remove takes out exactly the rights given.\n"
     "get prints Identity, User, Deny, Inherited, ExtendedRights like Get-ADPermission;\n"
     "Inherited is always False: ACEs live on the connector entry itself and nothing is\n"
-    "inherited from the node, site or organisation in this model.\n"
+    "inherited from the node, site or organisation in this model.\n\n"
     "With directory_profile = ad the connector is the node's Exchange server's\n"
     "msExchSmtpReceiveConnector and the ACEs are object ACEs in its nTSecurityDescriptor\n"
     "(one per right, rightsGuid read from CN=Extended-Rights); PRINCIPAL may also be an\n"
