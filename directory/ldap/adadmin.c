@@ -375,8 +375,11 @@ enum dir_result adadmin_sd_read(struct ldapdir *d, const char *dn, struct adadmi
         out->len = sd[0]->bv_len;
         out->bytes = xmalloc(out->len);
         memcpy(out->bytes, sd[0]->bv_val, out->len);
+        /* Kept only when it is a number that fits: it may go into an assertion filter. */
         char *usn = first_value(d->ld, m, "uSNChanged");
-        rn_strlcpy(out->usn, usn ? usn : "", sizeof out->usn);
+        if (usn && *usn && strlen(usn) < sizeof out->usn &&
+            strspn(usn, "0123456789") == strlen(usn))
+            memcpy(out->usn, usn, strlen(usn) + 1);
         free(usn);
         struct berval **meta = ldap_get_values_len(d->ld, m, "replPropertyMetaData");
         if (meta && meta[0])
@@ -401,7 +404,7 @@ enum adadmin_write adadmin_sd_write(struct ldapdir *d, const char *dn, const uns
 {
     LDAPControl sdflags, *assertion = NULL, *ctrls[] = {&sdflags, NULL, NULL};
     sd_flags_control(&sdflags);
-    if (assert_usn) {
+    if (assert_usn && *assert_usn) {
         char *filter = xasprintf("(uSNChanged=%s)", assert_usn);
         int rc = ldap_create_assertion_control(d->ld, filter, 1, &assertion);
         free(filter);

@@ -53,7 +53,8 @@ enum dir_result adadmin_account_of_sid(struct ldapdir *d, const char *base,
                                        const struct sd_sid *sid, char **sam, char *err,
                                        size_t errlen);
 
-/* A descriptor as read: the DACL-only self-relative bytes (owned), the entry's uSNChanged,
+/* A descriptor as read: the DACL-only self-relative bytes (owned), the entry's uSNChanged
+ * (decimal digits; "" when absent or not a number),
  * and the version of its nTSecurityDescriptor in replPropertyMetaData (the per-attribute
  * counter every originating write to the descriptor increments; has_version false when the
  * server does not return the metadata). */
@@ -71,7 +72,7 @@ enum dir_result adadmin_sd_read(struct ldapdir *d, const char *dn, struct adadmi
 void adadmin_sd_clear(struct adadmin_sd *sd);
 
 /* Replace dn's DACL with the DACL-only descriptor sd (SD flags control = DACL, critical).
- * assert_usn non-NULL adds a critical RFC 4528 assertion (uSNChanged=<assert_usn>), for
+ * assert_usn non-empty adds a critical RFC 4528 assertion (uSNChanged=<assert_usn>), for
  * servers that list the control. */
 enum adadmin_write { ADW_DONE, ADW_CONFLICT, ADW_TEMPFAIL, ADW_FAIL };
 enum adadmin_write adadmin_sd_write(struct ldapdir *d, const char *dn, const unsigned char *sd,
