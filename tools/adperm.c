@@ -327,10 +327,12 @@ static int sd_write(struct adctx *c, const struct adperm_args *p, const struct s
                           "%s", err);
     }
     struct secdesc sd;
-    rc = sd_read(c, &after, &sd);
-    if (rc) {
+    if (adadmin_sd_read(a->d, c->conn_dn, &after, err, sizeof err) != DIR_FOUND ||
+        secdesc_parse(after.bytes, after.len, &sd, err, sizeof err) != 0) {
+        adadmin_sd_clear(&after);
         adadmin_sd_clear(&again);
-        return rc;
+        return admin_fail(a, 2, "%s: written, but the read-back failed (%s): check it with "
+                          "`relayctl permission get %s`", c->conn_dn, err, c->conn_name);
     }
     bool shows = sd_shows(p, who, guids, n, &sd);
     /* One originating write moves the version by exactly one (MS-ADTS 3.1.1.1.9). */
