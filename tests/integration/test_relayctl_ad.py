@@ -7,7 +7,8 @@ for ms-Exch-SMTP-Accept-Any-Recipient on "CRM Application": exactly that ACE add
 rest of the DACL, the owner and the group unchanged), idempotent add and remove, a deny
 for a nested group by account name and by DN (placed before the allows), get (table and
 JSON), errors naming the unknown connector, principal or right, a write the server refuses
-(the service account) with LDAP's words, --ldif applied by ldapmodify, and, through the
+(the service account) with LDAP's words, --ldif applied by ldapmodify, an inherited ACE
+(shown by get, never removed), and, through the
 test build's RELAYNODE_FAULT hooks, a failure between read and write (nothing changes) and
 a concurrent `samba-tool dsacl set` before and during the write (exit 3, reported).
 The rightsGuids and SIDs the checks expect are read from the DC, never written here.
@@ -242,6 +243,27 @@ def check_fault(E):
     T.ok(E.dc.read_sd(E.crm) == before, "fault: the descriptor is byte for byte unchanged")
 
 
+def check_inherited(E):
+    """An ACE on the connectors' container reaches CRM Application as an inherited ACE."""
+    parent = E.crm.split(",", 1)[1]
+    E.dc.dsacl_set(parent, "(OA;CI;CR;%s;;AU)" % E.guid[AAR])
+    inh = (0x05, 0x02 | 0x10, 0x100, E.guid[AAR], "S-1-5-11")
+    T.ok(inh in aces(E, E.crm), "inherited: the container's ACE is on the connector with "
+         "INHERITED_ACE", repr(aces(E, E.crm)))
+    rc, o, e = ctl(E, "permission", "get", "CRM Application", "--user",
+                   "NT AUTHORITY\\Authenticated Users", "--json")
+    rows = json.loads(o) if rc == 0 else []
+    T.ok(rc == 0 and len(rows) == 1 and rows[0]["Inherited"] is True and
+         rows[0]["ExtendedRights"] == [AAR], "inherited: get shows it with Inherited True",
+         o + e)
+    before = aces(E, E.crm)
+    res = ctl(E, "permission", "remove", "CRM Application", "--user", "Authenticated Users",
+              "--extended-rights", AAR)
+    expect("inherited: remove does not take out an inherited ACE (not present, exit 0)", res,
+           0, err="not present")
+    T.eq(aces(E, E.crm), before, "inherited: the DACL is unchanged")
+
+
 def race(E, point, concurrent_sddl):
     """relayctl add ANON/AAR paused at point while samba-tool writes concurrent_sddl."""
     d = tempfile.mkdtemp(prefix="race-", dir=E.dir)
@@ -299,7 +321,7 @@ def main():
     try:
         E = setup(dc)
         for fn in (check_add, check_get, check_remove, check_deny, check_errors, check_ldif,
-                   check_fault, check_race):
+                   check_fault, check_inherited, check_race):
             t1 = time.monotonic()
             try:
                 fn(E)
