@@ -382,6 +382,11 @@ static int ad_write(struct adctx *c, const struct adperm_args *p)
     char err[RN_ERRLEN];
     if (!rc)
         rc = sd_read(c, &first, &sd);
+    /* A descriptor without a DACL grants everyone everything on Windows: one ACE added to a
+     * DACL made from nothing would take every other access away. Not ours to decide. */
+    if (!rc && !sd.dacl_present)
+        rc = admin_fail(a, 1, "%s has no DACL (or a NULL one): refusing to create one with "
+                        "a single ACE", c->conn_dn);
     if (!rc)
         rc = sd_edit(c, p, &who, guids, names, n, &sd, &changed);
     if (!rc && changed && secdesc_serialize(&sd, &bytes, &len, err, sizeof err) != 0)
