@@ -32,6 +32,7 @@
 #include "directory/ldap/ldapdir.h"
 #include "directory/ldap/ldapsync.h"
 #include "directory/model.h"
+#include "directory/snapdelta.h"
 #include "directory/base/util.h"
 #include "node/cluster/cluster.h"
 #include "node/daemon-private.h"
@@ -62,8 +63,8 @@ static void load_run(void *arg)
     j->rc = DIR_FOUND;
     if (!d->dir)
         j->rc = ldapdir_open(&d->n.boot, &d->dir, j->err, sizeof j->err);
-    if (j->rc == DIR_FOUND)
-        j->rc = ldapdir_load_snapshot(d->dir, &d->n.boot, &j->snap, j->err, sizeof j->err);
+    if (j->rc == DIR_FOUND)           /* incremental when it can be, else full */
+        j->rc = daemon_incr_load(d, j);
     if (j->rc == DIR_FOUND && j->want_nodes)
         j->rc = ldapadmin_list_nodes(d->dir, d->n.boot.base_dn, &j->nodes, &j->nnodes, j->err,
                                      sizeof j->err);
@@ -130,6 +131,7 @@ void daemon_set_str(char **slot, const char *v)
 static void load_job_free(struct load_job *j)
 {
     daemon_certs_end(&j->certs);
+    snapdelta_changes_free(&j->changes, j->nchanges);
     if (j->snap)
         snapshot_unref(&j->snap);
     ldapadmin_nodes_free(&j->nodes, j->nnodes);
@@ -206,6 +208,7 @@ static void load_done(void *arg)
         load_job_free(j);
         return;
     }
+    daemon_incr_done(d, j);
     char qv[QVER], qa[QVER];
     const char *applied = daemon_applied_version(d);
     struct timespec now;
@@ -286,6 +289,7 @@ void daemon_load_start(struct daemon *d)
     j->d = d;
     j->want_nodes = d->secret[0] != '\0';
     daemon_certs_begin(d, &j->certs, false);
+    daemon_incr_take(d, j);
     d->loading = true;
     daemon_set_str(&d->load_floor, d->replica);   /* the load reads its version first: >= this */
     evtimer_del(d->ev_retry);
@@ -317,6 +321,7 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
                      log_quote(lerr, qe, sizeof qe));
         daemon_certs_reread(d);
     }
+    d->full_wanted = true;            /* SIGHUP, the periodic safety net, a retry: in full */
     daemon_load_start(d);
 }
 
@@ -428,6 +433,7 @@ static void daemon_teardown(struct daemon *d)
     worker_free(&n->authworker);
     committer_free(&n->committer);    /* pending commits finish and are answered */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
+    daemon_incr_teardown(d);          /* the watcher and the load job are gone */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     /* A freed TLS bufferevent is finalized by the loop (libevent defers it while callbacks
      * may still be queued): one pass without waiting lets those finalizers run. */
