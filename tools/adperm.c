@@ -89,11 +89,10 @@ static int fault_point(const char *point, char *err, size_t errlen)
 
 /* ---- lookups ---- */
 
-/* The msExchExchangeServer's cn: the bootstrap's node. (The AD loader's ad_server key, when
- * it is merged, names it first: this is the one place to read it.) */
+/* The msExchExchangeServer's cn, as the loader takes it: ad_server, else node. */
 static const char *server_name(const struct rn_bootstrap *b)
 {
-    return b->node;
+    return b->ad_server && *b->ad_server ? b->ad_server : b->node;
 }
 
 static int ad_open(struct adctx *c)
