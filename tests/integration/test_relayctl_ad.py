@@ -10,7 +10,9 @@ JSON), errors naming the unknown connector, principal or right, a write the serv
 (the service account) with LDAP's words, --ldif applied by ldapmodify, an inherited ACE
 (shown by get, never removed), and, through the
 test build's RELAYNODE_FAULT hooks, a failure between read and write (nothing changes) and
-a concurrent `samba-tool dsacl set` before and during the write (exit 3, reported).
+a concurrent `samba-tool dsacl set` before and during the write (exit 3, reported). Last, a
+running node (directory_profile = ad) enforces an ACE relayctl adds, and its removal,
+without a restart.
 The rightsGuids and SIDs the checks expect are read from the DC, never written here.
 """
 import json
@@ -307,6 +309,49 @@ def check_race(E):
          "paused %s rc %r\n%s%s" % (paused, rc, out, err))
 
 
+def check_node(E):
+    """A running node (directory_profile = ad, the service account) enforces what relayctl
+    writes, without a restart: the seed article's Option 2 made with relayctl alone."""
+    import rnnode
+    import test_ad_profile as P           # write_conf, rcpt_reply (helper C's AD test)
+    dc, dn = E.dc, E.dc.connector_dn("EX1", "CRM Option2")
+    rc, out, err = dc.ldapmodify(
+        "dn: %s\nchangetype: add\nobjectClass: msExchSmtpReceiveConnector\ncn: CRM Option2\n"
+        "msExchSmtpReceiveEnabled: TRUE\nmsExchSmtpReceiveBindings: 0.0.0.0:25\n"
+        "msExchSmtpReceiveRemoteIPRanges: 127.0.2.57\nmsExchSMTPReceiveInboundSecurityFlag: 1\n"
+        "msExchSmtpReceiveTarpitInterval: 0\n" % dn)
+    T.ok(rc == 0, "node: ldapmodify adds a connector 'CRM Option2' (Tls, no ACE of ours)",
+         out + err)
+    res = ctl(E, "permission", "add", "CRM Option2", "--user", ANON_NAME, "--extended-rights",
+              "ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Sender, "
+              "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, ms-Exch-Accept-Headers-Routing")
+    expect("node: relayctl gives ANONYMOUS LOGON the AnonymousUsers rights on it", res, 0)
+    spool = os.path.join(E.dir, "spool")
+    os.makedirs(spool, exist_ok=True)
+    conf = os.path.join(E.dir, "relaynode.conf")
+    P.write_conf(conf, dc, spool)
+    node = rnnode.Node(conf, ports=(25, 587), log_path=os.path.join(E.dir, "node.out"))
+    node.start(timeout=30)
+    try:
+        def becomes(want):
+            return rnnode.eventually(lambda: P.rcpt_reply("127.0.2.57", "x@outside.example")
+                                     == want, 30, 0.1)
+        T.ok(becomes(rnnode.NO_RELAY), "node: an anonymous client of CRM Option2 relaying "
+             "outside: 550 5.7.1 Unable to relay", node.log_tail())
+        t1 = time.monotonic()
+        res = ctl(E, "permission", "add", "CRM Option2", "--user", ANON_NAME,
+                  "--extended-rights", AAR)
+        T.ok(res[0] == 0 and becomes(rnnode.RCPT_OK), "node: relayctl permission add %s: the "
+             "running node relays (no restart)" % AAR, "%r\n%s" % (res, node.log_tail()))
+        T.diag("relayctl add -> node relays in %.2f s" % (time.monotonic() - t1))
+        res = ctl(E, "permission", "remove", "CRM Option2", "--user", ANON_NAME,
+                  "--extended-rights", AAR)
+        T.ok(res[0] == 0 and becomes(rnnode.NO_RELAY), "node: relayctl permission remove: "
+             "550 5.7.1 again", "%r\n%s" % (res, node.log_tail()))
+    finally:
+        node.stop()
+
+
 def main():
     t0 = time.monotonic()
     dc = samba_ad.SambaAD()
@@ -321,7 +366,7 @@ def main():
     try:
         E = setup(dc)
         for fn in (check_add, check_get, check_remove, check_deny, check_errors, check_ldif,
-                   check_fault, check_inherited, check_race):
+                   check_fault, check_inherited, check_race, check_node):
             t1 = time.monotonic()
             try:
                 fn(E)
