@@ -13,6 +13,7 @@
 #include "directory/ldap/ldapdir.h"
 #include "directory/ldap/ldapdir-private.h"
 #include "directory/ace.h"
+#include "directory/rights.h"
 #include "directory/secdesc.h"
 #include "directory/token.h"
 #include "directory/base/util.h"
@@ -84,6 +85,56 @@ static char **user_addresses(LDAP *ld, LDAPMessage *m, size_t *n)
     ldapdir_values_free(proxy, np);
     *n = k;
     return out;
+}
+
+/* The per-forest Exchange groups (Exchange Servers, ExchangeLegacyInterop) a token holds, as
+ * their WK_* principals: the loader (adload.c) turns an ACE naming either group's SID into
+ * that principal, so a member must hold the principal too, or it would miss the group's
+ * allows and, worse, its denies. Read per AUTH (one indexed search); any failure is
+ * DIR_TEMPFAIL. */
+static enum dir_result exchange_groups_map(struct ldapdir *d, const char *domain,
+                                           struct token *t, char *err, size_t errlen)
+{
+    static const struct { const char *name; int wk; } want[] = {
+        {"Exchange Servers", WK_EXCHANGE_SERVERS}, {"ExchangeLegacyInterop", WK_LEGACY_INTEROP},
+    };
+    char *attrs[] = {"sAMAccountName", "objectSid", NULL};
+    LDAPMessage *res = NULL;
+    int rc = ldapdir_search(d, domain, LDAP_SCOPE_SUBTREE,
+                            "(&(objectClass=group)(|(sAMAccountName=Exchange Servers)"
+                            "(sAMAccountName=ExchangeLegacyInterop)))", attrs, 4, &res);
+    if (rc != LDAP_SUCCESS) {
+        enum dir_result r = ldapdir_error(d, rc, "search the Exchange groups", err, errlen);
+        ldap_msgfree(res);
+        return r == DIR_FOUND ? DIR_TEMPFAIL : r;
+    }
+    struct sd_sidmap map[4];
+    size_t n = 0;
+    enum dir_result r = DIR_FOUND;
+    for (LDAPMessage *m = ldap_first_entry(d->ld, res); m && n < 4; m = ldap_next_entry(d->ld, m)) {
+        size_t nn = 0;
+        char **name = ldapdir_values(d->ld, m, "sAMAccountName", &nn);
+        struct berval **sid = ldap_get_values_len(d->ld, m, "objectSid");
+        for (size_t i = 0; nn == 1 && i < sizeof want / sizeof want[0]; i++) {
+            if (!rn_strieq(name[0], want[i].name))
+                continue;
+            map[n].wk = want[i].wk;
+            if (!sid || !sid[0] || sid[1] || sid_string(sid[0], map[n].sid) != 0) {
+                rn_err(err, errlen, "%s: objectSid missing or malformed", want[i].name);
+                r = DIR_TEMPFAIL;
+            } else {
+                n++;
+            }
+        }
+        ldap_value_free_len(sid);
+        ldapdir_values_free(name, nn);
+    }
+    ldap_msgfree(res);
+    if (r == DIR_FOUND && token_map_sids(t, map, n) != 0) {
+        rn_err(err, errlen, "the Exchange groups' SIDs could not be matched");
+        r = DIR_TEMPFAIL;
+    }
+    return r;
 }
 
 enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
@@ -188,6 +239,11 @@ enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b
         token_init_sids(t, login_or_dn, user_sid, (const char *const *)gsids, ng) != 0) {
         rn_err(err, errlen, "%s: the token could not be built from its SIDs", user_dn);
         r = DIR_TEMPFAIL;
+    }
+    if (r == DIR_FOUND) {
+        r = exchange_groups_map(d, domain, t, err, errlen);
+        if (r != DIR_FOUND)
+            token_clear(t);
     }
     if (r == DIR_FOUND && !t->user_dn) {
         /* ldapbind.c binds as the DN; explain and the logs show it. */

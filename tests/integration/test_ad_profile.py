@@ -309,6 +309,25 @@ def main():
              "relayctl explain (ad profile) names the deciding deny ACE and its SID",
              "rc=%s %s %s" % (rc, json.dumps(rr), (out + err)[-1500:]))
 
+        # -- a member of a per-forest Exchange group holds that group's principal ----------
+        # The loader turns an ACE naming the Exchange Servers group's SID into the
+        # ExchangeServers principal; aduser.c must map alice's tokenGroups the same way, or
+        # a deny for that group would miss her.
+        exs = "CN=Exchange Servers,OU=Microsoft Exchange Security Groups," + dc.domain_dn
+        rc, out, err = dc.ldapmodify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n-\n"
+                                     % (exs, dc.user_dn("alice")))
+        t.ok(rc == 0, "ldapmodify puts alice into Exchange Servers", out + err)
+        dc.dsacl_set(client, ace(dc.sid(exs), ANY_RCPT, deny=True))
+        ok = eventually(lambda: auth_rcpt(E, "alice", dc.users["alice"], "x@outside.example")[1]
+                        == NO_RELAY, APPLY_S, 0.2)
+        t.ok(ok, "a deny Accept-Any-Recipient for the Exchange Servers group's SID refuses its "
+             "member alice (tokenGroups mapped to the ExchangeServers principal)",
+             node.log_tail())
+        rc, out, err = dc.ldapmodify("dn: %s\nchangetype: modify\ndelete: member\nmember: %s\n"
+                                     "-\n" % (exs, dc.user_dn("alice")))
+        t.eq(auth_rcpt(E, "alice", dc.users["alice"], "x@outside.example"), (OK_AUTH, RCPT_OK),
+             "out of the group again, alice relays (the token is read at each AUTH)")
+
         # -- hostile values: the entry is refused, named with its attribute ---------------
         bad = dc.connector_dn("EX1", "Bad Size")
         rc, out, err = dc.ldapmodify(
