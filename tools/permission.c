@@ -6,6 +6,7 @@
  * touched: the change is value-level, as an admin would write it with ldapmodify. */
 #include "tools/relayctl.h"
 #include "tools/admin.h"
+#include "tools/adperm.h"
 #include "tools/output.h"
 #include "directory/ace.h"
 #include "directory/rights.h"
@@ -29,7 +30,12 @@ static const char help_text[] =
     "removes a deny ACE (deny wins over allow). remove takes out exactly the rights given.\n"
     "get prints Identity, User, Deny, Inherited, ExtendedRights like Get-ADPermission;\n"
     "Inherited is always False: ACEs live on the connector entry itself and nothing is\n"
-    "inherited from the node, site or organisation in this model.\n\n";
+    "inherited from the node, site or organisation in this model.\n\n"
+    "With directory_profile = ad the connector is the node's Exchange server's\n"
+    "msExchSmtpReceiveConnector and the ACEs are object ACEs in its nTSecurityDescriptor\n"
+    "(one per right, rightsGuid read from CN=Extended-Rights); PRINCIPAL may also be an\n"
+    "account name (bob, RN\\bob, a UPN) or a SID; get shows inherited ACEs too. Exit 3: a\n"
+    "concurrent writer changed the descriptor (see relayctl(8)).\n\n";
 
 struct perm_args {
     const char *sub, *connector, *user, *rights;
@@ -280,8 +286,12 @@ int relayctl_permission(int argc, char **argv)
     struct perm_args p = {.sub = argv[1]};
     admin_init_sub(&a, "permission", argv[1]);
     int rc = parse(&a, &p, argc - 1, argv + 1);
-    if (rc == 0)
+    if (rc == 0 && adperm_profile_ad(&a)) {
+        struct adperm_args ap = {p.sub, p.connector, p.user, p.rights, p.deny};
+        rc = adperm_run(&a, &ap);
+    } else if (rc == 0) {
         rc = strcmp(p.sub, "get") == 0 ? perm_get(&a, &p) : perm_write(&a, &p);
+    }
     admin_close(&a);
     return rc < 0 ? 0 : rc;
 }
