@@ -484,6 +484,7 @@ enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstr
         return r;
     }
     policy_index(s);   /* the connector list is final: build the selection index */
+    snapshot_index_domains(s);   /* and the domain list: the accepted-domain index */
     *out = s;
     return DIR_FOUND;
 }
