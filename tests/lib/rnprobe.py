@@ -76,10 +76,11 @@ class Prober(threading.Thread):
                     self.cv.notify_all()
 
 
-def flip_and_wait(ldapmodify, probers, nodes, grant, timeout):
+def flip_and_wait(ldapmodify, probers, nodes, grant, timeout, settle=0):
     """One change (grant or remove on the CRM connector of every node in `nodes`), then the
-    slowest node's latency in ms, or None (with the ports that never enforced it) when some
-    node did not within `timeout` seconds."""
+    slowest node's latency in ms, or None (with the ports that had not enforced it) when some
+    node did not within `timeout` seconds. Those are then given up to `settle` more seconds,
+    so that the next change starts from every node enforcing this one."""
     subprocess.run(ldapmodify, input=rncluster.crm_ldif(nodes, grant).encode(), check=True,
                    stdout=subprocess.DEVNULL)
     t0 = time.monotonic()
@@ -90,11 +91,16 @@ def flip_and_wait(ldapmodify, probers, nodes, grant, timeout):
         with p.cv:
             left = max(0.0, timeout - (time.monotonic() - t0))
             if not p.cv.wait_for(lambda: p.seen is not None, timeout=left):
-                late.append(p.port)
-                p.want = None
+                late.append(p)
                 continue
             worst = max(worst, p.seen)
-    return (None, late) if late else (worst, [])
+    t1 = time.monotonic()
+    for p in late:
+        with p.cv:
+            p.cv.wait_for(lambda: p.seen is not None,
+                          timeout=max(0.0, settle - (time.monotonic() - t1)))
+            p.want = None
+    return (None, [p.port for p in late]) if late else (worst, [])
 
 
 def pct(v, p):
