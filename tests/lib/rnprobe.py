@@ -56,6 +56,7 @@ class Prober(threading.Thread):
         with self.cv:
             self.stop = True
             self.cv.notify()
+        self.join(15)
 
     def run(self):
         while True:
@@ -63,6 +64,8 @@ class Prober(threading.Thread):
                 while self.want is None and not self.stop:
                     self.cv.wait()
                 if self.stop:
+                    if self.cl:       # a draining node would wait for this session
+                        self.cl.close()
                     return
                 want, t0 = self.want, self.t0
             got = self.probe()
