@@ -22,6 +22,7 @@
 #include "node/cluster/clusterver.h"
 #include "node/daemon-private.h"
 #include "node/reload.h"
+#include "node/common/fault.h"
 #include "node/common/log.h"
 
 static void on_bus_notice(void *arg, const char *from, const char *version, const char *origin);
@@ -147,6 +148,8 @@ static void on_watch_thread(void *arg, enum ldapsync_event ev, const char *versi
                             const char *detail)
 {
     struct daemon *d = arg;
+    if (ev == LDAPSYNC_VERSION)
+        fault_sleep("watch-version");   /* test builds: a watcher slower than the bus */
     pthread_mutex_lock(&d->watch_mu);
     if (ev == LDAPSYNC_VERSION) {
         free(d->w_version);
