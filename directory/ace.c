@@ -1,10 +1,12 @@
 /* ace: the relayAce value grammar (ace.h) and RFC 4514 DN canonicalisation. An ACE value is
  * checked whole before it is split (length, control characters), so every later step works
  * on a bounded, printable string. Principals are classified in a fixed order: well-known name
- * or SID, then DN; a string that looks like a SID but is not a known one is refused rather
- * than guessed at, because a mistyped SID would otherwise silently grant nothing. */
+ * or SID, then any other SID (an AD account or group: the AD profile's principals), then DN.
+ * A string that looks like a SID but does not parse as one is refused rather than guessed
+ * at. */
 #include "directory/ace.h"
 #include "directory/rights.h"
+#include "directory/secdesc.h"
 #include "directory/base/util.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -244,10 +246,16 @@ int ace_parse(const char *s, struct ace *out, char *err, size_t errlen)
         return -1;
 
     const struct principal_info *wk = principal_lookup(principal);
-    char norm[ACE_MAXLEN + 1];
-    if (!wk) {
-        if (looks_like_sid(principal))
-            return rn_err(err, errlen, "unknown SID '%s'", principal);
+    char norm[ACE_MAXLEN + 1], sid[SD_SID_STRMAX] = "";
+    if (!wk && looks_like_sid(principal)) {
+        struct sd_sid bin;
+        if (sd_sid_parse(principal, &bin) < 0)
+            return rn_err(err, errlen, "malformed SID '%s'", principal);
+        sd_sid_format(&bin, sid, sizeof sid);
+        /* "s-1-5-7" or "S-01-5-7" still names a well-known principal. */
+        wk = principal_lookup(sid);
+    }
+    if (!wk && !*sid) {
         char dnerr[RN_ERRLEN];
         if (dn_normalize(principal, norm, sizeof norm, dnerr, sizeof dnerr) < 0)
             return rn_err(err, errlen, "unknown principal '%s' (not a well-known name or SID, "
@@ -257,6 +265,8 @@ int ace_parse(const char *s, struct ace *out, char *err, size_t errlen)
     out->rights = rights;
     if (wk) {
         out->wk = wk->id;
+    } else if (*sid) {
+        out->sid = xstrdup(sid);
     } else {
         out->dn = xstrdup(principal);
         out->dn_norm = xstrdup(norm);
@@ -267,7 +277,7 @@ int ace_parse(const char *s, struct ace *out, char *err, size_t errlen)
 size_t ace_format(const struct ace *a, char *buf, size_t len)
 {
     const struct principal_info *p = a->wk >= 0 ? principal_by_id(a->wk) : NULL;
-    const char *who = p ? p->name : a->dn ? a->dn : "";
+    const char *who = p ? p->name : a->sid ? a->sid : a->dn ? a->dn : "";
     char rights[RIGHT_COUNT * 64];
     rights_format(a->rights, ", ", false, rights, sizeof rights);
     int n = snprintf(buf, len, "%s; %s; %s", a->deny ? "deny" : "allow", who, rights);
@@ -278,6 +288,7 @@ void ace_clear(struct ace *a)
 {
     free(a->dn);
     free(a->dn_norm);
+    free(a->sid);
     memset(a, 0, sizeof *a);
     a->wk = -1;
 }
@@ -287,4 +298,5 @@ void ace_copy(struct ace *dst, const struct ace *src)
     *dst = *src;
     dst->dn = src->dn ? xstrdup(src->dn) : NULL;
     dst->dn_norm = src->dn_norm ? xstrdup(src->dn_norm) : NULL;
+    dst->sid = src->sid ? xstrdup(src->sid) : NULL;
 }

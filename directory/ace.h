@@ -4,11 +4,15 @@
  * Grammar (schema/README.md documents it for admins):
  *     ace       = action ";" SP? principal ";" SP? right *( "," SP? right )
  *     action    = "allow" / "deny"                       ; case-insensitive
- *     principal = well-known name / well-known SID / DN  ; everything between the first and
+ *     principal = well-known name / well-known SID / SID / DN
+ *                                                        ; everything between the first and
  *                                                        ; the last ";", trimmed
+ * A SID that is not a well-known one ("S-1-5-21-...-1107", an AD account or group, as the AD
+ * profile reads them from a security descriptor) is a SID principal, kept canonical.
  *     right     = ms-Exch-* name / rightsGuid            ; see rights.h
  * Canonical form: "allow; NT AUTHORITY\ANONYMOUS LOGON; ms-Exch-SMTP-Submit, ms-Exch-..."
- * (lowercase action, canonical principal name or the DN as written, canonical right names in
+ * (lowercase action, canonical principal name, the canonical SID ("S-1-..." with decimal
+ * numbers) or the DN as written, canonical right names in
  * bit order). ace_format(ace_parse(s)) is canonical, and canonical strings round-trip. */
 #ifndef RN_ACE_H
 #define RN_ACE_H
@@ -20,9 +24,10 @@
 
 struct ace {
     bool deny;
-    int wk;          /* enum wk_principal, or -1 when the principal is a directory object */
-    char *dn;        /* the DN as written (trimmed); owned; NULL for well-known principals */
-    char *dn_norm;   /* canonical DN for matching (dn_normalize); owned */
+    int wk;          /* enum wk_principal, or -1 when the principal is a DN or a SID */
+    char *dn;        /* the DN as written (trimmed); owned; NULL for well-known and SID ones */
+    char *dn_norm;   /* canonical DN for matching (dn_normalize); owned; NULL if dn is */
+    char *sid;       /* SID principal: canonical "S-1-..." (sd_sid_format); owned; else NULL */
     uint32_t rights; /* non-empty set of R_* bits */
 };
 

@@ -16,7 +16,7 @@ void acl_eval(const struct ace *aces, size_t n, const struct token *t, struct ri
         out->grant_ace[i] = out->deny_ace[i] = -1;
     for (size_t k = 0; k < n; k++) {
         const struct ace *a = &aces[k];
-        if (!token_holds(t, a->wk, a->dn_norm))
+        if (!token_holds_ace(t, a))
             continue;
         int16_t *first = a->deny ? out->deny_ace : out->grant_ace;
         /* An ACE list longer than int16 can index is reported at the last index it can hold;
@@ -84,14 +84,16 @@ void acl_strip_groups(struct ace **aces, size_t *n)
 #define NEVER_IN_GROUP (R_SUBMIT_FOR_MLS | R_SEND_EXCH50 | R_SEND_ROUTING_HEADERS | \
                         R_SEND_FOREST_HEADERS | R_SEND_ORG_HEADERS | R_SEND_AS | R_SEND_XSHADOW)
 
-/* Effective rights of one trustee from the ACEs naming exactly it (no group expansion). */
-static uint32_t trustee_rights(const struct ace *aces, size_t n, int wk, const char *dn_norm)
+/* Effective rights of one trustee (a well-known id, or the DN or SID in key: the two forms
+ * never collide, see token_holds) from the ACEs naming exactly it (no group expansion). */
+static uint32_t trustee_rights(const struct ace *aces, size_t n, int wk, const char *key)
 {
     uint32_t allowed = 0, denied = 0;
     for (size_t k = 0; k < n; k++) {
         const struct ace *a = &aces[k];
+        const char *akey = a->sid ? a->sid : a->dn_norm;
         bool same = wk >= 0 ? a->wk == wk
-                            : a->wk < 0 && a->dn_norm && dn_norm && strcmp(a->dn_norm, dn_norm) == 0;
+                            : a->wk < 0 && akey && key && strcmp(akey, key) == 0;
         if (!same)
             continue;
         if (a->deny)
@@ -153,7 +155,7 @@ unsigned acl_derive_groups(const struct ace *aces, size_t n)
         const struct ace *a = &aces[k];
         if (a->wk >= 0 && group_default(a->wk))
             continue;
-        uint32_t r = trustee_rights(aces, n, a->wk, a->dn_norm);
+        uint32_t r = trustee_rights(aces, n, a->wk, a->sid ? a->sid : a->dn_norm);
         if (r && !is_predefined_set(r))
             return groups | GROUP_CUSTOM;
     }

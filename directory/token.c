@@ -2,11 +2,13 @@
  * (docs/permission-model.md §3.3, §7.2): an anonymous session holds ANONYMOUS LOGON alone (not
  * Everyone, so an ACE for Everyone never opens an anonymous door), an ExternalAuthoritative
  * connector holds Externally Secured Servers alone, and an authenticated user holds its own
- * DN, its groups, Authenticated Users and Everyone. DNs are kept canonical so matching an
- * ACE's dn_norm is a plain string comparison. */
+ * DN, its groups, Authenticated Users and Everyone (an AD user: its SID and its tokenGroups
+ * SIDs instead of DNs). DNs and SIDs are kept canonical so matching an ACE's dn_norm or sid
+ * is a plain string comparison. */
 #include "directory/token.h"
 #include "directory/ace.h"
 #include "directory/rights.h"
+#include "directory/secdesc.h"
 #include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,67 @@ int token_init_user(struct token *t, const char *name, const char *user_dn,
     return 0;
 }
 
+/* Canonical form of one SID string into out; -1 if it is not a SID. */
+static int sid_canon(const char *s, char out[SD_SID_STRMAX])
+{
+    struct sd_sid bin;
+    if (sd_sid_parse(s, &bin) < 0)
+        return -1;
+    sd_sid_format(&bin, out, SD_SID_STRMAX);
+    return 0;
+}
+
+static void token_add_sid(struct token *t, const char *sid)
+{
+    const struct principal_info *p = principal_lookup(sid);
+    if (p && p->sid) {   /* a well-known SID in tokenGroups: the bit, not a string */
+        t->wk |= 1u << p->id;
+        return;
+    }
+    for (size_t j = 0; j < t->nsids; j++)
+        if (strcmp(t->sids[j], sid) == 0)
+            return;
+    t->sids[t->nsids++] = xstrdup(sid);
+}
+
+int token_init_sids(struct token *t, const char *name, const char *user_sid,
+                    const char *const *group_sids, size_t n)
+{
+    token_zero(t);
+    char canon[SD_SID_STRMAX];
+    if (!user_sid || sid_canon(user_sid, canon) < 0)
+        return -1;
+    t->wk = 1u << WK_AUTHENTICATED_USERS | 1u << WK_EVERYONE;
+    t->authenticated = true;
+    t->name = xstrdup(name ? name : canon);
+    t->sids = xcalloc(n + 1, sizeof *t->sids);
+    token_add_sid(t, canon);
+    for (size_t i = 0; i < n; i++) {
+        /* A group left out could be the one a deny ACE names: fail, never skip. */
+        if (!group_sids[i] || sid_canon(group_sids[i], canon) < 0) {
+            token_clear(t);
+            return -1;
+        }
+        token_add_sid(t, canon);
+    }
+    return 0;
+}
+
+int token_map_sids(struct token *t, const struct sd_sidmap *map, size_t n)
+{
+    uint32_t add = 0;
+    for (size_t i = 0; i < n; i++) {
+        char canon[SD_SID_STRMAX];
+        if (sid_canon(map[i].sid, canon) < 0 || map[i].wk < 0 || map[i].wk >= WK_COUNT)
+            return -1;
+        for (size_t j = 0; j < t->nsids; j++)
+            if (strcmp(t->sids[j], canon) == 0)
+                add |= 1u << map[i].wk;
+    }
+    t->wk |= add;
+    return 0;
+}
+
 int token_init_exchange_server(struct token *t, const char *node_name, const char *node_dn)
 {
     if (token_init_user(t, node_name, node_dn, NULL, 0) != 0)
@@ -99,6 +162,9 @@ void token_clear(struct token *t)
     for (size_t i = 0; i < t->ngroups; i++)
         free(t->group_dns[i]);
     free(t->group_dns);
+    for (size_t i = 0; i < t->nsids; i++)
+        free(t->sids[i]);
+    free(t->sids);
     free(t->user_dn);
     free(t->name);
     token_zero(t);
@@ -115,20 +181,34 @@ void token_copy(struct token *dst, const struct token *src)
         for (size_t i = 0; i < src->ngroups; i++)
             dst->group_dns[i] = xstrdup(src->group_dns[i]);
     }
+    dst->sids = NULL;
+    if (src->sids) {
+        dst->sids = xcalloc(src->nsids ? src->nsids : 1, sizeof *dst->sids);
+        for (size_t i = 0; i < src->nsids; i++)
+            dst->sids[i] = xstrdup(src->sids[i]);
+    }
 }
 
-bool token_holds(const struct token *t, int wk, const char *dn_norm)
+bool token_holds(const struct token *t, int wk, const char *key)
 {
     if (wk >= 0)
         return wk < WK_COUNT && (t->wk >> wk) & 1u;
-    if (!dn_norm)
+    if (!key)
         return false;
-    if (t->user_dn && strcmp(t->user_dn, dn_norm) == 0)
+    for (size_t i = 0; i < t->nsids; i++)
+        if (strcmp(t->sids[i], key) == 0)
+            return true;
+    if (t->user_dn && strcmp(t->user_dn, key) == 0)
         return true;
     for (size_t i = 0; i < t->ngroups; i++)
-        if (strcmp(t->group_dns[i], dn_norm) == 0)
+        if (strcmp(t->group_dns[i], key) == 0)
             return true;
     return false;
+}
+
+bool token_holds_ace(const struct token *t, const struct ace *a)
+{
+    return token_holds(t, a->wk, a->sid ? a->sid : a->dn_norm);
 }
 
 /* snprintf-style: returns the full length, writes what fits. */
@@ -160,5 +240,7 @@ size_t token_format(const struct token *t, char *buf, size_t len)
         append(buf, len, &pos, &first, t->user_dn);
     for (size_t i = 0; i < t->ngroups; i++)
         append(buf, len, &pos, &first, t->group_dns[i]);
+    for (size_t i = 0; i < t->nsids; i++)
+        append(buf, len, &pos, &first, t->sids[i]);
     return pos;
 }

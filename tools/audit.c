@@ -181,8 +181,8 @@ static void analyse_principals(struct audit *au, const struct dir_entry *e,
         holds(w, aces, n, &t, principal_by_id(aces[i].wk)->name);
     }
     for (size_t i = 0; i < n; i++) {              /* directory DNs: existence, members */
-        if (aces[i].wk >= 0)
-            continue;
+        if (aces[i].wk >= 0 || !aces[i].dn_norm)
+            continue;                             /* well-known, or a SID principal (AD) */
         bool seen = false;
         for (size_t k = 0; k < nmm && !seen; k++)
             seen = !strcmp(mm[k].group_norm, aces[i].dn_norm);

@@ -97,6 +97,8 @@ static bool same_principal(const struct ace *x, const struct ace *y)
 {
     if (x->wk >= 0 || y->wk >= 0)
         return x->wk == y->wk;
+    if (x->sid || y->sid)
+        return x->sid && y->sid && strcmp(x->sid, y->sid) == 0;
     return x->dn_norm && y->dn_norm && strcmp(x->dn_norm, y->dn_norm) == 0;
 }
 
@@ -238,7 +240,7 @@ static int perm_get(struct admin *a, const struct perm_args *p)
             continue;
         }
         const struct principal_info *pi = x.wk >= 0 ? principal_by_id(x.wk) : NULL;
-        const char *user = pi ? pi->name : x.dn;
+        const char *user = pi ? pi->name : x.sid ? x.sid : x.dn;
         char rights[2048];
         rights_format(x.rights, ", ", false, rights, sizeof rights);
         if (j) {

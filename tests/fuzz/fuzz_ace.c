@@ -18,14 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[RN_ERRLEN], out[ACE_MAXLEN * 2], again[ACE_MAXLEN * 2];
     struct ace a, b;
     if (ace_parse(s, &a, err, sizeof err) == 0) {
-        if (a.rights == 0 || (a.wk < 0) != (a.dn != NULL) || (a.dn != NULL) != (a.dn_norm != NULL))
+        /* Exactly one principal form: well-known, DN (with its canonical form), or SID. */
+        if (a.rights == 0 || (a.wk >= 0) + (a.dn != NULL) + (a.sid != NULL) != 1 ||
+            (a.dn != NULL) != (a.dn_norm != NULL))
             abort();
         ace_format(&a, out, sizeof out);
         if (ace_parse(out, &b, err, sizeof err) != 0)
             abort();   /* canonical output must parse */
         ace_format(&b, again, sizeof again);
         if (strcmp(out, again) != 0 || a.deny != b.deny || a.wk != b.wk || a.rights != b.rights ||
-            (a.dn_norm && strcmp(a.dn_norm, b.dn_norm) != 0))
+            (a.dn_norm && strcmp(a.dn_norm, b.dn_norm) != 0) ||
+            (a.sid && (!b.sid || strcmp(a.sid, b.sid) != 0)))
             abort();
         ace_clear(&b);
         ace_clear(&a);

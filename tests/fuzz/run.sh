@@ -27,6 +27,7 @@ for src in tests/fuzz/fuzz_*.c; do
   mkdir -p "$B/corpus/$name"
   seeds=(); [ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
   maxlen=4096; [ "$name" = fuzz_auth ] && maxlen=16384   # AUTH lines reach 12288 octets
+  [ "$name" = fuzz_secdesc ] && maxlen=8192              # real descriptors reach 4.6 KB
   if "$bin" -max_total_time="$T" -max_len=$maxlen -artifact_prefix="$B/crash-$name-" \
        "$B/corpus/$name" "${seeds[@]}" >"$B/$name.log" 2>&1; then
     runs=$(grep -o 'Done [0-9]* runs' "$B/$name.log" | awk '{print $2}')

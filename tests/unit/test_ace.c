@@ -106,7 +106,11 @@ static const struct { const char *name; const char *in, *err; } malformed_cases[
      "duplicate right 'a18293f1-0685-4540-aa63-e32df421b3a2'"},
     {"duplicate via alias", "allow; Everyone; ms-Exch-SMTP-Accept-Authoritative-Domain-Sender, "
      "ms-Exch-SMTP-Accept-Authoritative-Domain", "duplicate right 'ms-Exch-SMTP-Accept-Authoritative-Domain'"},
-    {"unknown SID", "allow; S-1-5-32-544; Send-As", "unknown SID 'S-1-5-32-544'"},
+    {"malformed SID", "allow; S-1-5-32-x; Send-As", "malformed SID 'S-1-5-32-x'"},
+    {"SID with 16 sub-authorities", "allow; S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16; Send-As",
+     "malformed SID 'S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16'"},
+    {"SID sub-authority over 32 bits", "allow; S-1-5-4294967296; Send-As",
+     "malformed SID 'S-1-5-4294967296'"},
     {"unknown principal", "allow; Domain Admins; Send-As",
      "unknown principal 'Domain Admins' (not a well-known name or SID, and not a DN: "
      "expected attribute=value at 'Domain Admins')"},
@@ -173,6 +177,45 @@ static void dn_principal_is_normalised_and_copied(void **state)
     assert_int_equal(ace_parse("allow; anonymous logon; ms-Exch-SMTP-Submit", &a, err, sizeof err), 0);
     assert_int_equal(a.wk, WK_ANONYMOUS);
     assert_null(a.dn);
+    ace_clear(&a);
+}
+
+/* An AD account or group's SID (the AD profile's principals): canonical, copied, formatted. */
+static void sid_principal_is_canonical_and_copied(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *sid, *canon; } cases[] = {
+        {"deny; S-1-5-21-3566121368-2833235078-3374141506-1107; ms-Exch-SMTP-Submit",
+         "S-1-5-21-3566121368-2833235078-3374141506-1107",
+         "deny; S-1-5-21-3566121368-2833235078-3374141506-1107; ms-Exch-SMTP-Submit"},
+        {"allow;  s-1-5-18 ; Send-As", "S-1-5-18", "allow; S-1-5-18; Send-As"},
+        {"allow; S-1-0x000000000005-32-544; Send-As", "S-1-5-32-544", "allow; S-1-5-32-544; Send-As"},
+    };
+    for (size_t i = 0; i < N(cases); i++) {
+        struct ace a, b;
+        char err[RN_ERRLEN], out[512], again[512];
+        if (ace_parse(cases[i].in, &a, err, sizeof err) != 0)
+            fail_msg("'%s': %s", cases[i].in, err);
+        assert_int_equal(a.wk, -1);
+        assert_null(a.dn);
+        assert_null(a.dn_norm);
+        assert_string_equal(a.sid, cases[i].sid);
+        ace_format(&a, out, sizeof out);
+        assert_string_equal(out, cases[i].canon);
+        ace_copy(&b, &a);
+        assert_ptr_not_equal(b.sid, a.sid);
+        ace_clear(&a);
+        assert_null(a.sid);
+        ace_format(&b, again, sizeof again);
+        assert_string_equal(again, cases[i].canon);
+        ace_clear(&b);
+    }
+    /* A well-known SID in another spelling is still the well-known principal. */
+    struct ace a;
+    char err[RN_ERRLEN];
+    assert_int_equal(ace_parse("allow; s-1-5-7; ms-Exch-SMTP-Submit", &a, err, sizeof err), 0);
+    assert_int_equal(a.wk, WK_ANONYMOUS);
+    assert_null(a.sid);
     ace_clear(&a);
 }
 
@@ -253,6 +296,7 @@ int main(void)
         cmocka_unit_test(malformed_values_give_exact_errors),
         cmocka_unit_test(overlong_value_is_refused),
         cmocka_unit_test(dn_principal_is_normalised_and_copied),
+        cmocka_unit_test(sid_principal_is_canonical_and_copied),
         cmocka_unit_test(dn_normalize_table),
         cmocka_unit_test(dn_normalize_refuses_malformed),
     };

@@ -278,6 +278,35 @@ static void eval_legacy_deny_beats_other_grant(void **state)
     free_aces(aces, n);
 }
 
+/* SID principals (the AD profile): a deny for a nested group's SID beats an allow for
+ * Authenticated Users; SID and DN principals never match each other; a SID trustee holding
+ * a non-standard set makes the groups Custom. */
+static void eval_sid_deny_beats_authenticated_users(void **state)
+{
+    (void)state;
+    struct ace *aces;
+    size_t n = build(GROUP_EXCHANGE_USERS, (const char *[]){
+        "deny; S-1-5-21-1-2-3-1107; ms-Exch-SMTP-Submit",
+        "allow; S-1-5-21-1-2-3-1104; ms-Exch-Bypass-Anti-Spam",
+        "deny; cn=s-1-5-21-1-2-3-1104; ms-Exch-Bypass-Anti-Spam", NULL}, &aces);
+    const char *groups[] = {"S-1-5-21-1-2-3-1108", "S-1-5-21-1-2-3-1107"};
+    struct token t;
+    struct rights_eval ev;
+    assert_int_equal(token_init_sids(&t, "bob", "S-1-5-21-1-2-3-1104", groups, 2), 0);
+    acl_eval(aces, n, &t, &ev);
+    assert_int_equal(ev.allowed, 0x445 | R_BYPASS_ANTISPAM);
+    assert_int_equal(ev.denied, R_SUBMIT);
+    assert_int_equal(ev.effective, (0x445 | R_BYPASS_ANTISPAM) & ~R_SUBMIT);
+    token_clear(&t);
+    const char *none[] = {"S-1-5-21-1-2-3-1108"};
+    assert_int_equal(token_init_sids(&t, "carol", "S-1-5-21-1-2-3-1110", none, 1), 0);
+    acl_eval(aces, n, &t, &ev);
+    assert_int_equal(ev.effective, 0x445);
+    token_clear(&t);
+    assert_int_equal(acl_derive_groups(aces, n), GROUP_EXCHANGE_USERS | GROUP_CUSTOM);
+    free_aces(aces, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +317,7 @@ int main(void)
         cmocka_unit_test(eval_option2_anonymous_relay),
         cmocka_unit_test(eval_deny_wins_whatever_the_order),
         cmocka_unit_test(eval_legacy_deny_beats_other_grant),
+        cmocka_unit_test(eval_sid_deny_beats_authenticated_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

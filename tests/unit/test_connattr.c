@@ -86,8 +86,8 @@ static const struct apply_case bad_cases[] = {
      "relayAuthMechanism: None cannot be combined with other mechanisms"},
     {"ace single bad", "relayAce", {"allow; Everyone; ms-Exch-Nope"}, 1,
      "relayAce: unknown right 'ms-Exch-Nope'"},
-    {"ace second bad", "relayAce", {"allow; Everyone; Send-As", "allow; S-1-5-99; Send-As"}, 2,
-     "relayAce: value 2: unknown SID 'S-1-5-99'"},
+    {"ace second bad", "relayAce", {"allow; Everyone; Send-As", "allow; S-1-5-99x; Send-As"}, 2,
+     "relayAce: value 2: malformed SID 'S-1-5-99x'"},
 };
 
 static void apply_refuses_bad_values(void **state)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "directory/rights.h"
+#include "directory/secdesc.h"
 #include "directory/token.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -144,6 +145,68 @@ static void user_token_long_dns(void **state)
     }
 }
 
+/* An AD user: its SID, its tokenGroups, Authenticated Users and Everyone. */
+static void sid_token_holds_user_groups_and_wellknowns(void **state)
+{
+    (void)state;
+    const char *groups[] = {"S-1-5-21-1-2-3-1108", "s-1-5-21-1-2-3-1107", "S-1-5-21-1-2-3-1108",
+                            "S-1-5-32-545", "S-1-5-11"};
+    struct token t, c;
+    assert_int_equal(token_init_sids(&t, "bob", "S-1-5-21-1-2-3-1104", groups, N(groups)), 0);
+    assert_true(t.authenticated);
+    assert_string_equal(t.name, "bob");
+    assert_int_equal(t.nsids, 4);                      /* duplicate and well-known folded */
+    assert_true(token_holds(&t, WK_AUTHENTICATED_USERS, NULL));
+    assert_true(token_holds(&t, WK_EVERYONE, NULL));
+    assert_false(token_holds(&t, WK_ANONYMOUS, NULL));
+    assert_false(token_holds(&t, WK_EXCHANGE_SERVERS, NULL));
+    assert_true(token_holds(&t, -1, "S-1-5-21-1-2-3-1104"));
+    assert_true(token_holds(&t, -1, "S-1-5-21-1-2-3-1107"));   /* canonicalised */
+    assert_true(token_holds(&t, -1, "S-1-5-32-545"));
+    assert_false(token_holds(&t, -1, "S-1-5-21-1-2-3-1105"));
+    assert_false(token_holds(&t, -1, "s-1-5-21-1-2-3-1104"));  /* keys are canonical */
+    assert_false(token_holds(&t, -1, "uid=bob,dc=x"));
+    char buf[512];
+    token_format(&t, buf, sizeof buf);
+    assert_string_equal(buf, "NT AUTHORITY\\Authenticated Users, Everyone, S-1-5-21-1-2-3-1104, "
+                        "S-1-5-21-1-2-3-1108, S-1-5-21-1-2-3-1107, S-1-5-32-545");
+    token_copy(&c, &t);
+    token_clear(&t);
+    assert_int_equal(t.nsids, 0);
+    assert_null(t.sids);
+    assert_true(token_holds(&c, -1, "S-1-5-21-1-2-3-1108"));
+    /* The per-forest groups by their SIDs (the loader's map, as secdesc_aces uses it). */
+    struct sd_sidmap map[] = {{"S-1-5-21-1-2-3-1107", WK_LEGACY_INTEROP},
+                              {"S-1-5-21-1-2-3-9999", WK_EXCHANGE_SERVERS}};
+    assert_int_equal(token_map_sids(&c, map, N(map)), 0);
+    assert_true(token_holds(&c, WK_LEGACY_INTEROP, NULL));
+    assert_false(token_holds(&c, WK_EXCHANGE_SERVERS, NULL));
+    struct sd_sidmap bad[] = {{"S-1-x", WK_EXCHANGE_SERVERS}};
+    assert_int_equal(token_map_sids(&c, bad, 1), -1);
+    token_clear(&c);
+}
+
+static void sid_token_refuses_malformed_sids(void **state)
+{
+    (void)state;
+    struct token t;
+    const char *ok[] = {"S-1-5-21-1-2-3-513"};
+    const char *bad[] = {"S-1-5-21-1-2-3-513", "S-1-5-21-x"};
+    assert_int_equal(token_init_sids(&t, "bob", "cn=bob,dc=x", ok, 1), -1);
+    assert_int_equal(t.wk, 0);
+    assert_null(t.sids);
+    assert_null(t.name);
+    assert_int_equal(token_init_sids(&t, "bob", "S-1-5-21-1-2-3-1104", bad, 2), -1);
+    assert_int_equal(t.wk, 0);
+    assert_int_equal(t.nsids, 0);
+    assert_null(t.sids);
+    assert_false(t.authenticated);
+    assert_int_equal(token_init_sids(&t, "bob", NULL, NULL, 0), -1);
+    assert_int_equal(token_init_sids(&t, NULL, "S-1-5-21-1-2-3-1104", NULL, 0), 0);
+    assert_string_equal(t.name, "S-1-5-21-1-2-3-1104");
+    token_clear(&t);
+}
+
 static void anonymous_format(void **state)
 {
     (void)state;
@@ -164,6 +227,8 @@ int main(void)
         cmocka_unit_test(user_token_refuses_bad_user_dn),
         cmocka_unit_test(user_token_refuses_bad_group_dn),
         cmocka_unit_test(user_token_long_dns),
+        cmocka_unit_test(sid_token_holds_user_groups_and_wellknowns),
+        cmocka_unit_test(sid_token_refuses_malformed_sids),
         cmocka_unit_test(anonymous_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
