@@ -19,6 +19,7 @@ struct rcptset {
     size_t nslots;        /* a power of two, at least twice the entries */
     size_t n;             /* distinct addresses (after freeze; entries added before) */
     bool frozen;
+    int refs;             /* atomic: holders (snapshots and the loader's store share a set) */
 };
 
 /* Lower-case addr into out (RCPTSET_ADDR_MAX + 1 bytes); -1 when rcptset_add refuses it. */
@@ -50,14 +51,23 @@ static uint64_t hash(const char *s)
 
 struct rcptset *rcptset_new(void)
 {
-    return xcalloc(1, sizeof(struct rcptset));
+    struct rcptset *s = xcalloc(1, sizeof(struct rcptset));
+    s->refs = 1;
+    return s;
+}
+
+struct rcptset *rcptset_ref(struct rcptset *s)
+{
+    if (s)
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
 }
 
 void rcptset_free(struct rcptset **sp)
 {
     struct rcptset *s = *sp;
     *sp = NULL;
-    if (!s)
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     free(s->arena);
     free(s->slots);

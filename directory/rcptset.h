@@ -13,7 +13,11 @@
 struct rcptset;
 
 struct rcptset *rcptset_new(void);            /* empty, open for rcptset_add; caller frees */
-void rcptset_free(struct rcptset **s);        /* NULL-safe; sets *s = NULL */
+/* Drop one reference (the last frees); NULL-safe; sets *s = NULL. */
+void rcptset_free(struct rcptset **s);
+/* One more holder of a frozen set (a snapshot built from an unchanged user base shares the
+ * previous one's set); returns s. */
+struct rcptset *rcptset_ref(struct rcptset *s);
 /* Add one address (len bytes, lower-cased on the way in; a trailing dot on the domain is
  * dropped). 0 added or already there, -1 refused: empty, no '@', over RCPTSET_ADDR_MAX, or
  * holding a NUL or control byte. Only before rcptset_freeze. */

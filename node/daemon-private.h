@@ -2,8 +2,9 @@
  * includes it. daemon.c: the run loop, loads and their outcome (reload.h decides, daemon.c
  * acts), signals, the drain and teardown. daemon_setup.c: bootstrap values, log, spool, TLS
  * certificates, pid file, detach, the event base and its worker pools. daemon_cluster.c:
- * the cluster key, the change watcher, the bus and the news they bring. Loop thread only
- * unless a comment says otherwise. */
+ * the cluster key, the change watcher, the bus and the news they bring. daemon_incr.c: the
+ * watcher's changes applied incrementally. Loop thread only unless a comment says
+ * otherwise. */
 #ifndef RN_DAEMON_PRIVATE_H
 #define RN_DAEMON_PRIVATE_H
 #include <pthread.h>
@@ -42,6 +43,8 @@ struct cluster;
 struct ldapsync;
 struct listeners;
 struct metrics_http;
+struct snapstore;
+struct snapdelta_change;
 
 #define DAEMON_SIGLEN 256
 enum { DAEMON_SIG_CA, DAEMON_SIG_CLIENT };
@@ -92,6 +95,18 @@ struct daemon {
     char *w_mark;                     /* latest CHANGED mark not yet taken by the loop */
     bool w_down, w_up;
     char w_detail[256];
+    /* incremental reloads (daemon_incr.c) */
+    bool incr_on;                     /* RELAYNODE_INCREMENTAL is not off */
+    bool incr_verify;                 /* RN_FAULTS: RELAYNODE_VERIFY_INCREMENTAL=1 */
+    bool full_wanted;                 /* the next load is full: SIGHUP, period, retry */
+    struct snapstore *store;          /* owned; touched only by the (single) load job */
+    struct event *ev_incr;            /* owned: activated by the watcher thread */
+    pthread_mutex_t incr_mu;          /* guards q, nq, q_overflow (the watcher fills them) */
+    bool incr_mu_init;                /* daemon_incr_setup ran */
+    struct snapdelta_change *q;       /* owned: changes no load has taken yet */
+    size_t nq;
+    bool q_overflow;                  /* changes were dropped: the next load is full */
+    uint64_t incr_applied, verify_mismatches;
 };
 
 /* Certificates read on the worker for the loop to swap in (daemon_certs.c). */
@@ -124,7 +139,13 @@ struct load_job {
     struct ldapadmin_node *nodes;     /* the relayNode entries (cluster peers), with the bus */
     size_t nnodes;
     bool want_nodes;
-    unsigned long long load_ms;       /* wall time of the load on the worker (the log's load_ms) */
+    struct snapdelta_change *changes; /* owned: the watcher's changes this load applies */
+    size_t nchanges;
+    bool incremental;                 /* in: try the store; out: it was incremental */
+    char why_full[RN_ERRLEN];         /* why an incremental load fell back ("" asked) */
+    double load_ms;
+    enum { VERIFY_OFF, VERIFY_OK, VERIFY_MISMATCH, VERIFY_SKIPPED } verify;
+    char verify_diff[1024];
 };
 
 /* daemon.c */
@@ -180,6 +201,22 @@ int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen);
 /* After a load that succeeded: start the bus once the directory says where this node
  * listens, then keep its peers and heartbeat in step with the snapshot that runs. */
 void daemon_bus_update(struct daemon *d, const struct load_job *j);
+
+/* daemon_incr.c */
+/* Read RELAYNODE_INCREMENTAL (and, with RN_FAULTS, RELAYNODE_VERIFY_INCREMENTAL) and create
+ * the queue's event; true when the watcher should deliver entries (daemon_incr_batch). */
+bool daemon_incr_setup(struct daemon *d);
+/* Watcher thread: the ldapsync batch callback (arg = d); takes v. */
+void daemon_incr_batch(void *arg, struct snapdelta_change *v, size_t n);
+/* Free the queue, the store and the event (teardown, after the watcher and workers). */
+void daemon_incr_teardown(struct daemon *d);
+/* Loop, when a load starts: the queued changes go to j, which is incremental when the
+ * store, the watcher and the reason allow it. */
+void daemon_incr_take(struct daemon *d, struct load_job *j);
+/* Worker: the load itself, incremental or full (the fallback). d->dir is open. */
+enum dir_result daemon_incr_load(struct daemon *d, struct load_job *j);
+/* Loop, when the load is done: log what it was (and the verification). */
+void daemon_incr_done(struct daemon *d, const struct load_job *j);
 
 /* daemon_metrics.c */
 /* The node's metrics (n->metrics) and, when metrics_listen is set, the scrape endpoint on

@@ -32,6 +32,7 @@
 #include "directory/ldap/ldapdir.h"
 #include "directory/ldap/ldapsync.h"
 #include "directory/model.h"
+#include "directory/snapdelta.h"
 #include "directory/base/util.h"
 #include "node/cluster/cluster.h"
 #include "node/daemon-private.h"
@@ -59,13 +60,11 @@ static void load_run(void *arg)
 {
     struct load_job *j = arg;
     struct daemon *d = j->d;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     j->rc = DIR_FOUND;
     if (!d->dir)
         j->rc = ldapdir_open(&d->n.boot, &d->dir, j->err, sizeof j->err);
-    if (j->rc == DIR_FOUND)
-        j->rc = ldapdir_load_snapshot(d->dir, &d->n.boot, &j->snap, j->err, sizeof j->err);
+    if (j->rc == DIR_FOUND)           /* incremental when it can be, else full */
+        j->rc = daemon_incr_load(d, j);
     if (j->rc == DIR_FOUND && j->want_nodes)
         j->rc = ldapadmin_list_nodes(d->dir, d->n.boot.base_dn, &j->nodes, &j->nnodes, j->err,
                                      sizeof j->err);
@@ -76,9 +75,6 @@ static void load_run(void *arg)
     }
     if (j->snap)                     /* the certificates its connectors add, read here */
         daemon_certs_read(d, &j->certs, j->snap);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long long ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    j->load_ms = ms > 0 ? (unsigned long long)ms : 0;
 }
 
 static const char *dir_result_name(enum dir_result r)
@@ -94,7 +90,7 @@ static const char *dir_result_name(enum dir_result r)
 /* Swap a loaded snapshot in: log it, load the certificates its connectors name, and make the
  * listeners follow it. */
 static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct certs_job *certs,
-                          unsigned long long load_ms)
+                          double load_ms)
 {
     struct node *n = &d->n;
     char qv[QVER];
@@ -104,7 +100,7 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct cer
     n->snap = snap;
     n->snap_generation++;
     log_fact("-", "config", first ? "load" : "reload",
-             "version=%s connectors=%zu errors=%zu domains=%zu generation=%llu load_ms=%llu",
+             "version=%s connectors=%zu errors=%zu domains=%zu generation=%llu load_ms=%.1f",
              log_quote(snap->version, qv, sizeof qv), snap->nconnectors, snap->nerrors,
              snap->ndomains, (unsigned long long)n->snap_generation, load_ms);
     for (size_t i = 0; i < snap->nerrors; i++) {
@@ -136,6 +132,7 @@ void daemon_set_str(char **slot, const char *v)
 static void load_job_free(struct load_job *j)
 {
     daemon_certs_end(&j->certs);
+    snapdelta_changes_free(&j->changes, j->nchanges);
     if (j->snap)
         snapshot_unref(&j->snap);
     ldapadmin_nodes_free(&j->nodes, j->nnodes);
@@ -212,6 +209,7 @@ static void load_done(void *arg)
         load_job_free(j);
         return;
     }
+    daemon_incr_done(d, j);
     char qv[QVER], qa[QVER];
     const char *applied = daemon_applied_version(d);
     struct timespec now;
@@ -236,7 +234,7 @@ static void load_done(void *arg)
     case RELOAD_UNCHANGED:
         /* Same directory version (the periodic safety net, a duplicate notice): keep the
          * snapshot the sessions already share; only retry bindings that failed to open. */
-        log_fact("-", "config", "unchanged", "version=%s load_ms=%llu",
+        log_fact("-", "config", "unchanged", "version=%s load_ms=%.1f",
                  log_quote(j->snap->version, qv, sizeof qv), j->load_ms);
         listeners_reconcile(d->listeners, d->n.snap);
         load_good(d, j);
@@ -292,6 +290,7 @@ void daemon_load_start(struct daemon *d)
     j->d = d;
     j->want_nodes = d->secret[0] != '\0';
     daemon_certs_begin(d, &j->certs, false);
+    daemon_incr_take(d, j);
     d->loading = true;
     daemon_set_str(&d->load_floor, d->replica);   /* the load reads its version first: >= this */
     evtimer_del(d->ev_retry);
@@ -323,6 +322,7 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
                      log_quote(lerr, qe, sizeof qe));
         daemon_certs_reread(d);
     }
+    d->full_wanted = true;            /* SIGHUP, the periodic safety net, a retry: in full */
     daemon_load_start(d);
 }
 
@@ -434,6 +434,7 @@ static void daemon_teardown(struct daemon *d)
     worker_free(&n->authworker);
     committer_free(&n->committer);    /* pending commits finish and are answered */
     worker_free(&n->worker);          /* waits for an in-flight load; its result is dropped */
+    daemon_incr_teardown(d);          /* the watcher and the load job are gone */
     smtp_session_free_all(n);         /* sessions the drain timeout left open */
     /* A freed TLS bufferevent is finalized by the loop (libevent defers it while callbacks
      * may still be queued): one pass without waiting lets those finalizers run. */

@@ -262,11 +262,13 @@ int daemon_cluster_setup(struct daemon *d, char *err, size_t errlen)
     d->ev_wait = evtimer_new(n->base, on_wait_retry, d);
     if (!d->ev_watch || !d->ev_wait)
         return rn_err(err, errlen, "cannot create the watcher events");
+    bool incremental = daemon_incr_setup(d);
     if ((int)mode == -1) {
         log_fact("-", "cluster", "watcher-off", "reload=%s", "SIGHUP, bus news, every 60 s");
         return 0;
     }
-    struct ldapsync_opts o = {mode, n->boot.directory_poll_interval};
+    struct ldapsync_opts o = {mode, n->boot.directory_poll_interval,
+                              incremental ? daemon_incr_batch : NULL};
     d->watch = ldapsync_start(&n->boot, &o, on_watch_thread, d, err, errlen);
     return d->watch ? 0 : -1;
 }

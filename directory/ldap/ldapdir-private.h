@@ -41,6 +41,13 @@ enum dir_result ldapdir_load_recipients(struct ldapdir *d, const struct rn_boots
                                         struct rcptset **out, uint64_t *hash, size_t *refused,
                                         char *err, size_t errlen);
 
+/* The recipient set read (ldapdir_load_recipients) into store st and given to snap when its
+ * domains need it (snapstore_attach_recipients). DIR_FOUND, else as the read. (ldapload.c) */
+struct snapstore;
+enum dir_result ldapdir_store_recipients(struct ldapdir *d, const struct rn_bootstrap *b,
+                                         struct snapstore *st, struct rn_snapshot *snap,
+                                         char *err, size_t errlen);
+
 /* The bound handle; owned by d (valid until ldapdir_free). */
 struct ldap *ldapdir_handle(struct ldapdir *d);
 /* A new, unbound handle for b's URI list with the bootstrap timeouts (network and each

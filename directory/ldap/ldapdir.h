@@ -5,6 +5,7 @@
  * FOUND / NOTFOUND / TEMPFAIL so an outage becomes a 4xx. */
 #ifndef RN_LDAPDIR_H
 #define RN_LDAPDIR_H
+#include <stdbool.h>
 #include <stddef.h>
 #include "directory/bootstrap.h"
 #include "directory/model.h"
@@ -27,6 +28,24 @@ void ldapdir_free(struct ldapdir **d);
  * whole load. Caller snapshot_unref()s. */
 enum dir_result ldapdir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap *b,
                                       struct rn_snapshot **out, char *err, size_t errlen);
+/* The same, keeping the store the snapshot was built from in *store (NULL: not wanted; the
+ * caller snapstore_free()s it) for ldapdir_apply_changes to continue from. */
+struct snapstore;
+struct snapdelta_change;
+enum dir_result ldapdir_load_store(struct ldapdir *d, const struct rn_bootstrap *b,
+                                   struct snapstore **store, struct rn_snapshot **out,
+                                   char *err, size_t errlen);
+/* Incremental load (ldapincr.c): the watcher's changes v[0..n) applied to store (from
+ * ldapdir_load_store or an earlier call) and the next snapshot built from it, labelled with
+ * the version read first. Only what the changes touch is parsed again; the recipient set is
+ * read again only when a change may have touched it. DIR_FOUND and *out; DIR_NOTFOUND with
+ * err when only a full load can tell (the store must then be dropped); DIR_TEMPFAIL or
+ * DIR_FAIL as for a load. *nodes_dirty: a relayNode (a cluster peer) may have changed. */
+enum dir_result ldapdir_apply_changes(struct ldapdir *d, const struct rn_bootstrap *b,
+                                      struct snapstore *store,
+                                      const struct snapdelta_change *v, size_t n,
+                                      struct rn_snapshot **out, bool *nodes_dirty, char *err,
+                                      size_t errlen);
 
 /* Find a user by login (user_filter, value escaped per RFC 4515) or by DN; exactly one match
  * or NOTFOUND. Fills the token (user, transitive groups, Authenticated Users, Everyone) and

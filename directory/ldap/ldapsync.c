@@ -12,7 +12,14 @@
  * (ldapdir_version_read), reported only when it differs from the last one. The fd is polled
  * together with a stop pipe, so ldapsync_stop is prompt. Every poll_s seconds the watcher
  * also probes the server (a dead peer without a FIN would otherwise look idle forever) and
- * rereads the version (a safety net for a change whose message was lost). */
+ * rereads the version (a safety net for a change whose message was lost).
+ *
+ * With a batch callback (the node's incremental reload, issue 17) the search asks for every
+ * attribute and entryCSN, and once the refresh stage is over (the syncInfo refreshDelete or
+ * refreshPresent that ends it, RFC 4533 §3.4) each entry is handed over as a change: its
+ * Sync State control says add, modify or delete and carries the entryUUID. A newCookie
+ * intermediate in the persist stage is a change outside base (a user: OUTSIDE); a syncIdSet
+ * there, which names entries without their content, asks for a full reload (RESYNC). */
 #include "directory/ldap/ldapsync.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -28,10 +35,12 @@
 #include <unistd.h>
 #include "directory/ldap/ldapdir-private.h"
 #include "directory/ldap/ldapdir.h"
+#include "directory/snapdelta.h"
 #include "directory/base/util.h"
 
 #define BACKOFF_MIN_S 1
 #define BACKOFF_MAX_S 30
+#define BATCH_MAX 4096            /* changes handed over at once, at most */
 
 struct ldapsync {
     const struct rn_bootstrap *b;
@@ -43,6 +52,9 @@ struct ldapsync {
     char *last;                    /* last version reported; owned by the thread */
     char *last_mark;               /* poll mode: last change mark; owned by the thread */
     bool down;                     /* DOWN reported and not yet UP again */
+    bool persist_stage;            /* the refresh stage of the current search is over */
+    struct snapdelta_change *bv;   /* owned: changes not handed over yet */
+    size_t bn;
 };
 
 enum run_end { END_STOP, END_DOWN, END_FALLBACK };
@@ -91,7 +103,7 @@ static int probe(LDAP *ld, const char *base, long timeout_s)
 
 /* Start the persistent search: the Sync Request control {mode refreshAndPersist, no cookie,
  * reloadHint FALSE} (RFC 4533 §2.2), critical so a server without it says so. */
-static int sync_start(LDAP *ld, const char *base, int *msgid)
+static int sync_start(LDAP *ld, const char *base, bool entries, int *msgid)
 {
     BerElement *ber = ber_alloc_t(LBER_USE_DER);
     if (!ber)
@@ -102,33 +114,166 @@ static int sync_start(LDAP *ld, const char *base, int *msgid)
         ber_flatten2(ber, &ctrl.ldctl_value, 0) == 0) {
         ctrl.ldctl_oid = LDAP_CONTROL_SYNC;
         ctrl.ldctl_iscritical = 1;
-        char *attrs[] = {LDAP_NO_ATTRS, NULL};
-        rc = ldap_search_ext(ld, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)", attrs, 0, ctrls,
-                             NULL, NULL, 0, msgid);
+        char *none[] = {LDAP_NO_ATTRS, NULL}, *all[] = {"*", "entryCSN", NULL};
+        rc = ldap_search_ext(ld, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)",
+                             entries ? all : none, 0, ctrls, NULL, NULL, 0, msgid);
     }
     ber_free(ber, 1);
     return rc;
 }
 
+static void batch_add(struct ldapsync *s, enum snapdelta_op op, struct snapdelta_change **out)
+{
+    s->bv = xrealloc(s->bv, (s->bn + 1) * sizeof *s->bv);
+    *out = &s->bv[s->bn++];
+    memset(*out, 0, sizeof **out);
+    (*out)->op = op;
+}
+
+static void batch_flush(struct ldapsync *s)
+{
+    if (s->bn && s->o.batch)
+        s->o.batch(s->arg, s->bv, s->bn);
+    else
+        snapdelta_changes_free(&s->bv, s->bn);
+    s->bv = NULL;
+    s->bn = 0;
+}
+
+static int csn_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The version a sync cookie stands for ("rid=000,csn=A;B" -> "A,B", sorted as the loader
+ * joins contextCSN values); NULL when it holds no CSN. Caller frees. */
+static char *cookie_version(const struct berval *c)
+{
+    if (!c->bv_val || !c->bv_len || c->bv_len > 4096)
+        return NULL;
+    char *text = xstrndup(c->bv_val, c->bv_len), *p = strstr(text, "csn=");
+    char *out = NULL;
+    if (p && (p == text || p[-1] == ',')) {
+        p += 4;
+        char *end = strchr(p, ',');       /* a CSN holds no ',' */
+        if (end)
+            *end = '\0';
+        char *v[64];
+        size_t n = 0;
+        for (char *save = NULL, *t = strtok_r(p, ";", &save); t && n < 64;
+             t = strtok_r(NULL, ";", &save))
+            v[n++] = t;
+        qsort(v, n, sizeof *v, csn_cmp);
+        size_t len = 1;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(v[i]) + 1;
+        out = n ? xcalloc(len, 1) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                strcat(out, ",");
+            strcat(out, v[i]);
+        }
+    }
+    free(text);
+    return out;
+}
+
+/* An entry of the persist stage as a change: the Sync State control {state, entryUUID,
+ * cookie} (RFC 4533 §2.3). */
+static void entry_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
+{
+    LDAPControl **ctrls = NULL;
+    ber_int_t state = -1;
+    struct berval uuid = {0, NULL}, cookie = {0, NULL};
+    LDAPControl *c = ldap_get_entry_controls(ld, m, &ctrls) == LDAP_SUCCESS
+        ? ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL) : NULL;
+    BerElement *ber = c ? ber_init(&c->ldctl_value) : NULL;
+    ber_len_t len;
+    if (!ber || ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR)
+        state = -1;
+    else if (ber_peek_tag(ber, &len) == LBER_OCTETSTRING &&
+             ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+        cookie.bv_val = NULL;
+    struct snapdelta_change *ch;
+    if (state < LDAP_SYNC_ADD || state > LDAP_SYNC_DELETE) {
+        batch_add(s, SNAPDELTA_RESYNC, &ch);       /* an entry that cannot be placed */
+    } else if (state == LDAP_SYNC_DELETE) {
+        batch_add(s, SNAPDELTA_DELETE, &ch);
+        char *dn = ldap_get_dn(ld, m);
+        dir_entry_init(&ch->e, dn ? dn : "");
+        ldap_memfree(dn);
+    } else {
+        batch_add(s, SNAPDELTA_PUT, &ch);
+        ch->added = state == LDAP_SYNC_ADD;
+        ldapdir_entry_from_msg(ld, m, &ch->e);
+        const char *csn = dir_entry_first(&ch->e, "entryCSN");
+        ch->csn = csn ? xstrdup(csn) : NULL;
+    }
+    if (state >= LDAP_SYNC_ADD) {
+        snapdelta_uuid_format(uuid.bv_val, uuid.bv_len, true, ch->uuid);
+        ch->version = cookie_version(&cookie);
+    }
+    if (ber)
+        ber_free(ber, 1);
+    ldap_controls_free(ctrls);
+}
+
+/* A syncInfo intermediate (RFC 4533 §2.5): the end of the refresh stage, or news. */
+static void info_change(struct ldapsync *s, LDAP *ld, LDAPMessage *m)
+{
+    char *oid = NULL;
+    struct berval *data = NULL, cookie = {0, NULL};
+    ber_tag_t tag = LBER_DEFAULT;
+    char *version = NULL;
+    if (ldap_parse_intermediate(ld, m, &oid, &data, NULL, 0) == LDAP_SUCCESS && oid &&
+        strcmp(oid, LDAP_SYNC_INFO) == 0 && data) {
+        BerElement *ber = ber_init(data);
+        ber_len_t len;
+        if (ber) {
+            tag = ber_peek_tag(ber, &len);
+            if (tag == LDAP_TAG_SYNC_NEW_COOKIE && ber_scanf(ber, "m", &cookie) != LBER_ERROR)
+                version = cookie_version(&cookie);
+            ber_free(ber, 1);
+        }
+    }
+    ldap_memfree(oid);
+    ber_bvfree(data);
+    struct snapdelta_change *ch;
+    if (tag == LDAP_TAG_SYNC_REFRESH_DELETE || tag == LDAP_TAG_SYNC_REFRESH_PRESENT) {
+        s->persist_stage = true;
+    } else if (s->persist_stage) {
+        batch_add(s, tag == LDAP_TAG_SYNC_NEW_COOKIE ? SNAPDELTA_OUTSIDE : SNAPDELTA_RESYNC,
+                  &ch);
+        ch->version = version;
+        version = NULL;
+    }
+    free(version);
+}
+
 /* Read every message already there for msgid. 1 = an entry arrived (something under base
- * changed), 0 = nothing new, -1 = the connection failed, or the search ended (*result). */
-static int sync_drain(LDAP *ld, int msgid, int *result)
+ * changed), 0 = nothing new, -1 = the connection failed, or the search ended (*result).
+ * With a batch callback the persist stage's changes are handed over before returning. */
+static int sync_drain(struct ldapsync *s, LDAP *ld, int msgid, int *result)
 {
     struct timeval zero = {0, 0};
     int got = 0;
     for (;;) {
         LDAPMessage *m = NULL;
         int t = ldap_result(ld, msgid, LDAP_MSG_ONE, &zero, &m);
-        if (t == 0)
+        if (t == 0) {
+            batch_flush(s);
             return got;
+        }
         if (t < 0) {
             ldap_get_option(ld, LDAP_OPT_RESULT_CODE, result);
+            batch_flush(s);
             return -1;
         }
         if (t == LDAP_RES_SEARCH_RESULT) {
             int code = LDAP_OTHER;
             ldap_parse_result(ld, m, &code, NULL, NULL, NULL, NULL, 1);
             *result = code;
+            batch_flush(s);
             return -1;
         }
         /* In the persist stage every change under base, deletes included, is an entry
@@ -139,7 +284,13 @@ static int sync_drain(LDAP *ld, int msgid, int *result)
         if (t == LDAP_RES_SEARCH_ENTRY || t == LDAP_RES_SEARCH_REFERENCE ||
             t == LDAP_RES_INTERMEDIATE)
             got = 1;
+        if (s->o.batch && t == LDAP_RES_SEARCH_ENTRY && s->persist_stage)
+            entry_change(s, ld, m);
+        else if (s->o.batch && t == LDAP_RES_INTERMEDIATE)
+            info_change(s, ld, m);
         ldap_msgfree(m);
+        if (s->bn >= BATCH_MAX)
+            batch_flush(s);
     }
 }
 
@@ -147,7 +298,7 @@ static enum run_end run_persist(struct ldapsync *s, struct ldapdir *d, char *why
 {
     LDAP *ld = ldapdir_handle(d);
     int msgid = -1, fd = -1, result = LDAP_SUCCESS;
-    int rc = sync_start(ld, s->b->base_dn, &msgid);
+    int rc = sync_start(ld, s->b->base_dn, s->o.batch != NULL, &msgid);
     if (rc != LDAP_SUCCESS) {
         rn_err(why, len, "sync search: %s", ldap_err2string(rc));
         return END_DOWN;
@@ -157,6 +308,12 @@ static enum run_end run_persist(struct ldapsync *s, struct ldapdir *d, char *why
         return END_DOWN;
     }
     report_up(s, "persist");
+    s->persist_stage = false;
+    if (s->o.batch) {                     /* what happened while no search ran is unknown */
+        struct snapdelta_change *ch;
+        batch_add(s, SNAPDELTA_RESYNC, &ch);
+        batch_flush(s);
+    }
     report_version(s, d);
     unsigned poll_ms = (s->o.poll_s ? s->o.poll_s : 10) * 1000;
     struct timespec last_probe;
@@ -165,7 +322,7 @@ static enum run_end run_persist(struct ldapsync *s, struct ldapdir *d, char *why
         /* Messages may already be queued inside libldap (read while a version was read),
          * where poll() cannot see them: drain before sleeping. */
         int r;
-        while ((r = sync_drain(ld, msgid, &result)) == 1)
+        while ((r = sync_drain(s, ld, msgid, &result)) == 1)
             report_version(s, d);
         if (r < 0)
             break;
@@ -297,6 +454,7 @@ void ldapsync_stop(struct ldapsync **sp)
     close(s->stop_pipe[1]);
     free(s->last);
     free(s->last_mark);
+    snapdelta_changes_free(&s->bv, s->bn);
     free(s);
     *sp = NULL;
 }

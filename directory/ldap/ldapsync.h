@@ -21,9 +21,17 @@ enum ldapsync_event {
                           * change mark (ldapdir_change_mark), not a cluster version */
 };
 
+struct snapdelta_change;
+/* Called on the watcher thread, before the VERSION event they lead to, with the changes the
+ * persist stage delivered (snapdelta.h), in the server's order; the callee owns v (it
+ * snapdelta_changes_free()s it). Each persistent search starts with a SNAPDELTA_RESYNC
+ * (changes may have been missed while it was not running). */
+typedef void (*ldapsync_batch_fn)(void *arg, struct snapdelta_change *v, size_t n);
+
 struct ldapsync_opts {
     enum ldapsync_mode mode;     /* AUTO: persist, or poll if the Sync control is refused */
     unsigned poll_s;             /* polling period; 0 = 10 */
+    ldapsync_batch_fn batch;     /* NULL: entries are news only, never delivered */
 };
 
 /* Called on the watcher thread, never concurrently with itself. version is set for

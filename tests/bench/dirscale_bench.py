@@ -100,7 +100,8 @@ def load_ms(log, since=0):
             text = f.read().decode(errors="replace")
     except OSError:
         return []
-    return [int(m.group(1)) for m in re.finditer(r"config (?:re)?load .*?load_ms=(\d+)", text)]
+    return [float(m.group(1)) for m in re.finditer(r"config (?:re)?load .*?load_ms=([\d.]+)",
+                                                    text)]
 
 
 def log_size(log):

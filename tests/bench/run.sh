@@ -52,6 +52,16 @@ if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
     --timeout "${DIRSCALE_TIMEOUT:-120}" || { echo "dirscale_bench exited $?" >&2; rc=1; }
 fi
 
+# Incremental reloads: one change in a directory of 10,000 receive connectors, applied from
+# the watcher's entries vs a full reload (INCR_CONNECTORS, INCR_CHANGES override).
+if [ -x "$B/relaynode" ]; then
+  echo "## incremental_bench (10,000 receive connectors: incremental vs full reload)"
+  tmp=${TMPDIR:-/tmp}; [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
+  TMPDIR=$tmp /usr/bin/python3 tests/bench/incremental_bench.py "$B" \
+    --connectors "${INCR_CONNECTORS:-10000}" --changes "${INCR_CHANGES:-100}" ||
+    { echo "incremental_bench exited $?" >&2; rc=1; }
+fi
+
 # Idle sessions: 10,000 held open (plain, then after STARTTLS), memory per session and the
 # latency of fresh sessions meanwhile (SESSIONS_N=10000).
 if [ -x "$B/relaynode" ]; then

@@ -127,7 +127,7 @@ static void test_persist(void **state)
 {
     struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     char err[RN_ERRLEN], v0[1100];
-    struct ldapsync_opts o = {LDAPSYNC_AUTO, 10};
+    struct ldapsync_opts o = {LDAPSYNC_AUTO, 10, NULL};
     struct ldapsync *w = ldapsync_start(&boot, &o, on_event, &s, err, sizeof err);
     assert_non_null(w);
     assert_true(wait_for(&s, &s.versions, 0, 5000));
@@ -178,7 +178,7 @@ static void test_poll(void **state)
 {
     struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     char err[RN_ERRLEN], v0[1100];
-    struct ldapsync_opts o = {LDAPSYNC_POLL, 1};
+    struct ldapsync_opts o = {LDAPSYNC_POLL, 1, NULL};
     struct ldapsync *w = ldapsync_start(&boot, &o, on_event, &s, err, sizeof err);
     assert_non_null(w);
     assert_true(wait_for(&s, &s.versions, 0, 5000));
