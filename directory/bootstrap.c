@@ -47,10 +47,12 @@ struct bootkey {
 _Static_assert(sizeof(enum boot_sasl_mech) == sizeof(unsigned), "enum fields are unsigned");
 _Static_assert(sizeof(enum boot_watch) == sizeof(unsigned), "enum fields are unsigned");
 _Static_assert(sizeof(enum boot_milter_default) == sizeof(unsigned), "enum fields are unsigned");
+_Static_assert(sizeof(enum boot_profile) == sizeof(unsigned), "enum fields are unsigned");
 
 static const char *const sasl_words[] = {"", "EXTERNAL", NULL};
 static const char *const watch_words[] = {"auto", "persist", "poll", "off", NULL};
 static const char *const milter_words[] = {"tempfail", "accept", "reject", NULL};
+static const char *const profile_words[] = {"relay", "ad", NULL};
 
 #define O(f) offsetof(struct rn_bootstrap, f)
 #define STR(k, def, where, doc) {#k, BK_STRING, O(k), def, 0, 0, NULL, false, where, doc}
@@ -109,6 +111,9 @@ static const struct bootkey keys[] = {
     NUM(milter_connect_timeout, BK_SECONDS, "5", 1, 300, "milter", "seconds to connect to a filter; then milter_default_action"),
     NUM(milter_command_timeout, BK_SECONDS, "30", 1, 3600, "milter", "seconds a filter may take to answer one step (SMFIR_PROGRESS restarts it); then milter_default_action"),
     ENUM(milter_default_action, milter_words, false, "tempfail", "milter", "a filter that is down, slow or broken: tempfail (451 4.7.1), accept (logged) or reject (550 5.7.1)"),
+    ENUM(directory_profile, profile_words, false, "relay", "ldapdir, ldapsync", "relay (the relay schema under base_dn) or ad (an Exchange organisation in Active Directory: connectors, accepted domains and send connectors from the configuration naming context, permissions from nTSecurityDescriptor, tokens from tokenGroups; docs/ad-profile.md)"),
+    STR(ad_server, "", "ldapdir", "ad profile: the cn of this node's msExchExchangeServer object; empty = node"),
+    NUM(directory_ad_poll_ms, BK_MILLIS, "1000", 50, 60000, "ldapsync", "ad profile: milliseconds between polls of the root DSE's highestCommittedUSN (besides the change notification search)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -357,6 +362,8 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
             b->max_sessions_line = lineno;   /* bootstrap_fit_sessions names it */
         if (k->offset == O(milter))
             b->milter_line = lineno;         /* the node's endpoint check names it */
+        if (k->offset == O(directory_profile))
+            b->directory_profile_line = lineno;
         char e[RN_ERRLEN];
         if (value_store(b, k, value, e, sizeof e) < 0) {
             rc = rn_err(err, errlen, "%s:%u: %s", path, lineno, e);
@@ -364,6 +371,14 @@ int bootstrap_load(const char *path, struct rn_bootstrap *b, char *err, size_t e
         }
     }
     fclose(f);
+    /* The cluster bus finds its peers and their keys in relayNode entries (relayClusterEndpoint,
+     * relayClusterPublicKey), which an Exchange organisation does not have: refused rather
+     * than a bus that would never see a peer (docs/ad-profile.md). */
+    if (rc == 0 && b->directory_profile == BOOT_PROFILE_AD && b->cluster_secret_key_file &&
+        *b->cluster_secret_key_file)
+        rc = rn_err(err, errlen, "%s:%u: directory_profile: ad cannot run the cluster bus "
+                    "(cluster_secret_key_file is set): the Exchange schema has no node "
+                    "endpoints or keys", path, b->directory_profile_line);
     if (rc < 0) bootstrap_clear(b);
     return rc;
 }

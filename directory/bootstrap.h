@@ -18,6 +18,9 @@ enum boot_sasl_mech { BOOT_SASL_SIMPLE, BOOT_SASL_EXTERNAL };
 enum boot_watch { BOOT_WATCH_AUTO, BOOT_WATCH_PERSIST, BOOT_WATCH_POLL, BOOT_WATCH_OFF };
 /* milter_default_action: a filter that cannot be asked means tempfail, accept or reject. */
 enum boot_milter_default { BOOT_MILTER_TEMPFAIL, BOOT_MILTER_ACCEPT, BOOT_MILTER_REJECT };
+/* directory_profile: the relay schema (schema/, the default) or an Exchange organisation in
+ * Active Directory (docs/ad-profile.md). Only the loader and the lookups differ. */
+enum boot_profile { BOOT_PROFILE_RELAY, BOOT_PROFILE_AD };
 
 /* An address to listen on: an IPv4 or IPv6 literal and a port (metrics_listen). */
 struct boot_endpoint {
@@ -79,6 +82,10 @@ struct rn_bootstrap {
     unsigned milter_connect_timeout;   /* seconds, 5 (1..300) */
     unsigned milter_command_timeout;   /* seconds per reply awaited, 30 (1..3600) */
     enum boot_milter_default milter_default_action;   /* tempfail */
+    enum boot_profile directory_profile;   /* relay */
+    unsigned directory_profile_line;   /* the file's line that set it, 0 = default */
+    char *ad_server;           /* AD profile: the msExchExchangeServer's cn; "" = node */
+    unsigned directory_ad_poll_ms;     /* AD profile: highestCommittedUSN poll, 1000 (50..60000) */
 };
 
 /* How the connection to the directory is protected, from uri and ldap_starttls alone:

@@ -375,3 +375,16 @@ struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *versi
     snapshot_index_domains(snap);   /* and the domain list: the accepted-domain index */
     return snap;
 }
+
+void snapshot_finish(struct rn_snapshot *snap)
+{
+    if (snap->nconnectors)
+        qsort(snap->connectors, snap->nconnectors, sizeof *snap->connectors, connector_cmp);
+    if (snap->ndomains)
+        qsort(snap->domains, snap->ndomains, sizeof *snap->domains, domain_cmp);
+    if (snap->nsendconns)
+        qsort(snap->sendconns, snap->nsendconns, sizeof *snap->sendconns, sendconn_cmp);
+    connectors_check_conflicts(snap);
+    domains_check_conflicts(snap);
+    policy_index(snap);
+}

@@ -84,6 +84,12 @@ void snapstore_set_version(struct snapstore *s, const char *version);
  * snapshot_unref()s. */
 struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *version);
 
+/* What snapstore_build does once the entries are in, for a loader without a store (the AD
+ * profile, directory/ldap/adload.c): the load order (sorted), the cross-entry refusals
+ * (conflicting connectors, one domain with two types, several defaults: both sides out,
+ * named in snap's errors) and the selection index. */
+void snapshot_finish(struct rn_snapshot *snap);
+
 /* Give snap the store's recipient set when snap's domains need one and it has none yet (the
  * build does this too; a loader that read the set after building calls it). */
 void snapstore_attach_recipients(const struct snapstore *s, struct rn_snapshot *snap);

@@ -114,7 +114,9 @@ static int admin_settings(struct admin *a)
                                 "on the command line)");
     if (dirconf_finish(&a->dc, err, sizeof err) != 0)
         return admin_fail(a, 2, "%s", err);
-    if (!a->dc.boot.base_dn || !*a->dc.boot.base_dn)
+    /* The AD profile finds its objects from the root DSE (docs/ad-profile.md). */
+    if (a->dc.boot.directory_profile != BOOT_PROFILE_AD &&
+        (!a->dc.boot.base_dn || !*a->dc.boot.base_dn))
         return admin_fail(a, 2, "no relay subtree: give --base or base_dn in the bootstrap file");
     return 0;
 }

@@ -583,11 +583,14 @@ int relayctl_audit(int argc, char **argv)
         rc = admin_open_nodeless(&a);
     struct ldapadmin_node *nodes = NULL;
     size_t nn = 0;
-    if (!rc)
+    /* The AD profile has no relay entries to inspect: its audit is what the loader refuses
+     * for the one server named by --node (or the bootstrap's), docs/ad-profile.md. */
+    bool ad = !rc && a.dc.boot.directory_profile == BOOT_PROFILE_AD;
+    if (!rc && !ad)
         rc = admin_nodes(&a, &nodes, &nn);
-    if (!rc && a.opt[5] && !nn)
+    if (!rc && !ad && a.opt[5] && !nn)
         rc = admin_fail(&a, 2, "no nodes under %s", a.dc.boot.base_dn);
-    if (!rc)
+    if (!rc && !ad)
         rc = audit_org(&au);
     if (!rc && a.json) {
         au.j = json_new(stdout);
@@ -613,6 +616,10 @@ int relayctl_audit(int argc, char **argv)
         dir_entries_clear(&es);
         free(site);
         rc = audit_loader(&au, nodes[i].name);
+    }
+    if (!rc && ad) {
+        audited++;
+        rc = audit_loader(&au, a.opt[5] && *a.opt[5] ? a.opt[5] : a.dc.boot.node);
     }
     if (!rc && a.opt[5] && !audited)
         rc = admin_fail(&a, 2, "node '%s' not found under %s", a.opt[5], a.dc.boot.base_dn);

@@ -547,7 +547,7 @@ static int remove_one(struct qctx *q, const struct spool_entry *e, void *arg)
 {
     (void)arg;
     char err[RN_ERRLEN];
-    if (spool_remove(q->sp, e->id, err, sizeof err) < 0)
+    if (spool_remove(q->sp, e->id, true, err, sizeof err) < 0)
         return qfail(q, 1, "%s", err);
     printf("removed %s\n", e->id);
     return 0;

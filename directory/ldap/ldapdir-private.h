@@ -6,6 +6,7 @@
  * typedef struct ldapmsg LDAPMessage), so this header needs no <ldap.h>. */
 #ifndef RN_LDAPDIR_PRIVATE_H
 #define RN_LDAPDIR_PRIVATE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include "directory/entry.h"
@@ -76,4 +77,34 @@ char *ldapdir_dn_parent(const char *dn);
 /* Copy one search result entry into e (DN, then every attribute with its values in the
  * server's order), for the entry parser (entry.h). Caller dir_entry_clear()s. */
 void ldapdir_entry_from_msg(struct ldap *ld, struct ldapmsg *m, struct dir_entry *e);
+
+/* ---- the Active Directory profile (directory_profile = ad, docs/ad-profile.md) ---- */
+
+/* The snapshot from an Exchange organisation (adload.c): this server's receive connectors
+ * with their ACEs from nTSecurityDescriptor, the accepted domains and SMTP connectors; the
+ * version "usn:<highestCommittedUSN>" read before the data. Same contract as
+ * ldapdir_load_snapshot, which calls it for the ad profile. */
+enum dir_result addir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap *b,
+                                    struct rn_snapshot **out, char *err, size_t errlen);
+/* A user's token from AD (aduser.c): the one user whose userPrincipalName or sAMAccountName
+ * is the login (escaped; allow_dn: a DN is taken as one), its objectSid and tokenGroups
+ * (every nested group SID), token_init_sids; the addresses are mail and the smtp:
+ * proxyAddresses. Same results as ldapdir_user_token, which calls it for the ad profile. */
+enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
+                                 const char *login_or_dn, bool allow_dn, struct token *t,
+                                 char ***addresses, size_t *naddresses, char *err,
+                                 size_t errlen);
+/* The AD profile's version: "usn:<highestCommittedUSN>" of the root DSE; NULL when
+ * unreadable. Caller frees. (adload.c) */
+char *addir_version_read(struct ldapdir *d);
+/* A root DSE attribute's first value (configurationNamingContext, defaultNamingContext,
+ * schemaNamingContext, ...); NULL when absent or unreadable. Caller frees. (adload.c) */
+char *addir_rootdse(struct ldapdir *d, const char *attr);
+/* The AD profile's change watcher body (adwatch.c), run by ldapsync's thread on a bound
+ * connection: a change-notification search (1.2.840.113556.1.4.528) on the configuration
+ * naming context and a poll of highestCommittedUSN every b->directory_ad_poll_ms; version()
+ * is called with each new "usn:<N>". Returns 0 when stop_fd becomes readable, -1 with why
+ * when the connection fails. */
+int adwatch_run(struct ldapdir *d, const struct rn_bootstrap *b, int stop_fd,
+                void (*version)(void *arg, const char *v), void *arg, char *why, size_t len);
 #endif

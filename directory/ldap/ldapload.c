@@ -302,6 +302,8 @@ enum dir_result ldapdir_load_store(struct ldapdir *d, const struct rn_bootstrap 
     *out = NULL;
     if (store)
         *store = NULL;
+    if (b->directory_profile == BOOT_PROFILE_AD)       /* adload.c: no store, full loads */
+        return addir_load_snapshot(d, b, out, err, errlen);
     /* The version is read before the data: a snapshot labelled V then holds at least V's
      * changes. Read after, a change landing between the two reads would label old data
      * with the new version, and every later reload of that version would be skipped. */

@@ -379,6 +379,24 @@ static enum run_end run_poll(struct ldapsync *s, struct ldapdir *d, char *why, s
     }
 }
 
+/* The AD profile (adwatch.c): each version it reads, reported when it moved. */
+static void ad_version(void *arg, const char *v)
+{
+    struct ldapsync *s = arg;
+    if (!s->last || strcmp(v, s->last) != 0) {
+        free(s->last);
+        s->last = xstrdup(v);
+        s->fn(s->arg, LDAPSYNC_VERSION, v, NULL);
+    }
+}
+
+static enum run_end run_ad(struct ldapsync *s, struct ldapdir *d, char *why, size_t len)
+{
+    report_up(s, "ad");
+    return adwatch_run(d, s->b, s->stop_pipe[0], ad_version, s, why, len) == 0 ? END_STOP
+                                                                               : END_DOWN;
+}
+
 static void *watch(void *arg)
 {
     struct ldapsync *s = arg;
@@ -393,7 +411,8 @@ static void *watch(void *arg)
         enum dir_result r = ldapdir_open(s->b, &d, err, sizeof err);
         enum run_end end = END_DOWN;
         if (r == DIR_FOUND) {
-            end = poll_only ? run_poll(s, d, err, sizeof err) : run_persist(s, d, err, sizeof err);
+            end = s->b->directory_profile == BOOT_PROFILE_AD ? run_ad(s, d, err, sizeof err)
+                  : poll_only ? run_poll(s, d, err, sizeof err) : run_persist(s, d, err, sizeof err);
             if (end != END_DOWN)
                 backoff = BACKOFF_MIN_S;
         }
@@ -417,7 +436,7 @@ static void *watch(void *arg)
 struct ldapsync *ldapsync_start(const struct rn_bootstrap *b, const struct ldapsync_opts *o,
                                 ldapsync_fn fn, void *arg, char *err, size_t errlen)
 {
-    if (!b->base_dn || !*b->base_dn) {
+    if (b->directory_profile != BOOT_PROFILE_AD && (!b->base_dn || !*b->base_dn)) {
         rn_err(err, errlen, "ldapsync: base_dn is not configured");
         return NULL;
     }

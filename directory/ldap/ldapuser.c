@@ -168,6 +168,9 @@ static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *
 {
     *addresses = NULL;
     *naddresses = 0;
+    if (b->directory_profile == BOOT_PROFILE_AD)       /* aduser.c */
+        return addir_user_token(d, b, login_or_dn, allow_dn, t, addresses, naddresses, err,
+                                errlen);
     char *norm = xmalloc(3 * strlen(login_or_dn) + 1), nerr[RN_ERRLEN];
     bool by_dn = allow_dn && strchr(login_or_dn, '=') &&
                  dn_normalize(login_or_dn, norm, 3 * strlen(login_or_dn) + 1, nerr,

@@ -82,6 +82,9 @@ TYPES = {
     "milter_connect_timeout": ("seconds", "1..300"),
     "milter_command_timeout": ("seconds", "1..3600"),
     "milter_default_action": ("word", "tempfail, accept or reject"),
+    "directory_profile": ("word", "relay or ad"),
+    "ad_server": ("name", None),
+    "directory_ad_poll_ms": ("milliseconds", "50..60000"),
 }
 
 # Defaults the table computes at run time: the binary prints this host's value.

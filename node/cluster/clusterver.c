@@ -155,8 +155,25 @@ static long long csn_epoch(const struct csn *c)
     return (long long)timegm(&tm);
 }
 
+/* The Active Directory profile's version "usn:<N>" (directory/ldap/adwatch.c): the DC's
+ * highestCommittedUSN, which only grows. 1..20 digits, no sign, no leading zero. */
+static bool usn_parse(const char *s, unsigned long long *out)
+{
+    if (!s || strncmp(s, "usn:", 4) != 0)
+        return false;
+    const char *p = s + 4;
+    size_t n = strlen(p);
+    if (n == 0 || n > 19 || !all_digits(p, n) || (p[0] == '0' && n > 1))
+        return false;
+    *out = strtoull(p, NULL, 10);
+    return true;
+}
+
 long long clusterver_lag_s(const char *applied, const char *current, long long now)
 {
+    unsigned long long uc;
+    if (usn_parse(current, &uc))
+        return 0;                         /* a USN carries no time: the lag is unknown */
     struct vec a, b;
     if (!vec_parse(current, &b))
         return -1;
@@ -176,12 +193,20 @@ long long clusterver_lag_s(const char *applied, const char *current, long long n
 
 bool clusterver_valid(const char *s)
 {
+    unsigned long long u;
+    if (usn_parse(s, &u))
+        return true;
     struct vec v;
     return vec_parse(s, &v);
 }
 
 enum clusterver_order clusterver_compare(const char *a, const char *b)
 {
+    /* USNs order by number; a USN and a CSN vector are two directories: not comparable. */
+    unsigned long long ua, ub;
+    bool isa = usn_parse(a, &ua), isb = usn_parse(b, &ub);
+    if (isa || isb)
+        return !isa || !isb ? CV_INVALID : ua == ub ? CV_EQUAL : ua > ub ? CV_NEWER : CV_OLDER;
     struct vec va, vb;
     if (!vec_parse(a, &va) || !vec_parse(b, &vb))
         return CV_INVALID;

@@ -2,8 +2,11 @@
  * the event-loop thread through an eventfd (docs/style.md 7: nothing blocking runs on the loop).
  *
  * A job's run() executes on some worker thread; when it returns the job moves to the done
- * list and the eventfd is bumped; the loop's read callback takes the whole done list and
- * calls each done() in the order the runs finished. The eventfd needs no libevent locking, so
+ * list; the loop's read callback takes the whole done list and calls each done() in the order
+ * the runs finished. The eventfd is bumped only by the job that finds no wake-up pending (the
+ * loop has taken the list since the last bump): jobs that finish before the loop gets to
+ * them share one wake-up (issue #17: a write per job was a system call and a context switch
+ * per message on the committer's and the writers' paths). The eventfd needs no libevent locking, so
  * the pool works whether or not evthread_use_pthreads() was called. worker_free finishes every
  * queued job (their done() runs on the caller, which must be the loop thread), then joins.
  * Worker threads block all signals so SIGHUP/SIGTERM reach the loop's signal events. */
@@ -35,6 +38,8 @@ struct worker {
     struct job_list queue;                 /* waiting to run; under mu */
     struct job_list done;                  /* ran, waiting for done() on the loop; under mu */
     bool stopping;                         /* under mu */
+    bool wake_pending;                     /* efd bumped, done list not yet taken; under mu */
+    unsigned long long wakeups;            /* efd bumps so far; under mu */
     int efd;                               /* eventfd: done list became non-empty */
     struct event *ev;                      /* owned: read event on efd */
 };
@@ -75,10 +80,16 @@ static void *worker_thread(void *arg)
 
         pthread_mutex_lock(&w->mu);
         list_push(&w->done, j);
-        uint64_t one = 1;
-        /* The counter cannot overflow in practice; EAGAIN would still leave it readable. */
-        ssize_t r = write(w->efd, &one, sizeof one);
-        (void)r;
+        if (!w->wake_pending) {
+            w->wake_pending = true;
+            w->wakeups++;
+            pthread_mutex_unlock(&w->mu);
+            uint64_t one = 1;
+            /* The counter cannot overflow in practice; EAGAIN would still leave it readable. */
+            ssize_t r = write(w->efd, &one, sizeof one);
+            (void)r;
+            pthread_mutex_lock(&w->mu);
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -89,6 +100,7 @@ static void worker_run_done(struct worker *w)
 {
     pthread_mutex_lock(&w->mu);
     struct job *j = list_take_all(&w->done);
+    w->wake_pending = false;               /* the next finished job bumps efd again */
     pthread_mutex_unlock(&w->mu);
     while (j) {
         struct job *next = j->next;
@@ -152,8 +164,11 @@ int worker_try_submit(struct worker *w, worker_fn run, worker_fn done, void *arg
     j->done = done;
     j->arg = arg;
     list_push(&w->queue, j);
-    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    /* Signalled after the unlock: a thread woken under the lock would block on it at once
+     * (a futex wait and a wake more per job, issue #17). A thread that is between its
+     * empty-queue check and its wait holds mu, so it sees the job or gets this signal. */
+    pthread_cond_signal(&w->cond);
     return 0;
 }
 
@@ -182,4 +197,12 @@ void worker_free(struct worker **wp)
     free(w->threads);
     free(w);
     *wp = NULL;
+}
+
+unsigned long long worker_wakeups(struct worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    unsigned long long n = w->wakeups;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }

@@ -17,4 +17,7 @@ void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
 /* The same, for a caller that may run while the pool stops (a done() that chains the next
  * job, e.g. a delivery streaming a message): -1 and nothing queued once worker_free began. */
 int worker_try_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
+/* How many times finished jobs woke the loop: one wake-up covers every job that finished
+ * before the loop took them (for tests and statistics). */
+unsigned long long worker_wakeups(struct worker *w);
 #endif

@@ -21,6 +21,9 @@ struct qmsg {
     struct spool_state st;        /* owned */
     enum qmsg_where where;
     bool removed;                 /* relayctl removed it while we held it */
+    bool state_written;           /* state/<id> may exist (written, or found): unlink it at
+                                   * removal; most messages go on their first attempt and
+                                   * never had one (issue #17: a system call saved) */
     unsigned scan_gen;            /* the last rescan that checked it */
     struct queue *q;
     struct qmsg *prev, *next;     /* in q->ready or q->waiting (Q_BUSY: in neither) */

@@ -220,7 +220,8 @@ static void state_done(void *arg)
 static void remove_run(void *arg)
 {
     struct qjob *j = arg;
-    j->rc = spool_remove(j->m->q->n->spool, j->m->id, j->err, sizeof j->err);
+    j->rc = spool_remove(j->m->q->n->spool, j->m->id, j->m->state_written, j->err,
+                         sizeof j->err);
 }
 
 static void remove_done(void *arg)
@@ -259,6 +260,7 @@ static void qmsg_remove(struct queue *q, struct qmsg *m)
 
 static void qmsg_save_state(struct queue *q, struct qmsg *m)
 {
+    m->state_written = true;      /* even a failed write may leave the file */
     qmsg_job(q, m, state_run, state_done);
 }
 
@@ -552,7 +554,9 @@ static int load_one(const struct spool_entry *e, void *arg)
                               e->received);
     age_append(q, m);
     char err[256];
-    if (spool_state_read(q->n->spool, e->id, e->nrcpts, &m->st, err, sizeof err) < 0) {
+    int rc = spool_state_read(q->n->spool, e->id, e->nrcpts, &m->st, err, sizeof err);
+    m->state_written = rc != 1;   /* 1: no state file */
+    if (rc < 0) {
         char qe[512];
         log_fact(e->id, "queue", "state-unreadable", "error=%s action=retry-all-pending",
                  log_quote(err, qe, sizeof qe));

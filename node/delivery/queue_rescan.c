@@ -63,6 +63,8 @@ static void rescan_apply(struct queue *q, struct rescan_item *it)
         queue_msg_free(m);
         return;
     }
+    if (it->present == 1 && it->strc != 1)
+        m->state_written = true;  /* a state file is there (relayctl queue retry wrote it) */
     if (it->present < 0) {
         q->scan_kept++;
         log_fact(m->id, "queue", "rescan-failed", "error=%s action=keep",

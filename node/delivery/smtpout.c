@@ -1,6 +1,7 @@
 /* smtpout: the delivery client's state machine (see smtpout.h). One reply is read at a
  * time; each state says what the reply answers and what to send next. With PIPELINING the
- * MAIL and every RCPT go in one write and their replies are taken in order (RFC 2920). */
+ * MAIL and every RCPT go in one write and their replies are taken in order (RFC 2920).
+ * Commands made while a reply is handled leave together when it is done (node/common/sockout.h). */
 #include "node/delivery/smtpout.h"
 
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <event2/event.h>
 
 #include "directory/base/util.h"
+#include "node/common/sockout.h"
 #include "node/common/tlsctx.h"
 #include "node/delivery/bodysrc.h"
 
@@ -46,6 +48,8 @@ struct smtpout {
     struct smtpout_result res;
     bool finished;
     bool in_read;                /* on_read is on the stack: it frees, not finish() */
+    size_t pend_len;             /* commands gathered for one direct send (pend_flush) */
+    char pend[1200];
     smtpout_idle_fn *idle_lost;  /* ST_IDLE: the owner of an idle connection */
     void *idle_arg;
     struct event *ev_async;      /* finish from the loop when start fails early */
@@ -69,6 +73,12 @@ static void clean_copy(char *dst, size_t len, const char *src, size_t n)
     dst[k] = '\0';
 }
 
+static void pend_flush(struct smtpout *c)
+{
+    sockout_send(c->bev, c->pend, c->pend_len);
+    c->pend_len = 0;
+}
+
 static void finish(struct smtpout *c, enum smtpout_status st, const char *reply)
 {
     if (c->finished)
@@ -80,6 +90,7 @@ static void finish(struct smtpout *c, enum smtpout_status st, const char *reply)
     c->res.nrcpts = c->o.nrcpts;
     c->res.rcpts = c->rr;
     bodysrc_free(&c->o.body);    /* a body not sent to its end: the DATA never completes */
+    pend_flush(c);               /* a QUIT made just before */
     if (c->bev)
         bufferevent_free(c->bev);
     c->bev = NULL;
@@ -127,7 +138,16 @@ static void send_line(struct smtpout *c, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof buf - 2)
         n = (int)sizeof buf - 3;
     buf[n] = '\r', buf[n + 1] = '\n';
-    evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n + 2);
+    size_t len = (size_t)n + 2;
+    if (len <= sizeof c->pend - c->pend_len && (c->pend_len > 0 || sockout_direct(c->bev))) {
+        memcpy(c->pend + c->pend_len, buf, len);
+        c->pend_len += len;
+        if (!c->in_read)
+            pend_flush(c);
+        return;
+    }
+    pend_flush(c);
+    evbuffer_add(bufferevent_get_output(c->bev), buf, len);
 }
 
 /* ---- the body, streamed from the spool ---- */
@@ -147,6 +167,7 @@ static void on_piece(void *arg, int rc, struct evbuffer *piece, const char *err)
         finish(c, SMTPOUT_TEMPFAIL, why);
         return;
     }
+    pend_flush(c);               /* the body after every command before it */
     evbuffer_add_buffer(bufferevent_get_output(c->bev), piece);
     if (rc > 0) {
         body_pump(c);
@@ -236,6 +257,7 @@ static void send_envelope(struct smtpout *c)
 
 static void start_tls(struct smtpout *c)
 {
+    pend_flush(c);               /* in clear, before the filter (nothing, normally) */
     if (tlsctx_client_upgrade(c->o.ssl_ctx, c->base, &c->bev) < 0) {
         finish(c, SMTPOUT_TEMPFAIL, "4.7.5 cannot start TLS");
         return;
@@ -467,6 +489,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     c->in_read = true;
     smtpout_read(c, bufferevent_get_input(bev));
     c->in_read = false;
+    pend_flush(c);
     if (c->finished)
         smtpout_free(c);
 }

@@ -46,6 +46,8 @@ enum smtp_state {
 
 struct metric_series;
 
+#define SMTP_OUT_DIRECT 512             /* replies gathered for one direct send */
+
 struct smtp_session {
     struct node *n;                    /* not owned */
     struct smtp_session *prev, *next;  /* node's list of open sessions */
@@ -110,6 +112,11 @@ struct smtp_session {
     bool in_callback;                  /* free at the end of the callback, not inside */
     bool tarpitting;                   /* a 5xx is held back (TarpitInterval): replies queue
                                         * in tarpit_out, no command runs, no free */
+    /* Replies made during one callback on a plain socket with nothing else unsent: written
+     * with one send() at its end (session_out_flush), not through the bufferevent's output
+     * (which costs a write event on and off, two epoll_ctl and a loop turn per reply). */
+    uint16_t out_len;
+    char out[SMTP_OUT_DIRECT];
 
     /* Counters. */
     uint64_t protocol_errors, messages;
@@ -123,6 +130,10 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
 /* A verdict's reply ("code enh text"); closes the session when the verdict says so. */
 void session_reply_verdict(struct smtp_session *s, const struct verdict *v, const char *stage);
 void session_close(struct smtp_session *s, const char *reason);
+/* Send the replies gathered in s->out now (what the socket does not take goes to the
+ * bufferevent's output, behind which later replies queue). Before the socket changes hands
+ * (STARTTLS) and at the end of every callback (session_settle). */
+void session_out_flush(struct smtp_session *s);
 void session_enter(struct smtp_session *s, enum smtp_state to);
 /* A protocol error: its reply, or 421 4.7.0 and close once MaxProtocolErrors is exceeded. */
 void session_protocol_error(struct smtp_session *s, const char *reply);

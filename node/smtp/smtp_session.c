@@ -30,6 +30,7 @@
 #include "directory/base/util.h"
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
+#include "node/common/sockout.h"
 #include "node/smtp/saslauth.h"
 #include "node/metrics/relaymetrics.h"
 
@@ -100,7 +101,19 @@ static bool session_tarpit_start(struct smtp_session *s)
     return true;
 }
 
-/* One reply line (or several, separated by "\r\n" in fmt's output), CRLF appended. */
+/* Replies in order (RFC 2920): the tarpit's held reply and anything unsent come first. */
+void session_out_flush(struct smtp_session *s)
+{
+    if (!s->peer_gone && !s->tarpitting)
+        sockout_send(s->bev, s->out, s->out_len);
+    else if (!s->peer_gone && s->bev)
+        evbuffer_add(bufferevent_get_output(s->bev), s->out, s->out_len);
+    s->out_len = 0;
+}
+
+/* One reply line (or several, separated by "\r\n" in fmt's output), CRLF appended. Inside a
+ * callback (a command line, a pipelined group) replies gather in s->out and leave in one
+ * send() when it ends; outside one (a worker's answer, the greeting) at once. */
 void session_reply(struct smtp_session *s, const char *fmt, ...)
 {
     char buf[REPLY_MAX];
@@ -115,9 +128,20 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
         buf[len] = '\r', buf[len + 1] = '\n';
         if (!s->tarpitting && session_tarpit_applies(s, buf))
             session_tarpit_start(s);
-        /* while tarpitting, later replies queue behind the held one (RFC 2920 order) */
-        evbuffer_add(s->tarpitting ? s->tarpit_out : bufferevent_get_output(s->bev), buf,
-                     len + 2);
+        if (s->tarpitting) {
+            /* later replies queue behind the held one (RFC 2920 order) */
+            session_out_flush(s);
+            evbuffer_add(s->tarpit_out, buf, len + 2);
+        } else if (len + 2 <= sizeof s->out - s->out_len &&
+                   (s->out_len > 0 || sockout_direct(s->bev))) {
+            memcpy(s->out + s->out_len, buf, len + 2);
+            s->out_len = (uint16_t)(s->out_len + len + 2);
+            if (!s->in_callback)
+                session_out_flush(s);
+        } else {
+            session_out_flush(s);
+            evbuffer_add(bufferevent_get_output(s->bev), buf, len + 2);
+        }
     }
     buf[len] = '\0';
     relay_metrics_reply(s->n->metrics, buf);
@@ -346,7 +370,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
  * records the filter has passed to the socket bufferevent below it. */
 static size_t session_unsent(struct smtp_session *s)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    size_t n = s->out_len + evbuffer_get_length(bufferevent_get_output(s->bev));
     struct bufferevent *under = bufferevent_get_underlying(s->bev);
     if (under)
         n += evbuffer_get_length(bufferevent_get_output(under));
@@ -357,6 +381,8 @@ static size_t session_unsent(struct smtp_session *s)
  * peer is gone), never while a worker holds it or a callback is still on the stack. */
 static void session_settle(struct smtp_session *s)
 {
+    if (!s->in_callback)
+        session_out_flush(s);
     if (s->state != S_CLOSING || s->busy || s->in_callback || s->tarpitting)
         return;
     if (!s->peer_gone && session_unsent(s) > 0) {

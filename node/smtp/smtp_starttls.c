@@ -35,6 +35,7 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
         return;
     }
     session_reply(s, "220 2.0.0 SMTP server ready");
+    session_out_flush(s);              /* in clear, on the socket, before the filter */
     char err[256];
     /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
      * reference on the SSL_CTX). smtp_starttls_offered checked it is not NULL. */

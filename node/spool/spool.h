@@ -135,9 +135,10 @@ int spool_state_write(struct spool *s, const char *id, const struct spool_state 
 int spool_state_read(struct spool *s, const char *id, size_t nrcpts, struct spool_state *st,
                      char *err, size_t errlen);
 /* The message is finished (delivered, or bounced with its DSN committed): unlink queue/<id>
- * and its state, without a directory fsync (a lost unlink means a duplicate, never a loss).
- * Run on a worker. -1 with err if queue/<id> could not be removed. */
-int spool_remove(struct spool *s, const char *id, char *err, size_t errlen);
+ * and, when state says one may exist, its state file, without a directory fsync (a lost
+ * unlink means a duplicate, never a loss; a state file left behind is an orphan that the
+ * next spool_open drops). Run on a worker. -1 with err if queue/<id> could not be removed. */
+int spool_remove(struct spool *s, const char *id, bool state, char *err, size_t errlen);
 
 /* Files spool_open found in queue/ that are not messages (bad name, not a regular file, torn
  * or malformed): moved to quarantine/<name> (or left in queue/, unlisted, if the move failed;
@@ -149,6 +150,8 @@ size_t spool_quarantine_list(const struct spool *s, const struct spool_quarantin
  * as that step failing with that errno (ENOSPC, EIO...). NULL in production. */
 enum spool_fault { SPOOL_FAULT_CREATE, SPOOL_FAULT_WRITE, SPOOL_FAULT_FSYNC, SPOOL_FAULT_CLOSE,
                    SPOOL_FAULT_RENAME, SPOOL_FAULT_DIRSYNC,
-                   SPOOL_FAULT_LOOKUP /* finding queue/<id> to read or check it (EMFILE...) */ };
+                   SPOOL_FAULT_LOOKUP, /* finding queue/<id> to read or check it (EMFILE...) */
+                   SPOOL_FAULT_STATE_UNLINK /* spool_remove unlinking state/<id> (an error is
+                                             * ignored: an orphan, dropped at the next start) */ };
 extern int (*spool_test_fault)(enum spool_fault where);
 #endif

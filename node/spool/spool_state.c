@@ -167,13 +167,13 @@ int spool_state_read(struct spool *s, const char *id, size_t nrcpts, struct spoo
     return rc;
 }
 
-int spool_remove(struct spool *s, const char *id, char *err, size_t errlen)
+int spool_remove(struct spool *s, const char *id, bool state, char *err, size_t errlen)
 {
     if (!spool_id_valid(id))
         return rn_err(err, errlen, "remove: bad queue id");
     if (unlinkat(s->queuefd, id, 0) < 0 && errno != ENOENT)
         return rn_err(err, errlen, "remove %s: %s", id, strerror(errno));
-    if (unlinkat(s->statefd, id, 0) < 0 && errno != ENOENT)
+    if (state && (spool_fault(SPOOL_FAULT_STATE_UNLINK) < 0 || unlinkat(s->statefd, id, 0) < 0))
         (void)0;                     /* an orphan state file is dropped at the next start */
     /* No directory fsync: an unlink lost in a crash brings the message back, and it is
      * delivered again (at least once, never lost); the next commit's directory fsync makes

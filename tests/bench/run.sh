@@ -27,6 +27,12 @@ if [ -x "$B/relaynode" ]; then
   echo "## smtp_bench (relaynode vs Postfix, OpenSMTPD, Exim)"
   bash tests/bench/smtp_bench.sh "$B" || { echo "smtp_bench exited $?" >&2; rc=1; }
 fi
+# System calls, context switches and CPU per relayed message at 1 and 50 clients, and what
+# an fsync costs on the spool's disk (PROFILE_CLIENTS, PROFILE_N, PROFILE_PERF=1 adds perf).
+if [ -x "$B/relaynode" ]; then
+  echo "## syscall_profile (per-message cost)"
+  bash tests/bench/syscall_profile.sh "$B" || { echo "syscall_profile exited $?" >&2; rc=1; }
+fi
 # Cluster convergence, 3 and 10 nodes on one slapd, against syncrepl (CLUSTER_CHANGES=100).
 if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
   echo "## cluster_bench (ldapmodify -> every node enforcing)"

@@ -71,9 +71,10 @@ def case_smart_host(E, sink):
     c.true(m["data"].startswith(b"Received: from "), "our Received: first")
     c.true(b"X-Relaynode-Organization-AuthAs: Internal" in m["data"], "auth stamp carried")
     c.true(eventually(lambda: queue_empty(E, s), 10), "removed from the spool")
-    log = E.node.log()
-    c.true(re.search(r"queue send from=<app@crm.example> to=<a@sink.test> relay=\S+ "
-                     r"reply=\"?250", log), "tracking log: send", log[-2000:])
+    # The log writer gathers lines for a moment (node/common/log.c): wait for the line.
+    sent = r"queue send from=<app@crm.example> to=<a@sink.test> relay=\S+ reply=\"?250"
+    c.true(eventually(lambda: re.search(sent, E.node.log()), 10), "tracking log: send",
+           E.node.log()[-2000:])
     return c.result()
 
 
@@ -282,7 +283,8 @@ def case_reuse(E, sink):
     used = sink.sessions - before
     c.true(used < 10, "%d connections for 10 messages (several messages per connection)"
            % used)
-    c.true(re.search(r"queue send .*to=<r@sink.test>", E.node.log()), "tracking log")
+    c.true(eventually(lambda: re.search(r"queue send .*to=<r@sink.test>", E.node.log()), 10),
+           "tracking log")
     return c.result()
 
 

@@ -416,8 +416,8 @@ def case_bootstrap(E, work):
         err = r.stderr.decode(errors="replace")
         c.true(r.returncode != 0 and ("%s:%d: metrics_listen:" % (bad, line)) in err,
                "metrics_listen = %s refused with file:line" % value, err[-500:])
-    log = E.node.log()
-    c.true(re.search(r"metrics listen address=127\.0\.0\.1 port=\d+", log),
+    c.true(eventually(lambda: re.search(r"metrics listen address=127\.0\.0\.1 port=\d+",
+                                        E.node.log()), 10),
            "the endpoint is logged where it listens")
     return c.result()
 

@@ -610,6 +610,9 @@ def case_node_log(E):
     c.true(re.search(r" smtp connect client=%s:\d+ local=127\.0\.0\.1:%d connector=\"%s\" "
                      r"sessions=\d+$" % (re.escape(s), E.smtp_port, DEFAULT), conn[0]),
            "connect line", conn[0])
+    # The close line is the session's last: once it is in the file (the log writer keeps
+    # the order), so are the refused and queued lines before it.
+    close = eventually(lambda: log_lines(E, r"^\S+ %s smtp close " % sid), 5)
     ref = log_lines(E, r"^\S+ %s smtp refused " % sid)
     c.eq(len(ref), 1, "one refused line")
     c.true(ref and re.search(r' smtp refused stage=rcpt reply="550 5\.7\.1" '
@@ -622,7 +625,6 @@ def case_node_log(E):
             r" smtp queued session=%s from=<%s@outside\.example> rcpts=2 size=\d+ "
             r"connector=\"%s\" client=%s auth_as=Anonymous$"
             % (sid, re.escape(m), DEFAULT, re.escape(s)), ql[0]), "queued line", ql)
-    close = eventually(lambda: log_lines(E, r"^\S+ %s smtp close " % sid), 5)
     c.true(len(close) == 1 and re.search(r" smtp close reason=quit messages=1 errors=0 "
                                          r"seconds=\d+$", close[0]), "close line", close)
     return c.result()

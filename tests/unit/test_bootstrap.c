@@ -384,6 +384,15 @@ static void file_typed_values(void **state)
          "is not PORT, IPv4:PORT or [IPv6]:PORT (port 1..65535, addresses as literals)"},
         {"metrics_listen = 127.0.0.1:0\n", ":1: metrics_listen: \"127.0.0.1:0\" is not PORT, "
          "IPv4:PORT or [IPv6]:PORT (port 1..65535, addresses as literals)"},
+        {"node = a\ndirectory_profile = exchange\n",
+         ":2: directory_profile: \"exchange\" is not relay or ad"},
+        {"directory_profile = AD\n", ":1: directory_profile: \"AD\" is not relay or ad"},
+        {"directory_ad_poll_ms = 10\n",
+         ":1: directory_ad_poll_ms: \"10\" is out of range (50..60000 ms)"},
+        /* The bus needs relayNode entries an Exchange organisation does not have. */
+        {"cluster_secret_key_file = /k\n\ndirectory_profile = ad\n",
+         ":3: directory_profile: ad cannot run the cluster bus (cluster_secret_key_file is "
+         "set): the Exchange schema has no node endpoints or keys"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *p = write_tmp(cases[i].text);
@@ -456,7 +465,7 @@ static void describe_typed(void **state)
     assert_int_equal(bootstrap_set(&b, "sasl_mech", "external", err, sizeof err), 0);
     struct lines l = {{0}, 0};
     bootstrap_describe(&b, collect, &l);
-    assert_int_equal(l.n, 49);   /* the number of keys in the table */
+    assert_int_equal(l.n, 52);   /* the number of keys in the table */
     static const struct { const char *key, *has; } t[] = {
         {"ldap_timeout", "= 7 "}, {"ldap_timeout", "[seconds 1..3600; ldapdir, ldapsync]"},
         {"queue_hold", "= yes "}, {"queue_hold", "[yes or no; queue]"},
@@ -468,6 +477,8 @@ static void describe_typed(void **state)
         {"milter_default_action", "= tempfail "},
         {"milter_default_action", "[tempfail, accept or reject; milter]"},
         {"milter_connect_timeout", "[seconds 1..300; milter]"}, {"milter", "= "},
+        {"directory_profile", "= relay "}, {"directory_profile", "[relay or ad; "},
+        {"directory_ad_poll_ms", "= 1000 "}, {"ad_server", "= "},
     };
     /* milter_default_action: one of three words, nothing else (fail closed) */
     assert_int_equal(bootstrap_set(&b, "milter_default_action", "maybe", err, sizeof err), -1);

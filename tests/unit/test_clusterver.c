@@ -53,6 +53,17 @@ static void test_version_compare(void **state)
         {"20240501101010.000001Z#0000000#000#000000", CSN1, CV_INVALID},
         {"20240501101010.000001Z#00000g#000#000000", CSN1, CV_INVALID},
         {"20240501101010.000001Z##000#000000", CSN1, CV_INVALID},
+        /* the AD profile's USN versions: numeric order, never against a CSN */
+        {"usn:4105", "usn:4105", CV_EQUAL},
+        {"usn:10000", "usn:9999", CV_NEWER},
+        {"usn:9", "usn:10", CV_OLDER},
+        {"usn:4105", CSN1, CV_INVALID},
+        {CSN1, "usn:4105", CV_INVALID},
+        {"usn:", "usn:1", CV_INVALID},
+        {"usn:01", "usn:1", CV_INVALID},
+        {"usn:-1", "usn:1", CV_INVALID},
+        {"usn:1x", "usn:1", CV_INVALID},
+        {"usn:12345678901234567890", "usn:1", CV_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         enum clusterver_order got = clusterver_compare(cases[i].a, cases[i].b);

@@ -1,7 +1,8 @@
 /* Unit tests for queue's scheduling: a message is attempted as soon as a delivery slot is
  * free, not at the queue's next one-second tick (issue 18: a backlog of 100 KB messages was
  * delivered at exactly delivery_concurrency messages per second), and never more than
- * max_inflight attempts run at once.
+ * max_inflight attempts run at once, and a message's state file is unlinked at its removal
+ * only when one was written.
  *
  * The queue runs for real (its spool, worker and event loop); delivery is replaced by the
  * delivery_start below, which records each attempt so the test answers it when it chooses.
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -238,6 +240,13 @@ static int all_waiting(struct fx *f)
     return w == MSGS && b == 0;
 }
 
+static int all_waiting_but_two(struct fx *f)
+{
+    size_t r, w, b;
+    queue_counts(f->q, &r, &w, &b);
+    return w == MSGS - 2 && b == 0;
+}
+
 static int rescan_over(struct fx *f)
 {
     return !queue_rescanning(f->q);
@@ -335,12 +344,76 @@ static void oldest_and_deliveries(void **state)
     relay_metrics_free(&rm);
 }
 
+static atomic_int state_unlinks;
+static int count_state_unlink(enum spool_fault where)
+{
+    if (where == SPOOL_FAULT_STATE_UNLINK)
+        atomic_fetch_add(&state_unlinks, 1);
+    return 0;
+}
+
+static int state_files(const struct fx *f)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/state", f->dir);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* issue 17: a message delivered at its first attempt never had a state file, so its removal
+ * does not try to unlink one; a message deferred first (its state written) has it removed
+ * with it. Two delivered at once, three deferred, then retried and delivered. */
+static void state_unlinked_only_when_written(void **state)
+{
+    struct fx *f = fx_new(MSGS);
+    atomic_store(&state_unlinks, 0);
+    spool_test_fault = count_state_unlink;
+    pass(f);
+    assert_int_equal(ncalls, MSGS);
+    answer_ok(0);
+    answer_ok(1);
+    for (size_t i = 2; i < MSGS; i++)
+        answer_defer(i);
+    want_queued = MSGS - 2;
+    run_until(f, queued_is);
+    run_until(f, all_waiting_but_two);
+    assert_int_equal(atomic_load(&state_unlinks), 0);
+    assert_int_equal(state_files(f), MSGS - 2);
+    char err[RN_ERRLEN];
+    for (size_t i = 2; i < MSGS; i++) {       /* relayctl queue retry: due now */
+        struct spool_state st;
+        assert_int_equal(spool_state_read(f->n.spool, calls[i].id, 1, &st, err, sizeof err), 0);
+        st.next_attempt = 0;
+        assert_int_equal(spool_state_write(f->n.spool, calls[i].id, &st, err, sizeof err), 0);
+        spool_state_clear(&st);
+    }
+    queue_rescan(f->q);
+    run_until(f, rescan_over);
+    pass(f);
+    assert_int_equal(ncalls, 2 * MSGS - 2);
+    for (size_t i = MSGS; i < ncalls; i++)
+        answer_ok(i);
+    want_queued = 0;
+    run_until(f, queued_is);
+    spool_test_fault = NULL;
+    assert_int_equal(atomic_load(&state_unlinks), MSGS - 2);
+    assert_int_equal(state_files(f), 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(next_attempt_starts_when_a_slot_frees),
         cmocka_unit_test(never_more_than_max_inflight),
         cmocka_unit_test(oldest_and_deliveries),
+        cmocka_unit_test(state_unlinked_only_when_written),
         cmocka_unit_test(rescan_drops_only_what_is_gone),   /* last: its attempts stay open */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

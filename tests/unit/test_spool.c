@@ -415,7 +415,7 @@ static void test_state_round_trip(void **state)
     assert_memory_equal(st.status, "PPP", 3);
     spool_state_clear(&st);
     assert_true(exists(f, "state", id));
-    assert_int_equal(spool_remove(f->s, id, err, sizeof err), 0);
+    assert_int_equal(spool_remove(f->s, id, true, err, sizeof err), 0);
     assert_false(exists(f, "queue", id));
     assert_false(exists(f, "state", id));
     /* orphan: a state file without its message goes at the next open */

@@ -1,5 +1,6 @@
 /* Unit tests for worker: run() happens off the loop thread, done() on it, every job of a
- * large batch completes exactly once, and worker_free while jobs are queued still runs them
+ * large batch completes exactly once, jobs that finish together share one wake-up of the
+ * loop, and worker_free while jobs are queued still runs them
  * all (and their done callbacks) before returning. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,6 +205,33 @@ static void try_submit_refused_while_stopping(void **state)
     assert_int_equal(c.refused, 1);
 }
 
+/* Jobs that finish while the loop is busy elsewhere share one wake-up of the loop (one
+ * eventfd write, not one per job); once the loop has taken them, the next job wakes it again. */
+static void finished_jobs_share_one_wakeup(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 50 };
+    struct tjob jobs[N + 1];
+    assert_int_equal(worker_wakeups(f->w), 0);
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (struct tjob){.f = f, .i = i};
+        worker_submit(f->w, tjob_run, tjob_done, &jobs[i]);
+    }
+    while (atomic_load(&f->ran) < N)  /* the loop does not run: nothing is taken */
+        usleep(1000);
+    assert_int_equal(worker_wakeups(f->w), 1);
+    f->target = N;
+    run_loop(f);
+    assert_int_equal(atomic_load(&f->done_count), N);
+    assert_int_equal(worker_wakeups(f->w), 1);
+    jobs[N] = (struct tjob){.f = f, .i = N};
+    f->target = N + 1;
+    worker_submit(f->w, tjob_run, tjob_done, &jobs[N]);
+    run_loop(f);
+    assert_true(jobs[N].done);
+    assert_int_equal(worker_wakeups(f->w), 2);
+}
+
 static void new_refuses_zero_threads(void **state)
 {
     struct fixture *f = *state;
@@ -220,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(loop_not_blocked, setup, teardown),
         cmocka_unit_test_setup_teardown(free_while_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(try_submit_refused_while_stopping, setup, teardown),
+        cmocka_unit_test_setup_teardown(finished_jobs_share_one_wakeup, setup, teardown),
         cmocka_unit_test_setup_teardown(new_refuses_zero_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
