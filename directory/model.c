@@ -6,6 +6,7 @@
 #include "directory/model.h"
 #include "directory/connattr.h"
 #include "directory/base/util.h"
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ static void snapshot_free(struct rn_snapshot *s)
     free(s->errors);
     rcptset_free(&s->recipients);
     free(s->select_index);
+    free(s->domain_index);
     free(s);
 }
 
@@ -172,6 +174,86 @@ void sendconn_clear(struct rn_sendconn *sc)
 
 /* ---- lookups ---- */
 
+/* The accepted-domain index: exact names, and the ".suffix" of every "*.suffix" name, each in
+ * an open-addressing table of domain numbers + 1 (0 = empty) at load factor <= 1/2. Hashing
+ * and comparing ignore ASCII case as the scan does (strncasecmp). */
+struct domain_index {
+    size_t mask;                   /* slots - 1 */
+    uint32_t *exact, *wild;        /* slots each, in this block */
+};
+
+#define DOMAIN_INDEX_MAX_QUERY 255 /* longer queries (no DNS name is) take the scan */
+
+static uint64_t domain_hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;                 /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)tolower((unsigned char)p[i]);
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* The slot holding `key` (n bytes) or the empty slot where it would go. A slot's key is the
+ * whole name (exact table, skip 0) or the name without its '*' (wild table, skip 1). */
+static size_t domain_slot(const struct rn_snapshot *s, const uint32_t *t, size_t mask,
+                          size_t skip, const char *key, size_t n)
+{
+    for (size_t h = (size_t)domain_hash(key, n) & mask;; h = (h + 1) & mask) {
+        if (t[h] == 0)
+            return h;
+        const char *k = s->domains[t[h] - 1].domain + skip;
+        if (strlen(k) == n && rn_strnieq(k, key, n))
+            return h;
+    }
+}
+
+static const struct rn_domain *domain_get(const struct rn_snapshot *s, const uint32_t *t,
+                                          size_t mask, size_t skip, const char *key, size_t n)
+{
+    size_t h = domain_slot(s, t, mask, skip, key, n);
+    return t[h] ? &s->domains[t[h] - 1] : NULL;
+}
+
+/* Insert domain i under its key; the first of equal names stays, as the scan finds it. */
+static void domain_put(const struct rn_snapshot *s, uint32_t *t, size_t mask, size_t skip,
+                       size_t i)
+{
+    const char *key = s->domains[i].domain + skip;
+    size_t h = domain_slot(s, t, mask, skip, key, strlen(key));
+    if (t[h] == 0)
+        t[h] = (uint32_t)i + 1;
+}
+
+static bool domain_wild(const char *d)
+{
+    return d[0] == '*' && d[1] == '.' && d[2] != '\0';
+}
+
+void snapshot_index_domains(struct rn_snapshot *s)
+{
+    free(s->domain_index);
+    s->domain_index = NULL;
+    if (s->ndomains == 0 || s->ndomains > UINT32_MAX / 4)
+        return;                        /* nothing to index, or beyond the slot type: scan */
+    size_t slots = 4;
+    while (slots < 2 * (s->ndomains + 1))
+        slots <<= 1;
+    struct domain_index *ix = xcalloc(1, sizeof *ix + 2 * slots * sizeof(uint32_t));
+    ix->mask = slots - 1;
+    ix->exact = (uint32_t *)(void *)(ix + 1);
+    ix->wild = ix->exact + slots;
+    for (size_t i = 0; i < s->ndomains; i++) {
+        const char *d = s->domains[i].domain;
+        if (!d)
+            continue;
+        domain_put(s, ix->exact, ix->mask, 0, i);
+        if (domain_wild(d))
+            domain_put(s, ix->wild, ix->mask, 1, i);
+    }
+    s->domain_index = ix;
+}
+
 const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const char *domain)
 {
     if (!domain)
@@ -181,6 +263,18 @@ const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const 
         n--;
     if (n == 0)
         return NULL;
+    const struct domain_index *ix = s->domain_index;
+    if (ix && n <= DOMAIN_INDEX_MAX_QUERY) {
+        const struct rn_domain *d = domain_get(s, ix->exact, ix->mask, 0, domain, n);
+        if (d)
+            return d;
+        /* The longest "*." name first: the leftmost dot that is not the first character. */
+        for (size_t p = 1; p < n; p++)
+            if (domain[p] == '.' &&
+                (d = domain_get(s, ix->wild, ix->mask, 1, domain + p, n - p)) != NULL)
+                return d;
+        return NULL;
+    }
     const struct rn_domain *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < s->ndomains; i++) {

@@ -97,6 +97,9 @@ struct rn_snapshot {
                                     * user_base; NULL when no domain has lookup on */
     void *select_index;            /* owned, one block: policy_index() builds it once the
                                     * connectors are final; NULL = policy_select scans */
+    void *domain_index;            /* owned, one block: snapshot_index_domains() builds it
+                                    * once the domains are final; NULL = snapshot_find_domain
+                                    * scans */
 };
 
 struct rn_snapshot *snapshot_new(void);                  /* refs = 1, empty */
@@ -112,8 +115,14 @@ void domain_clear(struct rn_domain *d);
 void sendconn_clear(struct rn_sendconn *s);
 
 /* The accepted domain that covers `domain` (exact match first, then the longest "*." one),
- * or NULL. Case-insensitive; a trailing dot is ignored. */
+ * or NULL. Case-insensitive; a trailing dot is ignored. With s->domain_index it costs one
+ * hash probe per label of `domain`, else a scan of every domain; the answer is the same. */
 const struct rn_domain *snapshot_find_domain(const struct rn_snapshot *s, const char *domain);
+/* Build s->domain_index (replacing any) from s->domains: two open-addressing hash tables,
+ * exact names and the suffixes of "*." names, each holding the first of equal names as the
+ * scan would find it. Call once the domain list is final (the loader does, before the
+ * snapshot is shared); any later change to s->domains must call it again. */
+void snapshot_index_domains(struct rn_snapshot *s);
 /* The default accepted domain (relayDefaultDomain, at most one after the loader's checks),
  * or NULL when none is marked. */
 const struct rn_domain *snapshot_default_domain(const struct rn_snapshot *s);

@@ -110,22 +110,123 @@ static bool share_port(const struct rn_connector *a, const struct rn_connector *
     return false;
 }
 
+/* The refusal of one pair (both enabled): the same messages whichever way pairs are found. */
+static void conflict_pair(struct rn_snapshot *s, size_t i, size_t k, bool *bad)
+{
+    struct rn_connector *v = s->connectors;
+    if (!v[i].enabled || !v[k].enabled || !share_port(&v[i], &v[k]))
+        return;
+    char cerr[RN_ERRLEN];
+    if (validate_conflict(&v[i], &v[k], cerr, sizeof cerr) != 0) {
+        snapshot_add_error(s, "%s: %s (conflicts with %s)", v[i].dn, cerr, v[k].dn);
+        snapshot_add_error(s, "%s: %s (conflicts with %s)", v[k].dn, cerr, v[i].dn);
+        bad[i] = bad[k] = true;
+    }
+}
+
+struct range_item { const ipr_range *r; size_t conn; };
+struct conn_pair { size_t a, b; };
+
+static int range_item_cmp(const void *x, const void *y)
+{
+    const struct range_item *a = x, *b = y;
+    int c = memcmp(&a->r->lo, &b->r->lo, sizeof a->r->lo);
+    if (c == 0)
+        c = memcmp(&b->r->hi, &a->r->hi, sizeof a->r->hi);
+    return c ? c : (a->conn > b->conn) - (a->conn < b->conn);
+}
+
+static int conn_pair_cmp(const void *x, const void *y)
+{
+    const struct conn_pair *a = x, *b = y;
+    if (a->a != b->a)
+        return (a->a > b->a) - (a->a < b->a);
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+#define CONFLICT_PAIRS_MAX 4000000   /* beyond: the plain pairwise loop (no extra memory) */
+
+/* The pairs of enabled connectors with some remote ranges that intersect, sorted, each once:
+ * validate_conflict refuses only a partial or an equal overlap, so no other pair can
+ * conflict. A sweep over the ranges sorted by their low end keeps the ranges still open.
+ * NULL when there would be more than CONFLICT_PAIRS_MAX (nested ranges by the thousand). */
+static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t *np)
+{
+    const struct rn_connector *v = s->connectors;
+    size_t ni = 0;
+    for (size_t i = 0; i < s->nconnectors; i++)
+        if (v[i].enabled)
+            ni += v[i].nranges;
+    struct range_item *it = xcalloc(ni ? ni : 1, sizeof *it);
+    ni = 0;
+    for (size_t i = 0; i < s->nconnectors; i++)
+        for (size_t r = 0; v[i].enabled && r < v[i].nranges; r++)
+            it[ni++] = (struct range_item){&v[i].ranges[r], i};
+    qsort(it, ni, sizeof *it, range_item_cmp);
+    size_t *open = xcalloc(ni ? ni : 1, sizeof *open), nopen = 0, cap = 0;
+    struct conn_pair *p = NULL;
+    bool overflow = false;
+    *np = 0;
+    for (size_t j = 0; j < ni && !overflow; j++) {
+        size_t keep = 0;
+        for (size_t o = 0; o < nopen; o++) {
+            const struct range_item *a = &it[open[o]];
+            if (memcmp(&a->r->hi, &it[j].r->lo, sizeof a->r->hi) < 0)
+                continue;                     /* ends before this one starts: closed */
+            open[keep++] = open[o];
+            if (a->conn == it[j].conn)
+                continue;
+            if (*np == CONFLICT_PAIRS_MAX) {
+                overflow = true;
+                break;
+            }
+            if (*np == cap) {
+                cap = cap ? 2 * cap : 1024;
+                p = xrealloc(p, cap * sizeof *p);
+            }
+            size_t lo = a->conn < it[j].conn ? a->conn : it[j].conn;
+            size_t hi = a->conn < it[j].conn ? it[j].conn : a->conn;
+            p[(*np)++] = (struct conn_pair){lo, hi};
+        }
+        nopen = keep;
+        open[nopen++] = j;
+    }
+    free(open);
+    free(it);
+    if (overflow) {
+        free(p);
+        return NULL;
+    }
+    if (*np)
+        qsort(p, *np, sizeof *p, conn_pair_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < *np; i++)
+        if (u == 0 || conn_pair_cmp(&p[u - 1], &p[i]) != 0)
+            p[u++] = p[i];
+    *np = u;
+    if (!p)
+        p = xcalloc(1, sizeof *p);
+    return p;
+}
+
 static void connectors_check_conflicts(struct rn_snapshot *s)
 {
     struct rn_connector *v = s->connectors;
     size_t n = s->nconnectors;
     bool *bad = xcalloc(n ? n : 1, sizeof *bad);
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = i + 1; k < n; k++) {
-            if (!v[i].enabled || !v[k].enabled || !share_port(&v[i], &v[k]))
-                continue;
-            char cerr[RN_ERRLEN];
-            if (validate_conflict(&v[i], &v[k], cerr, sizeof cerr) != 0) {
-                snapshot_add_error(s, "%s: %s (conflicts with %s)", v[i].dn, cerr, v[k].dn);
-                snapshot_add_error(s, "%s: %s (conflicts with %s)", v[k].dn, cerr, v[i].dn);
-                bad[i] = bad[k] = true;
-            }
-        }
+    /* Pairs in the order of the pairwise loop (i < k, i then k ascending), so the
+     * refusals read the same; the loop itself when the pairs would not fit. */
+    size_t np = 0;
+    struct conn_pair *p = intersecting_pairs(s, &np);
+    if (p) {
+        for (size_t x = 0; x < np; x++)
+            conflict_pair(s, p[x].a, p[x].b, bad);
+        free(p);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = i + 1; k < n; k++)
+                conflict_pair(s, i, k, bad);
+    }
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (bad[i])
@@ -271,6 +372,7 @@ struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *versi
     domains_check_conflicts(snap);
     snapstore_attach_recipients(s, snap);
     policy_index(snap);   /* the connector list is final: build the selection index */
+    snapshot_index_domains(snap);   /* and the domain list: the accepted-domain index */
     return snap;
 }
 

@@ -26,6 +26,8 @@
 #define AUTH_THREADS     4        /* AUTH binds may each wait ldap_timeout on a sick directory */
 #define RELOAD_PERIOD_S  60     /* safety net behind the watcher and the bus */
 #define WAIT_RETRY_S     1      /* a WAIT without a persist watcher is retried by a load */
+#define PEER_WAIT_MS  2000      /* a peer's news, with a live persist watcher: how long the
+                                 * node waits for its own watcher before a full load */
 #define DRAIN_TICK_MS    100
 #define LOOPLAT_REPORT_S 10     /* loop latency: a report period (node/common/looplat.h) ... */
 #define LOOPLAT_THRESHOLD_MS 50 /* ... logged when its worst lateness reaches this */
@@ -73,6 +75,7 @@ struct daemon {
     unsigned heartbeat_ms;
     struct ldapsync *watch;           /* owned; NULL when directory_watch = off */
     bool watch_persist;               /* the watcher runs refreshAndPersist (not polling) */
+    bool watch_up;                    /* ... and is connected (UP seen, no DOWN since) */
     char *replica;                    /* own server's version per the watcher; NULL unknown */
     char *wanted;                     /* announced version the replica lacks (WAIT) */
     char *load_floor;                 /* replica version when the in-flight load started */
@@ -85,7 +88,8 @@ struct daemon {
     struct event *ev_expire;          /* owned: fires max_stale after the first failed load */
     struct looplat *lat;              /* owned: the loop-latency probe (looplat.h) */
     struct event *ev_watch;           /* owned: activated by the watcher thread */
-    struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent */
+    struct event *ev_wait;            /* owned: WAIT retry when the watcher is not persistent,
+                                       * and the bound on waiting for a live one (PEER_WAIT_MS) */
     pthread_mutex_t watch_mu;         /* guards the w_* slot the watcher thread fills */
     char *w_version;                  /* latest VERSION not yet taken by the loop */
     char *w_mark;                     /* latest CHANGED mark not yet taken by the loop */

@@ -89,7 +89,8 @@ static const char *dir_result_name(enum dir_result r)
 
 /* Swap a loaded snapshot in: log it, load the certificates its connectors name, and make the
  * listeners follow it. */
-static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct certs_job *certs)
+static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct certs_job *certs,
+                          double load_ms)
 {
     struct node *n = &d->n;
     char qv[QVER];
@@ -99,9 +100,9 @@ static void snapshot_swap(struct daemon *d, struct rn_snapshot *snap, struct cer
     n->snap = snap;
     n->snap_generation++;
     log_fact("-", "config", first ? "load" : "reload",
-             "version=%s connectors=%zu errors=%zu domains=%zu generation=%llu",
+             "version=%s connectors=%zu errors=%zu domains=%zu generation=%llu load_ms=%.1f",
              log_quote(snap->version, qv, sizeof qv), snap->nconnectors, snap->nerrors,
-             snap->ndomains, (unsigned long long)n->snap_generation);
+             snap->ndomains, (unsigned long long)n->snap_generation, load_ms);
     for (size_t i = 0; i < snap->nerrors; i++) {
         char qe[1024];
         log_fact("-", "config", "refused", "error=%s", log_quote(snap->errors[i], qe, sizeof qe));
@@ -233,8 +234,8 @@ static void load_done(void *arg)
     case RELOAD_UNCHANGED:
         /* Same directory version (the periodic safety net, a duplicate notice): keep the
          * snapshot the sessions already share; only retry bindings that failed to open. */
-        log_fact("-", "config", "unchanged", "version=%s",
-                 log_quote(j->snap->version, qv, sizeof qv));
+        log_fact("-", "config", "unchanged", "version=%s load_ms=%.1f",
+                 log_quote(j->snap->version, qv, sizeof qv), j->load_ms);
         listeners_reconcile(d->listeners, d->n.snap);
         load_good(d, j);
         break;
@@ -260,7 +261,7 @@ static void load_done(void *arg)
             log_fact("-", "config", "version-reset", "loaded=%s applied=%s older_for_s=%d",
                      log_quote(j->snap->version, qv, sizeof qv),
                      log_quote(applied, qa, sizeof qa), RELOAD_BACKWARDS_S);
-        snapshot_swap(d, j->snap, &j->certs);
+        snapshot_swap(d, j->snap, &j->certs, j->load_ms);
         j->snap = NULL;
         load_good(d, j);
         break;

@@ -3,7 +3,8 @@
  * sleeps that long where the named blocking step runs, so a test can show which thread waits
  * for it. Points: spool-create (a message's tmp/ file), spool-write (each write(2) of a
  * spool file's bytes, whichever thread makes it), spool-statvfs (the free-space check at
- * MAIL), dsn (building a DSN), cert-read (PEM files read on SIGHUP). Without RN_FAULTS
+ * MAIL), dsn (building a DSN), cert-read (PEM files read on SIGHUP), watch-version (the
+ * change watcher's thread, before it hands a version to the loop). Without RN_FAULTS
  * fault_sleep is an empty inline: nothing in production. */
 #ifndef RN_FAULT_H
 #define RN_FAULT_H

@@ -13,14 +13,11 @@ RSET/MAIL/RCPT until the RCPT reply is the new one (a live session applies a rel
 its next MAIL); the change's latency is the slowest node's. Nothing here asserts a time.
 """
 import argparse
-import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import shutil
 
@@ -29,67 +26,11 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import rncluster  # noqa: E402
 import rnnode  # noqa: E402
+from rnprobe import OK, NO, Prober, pct  # noqa: E402
 from rntest import read_env  # noqa: E402
 
 CLUSTER = os.path.join(ROOT, "deploy", "cluster", "cluster.py")
 MULTISITE = os.path.join(ROOT, "deploy", "multisite", "multisite.sh")
-OK, NO = "250", "550"
-PROBE_GAP_S = 0.001   # between probes of one node: the resolution of the measurement
-
-
-class Prober(threading.Thread):
-    """Keeps an SMTP session to one node and reports when its RCPT reply code is `want`."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.want = None
-        self.t0 = 0.0
-        self.seen = None            # ms after t0 when `want` was first seen
-        self.cv = threading.Condition()
-        self.stop = False
-        self.cl = None
-
-    def session(self):
-        if self.cl is None:
-            self.cl = rnnode.Client("127.0.0.1", self.port, source="127.0.2.55", timeout=10)
-            self.cl.ehlo()
-
-    def probe(self):
-        try:
-            self.session()
-            self.cl.cmd("RSET")
-            self.cl.cmd("MAIL FROM:<app@example.com>")
-            return self.cl.cmd("RCPT TO:<someone@outside.example>")[:3]
-        except (OSError, rnnode.Closed):
-            if self.cl:
-                self.cl.close()
-            self.cl = None
-            return None
-
-    def arm(self, want, t0):
-        with self.cv:
-            self.want, self.t0, self.seen = want, t0, None
-            self.cv.notify()
-
-    def run(self):
-        while True:
-            with self.cv:
-                while self.want is None and not self.stop:
-                    self.cv.wait()
-                if self.stop:
-                    return
-                want, t0 = self.want, self.t0
-            got = self.probe()
-            if got != want:
-                time.sleep(PROBE_GAP_S)   # leave the CPUs to the nodes (2 cores here)
-                continue
-            if got == want:
-                with self.cv:
-                    if self.want == want and self.t0 == t0:
-                        self.seen = (time.monotonic() - t0) * 1000
-                        self.want = None
-                        self.cv.notify_all()
 
 
 def run_cluster(build, n, changes):
@@ -133,9 +74,7 @@ def run_cluster(build, n, changes):
             if i > 0:                 # the first change warms caches and connections
                 lat.append(worst)
         for p in probers:
-            with p.cv:
-                p.stop = True
-                p.cv.notify()
+            p.halt()
         return lat
     finally:
         for nd in nodes:
@@ -178,12 +117,6 @@ def run_syncrepl(changes):
         subprocess.run(["bash", MULTISITE, "stop", work], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def pct(v, p):
-    """Nearest-rank percentile."""
-    s = sorted(v)
-    return s[min(len(s) - 1, max(0, math.ceil(p / 100.0 * len(s)) - 1))]
 
 
 def main():

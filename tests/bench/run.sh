@@ -47,6 +47,16 @@ if [ -x "$B/relaynode" ]; then
   TMPDIR=$tmp /usr/bin/python3 tests/bench/recipients_bench.py "$B" \
     --users "${RCPT_USERS:-100000}" || { echo "recipients_bench exited $?" >&2; rc=1; }
 fi
+# Directory scale: 10,000 receive connectors, 1,000 accepted domains, 100,000 users in one
+# slapd; load time, snapshot memory, decision time, ldapmodify -> enforcement for 1, 10 and
+# 20 nodes on that slapd (DIRSCALE_NODES, DIRSCALE_CHANGES, DIRSCALE_TIMEOUT override).
+if [ -x "$B/relaynode" ] && [ -x "$B/relayctl" ]; then
+  echo "## dirscale_bench (10,000 connectors, 1,000 domains, 100,000 users; 1, 10, 20 nodes)"
+  tmp=${TMPDIR:-/tmp}; [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
+  TMPDIR=$tmp /usr/bin/python3 tests/bench/dirscale_bench.py "$B" \
+    --nodes "${DIRSCALE_NODES:-1,10,20}" --changes "${DIRSCALE_CHANGES:-20}" \
+    --timeout "${DIRSCALE_TIMEOUT:-120}" || { echo "dirscale_bench exited $?" >&2; rc=1; }
+fi
 
 # Incremental reloads: one change in a directory of 10,000 receive connectors, applied from
 # the watcher's entries vs a full reload (INCR_CONNECTORS, INCR_CHANGES override).

@@ -1,5 +1,6 @@
 /* Unit tests for model: auth mechanism names, connector defaults from the attribute table,
- * snapshot reference counting and errors, accepted-domain and connector lookup. */
+ * snapshot reference counting and errors, accepted-domain lookup (scan and index) and
+ * connector lookup. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -135,10 +136,14 @@ static struct rn_snapshot *domains_snapshot(void)
     return s;
 }
 
-static void find_domain(void **state)
+/* The same table with and without the accepted-domain index. */
+static void find_domain_with(bool indexed)
 {
-    (void)state;
     struct rn_snapshot *s = domains_snapshot();
+    if (indexed) {
+        snapshot_index_domains(s);
+        assert_non_null(s->domain_index);
+    }
     static const struct { const char *q, *want; } t[] = {
         {"example.com", "example.com"},
         {"EXAMPLE.com", "example.com"},
@@ -162,11 +167,103 @@ static void find_domain(void **state)
         const struct rn_domain *d = snapshot_find_domain(s, t[i].q);
         const char *got = d ? d->domain : NULL;
         if ((got == NULL) != (t[i].want == NULL) || (got && strcmp(got, t[i].want) != 0))
-            fail_msg("%s: got %s want %s", t[i].q ? t[i].q : "(null)", got ? got : "NULL",
-                     t[i].want ? t[i].want : "NULL");
+            fail_msg("%s (index %d): got %s want %s", t[i].q ? t[i].q : "(null)", indexed,
+                     got ? got : "NULL", t[i].want ? t[i].want : "NULL");
     }
     snapshot_unref(&s);
     assert_null(s);
+}
+
+static void find_domain(void **state)
+{
+    (void)state;
+    find_domain_with(false);
+    find_domain_with(true);
+}
+
+/* The index keeps the scan's choices: the first of two names equal but for case, a query
+ * naming a wildcard entry literally, a domain of more than 255 characters (scanned), and
+ * rebuilding after the list changed. */
+static void domain_index_edges(void **state)
+{
+    (void)state;
+    static const char *doms[] = {"Mixed.Example.org", "mixed.example.org", "*.w.example.org",
+                                 "*.W.example.org", "*.", "*"};
+    struct rn_snapshot *s = snapshot_new();
+    s->domains = xcalloc(N(doms) + 1, sizeof *s->domains);
+    for (size_t i = 0; i < N(doms); i++) {
+        s->domains[i].dn = xasprintf("cn=%zu,dc=x", i);
+        s->domains[i].domain = xstrdup(doms[i]);
+    }
+    s->ndomains = N(doms);
+    snapshot_index_domains(s);
+    assert_ptr_equal(snapshot_find_domain(s, "MIXED.example.ORG."), &s->domains[0]);
+    assert_ptr_equal(snapshot_find_domain(s, "a.b.W.Example.Org"), &s->domains[2]);
+    assert_ptr_equal(snapshot_find_domain(s, "*.w.example.org"), &s->domains[2]);  /* exact */
+    assert_null(snapshot_find_domain(s, "w.example.org"));
+    assert_null(snapshot_find_domain(s, "anything"));      /* "*" and "*." cover nothing */
+    assert_ptr_equal(snapshot_find_domain(s, "*"), &s->domains[5]);
+    char longq[400];
+    memset(longq, 'a', sizeof longq);
+    memcpy(longq + sizeof longq - 17, ".w.example.org", 15);   /* 383 a's, then the suffix */
+    longq[sizeof longq - 2] = '\0';
+    assert_ptr_equal(snapshot_find_domain(s, longq), &s->domains[2]);
+    /* the list changes, the index is rebuilt */
+    s->domains[N(doms)].dn = xstrdup("cn=new,dc=x");
+    s->domains[N(doms)].domain = xstrdup("*.x.w.example.org");
+    s->ndomains++;
+    snapshot_index_domains(s);
+    assert_ptr_equal(snapshot_find_domain(s, "a.x.w.example.org"), &s->domains[N(doms)]);
+    assert_ptr_equal(snapshot_find_domain(s, "a.y.w.example.org"), &s->domains[2]);
+    snapshot_unref(&s);
+}
+
+/* Random domain lists (exact and wildcard names over a small alphabet of labels, so names
+ * collide, nest and repeat) and random queries: the index answers what the scan answers. */
+static void domain_index_matches_scan(void **state)
+{
+    (void)state;
+    static const char *labels[] = {"a", "b", "ex", "Ex", "mail", "corp", "com", "org"};
+    unsigned seed = 17;
+    for (int round = 0; round < 200; round++) {
+        size_t nd = (size_t)(rand_r(&seed) % 40);
+        struct rn_snapshot *s = snapshot_new();
+        s->domains = xcalloc(nd ? nd : 1, sizeof *s->domains);
+        for (size_t i = 0; i < nd; i++) {
+            char name[128] = "";
+            size_t nl = 1 + (size_t)(rand_r(&seed) % 4);
+            if (rand_r(&seed) % 3 == 0)
+                strcat(name, "*.");
+            for (size_t l = 0; l < nl; l++) {
+                strcat(name, labels[rand_r(&seed) % N(labels)]);
+                if (l + 1 < nl)
+                    strcat(name, ".");
+            }
+            s->domains[i].dn = xasprintf("cn=%zu,dc=x", i);
+            s->domains[i].domain = xstrdup(name);
+        }
+        s->ndomains = nd;
+        for (int q = 0; q < 200; q++) {
+            char query[160] = "";
+            size_t nl = 1 + (size_t)(rand_r(&seed) % 6);
+            for (size_t l = 0; l < nl; l++) {
+                strcat(query, labels[rand_r(&seed) % N(labels)]);
+                if (l + 1 < nl)
+                    strcat(query, ".");
+            }
+            if (rand_r(&seed) % 5 == 0)
+                strcat(query, ".");
+            const struct rn_domain *scan = snapshot_find_domain(s, query);
+            snapshot_index_domains(s);
+            const struct rn_domain *idx = snapshot_find_domain(s, query);
+            free(s->domain_index);
+            s->domain_index = NULL;
+            if (scan != idx)
+                fail_msg("round %d, %s: scan %s, index %s", round, query,
+                         scan ? scan->domain : "NULL", idx ? idx->domain : "NULL");
+        }
+        snapshot_unref(&s);
+    }
 }
 
 static void find_connector_and_refs(void **state)
@@ -232,6 +329,8 @@ int main(void)
         cmocka_unit_test(defaults_follow_table),
         cmocka_unit_test(connector_clear_frees_everything),
         cmocka_unit_test(find_domain),
+        cmocka_unit_test(domain_index_edges),
+        cmocka_unit_test(domain_index_matches_scan),
         cmocka_unit_test(find_connector_and_refs),
         cmocka_unit_test(sendconn_and_domain_clear),
     };
