@@ -162,7 +162,7 @@ install:
 	for f in $(MAN8); do $(INST_SED) $$f >$(D)$(MANDIR)/man8/$${f##*/} && chmod 0644 $(D)$(MANDIR)/man8/$${f##*/}; done
 	for f in $(UNITS); do $(INST_SED) $$f >$(D)$(UNITDIR)/$${f##*/} && chmod 0644 $(D)$(UNITDIR)/$${f##*/}; done
 	$(INSTALL) -m 0644 deploy/logrotate/relaynode $(D)$(SYSCONFDIR)/logrotate.d/relaynode
-	$(INSTALL) -m 0644 docs/operations.md $(D)$(DOCDIR)/
+	$(INSTALL) -m 0644 docs/operations.md docs/ad-profile.md $(D)$(DOCDIR)/
 
 # Everything install wrote, except a relaynode.conf that differs from the sample (edited:
 # kept, and said so). Directories are removed only when empty.
@@ -177,7 +177,8 @@ uninstall:
 	  $(addprefix $(D)$(MANDIR)/man5/,$(notdir $(MAN5))) \
 	  $(addprefix $(D)$(MANDIR)/man8/,$(notdir $(MAN8))) \
 	  $(addprefix $(D)$(UNITDIR)/,$(notdir $(UNITS))) \
-	  $(D)$(SYSCONFDIR)/logrotate.d/relaynode $(D)$(DOCDIR)/operations.md
+	  $(D)$(SYSCONFDIR)/logrotate.d/relaynode $(D)$(DOCDIR)/operations.md \
+	  $(D)$(DOCDIR)/ad-profile.md
 	@for d in $(D)$(DATADIR)/example $(D)$(DATADIR) $(D)$(DOCDIR) $(D)$(ETCDIR); do \
 	  rmdir $$d 2>/dev/null || true; done
 

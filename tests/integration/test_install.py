@@ -32,7 +32,7 @@ EXPECTED = sorted([
     "usr/share/man/man8/relaynode.8", "usr/share/man/man8/relayctl.8",
     "usr/share/relaynode/relaynode.schema", "usr/share/relaynode/relaynode.ldif",
     "usr/share/relaynode/acl.ldif", "usr/share/relaynode/relaynode.conf.sample",
-    "usr/share/doc/relaynode/operations.md",
+    "usr/share/doc/relaynode/operations.md", "usr/share/doc/relaynode/ad-profile.md",
 ] + ["usr/share/relaynode/example/" + f for f in EXAMPLE])
 CONF = "usr/etc/relaynode/relaynode.conf"
 

@@ -155,7 +155,8 @@ def test_deb(work):
             "./usr/share/relaynode/relaynode.schema", "./usr/share/relaynode/relaynode.ldif",
             "./usr/share/relaynode/acl.ldif", "./usr/share/relaynode/example/example.ldif",
             "./etc/relaynode/relaynode.conf", "./etc/logrotate.d/relaynode",
-            "./usr/share/doc/relaynode/operations.md"]
+            "./usr/share/doc/relaynode/operations.md",
+            "./usr/share/doc/relaynode/ad-profile.md"]
     missing = [w for w in want if w not in paths]
     T.ok(rc == 0 and not missing and not any(p.startswith("./var/") for p in paths),
          "dpkg-deb -c lists binaries, man pages, units, schema and conffiles (no /var)",
