@@ -77,6 +77,7 @@ struct daemon {
     bool watch_persist;               /* the watcher runs refreshAndPersist (not polling) */
     bool watch_up;                    /* ... and is connected (UP seen, no DOWN since) */
     char *replica;                    /* own server's version per the watcher; NULL unknown */
+    char *announced;                  /* the last version this node sent a NOTICE for */
     char *wanted;                     /* announced version the replica lacks (WAIT) */
     char *load_floor;                 /* replica version when the in-flight load started */
     bool stale;                       /* the last load failed: serving the last good snapshot */

@@ -454,6 +454,7 @@ static void daemon_teardown(struct daemon *d)
         }
     ldapdir_free(&d->dir);
     free(d->replica);
+    free(d->announced);
     free(d->wanted);
     free(d->load_floor);
     free(d->w_version);

@@ -195,12 +195,20 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         enum clusterver_order o = clusterver_compare(version, applied);
         log_fact("-", "cluster", "directory-version", "version=%s",
                  log_quote(version, qv, sizeof qv));
-        if (d->bus && applied && (o == CV_NEWER || o == CV_CONCURRENT)) {
+        /* Announce each version the watcher brings once. With incremental apply the
+         * watcher's batch is usually applied before its version is reported (o is then
+         * CV_EQUAL): the peers without a watcher of their own still need the NOTICE. */
+        enum clusterver_order oa = d->announced ? clusterver_compare(version, d->announced)
+                                                : CV_NEWER;
+        if (d->bus && applied && (o == CV_NEWER || o == CV_CONCURRENT || o == CV_EQUAL) &&
+            (oa == CV_NEWER || oa == CV_CONCURRENT)) {
             char err[RN_ERRLEN], qe[RN_ERRLEN + 64];
             if (cluster_publish_notice(d->bus, version, d->watch_persist ? "sync" : "poll",
                                        err, sizeof err) < 0)
                 log_fact("-", "cluster", "notice-failed", "error=%s",
                          log_quote(err, qe, sizeof qe));
+            else
+                daemon_set_str(&d->announced, version);
         }
         cluster_news(d, version, "watcher", d->n.boot.node);
         free(version);
