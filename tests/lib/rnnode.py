@@ -3,6 +3,8 @@
 Node   starts build/relaynode -c DIR/relaynode.conf --foreground (the conf a Slapd fixture
        wrote), waits until its SMTP ports accept, signals it by pid (SIGHUP reload, SIGTERM
        drain, SIGKILL crash), reads its log, its VmRSS and `relaynode --list-spool`.
+       wait_log() waits (bounded) for a log line: the log writer is its own thread and
+       batches lines, so a line lands a few ms after the reply that caused it.
 Client a raw SMTP client on a socket that can bind a chosen source address (127.0.2.55 plays
        a CRM application server) and returns exact reply lines; send_raw() writes any bytes,
        so hostile input (bare CR/LF, NUL, over-long lines) goes out exactly as written.
