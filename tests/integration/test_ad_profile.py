@@ -226,8 +226,10 @@ def main():
             with open(log, errors="replace") as f:
                 return f.read()
 
-        t.ok(re.search(r"config applied .*version=\"?usn:\d+", node_log()) or
-             "usn:" in node_log(), "the snapshot is versioned by highestCommittedUSN",
+        # The log is written by its own thread: wait (bounded) for the line.
+        t.ok(rnnode.eventually(lambda: re.search(r"config applied .*version=\"?usn:\d+",
+                                                 node_log()) or "usn:" in node_log(), 10),
+             "the snapshot is versioned by highestCommittedUSN",
              node_log()[-1500:])
 
         # -- the seed article, over real SMTP -------------------------------------------

@@ -165,9 +165,14 @@ def main():
         ms = converge(c, RCPT_OK, t0)
         t.ok(None not in ms, "ldapmodify grants Accept-Any-Recipient to ANONYMOUS LOGON: "
              "all three relay (ms: %s)" % fmt(ms))
+        marks = [len(n.log()) for n in c.nodes]
         t0 = c.set_crm(grant=False)
         ms = converge(c, NO_RELAY, t0)
         t.ok(None not in ms, "removing it: all three refuse (ms: %s)" % fmt(ms))
+        # The log is written by its own thread: a SIGHUP's line would come before the
+        # reload's, so wait for every node's reload line first.
+        t.ok(all(n.wait_log("config reload version=", since=m)
+                 for n, m in zip(c.nodes, marks)), "every node logged its reload")
         t.ok(not any("reload-requested" in n.log() for n in c.nodes),
              "no node was sent SIGHUP: they learned of the changes themselves")
 
@@ -196,6 +201,10 @@ def main():
         mark = len(c.nodes[2].log())
         t0 = c.set_crm(grant=False)
         ms = converge(c, NO_RELAY, t0)
+        # The log is written by its own thread: wait (bounded) for the lines asserted
+        # present below, then read the log once (the absent check runs after them).
+        c.nodes[2].wait_log("fault-dropped-notice", since=mark)
+        c.nodes[2].wait_log(re.compile(r"cluster news from=\S+ via=heartbeat"), since=mark)
         log3 = c.nodes[2].log()[mark:]
         t.ok(None not in ms, "node3 deaf to notices, no watcher: still converges "
              "(ms: %s)" % fmt(ms), log3[-3000:])
@@ -243,8 +252,8 @@ def main():
         ms = converge(c, RCPT_OK, t0, idx=[0])
         t.ok(rc == 0 and None not in ms, "relayctl permission add: node1 relays (ms: %s)"
              % fmt(ms), out + err + n1.log_tail(10))
-        t.ok(re.search(r"cluster news from=relayctl@\S+ via=notice/relayctl",
-                       n1.log()[mark:]), "node1 reloaded on relayctl's notice",
+        t.ok(n1.wait_log(re.compile(r"cluster news from=relayctl@\S+ via=notice/relayctl"),
+                         since=mark), "node1 reloaded on relayctl's notice",
              n1.log()[mark:][-2000:])
         n1.stop()
         with open(c.confs[0], "w") as f:

@@ -177,7 +177,9 @@ def main():
         if started:
             t.ok(True, "the node listens on the SMTP and submission ports (%.1fs)"
                  % (time.monotonic() - t0))
-            t.ok("config load" in read_log(fx) and "connectors=3" in read_log(fx),
+            # The log is written by its own thread: wait (bounded) for the lines.
+            t.ok(rnnode.eventually(lambda: "config load" in read_log(fx)
+                                   and "connectors=3" in read_log(fx), 10),
                  "the first snapshot is logged with its connector count", read_log(fx))
             # IPv6 on loopback is part of the test machine: no ::1 is a failure, not a skip.
             t.ok(have_ipv6() and rnnode.wait_port("::1", fx.smtp_port, timeout=5),
@@ -210,7 +212,7 @@ def main():
             c0 = cpu()
             time.sleep(1.5)
             used = (cpu() - c0) / os.sysconf("SC_CLK_TCK")
-            t.ok(used < 0.5 and "accept-error" in read_log(fx),
+            t.ok(used < 0.5 and rnnode.eventually(lambda: "accept-error" in read_log(fx), 10),
                  "EMFILE: accept errors are logged and do not busy-loop (cpu %.2fs/1.5s)"
                  % used, read_log(fx)[-1500:])
             for c in conns:
@@ -235,7 +237,8 @@ def main():
             node.reload()
             t.ok(rnnode.wait_port("127.0.0.1", new_port, timeout=10),
                  "after SIGHUP the new port accepts", read_log(fx))
-            t.ok("config reload" in read_log(fx) and "connectors=4" in read_log(fx),
+            t.ok(rnnode.eventually(lambda: "config reload" in read_log(fx)
+                                   and "connectors=4" in read_log(fx), 10),
                  "the reload is logged with version and connector count", read_log(fx))
             try:
                 r = old_client.cmd("NOOP")

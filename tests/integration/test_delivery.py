@@ -93,8 +93,10 @@ def case_retry(E, sink):
     c.true(queued_id(send(E, "app@crm.example", ["defer2-r%d@sink.test" % PID], s)), "accepted")
     got = eventually(lambda: with_subject(sink, s), 20)
     c.true(got, "delivered after two 451 replies")
-    defers = re.findall(r"queue defer from=<app@crm.example> to=<defer2-r%d@sink.test>" % PID,
-                        E.node.log())
+    rx = r"queue defer from=<app@crm.example> to=<defer2-r%d@sink.test>" % PID
+    # The log is written by its own thread: wait for the two lines, then count them.
+    eventually(lambda: len(re.findall(rx, E.node.log())) >= 2, 10)
+    defers = re.findall(rx, E.node.log())
     c.eq(len(defers), 2, "two defer lines in the tracking log")
     return c.result()
 

@@ -151,8 +151,10 @@ def auth_offer(E):
     return any("AUTH PLAIN LOGIN" in l for l in lines), r
 
 
-def logged_more(E, mark, what):
-    return E.node.log().count(what) > mark.count(what)
+def logged_more(E, mark, what, timeout=10):
+    """what was logged since mark (more often than in mark). The log is written by its own
+    thread: wait (bounded) for it."""
+    return eventually(lambda: E.node.log().count(what) > mark.count(what), timeout)
 
 
 def restart_with(E, drop, extra):
@@ -192,7 +194,10 @@ def case_basic_auth_gate(E):
         offered, r = auth_offer(E)
         c.true(offered, "ldaps:// directory: AUTH offered")
         c.eq(r, OK_AUTH, "ldaps:// directory: alice 235 (password bind over ldaps)")
-        c.true(not logged_more(E, mark, "directory=cleartext"), "no warning over ldaps://",
+        # The warning would come before the first config load line: wait for that one.
+        c.true(logged_more(E, mark, "config load version="), "config load logged",
+               E.node.log_tail(5))
+        c.true(not logged_more(E, mark, "directory=cleartext", 0), "no warning over ldaps://",
                E.node.log_tail(5))
     finally:
         restart_with(E, (), "")

@@ -173,7 +173,7 @@ def main():
         node.start()
         t.ok(eventually(lambda: "cluster watcher-up mode=persist" in node.log(), 10),
              "the watcher runs refreshAndPersist", node.log_tail(10))
-        t.ok("config incremental mode=on verify=on" in node.log(), "incremental and verify on")
+        t.ok(node.wait_log("config incremental mode=on verify=on"), "incremental and verify on")
         t.eq(rncluster.crm_rcpt(slapd.smtp_port), RCPT_OK, "CRM server relays (the example)")
         t.ok(apply(t, slapd, node, rncluster.crm_ldif([1], grant=False), "revoke"),
              "revoke applied by a load")

@@ -360,8 +360,9 @@ def case_directory_change(E, port):
     c.eq(delta(before, after, "relaynode_directory_reloads_total", result="failed"), 0,
          "no failed load")
     c.eq(val(after, "relaynode_directory_stale"), 0, "fresh")
-    c.true(re.search(r"config reload version=\S*%s" % re.escape(version_of(after)[:14]),
-                     E.node.log()), "the same version as the node's log")
+    c.true(E.node.wait_log(re.compile(r"config reload version=\S*%s"
+                                      % re.escape(version_of(after)[:14]))),
+           "the same version as the node's log", E.node.log_tail(10))
     return c.result()
 
 

@@ -347,7 +347,7 @@ def expect(c, before, after, what, *parts):
 
 def logged(E, pattern, timeout=10):
     """The node's log holds pattern (the log is written by its own thread: wait for it)."""
-    return eventually(lambda: re.search(pattern, E.node.log()), timeout)
+    return E.node.wait_log(re.compile(pattern), timeout)
 
 
 def delivered(sink, subject):

@@ -198,6 +198,7 @@ def main():
                          re.sub(r"provider=\S+", "provider=ldap://127.0.0.1:9/", orig))
         time.sleep(1)                 # the consumer's old session to A is gone for sure
         mark2 = len(n2.log())
+        marks = [len(n.log()) for n in nodes]
         set_anon_rights(a, NODE2_CONN, BASE_RIGHTS + ["ms-Exch-SMTP-Accept-Any-Recipient"])
         waited = eventually(lambda: re.search(r"cluster wait from=node1 ", n2.log()[mark2:]), 10)
         t.ok(waited, "replication to B paused, grant written on A: node2 hears it from node1 "
@@ -213,6 +214,10 @@ def main():
             log = n.log()
             t.ok("AddressSanitizer" not in log and "runtime error:" not in log,
                  "no sanitizer report in %s's log" % os.path.basename(os.path.dirname(n.conf)))
+        # The log is written by its own thread: a SIGHUP's line would come before the
+        # reload's, so wait for both nodes' reload of the grant first.
+        t.ok(all(n.wait_log("config reload version=", since=m) for n, m in zip(nodes, marks)),
+             "both nodes logged their reload of the grant")
         t.ok(not any("reload-requested" in n.log() for n in nodes),
              "no node was sent SIGHUP")
     finally:

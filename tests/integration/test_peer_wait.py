@@ -86,6 +86,11 @@ def main():
              r.stdout.decode(errors="replace"))
         ok2 = eventually(lambda: rncluster.crm_rcpt(ports[1]).startswith(RCPT_OK), 20, 0.05)
         dt = time.monotonic() - t0
+        # The log is written by its own thread: wait (bounded) for the lines asserted
+        # present below, then read the log once (the absent check runs after them).
+        n2.wait_log(re.compile(r"cluster wait from=node1 via=\S+ version=\S+ replica=\S* "
+                               r"for=own-watcher"))
+        n2.wait_log("cluster wait-over")
         log2 = n2.log()
         t.ok(re.search(r"cluster wait from=node1 via=\S+ version=\S+ replica=\S* "
                        r"for=own-watcher", log2) is not None,

@@ -172,6 +172,7 @@ def main():
         t0 = time.monotonic()
         node.start(timeout=120)
         t.diag("node up with the queue loaded in %.1f s" % (time.monotonic() - t0))
+        node.wait_log(re.compile(r"queue loaded messages=\d+"))   # its own thread writes
         loaded = re.findall(r"queue loaded messages=(\d+)", node.log())
         t.eq(loaded[-1:], [str(N)], "the node loaded every message")
 

@@ -79,7 +79,7 @@ def foreground(t, fx, binary):
         status = [m for m, _ in got if m.startswith("STATUS=")]
         m = re.match(r"STATUS=serving version (\S+), (\d+) connectors$",
                      status[-1] if status else "")
-        t.ok(m and ("version=%s " % m.group(1)) in read(logfile),
+        t.ok(m and rnnode.eventually(lambda: ("version=%s " % m.group(1)) in read(logfile), 10),
              "a STATUS= line names the applied version (the one the log says was loaded)",
              "%r\n%s" % (got, read(logfile)[-2000:]))
 

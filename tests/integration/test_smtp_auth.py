@@ -209,9 +209,9 @@ def case_send_as(E):
             reps = cl.send_message("a.smith@example.com", ["x@outside.example"],
                                    "From: <a.smith@example.com>\r\nSubject: s\r\n\r\nx\r\n")
             c.true(queued_id(reps[-1]), "alice as her alias a.smith@example.com", reps)
-    log = E.node.log()
-    c.true(re.search(r"smtp send-as-refused sender=alice@example.com login=bob "
-                     r"owned=bob@example.com", log), "the exact mismatch is logged", log[-1500:])
+    c.true(E.node.wait_log(re.compile(r"smtp send-as-refused sender=alice@example.com login=bob "
+                                      r"owned=bob@example.com")),
+           "the exact mismatch is logged", E.node.log()[-1500:])
     return c.result()
 
 

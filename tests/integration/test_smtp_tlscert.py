@@ -126,11 +126,12 @@ def case_invalid(E, crm_der, node_der):
     c.true(der == node_der, "Default node1 keeps working (node certificate)", r)
     der, _, r = peer_cert(E, CRM_SRC)
     c.true(der == node_der, "127.0.2.55 now served by Default node1", r)
-    log = E.node.log().splitlines()
-    c.true(any("smtp connect" in l and "client=%s:" % CRM_SRC in l and
-               "connector=\"Default node1\"" in l for l in log),
+    # The log is written by its own thread: wait for the line.
+    c.true(eventually(lambda: any("smtp connect" in l and "client=%s:" % CRM_SRC in l and
+                                  "connector=\"Default node1\"" in l
+                                  for l in E.node.log().splitlines()), 10),
            "the session from 127.0.2.55 ran on Default node1",
-           [l for l in log if "smtp connect" in l][-3:])
+           [l for l in E.node.log().splitlines() if "smtp connect" in l][-3:])
     return c.result()
 
 

@@ -180,8 +180,8 @@ def case_node_cert(E, n2, port2, certs):
         cl.cmd("QUIT")
     finally:
         cl.close()
-    log = n2.node.log()
-    c.true("smtp tls-principal" in log and "principal=exchange-server node=node1" in log,
+    c.true(n2.node.wait_log("smtp tls-principal")
+           and n2.node.wait_log("principal=exchange-server node=node1"),
            "log: smtp tls-principal principal=exchange-server node=node1",
            n2.node.log_tail(10))
     text = eventually(lambda: spool_data(n2.spool, marker), 5.0)
@@ -228,7 +228,7 @@ def case_cluster_relay(E, n2, certs):
     top = [l for l in text.splitlines() if l.startswith("X-Relaynode-Organization-AuthAs:")]
     c.true(top and top[0].endswith("Internal"), "node2's stamp (the top one): AuthAs Internal",
            top)
-    c.true("principal=exchange-server node=node1" in n2.node.log(),
+    c.true(n2.node.wait_log("principal=exchange-server node=node1"),
            "node2 logged node1 as the TLS principal", n2.node.log_tail(10))
     return c.result()
 

@@ -82,9 +82,13 @@ def case_swap(E, port, pki, ca):
     E.node.reload()
     c.true(reloaded(E, before, "tls_ca_file"), "log: tls reloaded what=tls_ca_file",
            E.node.log_tail(6))
+    c.true(accepted(port, pki, "otherca"), "after SIGHUP: otherca.pem is Partner Servers")
+    # The log is written by its own thread (in order): a session closed after the reload is
+    # a later line; once it is there, a client-certificate reload would be too.
+    c.true(E.node.wait_log("smtp close ", since=before), "log: the session's close",
+           E.node.log_tail(6))
     c.true("what=client-certificate" not in E.node.log()[before:],
            "tls_cert and tls_key unchanged: the client context in use stays", E.node.log_tail(6))
-    c.true(accepted(port, pki, "otherca"), "after SIGHUP: otherca.pem is Partner Servers")
     c.eq(mail_reply(port, pki, "partner"), NOT_AUTH, "after SIGHUP: partner.pem is anonymous")
     c.eq(E.node.proc.pid, pid, "the same process (no restart)")
     return c.result()

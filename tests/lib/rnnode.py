@@ -3,6 +3,8 @@
 Node   starts build/relaynode -c DIR/relaynode.conf --foreground (the conf a Slapd fixture
        wrote), waits until its SMTP ports accept, signals it by pid (SIGHUP reload, SIGTERM
        drain, SIGKILL crash), reads its log, its VmRSS and `relaynode --list-spool`.
+       wait_log() waits (bounded) for a log line: the log writer is its own thread and
+       batches lines, so a line lands a few ms after the reply that caused it.
 Client a raw SMTP client on a socket that can bind a chosen source address (127.0.2.55 plays
        a CRM application server) and returns exact reply lines; send_raw() writes any bytes,
        so hostile input (bare CR/LF, NUL, over-long lines) goes out exactly as written.
@@ -283,6 +285,20 @@ class Node:
 
     def log_tail(self, n=40):
         return "\n".join(self.log().splitlines()[-n:])
+
+    def wait_log(self, pattern, timeout=10.0, since=0):
+        """Wait (bounded) until the log has pattern: a plain string (substring) or a compiled
+        regular expression, looked for in log()[since:]. The log is written by its own thread
+        that batches lines, so a line may land a few ms after the reply that caused it.
+        Returns the match (True for a string, the re.Match) as soon as it is there, else a
+        false value after timeout. Absent-checks must not use this: wait for a later line
+        that is present first, then read log() once."""
+        def found():
+            text = self.log()[since:]
+            if isinstance(pattern, str):
+                return pattern in text
+            return pattern.search(text)
+        return eventually(found, timeout, 0.05)
 
     def rss_kib(self):
         """VmRSS of the node in KiB (from /proc/<pid>/status)."""
