@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include "directory/ldap/ldapadmin.h"
@@ -326,6 +327,32 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
     daemon_load_start(d);
 }
 
+/* Arm the next periodic safety-net load at a random point of RELOAD_PERIOD_S +- a quarter
+ * (reload_period_ms): a one-shot timer drawn again each time, so that the nodes of a
+ * cluster, started together, spread their full loads instead of reading the whole directory
+ * from one server in the same second, every minute, for ever. */
+static void period_arm(struct daemon *d)
+{
+    uint32_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        r = (uint32_t)t.tv_nsec ^ (uint32_t)getpid() * 2654435761u;
+    }
+    unsigned ms = reload_period_ms(RELOAD_PERIOD_S, r);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(d->ev_reload, &tv);
+}
+
+static void on_period(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->stopping || d->n.draining)
+        return;
+    period_arm(d);
+    on_reload_event(fd, what, arg);
+}
+
 static double since(const struct timespec *a, const struct timespec *b)
 {
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
@@ -377,17 +404,17 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen)
     d->ev_usr1 = evsignal_new(base, SIGUSR1, on_queue_rescan, d);
     d->ev_term = evsignal_new(base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(base, SIGINT, on_term, d);
-    d->ev_reload = event_new(base, -1, EV_PERSIST, on_reload_event, d);
+    d->ev_reload = evtimer_new(base, on_period, d);
     d->ev_retry = evtimer_new(base, on_reload_event, d);
     d->ev_drain = event_new(base, -1, EV_PERSIST, on_drain_tick, d);
     d->ev_expire = evtimer_new(base, on_expire, d);
     d->lat = looplat_new(base, LOOPLAT_REPORT_S, LOOPLAT_THRESHOLD_MS);
-    struct timeval period = {RELOAD_PERIOD_S, 0};
     if (!d->lat || !d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
         !d->ev_retry || !d->ev_drain || !d->ev_expire || event_add(d->ev_hup, NULL) < 0 ||
         event_add(d->ev_usr1, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
-        event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
+        event_add(d->ev_int, NULL) < 0)
         return rn_err(err, errlen, "cannot register signal and timer events");
+    period_arm(d);
     return 0;
 }
 
