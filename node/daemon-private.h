@@ -99,7 +99,9 @@ struct daemon {
     bool incr_on;                     /* RELAYNODE_INCREMENTAL is not off */
     bool incr_verify;                 /* RN_FAULTS: RELAYNODE_VERIFY_INCREMENTAL=1 */
     bool full_wanted;                 /* the next load is full: SIGHUP, period, retry */
-    struct snapstore *store;          /* owned; touched only by the (single) load job */
+    struct snapstore *store;          /* owned; touched only by the load job in flight when
+                                       * it is incremental, else by the side job (and by
+                                       * the loop when neither runs) */
     struct event *ev_incr;            /* owned: activated by the watcher thread */
     pthread_mutex_t incr_mu;          /* guards q, nq, q_overflow (the watcher fills them) */
     bool incr_mu_init;                /* daemon_incr_setup ran */

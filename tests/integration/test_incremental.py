@@ -191,8 +191,15 @@ def beside_full_load(t, slapd, node):
     t.ok("replay-onto-full" in node.log() and "replayed=yes" in last,
          "the side job's change was replayed onto the full load's store", last)
     t.eq(rncluster.crm_rcpt(slapd.smtp_port), RCPT_OK, "the grant is still enforced after it")
-    # The next change is incremental again, from the full load's store, and verified.
+    # The next change is incremental again, from the full load's store, and verified: an
+    # unrelated one, after which the grant must still be there (the store has it too).
     m0 = loads(node)[1]
+    t.ok(apply(t, slapd, node, "dn: %s\nchangetype: modify\nadd: relayMailAlias\n"
+               "relayMailAlias: beside.alias@example.com\n-\n" % slapd.user_dn("bob"),
+               "alias after"), "an unrelated change after the full load applied by a load")
+    t.ok(eventually(lambda: rcpt(slapd.smtp_port, "beside.alias@example.com")
+                    .startswith("250"), 5, 0.1), "that alias is a recipient")
+    t.eq(rncluster.crm_rcpt(slapd.smtp_port), RCPT_OK, "the grant survives that load")
     t.ok(apply(t, slapd, node, rncluster.crm_ldif([1], grant=False), "revoke after"),
          "revoke after the full load applied by a load")
     t.ok(eventually(lambda: rncluster.crm_rcpt(slapd.smtp_port) == NO_RELAY, 5, 0.1),
