@@ -100,7 +100,9 @@ struct daemon {
     bool incr_on;                     /* RELAYNODE_INCREMENTAL is not off */
     bool incr_verify;                 /* RN_FAULTS: RELAYNODE_VERIFY_INCREMENTAL=1 */
     bool full_wanted;                 /* the next load is full: SIGHUP, period, retry */
-    struct snapstore *store;          /* owned; touched only by the (single) load job */
+    struct snapstore *store;          /* owned; touched only by the load job in flight when
+                                       * it is incremental, else by the side job (and by
+                                       * the loop when neither runs) */
     struct event *ev_incr;            /* owned: activated by the watcher thread */
     pthread_mutex_t incr_mu;          /* guards q, nq, q_overflow (the watcher fills them) */
     bool incr_mu_init;                /* daemon_incr_setup ran */
@@ -108,6 +110,16 @@ struct daemon {
     size_t nq;
     bool q_overflow;                  /* changes were dropped: the next load is full */
     uint64_t incr_applied, verify_mismatches;
+    /* changes applied beside a full load (daemon_incr.c): while a full load reads the whole
+     * directory, a side job applies the watcher's batches to the last load's store and swaps
+     * the result in at once; what it took is kept in replay and applied to the full load's
+     * store before that one is used, so the full load never rolls them back */
+    bool main_full;                   /* the load in flight started full: side jobs may run */
+    struct load_job *side;            /* the side job in flight (owned by the worker), NULL */
+    struct load_job *parked;          /* owned: the full load, done while a side job ran */
+    struct ldapdir *side_dir;         /* owned; touched only by the side job */
+    struct snapdelta_change *replay;  /* owned: what side jobs took during this full load */
+    size_t nreplay;
 };
 
 /* Certificates read on the worker for the loop to swap in (daemon_certs.c). */
@@ -144,6 +156,10 @@ struct load_job {
     size_t nchanges;
     bool incremental;                 /* in: try the store; out: it was incremental */
     char why_full[RN_ERRLEN];         /* why an incremental load fell back ("" asked) */
+    struct snapstore *store;          /* owned: a full load's new store, installed by the
+                                       * loop (d->store may serve a side job meanwhile) */
+    bool side;                        /* a side job (beside a full load) */
+    bool replay;                      /* a full load applying the side jobs' changes */
     double load_ms;
     enum { VERIFY_OFF, VERIFY_OK, VERIFY_MISMATCH, VERIFY_SKIPPED } verify;
     char verify_diff[1024];
@@ -153,6 +169,9 @@ struct load_job {
 /* Start a snapshot load on the worker pool, or remember one for when the load in flight
  * ends; nothing while stopping or draining. */
 void daemon_load_start(struct daemon *d);
+/* A watcher batch arrived: when a full load is in flight (and the store, the watcher and
+ * the queue allow it), apply the queued changes beside it at once; else nothing. */
+void daemon_side_start(struct daemon *d);
 /* The version of the snapshot that runs; NULL when none (or it has none). */
 const char *daemon_applied_version(const struct daemon *d);
 /* Replace *slot by a copy of v (NULL: none). */
@@ -218,6 +237,16 @@ void daemon_incr_take(struct daemon *d, struct load_job *j);
 enum dir_result daemon_incr_load(struct daemon *d, struct load_job *j);
 /* Loop, when the load is done: log what it was (and the verification). */
 void daemon_incr_done(struct daemon *d, const struct load_job *j);
+/* Loop, a batch arrived during a full load: the queued changes go to j (a side job); false
+ * (nothing taken) when none wait or some were dropped (the next load is full anyway). */
+bool daemon_incr_take_side(struct daemon *d, struct load_job *j);
+/* Worker: a side job, applying j's changes to d->store on d->side_dir. */
+void daemon_incr_side(struct daemon *d, struct load_job *j);
+/* Worker: a full load done, applying j->changes (the side jobs') to its store j->store and
+ * building its snapshot again from it. */
+void daemon_incr_replay(struct daemon *d, struct load_job *j);
+/* Loop: keep the side job's changes for the full load in flight (takes them from j). */
+void daemon_incr_keep(struct daemon *d, struct load_job *j);
 
 /* daemon_metrics.c */
 /* The node's metrics (n->metrics) and, when metrics_listen is set, the scrape endpoint on

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include "directory/ldap/ldapadmin.h"
@@ -133,6 +134,7 @@ static void load_job_free(struct load_job *j)
 {
     daemon_certs_end(&j->certs);
     snapdelta_changes_free(&j->changes, j->nchanges);
+    snapstore_free(&j->store);
     if (j->snap)
         snapshot_unref(&j->snap);
     ldapadmin_nodes_free(&j->nodes, j->nnodes);
@@ -196,16 +198,61 @@ static void load_good(struct daemon *d, const struct load_job *j)
     daemon_bus_update(d, j);
 }
 
+static void load_done(void *arg);
+
+static void replay_run(void *arg)
+{
+    struct load_job *j = arg;
+    daemon_incr_replay(j->d, j);
+}
+
+/* A full load is done while side jobs applied changes beside it (daemon_incr.c): its
+ * snapshot lacks those the directory had not yet when it read, so they are applied to its
+ * store first (a second step of the same job) and only that snapshot can be swapped in.
+ * True when that step was started. */
+static bool load_replay(struct daemon *d, struct load_job *j)
+{
+    if (j->replay || j->rc != DIR_FOUND || !j->store || d->nreplay == 0)
+        return false;
+    snapdelta_changes_free(&j->changes, j->nchanges);
+    j->changes = d->replay;
+    j->nchanges = d->nreplay;
+    d->replay = NULL;
+    d->nreplay = 0;
+    j->replay = true;
+    d->main_full = false;             /* batches now wait for this step, a short one */
+    log_fact("-", "config", "replay-onto-full", "changes=%zu", j->nchanges);
+    worker_submit(d->n.worker, replay_run, load_done, j);
+    return true;
+}
+
 /* Loop thread: act on reload_decide's verdict on a finished load: apply it, or keep the last
  * good snapshot (and schedule a retry when the load failed or was older). */
 static void load_done(void *arg)
 {
     struct load_job *j = arg;
     struct daemon *d = j->d;
+    bool quit = d->stopping || d->n.draining;
+    if (d->side && !quit) {
+        d->parked = j;                /* the side job uses d->store: after it (side_done) */
+        return;
+    }
+    if (!quit && load_replay(d, j))
+        return;
     d->loading = false;
+    d->main_full = false;
+    snapdelta_changes_free(&d->replay, d->nreplay);   /* a failed full load: the next one is */
+    d->nreplay = 0;                                   /* full and reads them */
     free(d->load_floor);
     d->load_floor = NULL;
-    if (d->stopping || d->n.draining) {
+    if (j->rc == DIR_FOUND && j->store) {             /* a full load's store */
+        snapstore_free(&d->store);
+        d->store = j->store;
+        j->store = NULL;
+    } else if (j->rc != DIR_FOUND) {
+        snapstore_free(&d->store);                    /* as the failed load left it */
+    }
+    if (quit) {
         load_job_free(j);
         return;
     }
@@ -278,6 +325,78 @@ static void load_done(void *arg)
     }
 }
 
+static void side_run(void *arg)
+{
+    struct load_job *j = arg;
+    daemon_incr_side(j->d, j);
+}
+
+/* Loop: a side job is done. Its snapshot runs at once when reload_decide would apply it; its
+ * changes are kept for the full load's store either way (a failed one dropped d->store: the
+ * changes then wait for the full load and its replay). */
+static void side_done(void *arg)
+{
+    struct load_job *j = arg;
+    struct daemon *d = j->d;
+    d->side = NULL;
+    if (!d->stopping && !d->n.draining && j->rc == DIR_FOUND) {
+        daemon_incr_done(d, j);
+        const char *applied = daemon_applied_version(d);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct reload_input in = {
+            .load_ok = true, .have_snap = d->n.snap != NULL, .applied = applied,
+            .applied_hash = d->n.snap ? d->n.snap->content_hash : 0,
+            .loaded = j->snap->version, .loaded_hash = j->snap->content_hash,
+            .now = (long long)now.tv_sec, .older_since = d->older_since};
+        enum reload_action a = reload_decide(&in).action;
+        if (a == RELOAD_APPLY || a == RELOAD_APPLY_SAME_VERSION) {
+            if (d->n.metrics)
+                metrics_inc(d->n.metrics->reloads[RM_APPLIED], 1);
+            snapshot_swap(d, j->snap, &j->certs, j->load_ms);
+            j->snap = NULL;
+            if (d->bus)
+                cluster_set_applied(d->bus, daemon_applied_version(d), d->stale);
+            if (d->wanted && reload_covers(daemon_applied_version(d), d->wanted)) {
+                free(d->wanted);
+                d->wanted = NULL;
+                evtimer_del(d->ev_wait);
+            }
+        }
+    } else if (!d->stopping && !d->n.draining) {
+        char qe[RN_ERRLEN + 64];
+        log_fact("-", "config", "side-load-failed", "result=%s error=%s changes=%zu "
+                 "then=%s", dir_result_name(j->rc), log_quote(j->err, qe, sizeof qe),
+                 j->nchanges, "after-the-full-load");
+    }
+    daemon_incr_keep(d, j);
+    load_job_free(j);
+    struct load_job *f = d->parked;
+    d->parked = NULL;
+    if (f)
+        load_done(f);
+    else
+        daemon_side_start(d);         /* batches that arrived meanwhile */
+}
+
+void daemon_side_start(struct daemon *d)
+{
+    if (d->stopping || d->n.draining || !d->loading || !d->main_full || d->side ||
+        !d->store || !d->watch_persist)
+        return;
+    struct load_job *j = xcalloc(1, sizeof *j);
+    j->d = d;
+    j->side = true;
+    j->incremental = true;
+    if (!daemon_incr_take_side(d, j)) {
+        free(j);
+        return;
+    }
+    daemon_certs_begin(d, &j->certs, false);
+    d->side = j;
+    worker_submit(d->n.worker, side_run, side_done, j);
+}
+
 void daemon_load_start(struct daemon *d)
 {
     if (d->stopping || d->n.draining)
@@ -324,6 +443,32 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
     }
     d->full_wanted = true;            /* SIGHUP, the periodic safety net, a retry: in full */
     daemon_load_start(d);
+}
+
+/* Arm the next periodic safety-net load at a random point of RELOAD_PERIOD_S +- a quarter
+ * (reload_period_ms): a one-shot timer drawn again each time, so that the nodes of a
+ * cluster, started together, spread their full loads instead of reading the whole directory
+ * from one server in the same second, every minute, for ever. */
+static void period_arm(struct daemon *d)
+{
+    uint32_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        r = (uint32_t)t.tv_nsec ^ (uint32_t)getpid() * 2654435761u;
+    }
+    unsigned ms = reload_period_ms(RELOAD_PERIOD_S, r);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(d->ev_reload, &tv);
+}
+
+static void on_period(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->stopping || d->n.draining)
+        return;
+    period_arm(d);
+    on_reload_event(fd, what, arg);
 }
 
 static double since(const struct timespec *a, const struct timespec *b)
@@ -377,17 +522,17 @@ int daemon_events_new(struct daemon *d, char *err, size_t errlen)
     d->ev_usr1 = evsignal_new(base, SIGUSR1, on_queue_rescan, d);
     d->ev_term = evsignal_new(base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(base, SIGINT, on_term, d);
-    d->ev_reload = event_new(base, -1, EV_PERSIST, on_reload_event, d);
+    d->ev_reload = evtimer_new(base, on_period, d);
     d->ev_retry = evtimer_new(base, on_reload_event, d);
     d->ev_drain = event_new(base, -1, EV_PERSIST, on_drain_tick, d);
     d->ev_expire = evtimer_new(base, on_expire, d);
     d->lat = looplat_new(base, LOOPLAT_REPORT_S, LOOPLAT_THRESHOLD_MS);
-    struct timeval period = {RELOAD_PERIOD_S, 0};
     if (!d->lat || !d->ev_hup || !d->ev_term || !d->ev_int || !d->ev_usr1 || !d->ev_reload ||
         !d->ev_retry || !d->ev_drain || !d->ev_expire || event_add(d->ev_hup, NULL) < 0 ||
         event_add(d->ev_usr1, NULL) < 0 || event_add(d->ev_term, NULL) < 0 ||
-        event_add(d->ev_int, NULL) < 0 || event_add(d->ev_reload, &period) < 0)
+        event_add(d->ev_int, NULL) < 0)
         return rn_err(err, errlen, "cannot register signal and timer events");
+    period_arm(d);
     return 0;
 }
 

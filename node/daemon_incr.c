@@ -6,9 +6,13 @@
  * full load's ten) and swaps in the snapshot built from it; anything the store cannot place
  * (a watcher that started over, a rename with entries beneath, the node's own entry) falls
  * back to the full load in the same job, as do SIGHUP, the periodic safety net, a retry
- * and a polling watcher. Changes delivered before a full load started are in what it reads;
- * those delivered during it stay queued for the next load, whose entryCSN check skips what
- * the full load already saw.
+ * and a polling watcher. Changes delivered before a full load started are in what it reads.
+ * Those delivered during it do not wait for it (seconds with 100,000 users): a side job
+ * applies them to the last load's store, on a connection of its own, and swaps its snapshot
+ * in at once. The full load builds a new store; when it is done, the changes the side jobs
+ * took are applied to that store too (the entryCSN check skips what the full load already
+ * saw) and only that snapshot is swapped in, so the full load never rolls a change back. A
+ * full load that fails drops both stores: the next one is full and reads everything.
  *
  * RELAYNODE_INCREMENTAL=off turns the path off (the watcher then asks for no entries). In a
  * fault-injection build (RN_FAULTS), RELAYNODE_VERIFY_INCREMENTAL=1 makes every incremental
@@ -23,6 +27,7 @@
 #include "directory/snapdelta.h"
 #include "directory/snapdump.h"
 #include "directory/base/util.h"
+#include "node/common/fault.h"
 #include "node/common/log.h"
 #include "node/daemon-private.h"
 
@@ -49,8 +54,10 @@ void daemon_incr_batch(void *arg, struct snapdelta_change *v, size_t n)
 static void on_batch(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
-    if (!d->stopping && !d->n.draining)
-        daemon_load_start(d);
+    if (d->stopping || d->n.draining)
+        return;
+    daemon_load_start(d);             /* or, during a load, one after it */
+    daemon_side_start(d);             /* during a full load: the changes at once */
 }
 
 bool daemon_incr_setup(struct daemon *d)
@@ -81,6 +88,9 @@ void daemon_incr_teardown(struct daemon *d)
     d->ev_incr = NULL;
     snapdelta_changes_free(&d->q, d->nq);
     d->nq = 0;
+    snapdelta_changes_free(&d->replay, d->nreplay);
+    d->nreplay = 0;
+    ldapdir_free(&d->side_dir);
     snapstore_free(&d->store);
     pthread_mutex_destroy(&d->incr_mu);
 }
@@ -98,6 +108,33 @@ void daemon_incr_take(struct daemon *d, struct load_job *j)
     /* No job is in flight, so the store is not being touched. */
     j->incremental = d->incr_on && d->store && d->watch_persist && !d->full_wanted && !overflow;
     d->full_wanted = false;
+    d->main_full = d->incr_on && !j->incremental;
+}
+
+bool daemon_incr_take_side(struct daemon *d, struct load_job *j)
+{
+    pthread_mutex_lock(&d->incr_mu);
+    bool take = d->nq > 0 && !d->q_overflow;
+    if (take) {
+        j->changes = d->q;
+        j->nchanges = d->nq;
+        d->q = NULL;
+        d->nq = 0;
+    }
+    pthread_mutex_unlock(&d->incr_mu);
+    return take;
+}
+
+void daemon_incr_keep(struct daemon *d, struct load_job *j)
+{
+    if (!j->nchanges)
+        return;
+    d->replay = xrealloc(d->replay, (d->nreplay + j->nchanges) * sizeof *d->replay);
+    memcpy(d->replay + d->nreplay, j->changes, j->nchanges * sizeof *j->changes);
+    d->nreplay += j->nchanges;
+    free(j->changes);
+    j->changes = NULL;
+    j->nchanges = 0;
 }
 
 static double ms_since(const struct timespec *a)
@@ -109,11 +146,11 @@ static double ms_since(const struct timespec *a)
 
 /* Verification: a full load next to the incremental one; the same version must give the
  * same dump (another version means the directory moved meanwhile: skipped). */
-static void verify(struct daemon *d, struct load_job *j)
+static void verify(struct daemon *d, struct ldapdir *dir, struct load_job *j)
 {
     struct rn_snapshot *full = NULL;
     char err[RN_ERRLEN];
-    if (ldapdir_load_store(d->dir, &d->n.boot, NULL, &full, err, sizeof err) != DIR_FOUND) {
+    if (ldapdir_load_store(dir, &d->n.boot, NULL, &full, err, sizeof err) != DIR_FOUND) {
         j->verify = VERIFY_SKIPPED;
         return;
     }
@@ -156,16 +193,78 @@ enum dir_result daemon_incr_load(struct daemon *d, struct load_job *j)
         if (rc == DIR_FOUND && !nodes_dirty)
             j->want_nodes = false;            /* the peers are as the last load read them */
         if (rc == DIR_FOUND && d->incr_verify)
-            verify(d, j);
+            verify(d, d->dir, j);
     }
     if (rc == DIR_NOTFOUND) {                 /* full: asked for, or the fallback */
+        /* Into a store of its own: d->store may serve a side job meanwhile (the loop
+         * installs this one when the load is done). */
         j->incremental = false;
-        snapstore_free(&d->store);
-        rc = ldapdir_load_store(d->dir, &d->n.boot, d->incr_on ? &d->store : NULL, &j->snap,
+        rc = ldapdir_load_store(d->dir, &d->n.boot, d->incr_on ? &j->store : NULL, &j->snap,
                                 j->err, sizeof j->err);
+        if (rc == DIR_FOUND)
+            fault_sleep("full-load");         /* tests: a change lands after the read */
     }
     j->load_ms = ms_since(&t0);
     return rc;
+}
+
+void daemon_incr_side(struct daemon *d, struct load_job *j)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool nodes_dirty = false;         /* the full load in flight reads the peers anyway */
+    j->rc = DIR_FOUND;
+    if (!d->side_dir)
+        j->rc = ldapdir_open(&d->n.boot, &d->side_dir, j->err, sizeof j->err);
+    if (j->rc == DIR_FOUND)
+        j->rc = ldapdir_apply_changes(d->side_dir, &d->n.boot, d->store, j->changes,
+                                      j->nchanges, &j->snap, &nodes_dirty, j->err,
+                                      sizeof j->err);
+    if (j->rc != DIR_FOUND) {
+        snapstore_free(&d->store);            /* possibly half applied: never used again */
+        if (j->rc != DIR_NOTFOUND)
+            ldapdir_free(&d->side_dir);
+        return;
+    }
+    if (d->incr_verify)
+        verify(d, d->side_dir, j);
+    daemon_certs_read(d, &j->certs, j->snap);
+    j->load_ms = ms_since(&t0);
+}
+
+void daemon_incr_replay(struct daemon *d, struct load_job *j)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool nodes_dirty = false;
+    struct rn_snapshot *s = NULL;
+    j->rc = ldapdir_apply_changes(d->dir, &d->n.boot, j->store, j->changes, j->nchanges, &s,
+                                  &nodes_dirty, j->err, sizeof j->err);
+    if (j->snap)
+        snapshot_unref(&j->snap);
+    j->snap = s;
+    if (j->rc == DIR_NOTFOUND) {
+        /* What the store cannot place (a watcher that started over, ...): read it all again,
+         * now that no side job runs, as an incremental load falls back. */
+        rn_strlcpy(j->why_full, j->err, sizeof j->why_full);
+        snapstore_free(&j->store);
+        j->rc = ldapdir_load_store(d->dir, &d->n.boot, &j->store, &j->snap, j->err,
+                                   sizeof j->err);
+        nodes_dirty = true;
+    }
+    if (j->rc == DIR_FOUND && nodes_dirty && j->want_nodes) {
+        ldapadmin_nodes_free(&j->nodes, j->nnodes);
+        j->nnodes = 0;
+        j->rc = ldapadmin_list_nodes(d->dir, d->n.boot.base_dn, &j->nodes, &j->nnodes, j->err,
+                                     sizeof j->err);
+    }
+    if (j->rc != DIR_FOUND) {
+        snapstore_free(&j->store);
+        ldapdir_free(&d->dir);
+        if (j->snap)
+            snapshot_unref(&j->snap);
+    }
+    j->load_ms += ms_since(&t0);
 }
 
 void daemon_incr_done(struct daemon *d, const struct load_job *j)
@@ -176,14 +275,16 @@ void daemon_incr_done(struct daemon *d, const struct load_job *j)
         d->incr_applied++;
         d->verify_mismatches += j->verify == VERIFY_MISMATCH;
         log_fact("-", "config", "incremental-load",
-                 "changes=%zu ms=%.3f verify=%s applied_total=%llu mismatches=%llu%s%s",
+                 "changes=%zu ms=%.3f verify=%s applied_total=%llu mismatches=%llu%s%s%s",
                  j->nchanges, j->load_ms, vnames[j->verify],
                  (unsigned long long)d->incr_applied, (unsigned long long)d->verify_mismatches,
+                 j->side ? " beside=full-load" : "",
                  j->verify == VERIFY_MISMATCH ? " diff=" : "",
                  j->verify == VERIFY_MISMATCH ? log_quote(j->verify_diff, qd, sizeof qd) : "");
     } else if (j->rc == DIR_FOUND) {
-        log_fact("-", "config", "full-load", "changes=%zu ms=%.3f reason=%s", j->nchanges,
-                 j->load_ms, j->why_full[0] ? log_quote(j->why_full, qw, sizeof qw)
-                                            : "requested");
+        log_fact("-", "config", "full-load", "changes=%zu ms=%.3f reason=%s replayed=%s",
+                 j->nchanges, j->load_ms, j->why_full[0] ? log_quote(j->why_full, qw, sizeof qw)
+                                                         : "requested",
+                 j->replay ? "yes" : "no");
     }
 }

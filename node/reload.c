@@ -31,6 +31,12 @@ unsigned reload_backoff_next(unsigned backoff)
     return backoff * 2 > RELOAD_BACKOFF_MAX_S ? RELOAD_BACKOFF_MAX_S : backoff * 2;
 }
 
+unsigned reload_period_ms(unsigned period_s, uint32_t rnd)
+{
+    unsigned long long ms = (unsigned long long)period_s * 1000;
+    return (unsigned)(ms - ms / 4 + rnd % (ms / 2 + 1));
+}
+
 /* Both versions present and the same text. */
 static bool same_text(const struct reload_input *in)
 {

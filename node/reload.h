@@ -50,5 +50,10 @@ bool reload_covers(const char *have, const char *want);
 /* The retry delay after `backoff` seconds: doubled, at most RELOAD_BACKOFF_MAX_S. */
 unsigned reload_backoff_next(unsigned backoff);
 
+/* The delay before the next periodic safety-net load, in milliseconds: period_s spread by up
+ * to a quarter either way by rnd (any 32-bit value), so that the nodes of a cluster, started
+ * together, do not all read the whole directory from one server at once (issue 17). */
+unsigned reload_period_ms(unsigned period_s, uint32_t rnd);
+
 const char *reload_action_name(enum reload_action a);
 #endif

@@ -4,7 +4,8 @@
  * for it. Points: spool-create (a message's tmp/ file), spool-write (each write(2) of a
  * spool file's bytes, whichever thread makes it), spool-statvfs (the free-space check at
  * MAIL), dsn (building a DSN), cert-read (PEM files read on SIGHUP), watch-version (the
- * change watcher's thread, before it hands a version to the loop). Without RN_FAULTS
+ * change watcher's thread, before it hands a version to the loop), full-load (a full
+ * snapshot load, after its read: a change made meanwhile is not in it). Without RN_FAULTS
  * fault_sleep is an empty inline: nothing in production. */
 #ifndef RN_FAULT_H
 #define RN_FAULT_H

@@ -13,10 +13,15 @@ incremental one and compares the two snapshots' canonical dumps.
   - behaviour follows: the CRM connector's Accept-Any-Recipient grant toggles the RCPT reply,
     a new alias is accepted as a recipient;
   - what the store cannot place falls back to a full load (a container renamed with entries
-    beneath), and SIGHUP reloads in full.
+    beneath), and SIGHUP reloads in full;
+  - a change made while a full load runs is enforced before that load ends and is still
+    enforced after it: the node again with RELAYNODE_FAULT_SLEEP=full-load=6000 (the full
+    load holds its result 6 s after reading, so the change is not in it), SIGHUP, then the
+    grant: a side job applies it at once, and the full load's store gets it replayed.
 """
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -158,6 +163,51 @@ def apply(t, slapd, node, ldif, what):
     return eventually(lambda: sum(loads(node)[i] for i in (0, 3)) > before, 10, 0.05)
 
 
+def beside_full_load(t, slapd, node):
+    """A change during a (slowed) full load: enforced before it ends, kept after it."""
+    node.stop()
+    node.env = {"RELAYNODE_VERIFY_INCREMENTAL": "1", "RELAYNODE_FAULT_SLEEP": "full-load=6000"}
+    mark = len(node.log())
+    node.start(timeout=30)
+    # The first load, then the watcher's first refresh ("started over"), each read in full:
+    # once one of them took a change the node is idle, with a store, for the SIGHUP.
+    t.ok(eventually(lambda: "cluster watcher-up mode=persist" in node.log()[mark:] and
+                    re.search(r"config full-load changes=[1-9]", node.log()[mark:]), 30),
+         "the slowed node serves", node.log_tail(10))
+    t.eq(rncluster.crm_rcpt(slapd.smtp_port), NO_RELAY, "CRM server refused (no grant)")
+    full0 = loads(node)[3]
+    node.signal(signal.SIGHUP)
+    time.sleep(1.5)                   # the full load has read: the grant is not in it
+    rc, _, err = slapd.ldapmodify(rncluster.crm_ldif([1], grant=True))
+    t.ok(rc == 0, "ldapmodify grant during the full load", err)
+    t.ok(eventually(lambda: rncluster.crm_rcpt(slapd.smtp_port) == RCPT_OK, 10, 0.1),
+         "the grant is enforced during the full load", node.log_tail(10))
+    t.ok(loads(node)[3] == full0, "... before the full load ended", node.log_tail(10))
+    t.ok("beside=full-load" in node.log()[mark:], "applied by a side job",
+         "\n".join(x[:300] for x in node.log()[mark:].splitlines() if " config " in x))
+    t.ok(eventually(lambda: loads(node)[3] > full0, 20, 0.1), "the full load ends",
+         node.log_tail(10))
+    last = node.log().split("config full-load")[-1].splitlines()[0]
+    t.ok("replay-onto-full" in node.log() and "replayed=yes" in last,
+         "the side job's change was replayed onto the full load's store", last)
+    t.eq(rncluster.crm_rcpt(slapd.smtp_port), RCPT_OK, "the grant is still enforced after it")
+    # The next change is incremental again, from the full load's store, and verified: an
+    # unrelated one, after which the grant must still be there (the store has it too).
+    m0 = loads(node)[1]
+    t.ok(apply(t, slapd, node, "dn: %s\nchangetype: modify\nadd: relayMailAlias\n"
+               "relayMailAlias: beside.alias@example.com\n-\n" % slapd.user_dn("bob"),
+               "alias after"), "an unrelated change after the full load applied by a load")
+    t.ok(eventually(lambda: rcpt(slapd.smtp_port, "beside.alias@example.com")
+                    .startswith("250"), 5, 0.1), "that alias is a recipient")
+    t.eq(rncluster.crm_rcpt(slapd.smtp_port), RCPT_OK, "the grant survives that load")
+    t.ok(apply(t, slapd, node, rncluster.crm_ldif([1], grant=False), "revoke after"),
+         "revoke after the full load applied by a load")
+    t.ok(eventually(lambda: rncluster.crm_rcpt(slapd.smtp_port) == NO_RELAY, 5, 0.1),
+         "CRM server refused after that revoke")
+    t.ok(eventually(lambda: loads(node)[2] > 0, 5, 0.1) and loads(node)[1] == m0,
+         "verified against a full load: no mismatch", node.log_tail(10))
+
+
 def main():
     if rnnode.missing_node():
         return 1
@@ -235,6 +285,7 @@ def main():
              "reason=requested" in node.log().split("config full-load")[-1],
              "SIGHUP reloads in full")
         t.eq(loads(node)[1], 0, "still no mismatch")
+        beside_full_load(t, slapd, node)
         node.stop()
         node = None
     finally:

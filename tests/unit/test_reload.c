@@ -159,6 +159,29 @@ static void test_backoff(void **state)
     assert_memory_equal(seen, want, sizeof want);
 }
 
+/* The safety net's period is spread a quarter either way: the bounds are reached, never
+ * passed, and nodes drawing different numbers land at different times. */
+static void test_period_jitter(void **state)
+{
+    (void)state;
+    assert_int_equal(reload_period_ms(60, 0), 45000);
+    assert_int_equal(reload_period_ms(60, 30000), 75000);
+    assert_int_equal(reload_period_ms(60, 30001), 45000);
+    assert_int_equal(reload_period_ms(60, UINT32_MAX), 45000 + UINT32_MAX % 30001);
+    assert_int_equal(reload_period_ms(0, 12345), 0);
+    unsigned lo = UINT32_MAX, hi = 0, x = 2463534242u;
+    for (int i = 0; i < 10000; i++) {
+        x ^= x << 13;                 /* xorshift32: a spread of inputs */
+        x ^= x >> 17;
+        x ^= x << 5;
+        unsigned ms = reload_period_ms(60, x);
+        assert_true(ms >= 45000 && ms <= 75000);
+        lo = ms < lo ? ms : lo;
+        hi = ms > hi ? ms : hi;
+    }
+    assert_true(lo < 46000 && hi > 74000);   /* the whole window is used */
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -177,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_backwards_bound),
         cmocka_unit_test(test_covers),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_period_jitter),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
