@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rnnode  # noqa: E402
 import rntest  # noqa: E402
 
-ROUNDS = int(os.environ.get("RN_STOP_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("RN_STOP_ROUNDS", "12"))   # RN_STOP_ROUNDS=100 for a long run
 ANON, AUTHED, STUCK = 4, 4, 3
 PER_WRITE = 4
 QUEUED = re.compile(r"250 2\.6\.0 <([0-9A-F]{24})@")
