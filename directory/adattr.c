@@ -12,6 +12,7 @@
 #include "directory/adattr.h"
 #include "directory/connattr.h"
 #include "directory/dnsname.h"
+#include "directory/entry.h"
 #include "directory/secdesc.h"
 #include "directory/validate.h"
 #include "directory/base/util.h"
@@ -245,12 +246,7 @@ static int bool_value(const struct dir_attr *a, bool *out, char *err, size_t err
 int adattr_sendconn(const struct dir_entry *e, struct rn_sendconn *sc, char *err,
                     size_t errlen)
 {
-    memset(sc, 0, sizeof *sc);
-    sc->dn = xstrdup(e->dn);
-    const char *cn = dir_entry_first(e, "cn");
-    sc->name = xstrdup(cn ? cn : "");
-    sc->enabled = true;
-    sc->cost = 1;
+    sendconn_init(e, sc);
     const struct dir_attr *a = dir_entry_get(e, "routingList");
     for (size_t i = 0; a && i < a->nvalues; i++)
         if (routing_entry(sc, a->values[i], err, errlen) < 0)

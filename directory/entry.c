@@ -334,8 +334,7 @@ static int sendconn_attr(struct rn_sendconn *sc, const struct dir_attr *at, char
     return 0;
 }
 
-int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char *err,
-                        size_t errlen)
+void sendconn_init(const struct dir_entry *e, struct rn_sendconn *sc)
 {
     memset(sc, 0, sizeof *sc);
     sc->dn = xstrdup(e->dn);
@@ -343,6 +342,12 @@ int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char 
     sc->name = xstrdup(cn ? cn : "");
     sc->enabled = true;
     sc->cost = 1;
+}
+
+int sendconn_from_entry(const struct dir_entry *e, struct rn_sendconn *sc, char *err,
+                        size_t errlen)
+{
+    sendconn_init(e, sc);
     for (size_t i = 0; i < e->nattrs; i++)
         if (e->attrs[i].nvalues && sendconn_attr(sc, &e->attrs[i], err, errlen) != 0)
             return -1;

@@ -61,6 +61,9 @@ int connector_from_entry(const struct dir_entry *e, bool site_scoped, struct rn_
 int domain_from_entry(const struct dir_entry *e, struct rn_domain *dom, char *err,
                       size_t errlen);
 
+/* sc = a send connector named by e's cn, enabled, cost 1, nothing else set (both profiles'
+ * loaders start here); sendconn_clear frees it. */
+void sendconn_init(const struct dir_entry *e, struct rn_sendconn *sc);
 /* A relaySendConnector entry: relayAddressSpace (one or more; domain_name_check with "*."
  * and "*"), relaySmartHost (smarthost_check; none = DNS MX), relayCost 1..100 (default 1),
  * relayEnabled (default TRUE) and relayRequireTLS as TRUE/FALSE; no other relay* attribute.
