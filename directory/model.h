@@ -10,6 +10,7 @@
 #include "directory/ace.h"
 #include "directory/ipr.h"
 #include "directory/rcptset.h"
+#include "directory/secdesc.h"
 
 #define RN_UNLIMITED UINT64_MAX   /* a limit attribute that is absent or "unlimited" */
 
@@ -100,6 +101,13 @@ struct rn_snapshot {
     void *domain_index;            /* owned, one block: snapshot_index_domains() builds it
                                     * once the domains are final; NULL = snapshot_find_domain
                                     * scans */
+    /* AD profile (adload.c): the per-forest Exchange groups' objectSids (Exchange Servers,
+     * ExchangeLegacyInterop) the ACEs were mapped with, so AUTH maps a user's tokenGroups
+     * with the same map (aduser.c) without reading them again. exchange_groups_ok: the load
+     * read them (every group found has a SID that parses); false (the relay profile, or a
+     * malformed objectSid) makes an AD AUTH fail closed. */
+    struct sd_sidmap exchange_groups[2]; size_t nexchange_groups;
+    bool exchange_groups_ok;
 };
 
 struct rn_snapshot *snapshot_new(void);                  /* refs = 1, empty */

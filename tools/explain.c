@@ -294,7 +294,7 @@ static int token_fill(struct ldapdir *d, const struct rn_bootstrap *b,
         policy_initial_token(c, t);
         return 0;
     }
-    enum dir_result dr = ldapdir_user_token(d, b, a->user, t, &x->addrs, &x->naddrs,
+    enum dir_result dr = ldapdir_user_token(d, b, x->s, a->user, t, &x->addrs, &x->naddrs,
                                             x->auth_error, sizeof x->auth_error);
     if (dr == DIR_FOUND)
         return 0;

@@ -249,7 +249,9 @@ static enum dir_result class_load(struct ldapdir *d, struct rn_snapshot *s, stru
 }
 
 /* objectSid of the per-forest groups (Exchange creates them in OU=Microsoft Exchange Security
- * Groups; matched by sAMAccountName, which is unique in a domain). */
+ * Groups; matched by sAMAccountName, which is unique in a domain), into x for the descriptors
+ * and into s->exchange_groups for AUTH (aduser.c), which fails closed unless every group found
+ * had a SID that parses. */
 static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, const char *dom,
                                    struct adctx *x, char *err, size_t errlen)
 {
@@ -267,6 +269,7 @@ static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, con
         return r;
     }
     hash_entries(&s->content_hash, d->ld, res);
+    bool ok = true;
     for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
         size_t nn = 0;
         char **name = ldapdir_values(d->ld, m, "sAMAccountName", &nn);
@@ -282,6 +285,7 @@ static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, con
                 char *dn = ldap_get_dn(d->ld, m);
                 snapshot_add_error(s, "%s: objectSid: missing or malformed", dn ? dn : name[0]);
                 ldap_memfree(dn);
+                ok = false;
                 continue;
             }
             x->sids = xrealloc(x->sids, (x->nsids + 1) * sizeof *x->sids);
@@ -291,6 +295,16 @@ static enum dir_result groups_load(struct ldapdir *d, struct rn_snapshot *s, con
         ldapdir_values_free(name, nn);
     }
     ldap_msgfree(res);
+    size_t cap = sizeof s->exchange_groups / sizeof s->exchange_groups[0];
+    if (x->nsids > cap) {
+        snapshot_add_error(s, "%s: %zu Exchange Servers or ExchangeLegacyInterop groups, more "
+                           "than %zu", dom, x->nsids, cap);
+        ok = false;
+    }
+    if (ok && x->nsids)
+        memcpy(s->exchange_groups, x->sids, x->nsids * sizeof *x->sids);
+    s->nexchange_groups = ok ? x->nsids : 0;
+    s->exchange_groups_ok = ok;
     return DIR_FOUND;
 }
 

@@ -130,55 +130,26 @@ static enum dir_result token_groups_read(struct ldapdir *d, const char *user_dn,
 /* The per-forest Exchange groups (Exchange Servers, ExchangeLegacyInterop) a token holds, as
  * their WK_* principals: the loader (adload.c) turns an ACE naming either group's SID into
  * that principal, so a member must hold the principal too, or it would miss the group's
- * allows and, worse, its denies. Read per AUTH (one indexed search); any failure is
- * DIR_TEMPFAIL. */
-static enum dir_result exchange_groups_map(struct ldapdir *d, const char *domain,
-                                           struct token *t, char *err, size_t errlen)
+ * allows and, worse, its denies. The SIDs are the ones the snapshot's ACEs were mapped with
+ * (snap->exchange_groups, read at each load), so no search per AUTH; a snapshot without
+ * them (none given, or the load could not read one) is DIR_TEMPFAIL. */
+static enum dir_result exchange_groups_map(const struct rn_snapshot *snap, struct token *t,
+                                           char *err, size_t errlen)
 {
-    static const struct { const char *name; int wk; } want[] = {
-        {"Exchange Servers", WK_EXCHANGE_SERVERS}, {"ExchangeLegacyInterop", WK_LEGACY_INTEROP},
-    };
-    char *attrs[] = {"sAMAccountName", "objectSid", NULL};
-    LDAPMessage *res = NULL;
-    int rc = ldapdir_search(d, domain, LDAP_SCOPE_SUBTREE,
-                            "(&(objectClass=group)(|(sAMAccountName=Exchange Servers)"
-                            "(sAMAccountName=ExchangeLegacyInterop)))", attrs, 4, &res);
-    if (rc != LDAP_SUCCESS) {
-        enum dir_result r = ldapdir_error(d, rc, "search the Exchange groups", err, errlen);
-        ldap_msgfree(res);
-        return r == DIR_FOUND ? DIR_TEMPFAIL : r;
+    if (!snap || !snap->exchange_groups_ok) {
+        rn_err(err, errlen, "the Exchange groups' SIDs were not read by the directory load");
+        return DIR_TEMPFAIL;
     }
-    struct sd_sidmap map[4];
-    size_t n = 0;
-    enum dir_result r = DIR_FOUND;
-    for (LDAPMessage *m = ldap_first_entry(d->ld, res); m && n < 4; m = ldap_next_entry(d->ld, m)) {
-        size_t nn = 0;
-        char **name = ldapdir_values(d->ld, m, "sAMAccountName", &nn);
-        struct berval **sid = ldap_get_values_len(d->ld, m, "objectSid");
-        for (size_t i = 0; nn == 1 && i < sizeof want / sizeof want[0]; i++) {
-            if (!rn_strieq(name[0], want[i].name))
-                continue;
-            map[n].wk = want[i].wk;
-            if (!sid || !sid[0] || sid[1] || sid_string(sid[0], map[n].sid) != 0) {
-                rn_err(err, errlen, "%s: objectSid missing or malformed", want[i].name);
-                r = DIR_TEMPFAIL;
-            } else {
-                n++;
-            }
-        }
-        ldap_value_free_len(sid);
-        ldapdir_values_free(name, nn);
-    }
-    ldap_msgfree(res);
-    if (r == DIR_FOUND && token_map_sids(t, map, n) != 0) {
+    if (token_map_sids(t, snap->exchange_groups, snap->nexchange_groups) != 0) {
         rn_err(err, errlen, "the Exchange groups' SIDs could not be matched");
-        r = DIR_TEMPFAIL;
+        return DIR_TEMPFAIL;
     }
-    return r;
+    return DIR_FOUND;
 }
 
 enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                 const char *login_or_dn, bool allow_dn, struct token *t,
+                                 const struct rn_snapshot *snap, const char *login_or_dn,
+                                 bool allow_dn, struct token *t,
                                  char ***addresses, size_t *naddresses, char *err,
                                  size_t errlen)
 {
@@ -251,7 +222,7 @@ enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b
         r = DIR_TEMPFAIL;
     }
     if (r == DIR_FOUND) {
-        r = exchange_groups_map(d, domain, t, err, errlen);
+        r = exchange_groups_map(snap, t, err, errlen);
         if (r != DIR_FOUND)
             token_clear(t);
     }

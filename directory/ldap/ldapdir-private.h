@@ -88,10 +88,13 @@ enum dir_result addir_load_snapshot(struct ldapdir *d, const struct rn_bootstrap
                                     struct rn_snapshot **out, char *err, size_t errlen);
 /* A user's token from AD (aduser.c): the one user whose userPrincipalName or sAMAccountName
  * is the login (escaped; allow_dn: a DN is taken as one), its objectSid and tokenGroups
- * (every nested group SID), token_init_sids; the addresses are mail and the smtp:
- * proxyAddresses. Same results as ldapdir_user_token, which calls it for the ad profile. */
+ * (every nested group SID), token_init_sids, then the Exchange groups mapped with snap's
+ * exchange_groups (DIR_TEMPFAIL when snap is NULL or lacks them); the addresses are mail and
+ * the smtp: proxyAddresses. Same results as ldapdir_user_token, which calls it for the ad
+ * profile. */
 enum dir_result addir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                 const char *login_or_dn, bool allow_dn, struct token *t,
+                                 const struct rn_snapshot *snap, const char *login_or_dn,
+                                 bool allow_dn, struct token *t,
                                  char ***addresses, size_t *naddresses, char *err,
                                  size_t errlen);
 /* The AD profile's version: "usn:<highestCommittedUSN>" of the root DSE; NULL when

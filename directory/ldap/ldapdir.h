@@ -49,16 +49,21 @@ enum dir_result ldapdir_apply_changes(struct ldapdir *d, const struct rn_bootstr
 
 /* Find a user by login (user_filter, value escaped per RFC 4515) or by DN; exactly one match
  * or NOTFOUND. Fills the token (user, transitive groups, Authenticated Users, Everyone) and
- * the user's own addresses (mail and relayMailAlias; caller frees each and the array). */
+ * the user's own addresses (mail and relayMailAlias; caller frees each and the array).
+ * snap (borrowed; may be NULL for the relay profile) is the snapshot whose ACEs the token
+ * will meet: the ad profile maps the Exchange groups with its exchange_groups, and is
+ * DIR_TEMPFAIL without them. */
 enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                   const char *login_or_dn, struct token *t, char ***addresses,
-                                   size_t *naddresses, char *err, size_t errlen);
+                                   const struct rn_snapshot *snap, const char *login_or_dn,
+                                   struct token *t, char ***addresses, size_t *naddresses,
+                                   char *err, size_t errlen);
 /* The same for a login typed by a client (SMTP AUTH): only ever a user_filter value under
  * user_base, never taken as a DN, so a client cannot name an entry the filter (and the
  * administrator's restrictions in it) would not select. */
 enum dir_result ldapdir_login_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                    const char *login, struct token *t, char ***addresses,
-                                    size_t *naddresses, char *err, size_t errlen);
+                                    const struct rn_snapshot *snap, const char *login,
+                                    struct token *t, char ***addresses, size_t *naddresses,
+                                    char *err, size_t errlen);
 
 /* Check a user's password by a simple bind as dn on a connection of its own (the password
  * is verified by the directory; no hash is ever read). DIR_FOUND = the password is right;

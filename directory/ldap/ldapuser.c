@@ -162,15 +162,16 @@ char *ldapdir_user_base(const struct rn_bootstrap *b)
 /* ldapdir_user_token and ldapdir_login_token; allow_dn says whether a name that parses as a
  * DN is taken as one (base search) or is only ever a value for user_filter. */
 static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                  const char *login_or_dn, bool allow_dn, struct token *t,
+                                  const struct rn_snapshot *snap, const char *login_or_dn,
+                                  bool allow_dn, struct token *t,
                                   char ***addresses, size_t *naddresses, char *err,
                                   size_t errlen)
 {
     *addresses = NULL;
     *naddresses = 0;
     if (b->directory_profile == BOOT_PROFILE_AD)       /* aduser.c */
-        return addir_user_token(d, b, login_or_dn, allow_dn, t, addresses, naddresses, err,
-                                errlen);
+        return addir_user_token(d, b, snap, login_or_dn, allow_dn, t, addresses, naddresses,
+                                err, errlen);
     char *norm = xmalloc(3 * strlen(login_or_dn) + 1), nerr[RN_ERRLEN];
     bool by_dn = allow_dn && strchr(login_or_dn, '=') &&
                  dn_normalize(login_or_dn, norm, 3 * strlen(login_or_dn) + 1, nerr,
@@ -253,15 +254,17 @@ static enum dir_result user_token(struct ldapdir *d, const struct rn_bootstrap *
 }
 
 enum dir_result ldapdir_user_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                   const char *login_or_dn, struct token *t, char ***addresses,
-                                   size_t *naddresses, char *err, size_t errlen)
+                                   const struct rn_snapshot *snap, const char *login_or_dn,
+                                   struct token *t, char ***addresses, size_t *naddresses,
+                                   char *err, size_t errlen)
 {
-    return user_token(d, b, login_or_dn, true, t, addresses, naddresses, err, errlen);
+    return user_token(d, b, snap, login_or_dn, true, t, addresses, naddresses, err, errlen);
 }
 
 enum dir_result ldapdir_login_token(struct ldapdir *d, const struct rn_bootstrap *b,
-                                    const char *login, struct token *t, char ***addresses,
-                                    size_t *naddresses, char *err, size_t errlen)
+                                    const struct rn_snapshot *snap, const char *login,
+                                    struct token *t, char ***addresses, size_t *naddresses,
+                                    char *err, size_t errlen)
 {
-    return user_token(d, b, login, false, t, addresses, naddresses, err, errlen);
+    return user_token(d, b, snap, login, false, t, addresses, naddresses, err, errlen);
 }

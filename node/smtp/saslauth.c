@@ -35,6 +35,8 @@
 
 struct saslauth {
     const struct rn_bootstrap *b;
+    struct rn_snapshot *snap;    /* own reference or NULL: the one the token will meet (the
+                                  * AD profile maps its Exchange groups' SIDs) */
     sasl_conn_t *conn;
     unsigned mechs;              /* SASLAUTH_* accepted by this exchange */
     unsigned mech;               /* the one started */
@@ -218,7 +220,7 @@ static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, cons
     struct token t = {0};
     char **addrs = NULL;
     size_t naddrs = 0;
-    r = ldapdir_login_token(d, a->b, user, &t, &addrs, &naddrs, err, sizeof err);
+    r = ldapdir_login_token(d, a->b, a->snap, user, &t, &addrs, &naddrs, err, sizeof err);
     ldapdir_free(&d);
     if (r != DIR_FOUND) {
         snprintf(a->why, sizeof a->why, "lookup: %s", err);
@@ -240,14 +242,15 @@ static int cb_checkpass(sasl_conn_t *conn, void *context, const char *user, cons
     return SASL_OK;
 }
 
-struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, unsigned mechs,
-                              char *err, size_t errlen)
+struct saslauth *saslauth_new(const struct rn_bootstrap *b, struct rn_snapshot *snap,
+                              const char *fqdn, unsigned mechs, char *err, size_t errlen)
 {
     if (!saslauth_gssapi_configured(b))
         mechs &= ~(unsigned)SASLAUTH_GSSAPI;
     const char *service = b->gssapi_service && *b->gssapi_service ? b->gssapi_service : "smtp";
     struct saslauth *a = xcalloc(1, sizeof *a);
     a->b = b;
+    a->snap = snap ? snapshot_ref(snap) : NULL;
     a->mechs = mechs;
     a->cbs = xcalloc(3, sizeof *a->cbs);
     a->cbs[0] = (sasl_callback_t){SASL_CB_SERVER_USERDB_CHECKPASS,
@@ -257,6 +260,7 @@ struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, un
     int rc = sasl_server_new(service, fqdn, NULL, NULL, NULL, a->cbs, 0, &a->conn);
     if (rc != SASL_OK) {
         rn_err(err, errlen, "sasl_server_new: %s", sasl_errstring(rc, NULL, NULL));
+        snapshot_unref(&a->snap);
         free(a->cbs);
         free(a);
         return NULL;
@@ -277,6 +281,7 @@ void saslauth_free(struct saslauth **ap)
         return;
     if (a->conn)
         sasl_dispose(&a->conn);
+    snapshot_unref(&a->snap);
     token_clear(&a->tok);
     for (size_t i = 0; i < a->naddrs; i++)
         free(a->addrs[i]);
@@ -341,7 +346,7 @@ static enum saslauth_rc gssapi_identity(struct saslauth *a, char *why, size_t wh
     struct token t = {0};
     char **addrs = NULL;
     size_t naddrs = 0;
-    r = ldapdir_login_token(d, a->b, principal, &t, &addrs, &naddrs, err, sizeof err);
+    r = ldapdir_login_token(d, a->b, a->snap, principal, &t, &addrs, &naddrs, err, sizeof err);
     ldapdir_free(&d);
     if (r != DIR_FOUND) {
         snprintf(why, whylen, "GSSAPI %.200s@%.100s: lookup: %s", principal, realm, err);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "directory/bootstrap.h"
+#include "directory/model.h"
 #include "directory/token.h"
 
 /* Mechanism set, one bit each: what a connector offers and an exchange accepts. */
@@ -49,10 +50,12 @@ void saslauth_mech_names(unsigned mechs, char *buf, size_t len);
 
 struct saslauth;
 /* One exchange accepting the mechanisms in mechs (others: BADMECH). b (borrowed, outlives
- * it) gives the directory, user_filter and the gssapi_* keys; fqdn is the host part of the
- * service principal gssapi_service/fqdn. NULL with err. */
-struct saslauth *saslauth_new(const struct rn_bootstrap *b, const char *fqdn, unsigned mechs,
-                              char *err, size_t errlen);
+ * it) gives the directory, user_filter and the gssapi_* keys; snap (the session's, NULL for
+ * none) is referenced until saslauth_free: the AD profile maps the user's Exchange groups
+ * with its SIDs (ldapdir_login_token) and fails the login as TEMP without them. fqdn is the
+ * host part of the service principal gssapi_service/fqdn. NULL with err. */
+struct saslauth *saslauth_new(const struct rn_bootstrap *b, struct rn_snapshot *snap,
+                              const char *fqdn, unsigned mechs, char *err, size_t errlen);
 void saslauth_free(struct saslauth **a);
 
 /* First step: mech and the initial response as sent (base64, "=" for empty; NULL for none).

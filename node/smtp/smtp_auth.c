@@ -286,7 +286,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
         }
     }
     char err[256];
-    s->auth = saslauth_new(&s->n->boot, session_fqdn(s), offered, err, sizeof err);
+    s->auth = saslauth_new(&s->n->boot, s->snap, session_fqdn(s), offered, err, sizeof err);
     if (!s->auth) {
         char qe[400];
         log_fact(s->id, "smtp", "auth-tempfail", "why=%s", log_quote(err, qe, sizeof qe));

@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *mech = mechs[data[0] & 3];
     bool initial = data[0] & 4;
     size_t chlen = (size_t)data[1] % 64 + 1, whylen = 128;
-    struct saslauth *a = saslauth_new(&fuzz_boot, "node1.example.com", SASLAUTH_BASIC, NULL, 0);
+    struct saslauth *a = saslauth_new(&fuzz_boot, NULL, "node1.example.com", SASLAUTH_BASIC,
+                                      NULL, 0);
     if (!a)
         abort();
     const char *p = (const char *)data + 2, *end = (const char *)data + size;

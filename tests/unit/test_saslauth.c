@@ -126,7 +126,7 @@ struct step {
 /* An exchange as on a BasicAuth connector (PLAIN and LOGIN). */
 static struct saslauth *basic_new(const struct rn_bootstrap *b)
 {
-    return saslauth_new(b, "node1.example.com", SASLAUTH_BASIC, NULL, 0);
+    return saslauth_new(b, NULL, "node1.example.com", SASLAUTH_BASIC, NULL, 0);
 }
 
 static struct step run(struct saslauth *a, const char *mech, const char *line)
@@ -181,8 +181,8 @@ static void mechanisms_outside_the_set_are_504(void **state)
     };
     assert_false(saslauth_gssapi_configured(&f->silent_b));
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        struct saslauth *a = saslauth_new(&f->silent_b, "node1.example.com", t[i].mechs,
-                                          NULL, 0);
+        struct saslauth *a = saslauth_new(&f->silent_b, NULL, "node1.example.com",
+                                          t[i].mechs, NULL, 0);
         assert_non_null(a);
         struct step s = run(a, t[i].mech, NULL);
         assert_int_equal(s.rc, SASLAUTH_BADMECH);
