@@ -54,6 +54,18 @@ static enum dir_result search(struct ldapdir *d, const char *base, int scope,
     return r;
 }
 
+/* The first entry a search finds, in *m (NULL when nothing matched), and the result holding it
+ * in *res, which the caller ldap_msgfree()s. DIR_FOUND, else as search() (*res NULL). */
+static enum dir_result search_first(struct ldapdir *d, const char *base, int scope,
+                                    const char *filter, char **attrs, LDAPControl **ctrls,
+                                    LDAPMessage **res, LDAPMessage **m, char *err,
+                                    size_t errlen)
+{
+    enum dir_result r = search(d, base, scope, filter, attrs, ctrls, res, err, errlen);
+    *m = r == DIR_FOUND ? ldap_first_entry(d->ld, *res) : NULL;
+    return r;
+}
+
 /* The first value of a as a string (caller frees), or NULL. */
 static char *first_value(LDAP *ld, LDAPMessage *m, const char *a)
 {
@@ -72,12 +84,11 @@ enum dir_result adadmin_root_read(struct ldapdir *d, struct adadmin_root *out, c
     memset(out, 0, sizeof *out);
     char *attrs[] = {"configurationNamingContext", "defaultNamingContext", "supportedControl",
                      NULL};
-    LDAPMessage *res;
-    enum dir_result r = search(d, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, NULL, &res,
-                               err, errlen);
+    LDAPMessage *res, *m;
+    enum dir_result r = search_first(d, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, NULL,
+                                     &res, &m, err, errlen);
     if (r != DIR_FOUND)
         return r;
-    LDAPMessage *m = ldap_first_entry(d->ld, res);
     if (m) {
         out->config_nc = first_value(d->ld, m, "configurationNamingContext");
         out->default_nc = first_value(d->ld, m, "defaultNamingContext");
@@ -101,9 +112,8 @@ enum dir_result adadmin_root_read(struct ldapdir *d, struct adadmin_root *out, c
         filter = xasprintf("(&(objectClass=crossRef)(nCName=%s))", esc);
     char *nattrs[] = {"nETBIOSName", NULL};
     char ignored[RN_ERRLEN];
-    if (filter && search(d, base, LDAP_SCOPE_ONELEVEL, filter, nattrs, NULL, &res, ignored,
-                         sizeof ignored) == DIR_FOUND) {
-        m = ldap_first_entry(d->ld, res);
+    if (filter && search_first(d, base, LDAP_SCOPE_ONELEVEL, filter, nattrs, NULL, &res, &m,
+                               ignored, sizeof ignored) == DIR_FOUND) {
         if (m)
             out->netbios = first_value(d->ld, m, "nETBIOSName");
         ldap_msgfree(res);
@@ -238,12 +248,11 @@ enum dir_result adadmin_sid_of_dn(struct ldapdir *d, const char *dn, struct sd_s
                                   char *err, size_t errlen)
 {
     char *attrs[] = {"objectSid", NULL};
-    LDAPMessage *res;
-    enum dir_result r = search(d, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, NULL, &res,
-                               err, errlen);
+    LDAPMessage *res, *m;
+    enum dir_result r = search_first(d, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, NULL,
+                                     &res, &m, err, errlen);
     if (r != DIR_FOUND)
         return r;
-    LDAPMessage *m = ldap_first_entry(d->ld, res);
     if (!m || sid_value(d->ld, m, out) != 0) {
         rn_err(err, errlen, "%s has no objectSid: not a security principal", dn);
         r = DIR_NOTFOUND;
@@ -309,14 +318,13 @@ enum dir_result adadmin_account_of_sid(struct ldapdir *d, const char *base,
         w += sprintf(w, "\\%02x", bytes[i]);   /* esc sized for 68 octets */
     char *filter = xasprintf("(objectSid=%s)", esc);
     char *attrs[] = {"sAMAccountName", NULL};
-    LDAPMessage *res;
+    LDAPMessage *res, *m;
     *sam = NULL;
-    enum dir_result r = search(d, base, LDAP_SCOPE_SUBTREE, filter, attrs, NULL, &res, err,
-                               errlen);
+    enum dir_result r = search_first(d, base, LDAP_SCOPE_SUBTREE, filter, attrs, NULL, &res,
+                                     &m, err, errlen);
     free(filter);
     if (r != DIR_FOUND)
         return r;
-    LDAPMessage *m = ldap_first_entry(d->ld, res);
     if (m)
         *sam = first_value(d->ld, m, "sAMAccountName");
     ldap_msgfree(res);
@@ -360,12 +368,11 @@ enum dir_result adadmin_sd_read(struct ldapdir *d, const char *dn, struct adadmi
     LDAPControl sdflags, *ctrls[] = {&sdflags, NULL};
     sd_flags_control(&sdflags);
     char *attrs[] = {"nTSecurityDescriptor", "uSNChanged", "replPropertyMetaData", NULL};
-    LDAPMessage *res;
-    enum dir_result r = search(d, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, ctrls, &res,
-                               err, errlen);
+    LDAPMessage *res, *m;
+    enum dir_result r = search_first(d, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, ctrls,
+                                     &res, &m, err, errlen);
     if (r != DIR_FOUND)
         return r;
-    LDAPMessage *m = ldap_first_entry(d->ld, res);
     struct berval **sd = m ? ldap_get_values_len(d->ld, m, "nTSecurityDescriptor") : NULL;
     if (!sd || !sd[0] || sd[0]->bv_len == 0) {
         rn_err(err, errlen, "%s: no nTSecurityDescriptor readable (the account needs "
