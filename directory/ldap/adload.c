@@ -36,7 +36,6 @@
 #include <string.h>
 #include <time.h>
 
-#define AD_VALUE_MAX 8192         /* octets of one string value; longer refuses the entry */
 #define AD_PAGE 1000              /* RFC 2696 page: Active Directory's MaxPageSize */
 #define OID_SD_FLAGS "1.2.840.113556.1.4.801"
 
@@ -105,40 +104,6 @@ char *addir_version_read(struct ldapdir *d)
     char *v = usn && adattr_int(usn, UINT64_MAX / 10, &n) == 0 ? xasprintf("usn:%s", usn) : NULL;
     free(usn);
     return v;
-}
-
-/* One result entry as strings for adattr (skip: attributes read as binary elsewhere). -1 and
- * "<attr>: <reason>" when a value holds a NUL or is longer than AD_VALUE_MAX: a value cut
- * short could read as another, valid one. */
-static int entry_from_msg(LDAP *ld, LDAPMessage *m, const char *skip, struct dir_entry *e,
-                          char *err, size_t errlen)
-{
-    char *dn = ldap_get_dn(ld, m);
-    dir_entry_init(e, dn ? dn : "");
-    ldap_memfree(dn);
-    int rc = 0;
-    BerElement *ber = NULL;
-    for (char *a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
-        if (rc == 0 && !(skip && rn_strieq(a, skip))) {
-            struct berval **vals = ldap_get_values_len(ld, m, a);
-            for (size_t i = 0; vals && vals[i] && rc == 0; i++) {
-                if (vals[i]->bv_len > AD_VALUE_MAX)
-                    rc = rn_err(err, errlen, "%s: value of %lu octets, longer than %u", a,
-                                (unsigned long)vals[i]->bv_len, AD_VALUE_MAX);
-                else if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len))
-                    rc = rn_err(err, errlen, "%s: value holds a NUL octet", a);
-                else {
-                    char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
-                    dir_entry_add(e, a, v);
-                    free(v);
-                }
-            }
-            ldap_value_free_len(vals);
-        }
-        ldap_memfree(a);
-    }
-    ber_free(ber, 0);
-    return rc;
 }
 
 static enum dir_result search_error(struct ldapdir *d, int rc, const char *what,
@@ -347,7 +312,8 @@ static enum dir_result connectors_load(struct ldapdir *d, struct rn_snapshot *s,
         struct rn_connector c;
         char cerr[RN_ERRLEN];
         memset(&c, 0, sizeof c);
-        int ok = entry_from_msg(d->ld, m, "nTSecurityDescriptor", &e, cerr, sizeof cerr) == 0 &&
+        int ok = ldapdir_entry_read(d->ld, m, "nTSecurityDescriptor", true, &e, cerr,
+                                    sizeof cerr) == 0 &&
                  adattr_connector(&e, &c, cerr, sizeof cerr) == 0;
         if (ok) {
             struct berval **sd = ldap_get_values_len(d->ld, m, "nTSecurityDescriptor");
@@ -410,7 +376,7 @@ static enum dir_result routing_load(struct ldapdir *d, struct rn_snapshot *s, co
     for (LDAPMessage *m = ldap_first_entry(d->ld, res); m; m = ldap_next_entry(d->ld, m)) {
         struct dir_entry e;
         char eerr[RN_ERRLEN];
-        if (entry_from_msg(d->ld, m, NULL, &e, eerr, sizeof eerr) != 0) {
+        if (ldapdir_entry_read(d->ld, m, NULL, true, &e, eerr, sizeof eerr) != 0) {
             snapshot_add_error(s, "%s: %s", e.dn, eerr);
         } else if (has_class(d->ld, m, "msExchAcceptedDomain")) {
             struct rn_domain dom;

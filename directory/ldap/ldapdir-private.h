@@ -74,8 +74,16 @@ void ldapdir_values_free(char **v, size_t n);
 /* The parent of dn (RFC 4514), or NULL when dn has a single RDN or does not parse. Caller
  * frees. */
 char *ldapdir_dn_parent(const char *dn);
-/* Copy one search result entry into e (DN, then every attribute with its values in the
- * server's order), for the entry parser (entry.h). Caller dir_entry_clear()s. */
+/* Copy one search result entry into e (DN, then every attribute but skip (NULL: none) with
+ * its values in the server's order), for the entry parsers (entry.h, adattr.h). strict (the
+ * AD profile): a value longer than LDAPDIR_VALUE_MAX octets or holding a NUL ends the copy,
+ * -1 with err = "<attr>: <reason>" (a value cut short could read as another, valid one);
+ * otherwise every value is kept up to its first NUL, 0. Caller dir_entry_clear()s e either
+ * way. */
+#define LDAPDIR_VALUE_MAX 8192
+int ldapdir_entry_read(struct ldap *ld, struct ldapmsg *m, const char *skip, bool strict,
+                       struct dir_entry *e, char *err, size_t errlen);
+/* ldapdir_entry_read, nothing skipped, not strict (the relay profile's loader). */
 void ldapdir_entry_from_msg(struct ldap *ld, struct ldapmsg *m, struct dir_entry *e);
 
 /* ---- the Active Directory profile (directory_profile = ad, docs/ad-profile.md) ---- */

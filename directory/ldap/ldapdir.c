@@ -249,23 +249,40 @@ char *ldapdir_dn_parent(const char *dn)
     return out;
 }
 
-void ldapdir_entry_from_msg(LDAP *ld, LDAPMessage *m, struct dir_entry *e)
+int ldapdir_entry_read(LDAP *ld, LDAPMessage *m, const char *skip, bool strict,
+                       struct dir_entry *e, char *err, size_t errlen)
 {
     char *dn = ldap_get_dn(ld, m);
     dir_entry_init(e, dn ? dn : "");
     ldap_memfree(dn);
+    int rc = 0;
     BerElement *ber = NULL;
     for (char *a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
-        struct berval **vals = ldap_get_values_len(ld, m, a);
-        for (size_t i = 0; vals && vals[i]; i++) {
-            /* Our attributes are strings: a value is kept up to its first NUL, as the
-             * loader's own reads always did. */
-            char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
-            dir_entry_add(e, a, v);
-            free(v);
+        if (rc == 0 && !(skip && rn_strieq(a, skip))) {
+            struct berval **vals = ldap_get_values_len(ld, m, a);
+            for (size_t i = 0; vals && vals[i] && rc == 0; i++) {
+                if (strict && vals[i]->bv_len > LDAPDIR_VALUE_MAX)
+                    rc = rn_err(err, errlen, "%s: value of %lu octets, longer than %u", a,
+                                (unsigned long)vals[i]->bv_len, LDAPDIR_VALUE_MAX);
+                else if (strict && memchr(vals[i]->bv_val, '\0', vals[i]->bv_len))
+                    rc = rn_err(err, errlen, "%s: value holds a NUL octet", a);
+                else {
+                    /* Not strict: the relay schema's attributes are strings, and a value is
+                     * kept up to its first NUL, as the loader's own reads always did. */
+                    char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+                    dir_entry_add(e, a, v);
+                    free(v);
+                }
+            }
+            ldap_value_free_len(vals);
         }
-        ldap_value_free_len(vals);
         ldap_memfree(a);
     }
     ber_free(ber, 0);
+    return rc;
+}
+
+void ldapdir_entry_from_msg(LDAP *ld, LDAPMessage *m, struct dir_entry *e)
+{
+    ldapdir_entry_read(ld, m, NULL, false, e, NULL, 0);
 }
