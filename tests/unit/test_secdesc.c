@@ -395,130 +395,121 @@ static void valid_builder_baseline(void **state)
     secdesc_clear(&sd);
 }
 
+/* The hostile cases: a descriptor built from one of these bodies, its ACL size and count
+ * filled in (fix), then up to two little-endian values written over it and optionally cut
+ * to len bytes; every one must be refused with the error given (NULL: any error). */
+enum hbody {
+    HB_EMPTY,          /* an empty DACL */
+    HB_OBJ_SUBMIT,     /* object allow, Submit, ANONYMOUS (36 bytes) */
+    HB_OBJ_DENY,       /* the same as a deny */
+    HB_OBJ_NOGUID,     /* object allow without a GUID (24 bytes) */
+    HB_ALLOW_AU,       /* plain allow, CONTROL_ACCESS, Authenticated Users (20 bytes) */
+    HB_DENY_AU,        /* the same as a deny */
+    HB_ALLOW_AU_HDR,   /* HB_ALLOW_AU and 8 more bytes: a second ACE header */
+    HB_SID16,          /* plain allow whose SID has 16 sub-authorities */
+};
+struct hostile {
+    const char *name;
+    enum hbody body;
+    unsigned count;                                     /* ACE count given to fix() */
+    struct { unsigned at, width; uint32_t v; } poke[2]; /* width 0: none */
+    size_t len;                                         /* 0: as built */
+    const char *want;
+};
+#define P1(at, v) {{(at), 1, (v)}}
+#define DACL_AT(off) {"dacl offset " #off, HB_EMPTY, 0, {{16, 4, (off)}}, 0, NULL}
+#define ACE_SIZE(sz, e) {"ace size " #sz, HB_ALLOW_AU, 1, {{30, 2, (sz)}}, 0, (e)}
+static const struct hostile hostile[] = {
+    {"revision 2", HB_EMPTY, 0, P1(0, 2), 0, "descriptor: revision 2 (expected 1)"},
+    {"absolute", HB_EMPTY, 0, P1(3, 0x00), 0,    /* control without SELF_RELATIVE */
+     "descriptor: not self-relative (control 0x0004)"},
+    /* dacl offset into the header */
+    DACL_AT(1), DACL_AT(2), DACL_AT(3), DACL_AT(4), DACL_AT(5), DACL_AT(6), DACL_AT(7),
+    DACL_AT(8), DACL_AT(9), DACL_AT(10), DACL_AT(11), DACL_AT(12), DACL_AT(13),
+    DACL_AT(14), DACL_AT(15), DACL_AT(16), DACL_AT(17), DACL_AT(18), DACL_AT(19),
+    /* dacl offset at or past the end */
+    DACL_AT(28), DACL_AT(29), DACL_AT(1000), DACL_AT(0xFFFFFFFFu), DACL_AT(0x80000000u),
+    {"owner past end", HB_EMPTY, 0, P1(4, 200), 0, "owner: offset 200 outside 20..28"},
+    {"group in header", HB_EMPTY, 0, P1(8, 5), 0, "group: offset 5 outside 20..28"},
+    {"sacl truncated", HB_EMPTY, 0, P1(12, 24), 0, NULL},   /* no room for its header */
+    {"no present bit", HB_EMPTY, 0, P1(2, 0x00), 0,
+     "descriptor: dacl offset 20 without DACL_PRESENT"},
+    {"acl revision 3", HB_EMPTY, 0, P1(20, 3), 0, "dacl: revision 3 (expected 2 or 4)"},
+    {"acl size > buffer", HB_EMPTY, 0, P1(22, 200), 0,
+     "dacl: size 200 runs past the descriptor (8 bytes left)"},
+    {"acl size < 8", HB_EMPTY, 0, P1(22, 4), 0, "dacl: size 4 < 8"},
+    /* huge (or just impossible) ACE counts for one ACE */
+    {"count 7", HB_OBJ_SUBMIT, 7, {{0, 0, 0}}, 0, NULL},
+    {"count 65535", HB_OBJ_SUBMIT, 0xFFFF, {{0, 0, 0}}, 0, NULL},
+    {"count SD_MAX_ACES + 1", HB_OBJ_SUBMIT, SD_MAX_ACES + 1, {{0, 0, 0}}, 0, NULL},
+    ACE_SIZE(0, "dacl: ace 0: size 0 < 8"), ACE_SIZE(2, "dacl: ace 0: size 2 < 8"),
+    ACE_SIZE(7, "dacl: ace 0: size 7 < 8"),
+    ACE_SIZE(10, "dacl: ace 0: size 10 not a multiple of 4"),
+    ACE_SIZE(48, "dacl: ace 0: size 48 runs past the acl"),
+    ACE_SIZE(0xFFFC, "dacl: ace 0: size 65532 runs past the acl"),
+    /* second ACE header cut off by the ACL size (count says 2, one fits) */
+    {"second ace header", HB_ALLOW_AU_HDR, 2, P1(22, 8 + 20 + 2), 20 + 8 + 20 + 2, NULL},
+    /* written by hand: sd_sid_parse refuses it */
+    {"16 subs", HB_SID16, 1, {{0, 0, 0}}, 0, "dacl: ace 0: sid: 16 sub-authorities > 15"},
+    {"sid past ace", HB_DENY_AU, 1, P1(20 + 8 + 9, 5), 0,   /* sub-authority count */
+     "dacl: ace 0: sid: 5 sub-authorities need 28 bytes, 12 left"},
+    /* object ACEs whose flags claim GUIDs that do not fit */
+    {"objtype does not fit", HB_OBJ_NOGUID, 1, P1(20 + 8 + 8, 1), 0,
+     "dacl: ace 0: object ace: ObjectType runs past the ace"},
+    {"inherited type does not fit", HB_OBJ_DENY, 1, P1(20 + 8 + 8, 3), 0,
+     "dacl: ace 0: object ace: InheritedObjectType runs past the ace"},
+    {"unknown objflags", HB_OBJ_SUBMIT, 1, P1(20 + 8 + 8, 4), 0,
+     "dacl: ace 0: object ace: unknown flags 0x4"},
+    {"sid revision", HB_ALLOW_AU, 1, P1(20 + 8 + 8, 2), 0,   /* a SID revision other than 1 */
+     "dacl: ace 0: sid: revision 2 (expected 1)"},
+};
+
+static void hostile_build(struct wb *w, const struct hostile *h)
+{
+    start(w);
+    switch (h->body) {
+    case HB_EMPTY:
+        break;
+    case HB_OBJ_SUBMIT:
+    case HB_OBJ_DENY:
+        put_object_ace(w, h->body == HB_OBJ_DENY ? 6 : 5, 2, 0x100, 1, SUBMIT_G, NULL,
+                       "S-1-5-7");
+        break;
+    case HB_OBJ_NOGUID:
+        put_object_ace(w, 5, 2, 0x100, 0, NULL, NULL, "S-1-5-7");
+        break;
+    case HB_ALLOW_AU:
+    case HB_DENY_AU:
+    case HB_ALLOW_AU_HDR:
+        put_plain_ace(w, h->body == HB_DENY_AU ? 1 : 0, 0, 0x100, "S-1-5-11");
+        if (h->body == HB_ALLOW_AU_HDR)
+            put32(w, 0), put32(w, 0);
+        break;
+    case HB_SID16:
+        put8(w, 0), put8(w, 0), put16(w, 8 + 8 + 64), put32(w, 0x100);
+        put8(w, 1), put8(w, 16);
+        for (int i = 0; i < 6; i++)
+            put8(w, i == 5 ? 5 : 0);
+        for (int i = 0; i < 16; i++)
+            put32(w, (uint32_t)i);
+        break;
+    }
+    fix(w, h->count);
+    for (size_t i = 0; i < N(h->poke); i++)
+        for (unsigned k = 0; k < h->poke[i].width; k++)
+            w->b[h->poke[i].at + k] = (unsigned char)(h->poke[i].v >> (8 * k));
+    if (h->len)
+        w->n = h->len;
+}
+
 static void hostile_descriptors_refused(void **state)
 {
     (void)state;
-    struct wb w;
-    char what[64];
-
-    start(&w), fix(&w, 0);
-    w.b[0] = 2;
-    expect_refused(w.b, w.n, "descriptor: revision 2 (expected 1)", "revision 2");
-    start(&w), fix(&w, 0);
-    w.b[3] = 0x00;   /* control without SELF_RELATIVE */
-    expect_refused(w.b, w.n, "descriptor: not self-relative (control 0x0004)", "absolute");
-    for (uint32_t off = 1; off < 20; off++) {   /* dacl offset into the header */
-        start(&w), fix(&w, 0);
-        w.b[16] = (unsigned char)off;
-        snprintf(what, sizeof what, "dacl offset %u", off);
-        expect_refused(w.b, w.n, NULL, what);
+    for (size_t i = 0; i < N(hostile); i++) {
+        struct wb w;
+        hostile_build(&w, &hostile[i]);
+        expect_refused(w.b, w.n, hostile[i].want, hostile[i].name);
     }
-    uint32_t past[] = {28, 29, 1000, 0xFFFFFFFFu, 0x80000000u};
-    for (size_t i = 0; i < N(past); i++) {       /* dacl offset at or past the end */
-        start(&w), fix(&w, 0);
-        w.b[16] = (unsigned char)past[i], w.b[17] = (unsigned char)(past[i] >> 8);
-        w.b[18] = (unsigned char)(past[i] >> 16), w.b[19] = (unsigned char)(past[i] >> 24);
-        snprintf(what, sizeof what, "dacl offset %u", past[i]);
-        expect_refused(w.b, w.n, NULL, what);
-    }
-    start(&w), fix(&w, 0);
-    w.b[4] = 200;                                /* owner offset past the end */
-    expect_refused(w.b, w.n, "owner: offset 200 outside 20..28", "owner past end");
-    start(&w), fix(&w, 0);
-    w.b[8] = 5;                                  /* group offset into the header */
-    expect_refused(w.b, w.n, "group: offset 5 outside 20..28", "group in header");
-    start(&w), fix(&w, 0);
-    w.b[12] = 24;                                /* sacl with no room for its header */
-    expect_refused(w.b, w.n, NULL, "sacl truncated");
-    start(&w), fix(&w, 0);
-    w.b[2] = 0x00;                               /* dacl offset without DACL_PRESENT */
-    expect_refused(w.b, w.n, "descriptor: dacl offset 20 without DACL_PRESENT", "no present bit");
-
-    start(&w), fix(&w, 0);
-    w.b[20] = 3;
-    expect_refused(w.b, w.n, "dacl: revision 3 (expected 2 or 4)", "acl revision 3");
-    start(&w), fix(&w, 0);
-    w.b[22] = 200;                               /* ACL size larger than the buffer */
-    expect_refused(w.b, w.n, "dacl: size 200 runs past the descriptor (8 bytes left)",
-                   "acl size > buffer");
-    start(&w), fix(&w, 0);
-    w.b[22] = 4;
-    expect_refused(w.b, w.n, "dacl: size 4 < 8", "acl size < 8");
-    unsigned counts[] = {1, 0xFFFF, SD_MAX_ACES + 1};
-    for (size_t i = 0; i < N(counts); i++) {     /* huge (or just impossible) ACE counts */
-        start(&w);
-        put_object_ace(&w, 5, 2, 0x100, 1, SUBMIT_G, NULL, "S-1-5-7");
-        fix(&w, counts[i] == 1 ? 7 : counts[i]);
-        snprintf(what, sizeof what, "count %u", counts[i]);
-        expect_refused(w.b, w.n, NULL, what);
-    }
-
-    struct { unsigned size; const char *err; } sizes[] = {
-        {0, "dacl: ace 0: size 0 < 8"}, {2, "dacl: ace 0: size 2 < 8"},
-        {7, "dacl: ace 0: size 7 < 8"}, {10, "dacl: ace 0: size 10 not a multiple of 4"},
-        {48, "dacl: ace 0: size 48 runs past the acl"},
-        {0xFFFC, "dacl: ace 0: size 65532 runs past the acl"},
-    };
-    for (size_t i = 0; i < N(sizes); i++) {
-        start(&w);
-        put_plain_ace(&w, 0, 0, 0x100, "S-1-5-11");   /* 20 bytes */
-        fix(&w, 1);
-        w.b[30] = (unsigned char)(sizes[i].size & 0xff);
-        w.b[31] = (unsigned char)(sizes[i].size >> 8);
-        snprintf(what, sizeof what, "ace size %u", sizes[i].size);
-        expect_refused(w.b, w.n, sizes[i].err, what);
-    }
-    /* Second ACE header cut off by the ACL size (count says 2, one fits). */
-    start(&w);
-    put_plain_ace(&w, 0, 0, 0x100, "S-1-5-11");
-    put32(&w, 0);
-    put32(&w, 0);
-    fix(&w, 2);
-    w.b[22] = 8 + 20 + 2;
-    w.n = 20 + 8 + 20 + 2;
-    expect_refused(w.b, w.n, NULL, "second ace header");
-
-    /* SID with 16 sub-authorities: written by hand, sd_sid_parse refuses it. */
-    start(&w);
-    put8(&w, 0), put8(&w, 0), put16(&w, 8 + 8 + 64), put32(&w, 0x100);
-    put8(&w, 1), put8(&w, 16);
-    for (int i = 0; i < 6; i++)
-        put8(&w, i == 5 ? 5 : 0);
-    for (int i = 0; i < 16; i++)
-        put32(&w, (uint32_t)i);
-    fix(&w, 1);
-    expect_refused(w.b, w.n, "dacl: ace 0: sid: 16 sub-authorities > 15", "16 subs");
-    /* SID whose sub-authority count runs past the ACE. */
-    start(&w);
-    put_plain_ace(&w, 1, 0, 0x100, "S-1-5-11");
-    fix(&w, 1);
-    w.b[20 + 8 + 9] = 5;
-    expect_refused(w.b, w.n, "dacl: ace 0: sid: 5 sub-authorities need 28 bytes, 12 left",
-                   "sid past ace");
-    /* Object ACEs whose flags claim GUIDs that do not fit. */
-    start(&w);
-    put_object_ace(&w, 5, 2, 0x100, 0, NULL, NULL, "S-1-5-7");   /* 24 bytes, no GUID */
-    fix(&w, 1);
-    w.b[20 + 8 + 8] = 1;
-    expect_refused(w.b, w.n, "dacl: ace 0: object ace: ObjectType runs past the ace",
-                   "objtype does not fit");
-    start(&w);
-    put_object_ace(&w, 6, 2, 0x100, 1, SUBMIT_G, NULL, "S-1-5-7");
-    fix(&w, 1);
-    w.b[20 + 8 + 8] = 3;
-    expect_refused(w.b, w.n, "dacl: ace 0: object ace: InheritedObjectType runs past the ace",
-                   "inherited type does not fit");
-    start(&w);
-    put_object_ace(&w, 5, 2, 0x100, 1, SUBMIT_G, NULL, "S-1-5-7");
-    fix(&w, 1);
-    w.b[20 + 8 + 8] = 4;
-    expect_refused(w.b, w.n, "dacl: ace 0: object ace: unknown flags 0x4", "unknown objflags");
-    /* A SID revision other than 1. */
-    start(&w);
-    put_plain_ace(&w, 0, 0, 0x100, "S-1-5-11");
-    fix(&w, 1);
-    w.b[20 + 8 + 8] = 2;
-    expect_refused(w.b, w.n, "dacl: ace 0: sid: revision 2 (expected 1)", "sid revision");
 }
 
 /* Every byte of a real descriptor flipped to every interesting value: parse may accept or
