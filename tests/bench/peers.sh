@@ -1,5 +1,6 @@
 # Peers of tests/bench/smtp_bench.sh besides Postfix: OpenSMTPD and Exim, from Debian's packages.
-# Sourced by smtp_bench.sh (uses its W, B, SINK, say, die, stop_pid, wait_gone); not run alone.
+# Sourced by smtp_bench.sh (uses its W, B, SINK, say, die, and stop_pid from tests/bench/sink.sh);
+# not run alone.
 #
 # Why unpacked, not installed: postfix, opensmtpd and exim4-daemon-light all provide Debian's
 # "mail-transport-agent" and conflict (`apt-get -s install opensmtpd` removes postfix), so only

@@ -45,9 +45,6 @@ case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 CLIENTS=${BENCH_CLIENTS:-"1 10 50"}
 SIZES=${BENCH_SIZES:-"2048 100000 1000000"}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-180}
-FIXTURE="$ROOT/deploy/slapd/fixture.sh"
-SINK_BIN=/usr/sbin/smtp-sink
-SOURCE_BIN=/usr/sbin/smtp-source
 POSTFIX=/usr/sbin/postfix
 FROM=a@outside.example
 RCPT=alice@example.com
@@ -58,7 +55,7 @@ for p in $PEERS; do
   case "$p" in postfix|opensmtpd|exim) ;; *) echo "smtp_bench: unknown peer '$p' in BENCH_PEERS" >&2; exit 2 ;; esac
 done
 RELAYS="relaynode $PEERS"
-W='' PF='' NODE_PID='' SINK_PID='' SRC_PID='' PF_STARTED=''
+W='' PF='' NODE_PID='' PF_STARTED=''
 
 say() { echo "smtp_bench: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -84,26 +81,10 @@ size_label() {
   esac
 }
 
-# Wait up to $2 tenths of a second for pid $1 to be gone (a zombie counts as gone).
-wait_gone() {
-  local pid=$1 i
-  for ((i = 0; i < $2; i++)); do
-    [ -d "/proc/$pid" ] || return 0
-    [ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" = Z ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-# Stop one child of this script by pid: TERM, then KILL after $2 tenths of a second.
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  wait_gone "$pid" "$2" || kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
+# smtp-source, smtp-sink, the routed fixture, stop_pid and wait_gone (shared with
+# syscall_profile.sh).
+# shellcheck source=tests/bench/sink.sh
+. "$ROOT/tests/bench/sink.sh"
 
 # OpenSMTPD and Exim: install, start and stop (uses say, die, stop_pid above).
 # shellcheck source=tests/bench/peers.sh
@@ -128,7 +109,7 @@ cleanup() {
       wait_gone "$mpid" 50 || kill -KILL "$mpid" 2>/dev/null
     fi
   fi
-  [ -n "$W" ] && [ -d "$W/dir" ] && bash "$FIXTURE" stop "$W/dir" >/dev/null 2>&1
+  bench_fixture_stop
   [ -n "$W" ] && rm -rf "$W"
 }
 trap cleanup EXIT
@@ -141,33 +122,18 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "smtp_bench: skipped (a private Postfix instance needs root)"
   exit 0
 fi
-if ! [ -x "$POSTFIX" ] || ! [ -x "$SINK_BIN" ] || ! [ -x "$SOURCE_BIN" ]; then
-  say "installing Debian's postfix (private instance only; the system instance stays unconfigured)"
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null \
-    || die "cannot install postfix"
-fi
-for b in "$POSTFIX" "$SINK_BIN" "$SOURCE_BIN"; do [ -x "$b" ] || die "no $b after installing postfix"; done
+postfix_tools_ensure
+[ -x "$POSTFIX" ] || die "no $POSTFIX after installing postfix"
 PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo unknown)
 
 W=$(mktemp -d /tmp/smtp_bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$W"                  # Postfix's daemons (user postfix) must reach their directories
-read -r SINK PF_PORT OS_PORT EXIM_PORT < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0 0 0 0)
+read -r sink_port PF_PORT OS_PORT EXIM_PORT < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0 0 0 0)
 [ -n "$EXIM_PORT" ] || die "no free ports"
 case " $PEERS " in *" opensmtpd "*|*" exim "*) peers_install ;; esac
 
-# -- the sink: accepts and discards; -c keeps a running "mesg=N" count on its stdout -----
-"$SINK_BIN" -c -u postfix "127.0.0.1:$SINK" 1000 >"$W/sink.out" 2>"$W/sink.err" &
-SINK_PID=$!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SINK") 2>/dev/null && break; sleep 0.1; done
-kill -0 "$SINK_PID" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink.err")"
-
-# Messages the sink has received so far. It rewrites "sess=.. quit=.. mesg=N\r" as it goes;
-# a record cut short by a concurrent write reads as a smaller number, never a larger one.
-sink_count() {
-  tail -c 256 "$W/sink.out" 2>/dev/null | tr '\r' '\n' | sed -n 's/.*mesg=\([0-9][0-9]*\).*/\1/p' \
-    | tail -n 1 | grep . || echo 0
-}
+# -- the sink (tests/bench/sink.sh) ---------------------------------------------------
+sink_start "$sink_port"
 
 # -- Postfix, private instance ---------------------------------------------------------
 PF=$W/pf
@@ -238,39 +204,7 @@ case " $PEERS " in *" opensmtpd "*) opensmtpd_start ;; esac
 case " $PEERS " in *" exim "*) exim_start ;; esac
 
 # -- slapd and relaynode ---------------------------------------------------------------
-bash "$FIXTURE" start "$W/dir" >"$W/fixture.out" 2>&1 || die "fixture: $(tail -n 5 "$W/fixture.out")"
-# shellcheck disable=SC1091
-. "$W/dir/env"
-# Everything to the sink: a "*" send connector with the sink as smart host, and the
-# example's "Internet" connector ("*", DNS MX, same cost) disabled so the choice is not a tie.
-ldapmodify -x -H "$SLAPD_URI" -D "$ADMIN_DN" -y "$ADMIN_PW_FILE" >"$W/ldapmodify.out" 2>&1 <<EOF \
-  || die "ldapmodify: $(cat "$W/ldapmodify.out")"
-dn: cn=Bench sink,cn=Send Connectors,$RELAY_BASE
-changetype: add
-objectClass: relaySendConnector
-cn: Bench sink
-description: smtp_bench: everything to the benchmark's smtp-sink
-relayEnabled: TRUE
-relayAddressSpace: *
-relaySmartHost: 127.0.0.1:$SINK
-relayCost: 1
-
-dn: cn=Internet,cn=Send Connectors,$RELAY_BASE
-changetype: modify
-replace: relayEnabled
-relayEnabled: FALSE
-
-# smtp-source opens up to 100 sessions from 127.0.0.1: lift the per-source caps (defaults
-# 20 and 2 % of MaxInboundConnection), as Postfix's smtpd_client_connection_count_limit is
-# raised above; MaxInboundConnection (5000) still bounds the connector.
-dn: cn=Default node1,cn=node1,cn=Default-Site,cn=Sites,$RELAY_BASE
-changetype: modify
-replace: relayMaxInboundConnectionPerSource
-relayMaxInboundConnectionPerSource: unlimited
--
-replace: relayMaxInboundConnectionPercentagePerSource
-relayMaxInboundConnectionPercentagePerSource: 100
-EOF
+bench_fixture_start            # everything to the sink, per-source caps lifted
 SPOOLQ="$W/dir/spool/queue"
 NODE_LOG="$W/dir/relaynode.log"
 
@@ -319,22 +253,16 @@ queue_count() {
 
 # One run: relay $1, $2 clients, $3 messages of $4 bytes. Sets ACKED, ACK_S, DLV, DLV_S, NOTE.
 run_load() {
-  local relay=$1 c=$2 n=$3 size=$4 port=$SMTP_PORT s0 t0 t1 t2 rc end s limit=$DRAIN_TIMEOUT
+  local relay=$1 c=$2 n=$3 size=$4 port=$SMTP_PORT s0 t0 t1 t2 end s limit=$DRAIN_TIMEOUT
   case "$relay" in postfix) port=$PF_PORT ;; opensmtpd) port=$OS_PORT ;; exim) port=$EXIM_PORT ;; esac
   NOTE=
   queue_count "$relay"
   [ "$QN" -eq 0 ] || NOTE=" $QN left in the queue before the run;"
   s0=$(sink_count)
   t0=$(now)
-  timeout 900 "$SOURCE_BIN" -c -s "$c" -m "$n" -l "$size" -f "$FROM" -t "$RCPT" "127.0.0.1:$port" \
-    >"$W/source.out" 2>"$W/source.err" &
-  SRC_PID=$!
-  wait "$SRC_PID"; rc=$?
-  SRC_PID=
+  source_run "$port" "$c" "$n" "$size" "$FROM" "$RCPT"
   t1=$(now)
-  ACKED=$(tr '\r' '\n' <"$W/source.out" | grep -E '^[0-9]+$' | tail -n 1)
-  ACKED=${ACKED:-0}
-  [ "$rc" -eq 0 ] || NOTE="$NOTE smtp-source exit $rc: $(head -c 160 "$W/source.err" | tr '\n' ' ');"
+  [ "$SRC_RC" -eq 0 ] || NOTE="$NOTE smtp-source exit $SRC_RC: $(head -c 160 "$W/source.err" | tr '\n' ' ');"
   ACK_S=$(echo "$ACKED / ($t1 - $t0)" | bc -l)
   # A relay that did not deliver the sanity message gets a short wait, not the full timeout.
   [ -n "${NODELIVERY[$relay]:-}" ] && limit=5

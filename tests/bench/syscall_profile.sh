@@ -31,40 +31,24 @@ case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
 CLIENTS=${PROFILE_CLIENTS:-"1 50"}
 SIZE=${PROFILE_SIZE:-2048}
 PERF=${PROFILE_PERF:-0}
-FIXTURE="$ROOT/deploy/slapd/fixture.sh"
-SINK_BIN=/usr/sbin/smtp-sink
-SOURCE_BIN=/usr/sbin/smtp-source
-W='' NODE_PID='' SINK_PID='' SRC_PID='' TRACE_PID=''
+W='' NODE_PID='' TRACE_PID=''
 
 say() { echo "syscall_profile: $*" >&2; }
 die() { say "$*"; exit 1; }
 now() { date +%s.%N; }
 n_for() { if [ -n "${PROFILE_N:-}" ]; then echo "$PROFILE_N"; elif [ "$1" -le 1 ]; then echo 2000; else echo 5000; fi; }
 
-wait_gone() {   # pid, tenths of a second
-  local pid=$1 i
-  for ((i = 0; i < $2; i++)); do
-    [ -d "/proc/$pid" ] || return 0
-    [ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" = Z ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-stop_pid() {    # pid, tenths of a second before KILL; signal (default TERM)
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "-${3:-TERM}" "$pid" 2>/dev/null
-  wait_gone "$pid" "$2" || kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
+# smtp-source, smtp-sink and the routed fixture, as smtp_bench.sh has them.
+# shellcheck source=tests/bench/sink.sh
+. "$ROOT/tests/bench/sink.sh"
+
 cleanup() {
   trap - EXIT INT TERM
   stop_pid "$TRACE_PID" 50 INT
   stop_pid "$SRC_PID" 20
   stop_pid "$NODE_PID" 300
   stop_pid "$SINK_PID" 20
-  [ -n "$W" ] && [ -d "$W/dir" ] && bash "$FIXTURE" stop "$W/dir" >/dev/null 2>&1
+  bench_fixture_stop
   [ -n "$W" ] && rm -rf "$W"
 }
 trap cleanup EXIT
@@ -77,52 +61,13 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "syscall_profile: skipped (strace -p and Postfix's tools need root)"
   exit 0
 fi
-if ! [ -x "$SINK_BIN" ] || ! [ -x "$SOURCE_BIN" ]; then
-  say "installing Debian's postfix for smtp-source and smtp-sink (no instance is configured)"
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null || die "cannot install postfix"
-fi
+postfix_tools_ensure
 
 W=$(mktemp -d /tmp/syscall_profile.XXXXXX) || die "mktemp failed"
 chmod 755 "$W"
-read -r SINK < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0)
-"$SINK_BIN" -c -u postfix "127.0.0.1:$SINK" 1000 >"$W/sink.out" 2>"$W/sink.err" &
-SINK_PID=$!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SINK") 2>/dev/null && break; sleep 0.1; done
-kill -0 "$SINK_PID" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink.err")"
-sink_count() {
-  tail -c 256 "$W/sink.out" 2>/dev/null | tr '\r' '\n' | sed -n 's/.*mesg=\([0-9][0-9]*\).*/\1/p' \
-    | tail -n 1 | grep . || echo 0
-}
-
-bash "$FIXTURE" start "$W/dir" >"$W/fixture.out" 2>&1 || die "fixture: $(tail -n 5 "$W/fixture.out")"
-# shellcheck disable=SC1091
-. "$W/dir/env"
-# The same routing as smtp_bench.sh: everything to the sink, per-source caps lifted.
-ldapmodify -x -H "$SLAPD_URI" -D "$ADMIN_DN" -y "$ADMIN_PW_FILE" >"$W/ldapmodify.out" 2>&1 <<EOF \
-  || die "ldapmodify: $(cat "$W/ldapmodify.out")"
-dn: cn=Bench sink,cn=Send Connectors,$RELAY_BASE
-changetype: add
-objectClass: relaySendConnector
-cn: Bench sink
-relayEnabled: TRUE
-relayAddressSpace: *
-relaySmartHost: 127.0.0.1:$SINK
-relayCost: 1
-
-dn: cn=Internet,cn=Send Connectors,$RELAY_BASE
-changetype: modify
-replace: relayEnabled
-relayEnabled: FALSE
-
-dn: cn=Default node1,cn=node1,cn=Default-Site,cn=Sites,$RELAY_BASE
-changetype: modify
-replace: relayMaxInboundConnectionPerSource
-relayMaxInboundConnectionPerSource: unlimited
--
-replace: relayMaxInboundConnectionPercentagePerSource
-relayMaxInboundConnectionPercentagePerSource: 100
-EOF
+read -r port < <(/usr/bin/python3 "$ROOT/deploy/slapd/freeport.py" 0)
+sink_start "$port"
+bench_fixture_start
 SPOOL="$W/dir/spool"
 mkdir -p "$SPOOL"
 
@@ -178,11 +123,8 @@ cpu_now() { awk '{print $14, $15}' "/proc/$NODE_PID/stat"; }
 load() {
   local c=$1 n=$2 s0 t0 t1 end
   s0=$(sink_count); t0=$(now)
-  timeout 900 "$SOURCE_BIN" -c -s "$c" -m "$n" -l "$SIZE" -f a@outside.example \
-    -t alice@example.com "127.0.0.1:$SMTP_PORT" >"$W/source.out" 2>"$W/source.err" &
-  SRC_PID=$!; wait "$SRC_PID"; SRC_PID=
+  source_run "$SMTP_PORT" "$c" "$n" "$SIZE" a@outside.example alice@example.com
   t1=$(now)
-  ACKED=$(tr '\r' '\n' <"$W/source.out" | grep -E '^[0-9]+$' | tail -n 1); ACKED=${ACKED:-0}
   end=$(( $(date +%s) + 180 ))
   while [ "$(date +%s)" -lt "$end" ]; do
     queue_empty && [ $(( $(sink_count) - s0 )) -ge "$ACKED" ] && break
