@@ -140,7 +140,7 @@ def main():
             rc = 1
             continue
         p50, p99 = statistics.median(lat), pct(lat, 99)
-        ratio = " ratio p50/syncrepl p50 %.1fx" % (p50 / sr_p50) if sr_p50 else ""
+        ratio = " ratio p50 relaynode/syncrepl x%.2f" % (p50 / sr_p50) if sr_p50 else ""
         print("%-28s p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms%s  (target p99 < 50 ms)"
               % ("relaynode, %d nodes" % n, p50, p99, max(lat), ratio))
     return rc
