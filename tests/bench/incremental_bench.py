@@ -11,7 +11,8 @@ receive connectors spread over CONNECTORS / PER_NODE relayNode entries of the si
 the node under test, holds PER_NODE of them, all on its SMTP port with their own remote
 range). One node runs with the incremental path (the default), then one with
 RELAYNODE_INCREMENTAL=off; each gets CHANGES ldapmodify changes to node1's connectors (a
-remote range replaced) and the same number to other nodes' connectors. It prints, per mode,
+remote range replaced) and the same number to other nodes' connectors (all to node1's when
+--per-node is --connectors: node1 then holds them all, as in dirscale_bench.py). It prints, per mode,
 the node's own load time (the `ms=` of its `config incremental-load` / `config full-load`
 lines) and the time from the ldapmodify's return to that line in the log, p50 and p99.
 """
@@ -82,7 +83,7 @@ def run_mode(slapd, binary, incremental, changes, nodes, per_node, seq):
         time.sleep(2)                      # the start's own loads settle
         own, e2e, kinds = [], [], {}
         for c in range(changes):
-            k = 0 if c % 2 == 0 else 1 + c % max(1, nodes - 1)
+            k = 0 if c % 2 == 0 or nodes == 1 else 1 + c % (nodes - 1)
             dn = connector_dn(k, c % per_node)
             seq[0] += 1
             ldif = ("dn: %s\nchangetype: modify\nreplace: relayRemoteIPRange\n"
