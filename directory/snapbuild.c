@@ -375,8 +375,8 @@ void snapstore_attach_recipients(const struct snapstore *s, struct rn_snapshot *
  * store's bodies, each with a reference. */
 static void connectors_share(struct rn_snapshot *snap, struct sd_entry *const *v, size_t n)
 {
-    snap->connectors = xcalloc(n ? n : 1, sizeof *snap->connectors);
-    snap->connector_bodies = xcalloc(n ? n : 1, sizeof *snap->connector_bodies);
+    snap->connectors = xmalloc((n ? n : 1) * sizeof *snap->connectors);   /* all written */
+    snap->connector_bodies = xmalloc((n ? n : 1) * sizeof *snap->connector_bodies);
     for (size_t i = 0; i < n; i++) {
         snap->connector_bodies[i] = connector_body_ref(v[i]->conn);
         snap->connectors[i] = v[i]->conn->c;
