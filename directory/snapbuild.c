@@ -141,16 +141,37 @@ static void conflict_pair(struct rn_snapshot *s, size_t i, size_t k, bool *bad)
     }
 }
 
-struct range_item { const ipr_range *r; size_t conn; };
+/* The pair (both enabled) conflicts: what conflict_pair refuses, without the messages. */
+static bool pair_conflicts(const struct rn_snapshot *s, size_t i, size_t k)
+{
+    const struct rn_connector *v = s->connectors;
+    char cerr[RN_ERRLEN];
+    return v[i].enabled && v[k].enabled && share_port(&v[i], &v[k]) &&
+           validate_conflict(&v[i], &v[k], cerr, sizeof cerr) != 0;
+}
+
+/* A remote range with its bounds as 128-bit numbers (big-endian bytes read as one integer
+ * keep their order), so the sort compares integers. */
+typedef unsigned __int128 u128;
+struct range_item { u128 lo, hi; size_t conn; };
 struct conn_pair { size_t a, b; };
+
+static u128 addr_key(const ipr_addr *a)
+{
+    u128 x = 0;
+    for (unsigned i = 0; i < 16; i++)
+        x = x << 8 | a->b[i];
+    return x;
+}
 
 static int range_item_cmp(const void *x, const void *y)
 {
     const struct range_item *a = x, *b = y;
-    int c = memcmp(&a->r->lo, &b->r->lo, sizeof a->r->lo);
-    if (c == 0)
-        c = memcmp(&b->r->hi, &a->r->hi, sizeof a->r->hi);
-    return c ? c : (a->conn > b->conn) - (a->conn < b->conn);
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    if (a->hi != b->hi)
+        return a->hi > b->hi ? -1 : 1;
+    return (a->conn > b->conn) - (a->conn < b->conn);
 }
 
 static int conn_pair_cmp(const void *x, const void *y)
@@ -163,22 +184,24 @@ static int conn_pair_cmp(const void *x, const void *y)
 
 #define CONFLICT_PAIRS_MAX 4000000   /* beyond: the plain pairwise loop (no extra memory) */
 
-/* The pairs of enabled connectors with some remote ranges that intersect, sorted, each once:
- * validate_conflict refuses only a partial or an equal overlap, so no other pair can
- * conflict. A sweep over the ranges sorted by their low end keeps the ranges still open.
- * NULL when there would be more than CONFLICT_PAIRS_MAX (nested ranges by the thousand). */
-static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t *np)
+/* The pairs of connectors that conflict, sorted, each once. validate_conflict refuses only
+ * a partial or an equal overlap, so only pairs with some remote ranges that intersect are
+ * tried: a sweep over the ranges sorted by their low end keeps the ranges still open. A
+ * catch-all range intersects every other, so most pairs tried are fine and none of those is
+ * kept. NULL when more than CONFLICT_PAIRS_MAX conflict (equal ranges by the thousand). */
+static struct conn_pair *conflicting_pairs(const struct rn_snapshot *s, size_t *np)
 {
     const struct rn_connector *v = s->connectors;
     size_t ni = 0;
     for (size_t i = 0; i < s->nconnectors; i++)
         if (v[i].enabled)
             ni += v[i].nranges;
-    struct range_item *it = xcalloc(ni ? ni : 1, sizeof *it);
+    struct range_item *it = xmalloc((ni ? ni : 1) * sizeof *it);
     ni = 0;
     for (size_t i = 0; i < s->nconnectors; i++)
         for (size_t r = 0; v[i].enabled && r < v[i].nranges; r++)
-            it[ni++] = (struct range_item){&v[i].ranges[r], i};
+            it[ni++] = (struct range_item){addr_key(&v[i].ranges[r].lo),
+                                           addr_key(&v[i].ranges[r].hi), i};
     qsort(it, ni, sizeof *it, range_item_cmp);
     size_t *open = xcalloc(ni ? ni : 1, sizeof *open), nopen = 0, cap = 0;
     struct conn_pair *p = NULL;
@@ -188,17 +211,17 @@ static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t 
         size_t keep = 0;
         for (size_t o = 0; o < nopen; o++) {
             const struct range_item *a = &it[open[o]];
-            if (memcmp(&a->r->hi, &it[j].r->lo, sizeof a->r->hi) < 0)
+            if (a->hi < it[j].lo)
                 continue;                     /* ends before this one starts: closed */
             open[keep++] = open[o];
-            if (a->conn == it[j].conn)
+            if (a->conn == it[j].conn || !pair_conflicts(s, a->conn, it[j].conn))
                 continue;
             if (*np == CONFLICT_PAIRS_MAX) {
                 overflow = true;
                 break;
             }
             if (*np == cap) {
-                cap = cap ? 2 * cap : 1024;
+                cap = cap ? 2 * cap : 64;
                 p = xrealloc(p, cap * sizeof *p);
             }
             size_t lo = a->conn < it[j].conn ? a->conn : it[j].conn;
@@ -233,7 +256,7 @@ static void conflicts_find(struct rn_snapshot *s, bool *bad)
     /* Pairs in the order of the pairwise loop (i < k, i then k ascending), so the
      * refusals read the same; the loop itself when the pairs would not fit. */
     size_t np = 0;
-    struct conn_pair *p = intersecting_pairs(s, &np);
+    struct conn_pair *p = conflicting_pairs(s, &np);
     if (p) {
         for (size_t x = 0; x < np; x++)
             conflict_pair(s, p[x].a, p[x].b, bad);

@@ -5,6 +5,7 @@ of 10,000 receive connectors. Nothing here asserts a time.
 
   tests/bench/incremental_bench.py [BUILD_DIR] [--connectors 10000] [--per-node 100]
                                    [--changes 100] [--change range|ace]
+                                   [--modes incremental,full]
 
 A throwaway slapd (deploy/slapd/fixture.sh) gets the example organisation plus CONNECTORS
 receive connectors spread over CONNECTORS / PER_NODE relayNode entries of the site (node1,
@@ -127,6 +128,7 @@ def main():
     ap.add_argument("--per-node", type=int, default=100)
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument("--change", choices=("range", "ace"), default="range")
+    ap.add_argument("--modes", default="incremental,full", help="incremental,full or one")
     a = ap.parse_args()
     binary = os.path.join(os.path.abspath(a.build), "relaynode")
     tmp = tempfile.mkdtemp(prefix="rn-incr-bench-")
@@ -139,7 +141,7 @@ def main():
           % (a.connectors, nodes, a.per_node, time.monotonic() - t0))
     seq = [0]
     try:
-        for incremental in (True, False):
+        for incremental in [m == "incremental" for m in a.modes.split(",")]:
             own, e2e, kinds, rss = run_mode(slapd, binary, incremental, a.changes, nodes,
                                             a.per_node, seq, a.change)
             print("%-12s %3d changes (%s): node load p50 %7.2f ms p99 %7.2f ms | "
