@@ -7,6 +7,7 @@
 #include "directory/policy.h"
 #include "directory/policy-private.h"
 #include "directory/base/util.h"
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +19,10 @@ struct build_entry { u128 size, lo, hi; uint32_t conn, range; };
 
 static u128 addr_key(const ipr_addr *a)
 {
-    u128 x = 0;
-    for (unsigned i = 0; i < 16; i++)
-        x = x << 8 | a->b[i];
-    return x;
+    uint64_t hi, lo;                  /* network order: the first byte is the highest */
+    memcpy(&hi, a->b, 8);
+    memcpy(&lo, a->b + 8, 8);
+    return (u128)be64toh(hi) << 64 | be64toh(lo);
 }
 
 static ipr_addr key_addr(u128 x)

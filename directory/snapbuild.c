@@ -12,6 +12,7 @@
 #include "directory/policy.h"
 #include "directory/validate.h"
 #include "directory/base/util.h"
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,10 +159,10 @@ struct conn_pair { size_t a, b; };
 
 static u128 addr_key(const ipr_addr *a)
 {
-    u128 x = 0;
-    for (unsigned i = 0; i < 16; i++)
-        x = x << 8 | a->b[i];
-    return x;
+    uint64_t hi, lo;                  /* network order: the first byte is the highest */
+    memcpy(&hi, a->b, 8);
+    memcpy(&lo, a->b + 8, 8);
+    return (u128)be64toh(hi) << 64 | be64toh(lo);
 }
 
 static int range_item_cmp(const void *x, const void *y)
