@@ -5,10 +5,12 @@
  * cross-entry refusals are the loader's, unchanged: two enabled connectors sharing a port
  * that validate_conflict rejects are both left out (which one a client would get is
  * ambiguous, and an ambiguous relay decision fails closed), one domain name with two types
- * is refused on both sides, and two defaults make neither the default. */
+ * is refused on both sides, and two defaults make neither the default. A build costs what
+ * changed more than what the store holds (issue 17): connectors are shared with the store,
+ * which keeps them in order, and when they are the same for the conflict sweep and the
+ * selection index as the last build's, that build's refusals and index are taken over. */
 #include "directory/snapdelta.h"
 #include "directory/snapdelta-private.h"
-#include "directory/ace.h"
 #include "directory/policy.h"
 #include "directory/validate.h"
 #include "directory/base/util.h"

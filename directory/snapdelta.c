@@ -6,7 +6,7 @@
  * relayDomainSecureDomain), parsed once by entry.h, and kept under its entryUUID (its DN when
  * the server gives none) with its parse result or refusal. The build walks the store in a
  * fixed order (connectors by name within node then site, the others by normalised DN),
- * copies the parsed parts, applies the cross-entry refusals the loader always applied (two
+ * shares the parsed connectors (reference-counted bodies) and copies the other parts, applies the cross-entry refusals the loader always applied (two
  * connectors a client could not tell apart, one domain with two types, two defaults) and
  * sums the per-entry hashes, so its result depends on the set of entries, never on the order
  * they arrived. entryCSN orders two versions of one entry: the watcher's copy of a change the
