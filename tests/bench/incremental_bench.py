@@ -21,6 +21,7 @@ ldapmodify's return to that line in the log, p50 and p99.
 """
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -153,6 +154,7 @@ def main():
                 print("             mean %.2f ms" % statistics.mean(own))
     finally:
         slapd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)   # its LDIF: megabytes, often in /dev/shm
     return 0
 
 
