@@ -68,7 +68,11 @@ static void snapshot_free(struct rn_snapshot *s)
     free(s->node_dn);
     free(s->site_dn);
     for (size_t i = 0; i < s->nconnectors; i++)
-        connector_clear(&s->connectors[i]);
+        if (s->connector_bodies)
+            connector_body_release(&s->connector_bodies[i]);
+        else
+            connector_clear(&s->connectors[i]);
+    free(s->connector_bodies);
     free(s->connectors);
     for (size_t i = 0; i < s->ndomains; i++)
         domain_clear(&s->domains[i]);
@@ -147,6 +151,32 @@ void connector_clear(struct rn_connector *c)
         ace_clear(&c->aces[i]);
     free(c->aces);
     memset(c, 0, sizeof *c);
+}
+
+struct rn_connector_body *connector_body_new(struct rn_connector *c)
+{
+    struct rn_connector_body *b = xcalloc(1, sizeof *b);
+    b->refs = 1;
+    b->c = *c;
+    memset(c, 0, sizeof *c);
+    return b;
+}
+
+struct rn_connector_body *connector_body_ref(struct rn_connector_body *b)
+{
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+    return b;
+}
+
+void connector_body_release(struct rn_connector_body **bp)
+{
+    struct rn_connector_body *b = *bp;
+    *bp = NULL;
+    /* As snapshot_unref: snapshots on other threads may drop the last reference. */
+    if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        connector_clear(&b->c);
+        free(b);
+    }
 }
 
 void domain_clear(struct rn_domain *d)

@@ -51,6 +51,19 @@ struct rn_connector {
                                     * tls_cert_dir ([A-Za-z0-9._-], no leading '.') */
 };
 
+/* A parsed connector shared by successive snapshots (snapdelta.h keeps one per entry): a
+ * snapshot that lists it holds a reference and a shallow copy of c, so an unchanged
+ * connector is neither copied nor freed per build. Immutable once shared; the last
+ * connector_body_release frees c's parts. */
+struct rn_connector_body {
+    int refs;                      /* atomic */
+    struct rn_connector c;         /* owned */
+};
+/* A body owning *c's parts (moved: *c is left empty), one reference. */
+struct rn_connector_body *connector_body_new(struct rn_connector *c);
+struct rn_connector_body *connector_body_ref(struct rn_connector_body *b);   /* +1, b */
+void connector_body_release(struct rn_connector_body **b);   /* -1, frees at 0; *b = NULL */
+
 enum rn_domain_type { DOMAIN_AUTHORITATIVE, DOMAIN_INTERNAL_RELAY, DOMAIN_EXTERNAL_RELAY };
 
 struct rn_domain {
@@ -88,6 +101,9 @@ struct rn_snapshot {
                                     * values): tells a change the version missed */
     char *node_name, *node_dn, *site_dn;
     struct rn_connector *connectors; size_t nconnectors;  /* loaded, valid ones only */
+    struct rn_connector_body **connector_bodies;  /* owned references, NULL or one per
+                                    * connector: then connectors[i] is a shallow copy of
+                                    * connector_bodies[i]->c and owns none of its parts */
     struct rn_domain *domains; size_t ndomains;
     struct rn_sendconn *sendconns; size_t nsendconns;
     struct rn_node_cert *node_certs; size_t nnode_certs;   /* owned; every relayNode's */

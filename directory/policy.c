@@ -1,11 +1,12 @@
 /* policy: Exchange's relay decisions (policy.h). Each check answers a verdict with the exact
  * reply from the SmtpResponse catalogue (docs/permission-model.md §6), in the order the 2013 code
  * meets them (§10), plus the right it turned on and the ACE that granted or denied that right
- * so `relayctl explain` can print why. Nothing here allocates except policy_index, which
- * runs once per snapshot at load time: selection is a binary search in a table built then.
+ * so `relayctl explain` can print why. Nothing here allocates: selection is a binary search in
+ * the table policy_index (policyindex.c) builds once per snapshot at load time.
  * Checks that pass without a reply of their own (connect limits, message and header size,
  * sender) answer "250 2.0.0 OK" so a caller that prints every verdict prints something true. */
 #include "directory/policy.h"
+#include "directory/policy-private.h"
 #include "directory/base/util.h"
 #include <stdlib.h>
 #include <string.h>
@@ -54,33 +55,6 @@ static bool token_anonymous(const struct token *t)
 }
 
 /* ---- connector selection (§4.1) ---- */
-
-struct sel_group {            /* one distinct binding: family, port, address or wildcard */
-    ipr_addr ip;
-    uint16_t port;
-    uint8_t v4, wildcard;
-    uint32_t first, count;    /* its segments */
-};
-struct sel_seg {              /* remote addresses from start up to the next segment's start */
-    ipr_addr start;
-    int32_t conn, range;      /* the winner there (connector and its range), -1 if none */
-};
-struct sel_index {            /* one allocation: header, groups, segments */
-    size_t ngroups, nsegs;
-    struct sel_group *groups;
-    struct sel_seg *segs;
-};
-
-static int key_cmp(bool v4a, uint16_t pa, bool wa, const ipr_addr *ia, const struct sel_group *g)
-{
-    if (v4a != g->v4)
-        return v4a ? -1 : 1;
-    if (pa != g->port)
-        return pa < g->port ? -1 : 1;
-    if (wa != g->wildcard)
-        return wa ? -1 : 1;
-    return wa ? 0 : memcmp(ia->b, g->ip.b, sizeof ia->b);
-}
 
 static const struct sel_group *group_find(const struct sel_index *x, bool v4, uint16_t port,
                                           bool wildcard, const ipr_addr *ip)
@@ -196,186 +170,6 @@ const struct rn_connector *policy_select(const struct rn_snapshot *s, const ipr_
     }
     verdict_set(v, true, 250, "2.0.0", "OK", false, 0, -1, why);
     return c;
-}
-
-/* ---- the selection index ---- */
-
-struct build_bind { ipr_binding b; uint32_t conn; };
-struct build_entry { uint32_t conn, range; const ipr_range *r; };
-
-static int bind_cmp(const void *pa, const void *pb)
-{
-    const struct build_bind *a = pa, *b = pb;
-    struct sel_group g = {b->b.ip, b->b.port, b->b.v4, b->b.wildcard, 0, 0};
-    int c = key_cmp(a->b.v4, a->b.port, a->b.wildcard, &a->b.ip, &g);
-    if (c)
-        return c;
-    return a->conn < b->conn ? -1 : a->conn > b->conn;
-}
-
-static int entry_cmp(const void *pa, const void *pb)
-{
-    const struct build_entry *a = pa, *b = pb;
-    int c = ipr_range_cmp_size(a->r, b->r);
-    if (c)
-        return c;
-    if (a->conn != b->conn)
-        return a->conn < b->conn ? -1 : 1;
-    return a->range < b->range ? -1 : a->range > b->range;
-}
-
-static int addr_qcmp(const void *a, const void *b)
-{
-    return memcmp(a, b, sizeof(ipr_addr));
-}
-
-/* a + 1; false when a is all ones (no successor). */
-static bool addr_next(const ipr_addr *a, ipr_addr *out)
-{
-    *out = *a;
-    for (int i = 15; i >= 0; i--)
-        if (++out->b[i] != 0)
-            return true;
-    return false;
-}
-
-static size_t addr_index(const ipr_addr *v, size_t n, const ipr_addr *a)
-{
-    size_t lo = 0, hi = n;   /* exact position of a, which is present */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(v[mid].b, a->b, sizeof a->b) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static size_t dsu_find(size_t *next, size_t i)
-{
-    while (next[i] != i) {
-        next[i] = next[next[i]];
-        i = next[i];
-    }
-    return i;
-}
-
-/* Segments of one group from its connectors: cut the address line at every range edge, then
- * paint ranges smallest first (ties: load order, then range order) onto segments nobody has
- * painted yet, so each segment keeps the §4.1 winner. Appends to *segs. */
-static void group_build(const struct rn_snapshot *s, const struct build_bind *bb, size_t nb,
-                        bool v4, struct sel_seg **segs, size_t *nsegs, size_t *cap)
-{
-    size_t ne = 0, ncut = 0;
-    for (size_t i = 0; i < nb; i++)
-        ne += s->connectors[bb[i].conn].nranges;
-    struct build_entry *e = xcalloc(ne ? ne : 1, sizeof *e);
-    ipr_addr *cut = xcalloc(2 * ne + 1, sizeof *cut);
-    ne = 0;
-    memset(&cut[ncut++], 0, sizeof *cut);
-    for (size_t i = 0; i < nb; i++) {
-        if (i && bb[i].conn == bb[i - 1].conn)
-            continue;   /* the same binding written twice on one connector */
-        const struct rn_connector *c = &s->connectors[bb[i].conn];
-        for (size_t k = 0; k < c->nranges; k++) {
-            if (c->ranges[k].v4 != v4)
-                continue;
-            e[ne++] = (struct build_entry){bb[i].conn, (uint32_t)k, &c->ranges[k]};
-            cut[ncut++] = c->ranges[k].lo;
-            if (addr_next(&c->ranges[k].hi, &cut[ncut]))
-                ncut++;
-        }
-    }
-    qsort(cut, ncut, sizeof *cut, addr_qcmp);
-    size_t u = 0;
-    for (size_t i = 0; i < ncut; i++)
-        if (u == 0 || memcmp(cut[u - 1].b, cut[i].b, sizeof cut[i].b) != 0)
-            cut[u++] = cut[i];
-    ncut = u;
-    qsort(e, ne, sizeof *e, entry_cmp);
-    int32_t *win_c = xmalloc(ncut * sizeof *win_c), *win_r = xmalloc(ncut * sizeof *win_r);
-    size_t *next = xmalloc((ncut + 1) * sizeof *next);
-    for (size_t i = 0; i <= ncut; i++)
-        next[i] = i;
-    for (size_t i = 0; i < ncut; i++)
-        win_c[i] = win_r[i] = -1;
-    for (size_t i = 0; i < ne; i++) {
-        size_t lo = addr_index(cut, ncut, &e[i].r->lo);
-        ipr_addr after;
-        size_t end = addr_next(&e[i].r->hi, &after) ? addr_index(cut, ncut, &after) : ncut;
-        for (size_t j = dsu_find(next, lo); j < end; j = dsu_find(next, j)) {
-            win_c[j] = (int32_t)e[i].conn;
-            win_r[j] = (int32_t)e[i].range;
-            next[j] = j + 1;
-        }
-    }
-    for (size_t i = 0; i < ncut; i++) {
-        if (i && win_c[i] == win_c[i - 1] && win_r[i] == win_r[i - 1])
-            continue;   /* same winner as the segment before: one segment */
-        if (*nsegs == *cap) {
-            *cap = *cap ? *cap * 2 : 64;
-            *segs = xrealloc(*segs, *cap * sizeof **segs);
-        }
-        (*segs)[(*nsegs)++] = (struct sel_seg){cut[i], win_c[i], win_r[i]};
-    }
-    free(next);
-    free(win_c);
-    free(win_r);
-    free(cut);
-    free(e);
-}
-
-void policy_index(struct rn_snapshot *s)
-{
-    free(s->select_index);
-    s->select_index = NULL;
-    size_t nb = 0;
-    for (size_t i = 0; i < s->nconnectors; i++)
-        if (s->connectors[i].enabled)
-            nb += s->connectors[i].nbindings;
-    struct build_bind *bb = xcalloc(nb ? nb : 1, sizeof *bb);
-    nb = 0;
-    for (size_t i = 0; i < s->nconnectors; i++)
-        for (size_t k = 0; s->connectors[i].enabled && k < s->connectors[i].nbindings; k++) {
-            bb[nb].b = s->connectors[i].bindings[k];
-            if (bb[nb].b.wildcard)
-                memset(&bb[nb].b.ip, 0, sizeof bb[nb].b.ip);   /* one key per family */
-            bb[nb++].conn = (uint32_t)i;
-        }
-    qsort(bb, nb, sizeof *bb, bind_cmp);
-    struct sel_group *groups = xcalloc(nb ? nb : 1, sizeof *groups);
-    struct sel_seg *segs = NULL;
-    size_t ng = 0, nsegs = 0, cap = 0;
-    for (size_t i = 0; i < nb;) {
-        size_t j = i + 1;
-        while (j < nb && bind_cmp(&(struct build_bind){bb[i].b, 0},
-                                  &(struct build_bind){bb[j].b, 0}) == 0)
-            j++;
-        struct sel_group *g = &groups[ng++];
-        g->ip = bb[i].b.ip;
-        g->port = bb[i].b.port;
-        g->v4 = bb[i].b.v4;
-        g->wildcard = bb[i].b.wildcard;
-        g->first = (uint32_t)nsegs;
-        group_build(s, bb + i, j - i, bb[i].b.v4, &segs, &nsegs, &cap);
-        g->count = (uint32_t)(nsegs - g->first);
-        i = j;
-    }
-    size_t size = sizeof(struct sel_index) + ng * sizeof *groups + nsegs * sizeof *segs;
-    struct sel_index *x = xmalloc(size);
-    x->ngroups = ng;
-    x->nsegs = nsegs;
-    x->groups = (struct sel_group *)(void *)(x + 1);
-    x->segs = (struct sel_seg *)(void *)(x->groups + ng);
-    if (ng)
-        memcpy(x->groups, groups, ng * sizeof *groups);
-    if (nsegs)
-        memcpy(x->segs, segs, nsegs * sizeof *segs);
-    s->select_index = x;
-    free(segs);
-    free(groups);
-    free(bb);
 }
 
 /* ---- session stages ---- */

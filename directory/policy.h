@@ -35,6 +35,10 @@ const struct rn_connector *policy_select(const struct rn_snapshot *s, const ipr_
  * snapshot is shared): a sorted table per binding so policy_select is two binary searches
  * instead of a scan. Without it policy_select scans; both answer the same. */
 void policy_index(struct rn_snapshot *s);
+/* Give dst (replacing any) a copy of src's selection index. Only valid when dst's connectors
+ * are src's as far as selection goes: the same enabled, bindings and ranges, in the same
+ * order (the index names connectors and ranges by position). */
+void policy_index_copy(struct rn_snapshot *dst, const struct rn_snapshot *src);
 
 /* The token a session starts with on connector c: ANONYMOUS LOGON, or Externally Secured
  * Servers when c has ExternalAuthoritative (§3.3). Caller token_clear()s. */

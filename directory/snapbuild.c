@@ -5,28 +5,22 @@
  * cross-entry refusals are the loader's, unchanged: two enabled connectors sharing a port
  * that validate_conflict rejects are both left out (which one a client would get is
  * ambiguous, and an ambiguous relay decision fails closed), one domain name with two types
- * is refused on both sides, and two defaults make neither the default. */
+ * is refused on both sides, and two defaults make neither the default. A build costs what
+ * changed more than what the store holds (issue 17): connectors are shared with the store,
+ * which keeps them in order, and when they are the same for the conflict sweep and the
+ * selection index as the last build's, that build's refusals and index are taken over. */
 #include "directory/snapdelta.h"
 #include "directory/snapdelta-private.h"
-#include "directory/ace.h"
 #include "directory/policy.h"
 #include "directory/validate.h"
 #include "directory/base/util.h"
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char *dup_or_null(const char *p)
 {
     return p ? xstrdup(p) : NULL;
-}
-
-static void *dup_mem(const void *p, size_t n)
-{
-    if (!p || !n)
-        return NULL;
-    void *q = xmalloc(n);
-    memcpy(q, p, n);
-    return q;
 }
 
 static char **dup_strv(char *const *v, size_t n)
@@ -37,22 +31,6 @@ static char **dup_strv(char *const *v, size_t n)
     for (size_t i = 0; i < n; i++)
         o[i] = xstrdup(v[i]);
     return o;
-}
-
-static void connector_copy(struct rn_connector *d, const struct rn_connector *c)
-{
-    *d = *c;
-    d->dn = dup_or_null(c->dn);
-    d->name = dup_or_null(c->name);
-    d->bindings = dup_mem(c->bindings, c->nbindings * sizeof *c->bindings);
-    d->ranges = dup_mem(c->ranges, c->nranges * sizeof *c->ranges);
-    d->fqdn = dup_or_null(c->fqdn);
-    d->banner = dup_or_null(c->banner);
-    d->comment = dup_or_null(c->comment);
-    d->tls_cert_name = dup_or_null(c->tls_cert_name);
-    d->aces = c->naces ? xcalloc(c->naces, sizeof *d->aces) : NULL;
-    for (size_t i = 0; i < c->naces; i++)
-        ace_copy(&d->aces[i], &c->aces[i]);
 }
 
 static void sendconn_copy(struct rn_sendconn *d, const struct rn_sendconn *c)
@@ -78,6 +56,48 @@ static int connector_cmp(const void *a, const void *b)
         return x->site_scoped ? 1 : -1;          /* the node's own first */
     int r = strcmp(x->name, y->name);
     return r ? r : strcmp(x->dn, y->dn);
+}
+
+/* Entries holding a connector, in the snapshot's connector order. */
+static int entry_conn_cmp(const struct sd_entry *x, const struct sd_entry *y)
+{
+    int r = connector_cmp(&x->conn->c, &y->conn->c);
+    return r ? r : strcmp(x->key, y->key);    /* one DN held twice: still one order */
+}
+
+/* Where x is in s->conns, or goes. */
+static size_t conn_pos(const struct snapstore *s, const struct sd_entry *x)
+{
+    size_t lo = 0, hi = s->nconns;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (entry_conn_cmp(s->conns[mid], x) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void snapbuild_conn_add(struct snapstore *s, struct sd_entry *x)
+{
+    if (s->nconns == s->capconns) {
+        s->capconns = s->capconns ? 2 * s->capconns : 64;
+        s->conns = xrealloc(s->conns, s->capconns * sizeof *s->conns);
+    }
+    size_t i = conn_pos(s, x);
+    memmove(&s->conns[i + 1], &s->conns[i], (s->nconns - i) * sizeof *s->conns);
+    s->conns[i] = x;
+    s->nconns++;
+}
+
+void snapbuild_conn_remove(struct snapstore *s, const struct sd_entry *x)
+{
+    size_t i = conn_pos(s, x);
+    if (i == s->nconns || s->conns[i] != x)
+        abort();                      /* the list lost an entry: an impossible state */
+    memmove(&s->conns[i], &s->conns[i + 1], (s->nconns - i - 1) * sizeof *s->conns);
+    s->nconns--;
 }
 
 static int domain_cmp(const void *a, const void *b)
@@ -124,16 +144,37 @@ static void conflict_pair(struct rn_snapshot *s, size_t i, size_t k, bool *bad)
     }
 }
 
-struct range_item { const ipr_range *r; size_t conn; };
+/* The pair (both enabled) conflicts: what conflict_pair refuses, without the messages. */
+static bool pair_conflicts(const struct rn_snapshot *s, size_t i, size_t k)
+{
+    const struct rn_connector *v = s->connectors;
+    char cerr[RN_ERRLEN];
+    return v[i].enabled && v[k].enabled && share_port(&v[i], &v[k]) &&
+           validate_conflict(&v[i], &v[k], cerr, sizeof cerr) != 0;
+}
+
+/* A remote range with its bounds as 128-bit numbers (big-endian bytes read as one integer
+ * keep their order), so the sort compares integers. */
+typedef unsigned __int128 u128;
+struct range_item { u128 lo, hi; size_t conn; };
 struct conn_pair { size_t a, b; };
+
+static u128 addr_key(const ipr_addr *a)
+{
+    uint64_t hi, lo;                  /* network order: the first byte is the highest */
+    memcpy(&hi, a->b, 8);
+    memcpy(&lo, a->b + 8, 8);
+    return (u128)be64toh(hi) << 64 | be64toh(lo);
+}
 
 static int range_item_cmp(const void *x, const void *y)
 {
     const struct range_item *a = x, *b = y;
-    int c = memcmp(&a->r->lo, &b->r->lo, sizeof a->r->lo);
-    if (c == 0)
-        c = memcmp(&b->r->hi, &a->r->hi, sizeof a->r->hi);
-    return c ? c : (a->conn > b->conn) - (a->conn < b->conn);
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    if (a->hi != b->hi)
+        return a->hi > b->hi ? -1 : 1;
+    return (a->conn > b->conn) - (a->conn < b->conn);
 }
 
 static int conn_pair_cmp(const void *x, const void *y)
@@ -146,22 +187,24 @@ static int conn_pair_cmp(const void *x, const void *y)
 
 #define CONFLICT_PAIRS_MAX 4000000   /* beyond: the plain pairwise loop (no extra memory) */
 
-/* The pairs of enabled connectors with some remote ranges that intersect, sorted, each once:
- * validate_conflict refuses only a partial or an equal overlap, so no other pair can
- * conflict. A sweep over the ranges sorted by their low end keeps the ranges still open.
- * NULL when there would be more than CONFLICT_PAIRS_MAX (nested ranges by the thousand). */
-static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t *np)
+/* The pairs of connectors that conflict, sorted, each once. validate_conflict refuses only
+ * a partial or an equal overlap, so only pairs with some remote ranges that intersect are
+ * tried: a sweep over the ranges sorted by their low end keeps the ranges still open. A
+ * catch-all range intersects every other, so most pairs tried are fine and none of those is
+ * kept. NULL when more than CONFLICT_PAIRS_MAX conflict (equal ranges by the thousand). */
+static struct conn_pair *conflicting_pairs(const struct rn_snapshot *s, size_t *np)
 {
     const struct rn_connector *v = s->connectors;
     size_t ni = 0;
     for (size_t i = 0; i < s->nconnectors; i++)
         if (v[i].enabled)
             ni += v[i].nranges;
-    struct range_item *it = xcalloc(ni ? ni : 1, sizeof *it);
+    struct range_item *it = xmalloc((ni ? ni : 1) * sizeof *it);
     ni = 0;
     for (size_t i = 0; i < s->nconnectors; i++)
         for (size_t r = 0; v[i].enabled && r < v[i].nranges; r++)
-            it[ni++] = (struct range_item){&v[i].ranges[r], i};
+            it[ni++] = (struct range_item){addr_key(&v[i].ranges[r].lo),
+                                           addr_key(&v[i].ranges[r].hi), i};
     qsort(it, ni, sizeof *it, range_item_cmp);
     size_t *open = xcalloc(ni ? ni : 1, sizeof *open), nopen = 0, cap = 0;
     struct conn_pair *p = NULL;
@@ -171,17 +214,17 @@ static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t 
         size_t keep = 0;
         for (size_t o = 0; o < nopen; o++) {
             const struct range_item *a = &it[open[o]];
-            if (memcmp(&a->r->hi, &it[j].r->lo, sizeof a->r->hi) < 0)
+            if (a->hi < it[j].lo)
                 continue;                     /* ends before this one starts: closed */
             open[keep++] = open[o];
-            if (a->conn == it[j].conn)
+            if (a->conn == it[j].conn || !pair_conflicts(s, a->conn, it[j].conn))
                 continue;
             if (*np == CONFLICT_PAIRS_MAX) {
                 overflow = true;
                 break;
             }
             if (*np == cap) {
-                cap = cap ? 2 * cap : 1024;
+                cap = cap ? 2 * cap : 64;
                 p = xrealloc(p, cap * sizeof *p);
             }
             size_t lo = a->conn < it[j].conn ? a->conn : it[j].conn;
@@ -209,15 +252,14 @@ static struct conn_pair *intersecting_pairs(const struct rn_snapshot *s, size_t 
     return p;
 }
 
-static void connectors_check_conflicts(struct rn_snapshot *s)
+/* Mark in bad[] the connectors some other one conflicts with, adding the refusals. */
+static void conflicts_find(struct rn_snapshot *s, bool *bad)
 {
-    struct rn_connector *v = s->connectors;
     size_t n = s->nconnectors;
-    bool *bad = xcalloc(n ? n : 1, sizeof *bad);
     /* Pairs in the order of the pairwise loop (i < k, i then k ascending), so the
      * refusals read the same; the loop itself when the pairs would not fit. */
     size_t np = 0;
-    struct conn_pair *p = intersecting_pairs(s, &np);
+    struct conn_pair *p = conflicting_pairs(s, &np);
     if (p) {
         for (size_t x = 0; x < np; x++)
             conflict_pair(s, p[x].a, p[x].b, bad);
@@ -227,14 +269,33 @@ static void connectors_check_conflicts(struct rn_snapshot *s)
             for (size_t k = i + 1; k < n; k++)
                 conflict_pair(s, i, k, bad);
     }
+}
+
+/* Leave the connectors marked bad out (their parts, or their bodies' references, go). */
+static void connectors_drop(struct rn_snapshot *s, const bool *bad)
+{
+    struct rn_connector *v = s->connectors;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bad[i])
+    for (size_t i = 0; i < s->nconnectors; i++) {
+        if (!bad[i]) {
+            v[o] = v[i];
+            if (s->connector_bodies)
+                s->connector_bodies[o] = s->connector_bodies[i];
+            o++;
+        } else if (s->connector_bodies) {
+            connector_body_release(&s->connector_bodies[i]);
+        } else {
             connector_clear(&v[i]);
-        else
-            v[o++] = v[i];
+        }
     }
     s->nconnectors = o;
+}
+
+static void connectors_check_conflicts(struct rn_snapshot *s)
+{
+    bool *bad = xcalloc(s->nconnectors ? s->nconnectors : 1, sizeof *bad);
+    conflicts_find(s, bad);
+    connectors_drop(s, bad);
     free(bad);
 }
 
@@ -278,8 +339,9 @@ static void domains_check_conflicts(struct rn_snapshot *s)
 
 /* ---- the build ---- */
 
-static void add_entry(struct rn_snapshot *snap, const struct sd_entry *x, size_t *cap_c,
-                      size_t *cap_d, size_t *cap_s)
+/* One entry other than a connector the snapshot lists (those come in connectors_share). */
+static void add_entry(struct rn_snapshot *snap, const struct sd_entry *x, size_t *cap_d,
+                      size_t *cap_s)
 {
     if (x->error)
         snapshot_add_error(snap, "%s", x->error);
@@ -292,13 +354,6 @@ static void add_entry(struct rn_snapshot *snap, const struct sd_entry *x, size_t
     if (!x->ok)
         return;
     switch (x->kind) {
-    case K_CONN_NODE:
-    case K_CONN_SITE:
-        if (snap->nconnectors == *cap_c)
-            snap->connectors = xrealloc(snap->connectors,
-                                        (*cap_c = *cap_c * 2 + 16) * sizeof *snap->connectors);
-        connector_copy(&snap->connectors[snap->nconnectors++], &x->conn);
-        break;
     case K_DOMAIN:
         if (snap->ndomains == *cap_d)
             snap->domains = xrealloc(snap->domains,
@@ -323,6 +378,8 @@ static void add_entry(struct rn_snapshot *snap, const struct sd_entry *x, size_t
             c->name = dup_or_null(x->certs[i].name);
         }
         break;
+    case K_CONN_NODE:
+    case K_CONN_SITE:
     case K_PARTNER:
     case K_NONE:
         break;
@@ -340,7 +397,111 @@ void snapstore_attach_recipients(const struct snapstore *s, struct rn_snapshot *
                            "and match no recipient", s->rcpt_label, s->rcpt_refused);
 }
 
-struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *version)
+/* The connector entries (sorted) as the snapshot's connectors: shallow copies of the
+ * store's bodies, each with a reference. */
+static void connectors_share(struct rn_snapshot *snap, struct sd_entry *const *v, size_t n)
+{
+    snap->connectors = xmalloc((n ? n : 1) * sizeof *snap->connectors);   /* all written */
+    snap->connector_bodies = xmalloc((n ? n : 1) * sizeof *snap->connector_bodies);
+    for (size_t i = 0; i < n; i++) {
+        snap->connector_bodies[i] = connector_body_ref(v[i]->conn);
+        snap->connectors[i] = v[i]->conn->c;
+    }
+    snap->nconnectors = n;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the conflict sweep and the selection index read of a connector is the same. */
+static bool same_for_selection(const struct rn_connector *a, const struct rn_connector *b)
+{
+    if (a == b || (a->bindings == b->bindings && a->ranges == b->ranges && a->name == b->name &&
+                   a->dn == b->dn && a->enabled == b->enabled))
+        return true;                  /* one body: one content */
+    return a->enabled == b->enabled && a->nbindings == b->nbindings &&
+           a->nranges == b->nranges && same_str(a->name, b->name) && same_str(a->dn, b->dn) &&
+           (!a->nbindings || memcmp(a->bindings, b->bindings,
+                                    a->nbindings * sizeof *a->bindings) == 0) &&
+           (!a->nranges || memcmp(a->ranges, b->ranges, a->nranges * sizeof *a->ranges) == 0);
+}
+
+void snapbuild_last_clear(struct sd_last *l)
+{
+    for (size_t i = 0; i < l->npre; i++)
+        connector_body_release(&l->pre[i]);
+    free(l->pre);
+    free(l->bad);
+    for (size_t i = 0; i < l->nerrors; i++)
+        free(l->errors[i]);
+    free(l->errors);
+    snapshot_unref(&l->snap);
+    memset(l, 0, sizeof *l);
+}
+
+bool snapstore_last_reused(const struct snapstore *s)
+{
+    return s->last.reused;
+}
+
+/* The conflict sweep of snap's sorted connectors, or the last build's when they are the same
+ * for it (then true: its selection index fits snap too). Remembers this one for the next. */
+static bool connectors_sweep(struct snapstore *s, struct rn_snapshot *snap)
+{
+    struct sd_last *l = &s->last;
+    size_t n = snap->nconnectors;
+    bool known = l->snap && l->npre == n;
+    for (size_t i = 0; known && i < n; i++)
+        known = same_for_selection(&l->pre[i]->c, &snap->connectors[i]);
+    bool *bad = xcalloc(n ? n : 1, sizeof *bad);
+    size_t e0 = snap->nerrors;
+    if (known) {
+        memcpy(bad, l->bad, n * sizeof *bad);
+        for (size_t i = 0; i < l->nerrors; i++)
+            snapshot_add_error(snap, "%s", l->errors[i]);
+    } else {
+        conflicts_find(snap, bad);
+    }
+    struct rn_snapshot *prev = l->snap;
+    l->snap = NULL;
+    snapbuild_last_clear(l);
+    l->snap = prev;                   /* until the build is done: its index may be copied */
+    l->pre = xcalloc(n ? n : 1, sizeof *l->pre);
+    for (size_t i = 0; i < n; i++)
+        l->pre[i] = connector_body_ref(snap->connector_bodies[i]);
+    l->npre = n;
+    l->bad = bad;
+    l->nerrors = snap->nerrors - e0;
+    l->errors = xcalloc(l->nerrors ? l->nerrors : 1, sizeof *l->errors);
+    for (size_t i = 0; i < l->nerrors; i++)
+        l->errors[i] = xstrdup(snap->errors[e0 + i]);
+    l->reused = known;
+    connectors_drop(snap, bad);
+    return known;
+}
+
+/* The store's entries other than those holding a connector (refused connectors are here:
+ * their refusals) by normalised DN into *others. Returns the content hash's sum over all
+ * entries. Caller frees *others. */
+static uint64_t entries_sorted(const struct snapstore *s, struct sd_entry ***others,
+                               size_t *nothers)
+{
+    uint64_t h = 0;
+    *others = xcalloc(s->n ? s->n : 1, sizeof **others);
+    *nothers = 0;
+    for (size_t b = 0; b < s->nbuckets; b++)
+        for (struct sd_entry *x = s->buckets[b]; x; x = x->next) {
+            if (!x->conn)
+                (*others)[(*nothers)++] = x;
+            h += x->hash;
+        }
+    qsort(*others, *nothers, sizeof **others, by_ndn);
+    return h;
+}
+
+struct rn_snapshot *snapstore_build(struct snapstore *s, const char *version)
 {
     struct rn_snapshot *snap = snapshot_new();
     snap->version = xstrdup(version ? version : "");
@@ -348,31 +509,31 @@ struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *versi
     snap->node_dn = xstrdup(s->node_dn);
     snap->site_dn = xstrdup(s->site_dn);
     snap->content_hash = snapdelta_mix(snapdelta_hash_str(s->node_dn, strlen(s->node_dn)));
-    struct sd_entry **all = xcalloc(s->n ? s->n : 1, sizeof *all);
-    size_t n = 0;
-    for (size_t b = 0; b < s->nbuckets; b++)
-        for (struct sd_entry *x = s->buckets[b]; x; x = x->next) {
-            all[n++] = x;
-            snap->content_hash += x->hash;
-        }
-    qsort(all, n, sizeof *all, by_ndn);
-    size_t cap_c = 0, cap_d = 0, cap_s = 0;
-    for (size_t i = 0; i < n; i++)
-        add_entry(snap, all[i], &cap_c, &cap_d, &cap_s);
-    free(all);
-    if (snap->nconnectors)
-        qsort(snap->connectors, snap->nconnectors, sizeof *snap->connectors, connector_cmp);
+    struct sd_entry **others;
+    size_t nothers;
+    snap->content_hash += entries_sorted(s, &others, &nothers);
+    size_t cap_d = 0, cap_s = 0;
+    for (size_t i = 0; i < nothers; i++)     /* the refusals in DN order, as before */
+        add_entry(snap, others[i], &cap_d, &cap_s);
+    free(others);
+    connectors_share(snap, s->conns, s->nconns);   /* kept in order by the store */
     if (snap->ndomains)
         qsort(snap->domains, snap->ndomains, sizeof *snap->domains, domain_cmp);
     if (snap->nsendconns)
         qsort(snap->sendconns, snap->nsendconns, sizeof *snap->sendconns, sendconn_cmp);
     if (snap->npartner_domains)
         qsort(snap->partner_domains, snap->npartner_domains, sizeof(char *), str_cmp);
-    connectors_check_conflicts(snap);
+    bool known = connectors_sweep(s, snap);
     domains_check_conflicts(snap);
     snapstore_attach_recipients(s, snap);
-    policy_index(snap);   /* the connector list is final: build the selection index */
+    /* The connector list is final: the selection index, the last build's when it fits. */
+    if (known)
+        policy_index_copy(snap, s->last.snap);
+    else
+        policy_index(snap);
     snapshot_index_domains(snap);   /* and the domain list: the accepted-domain index */
+    snapshot_unref(&s->last.snap);
+    s->last.snap = snapshot_ref(snap);
     return snap;
 }
 

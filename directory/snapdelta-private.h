@@ -14,12 +14,27 @@ struct sd_entry {
                                    * 0 for a tombstone (K_NONE) */
     char *error;                  /* owned: "<dn>: <reason>" when refused, else NULL */
     bool ok;                      /* the parsed part below is used */
-    struct rn_connector conn;     /* K_CONN_*: owned */
+    struct rn_connector_body *conn;   /* K_CONN_* when ok: a reference, shared with the
+                                   * snapshots that list it */
     struct rn_domain dom;         /* K_DOMAIN: owned */
     struct rn_sendconn sc;        /* K_SENDCONN: owned */
     struct rn_node_cert *certs; size_t ncerts;   /* K_NODECERT: owned */
     char **partners; size_t npartners;           /* K_PARTNER: owned */
     struct sd_entry *next;        /* hash chain */
+};
+
+/* What the last build found about its connectors, so that a build whose connectors are
+ * the same as far as the conflict sweep and the selection index can tell (in the same order:
+ * names, DNs, enabled, bindings, ranges) takes both over instead of redoing them (snapbuild.c).
+ * A change of an ACE, a limit or anything else of a connector, or of any other entry, keeps
+ * them; a binding, range, name or enabled change, or a connector added or removed, does not. */
+struct sd_last {
+    struct rn_connector_body **pre; size_t npre;  /* references: the sorted connectors before
+                                                   * the sweep */
+    bool *bad;                                    /* owned: the ones the sweep refused */
+    char **errors; size_t nerrors;                /* owned: its refusals, in order */
+    struct rn_snapshot *snap;                     /* a reference: its selection index */
+    bool reused;                                  /* the last build took them over */
 };
 
 struct snapstore {
@@ -33,6 +48,15 @@ struct snapstore {
     size_t rcpt_refused;
     char *rcpt_label;                            /* owned */
     char *version;                               /* owned; NULL none yet */
+    struct sd_entry **conns; size_t nconns, capconns;  /* owned array: the entries holding
+                                                 * a connector, in the snapshot's order */
+    struct sd_last last;                         /* owned by snapbuild.c */
 };
+
+/* Free what s->last holds (snapbuild.c). */
+void snapbuild_last_clear(struct sd_last *l);
+/* Keep s->conns sorted (snapbuild.c): x (holding a connector) comes in or goes out. */
+void snapbuild_conn_add(struct snapstore *s, struct sd_entry *x);
+void snapbuild_conn_remove(struct snapstore *s, const struct sd_entry *x);
 
 #endif

@@ -6,7 +6,7 @@
  * relayDomainSecureDomain), parsed once by entry.h, and kept under its entryUUID (its DN when
  * the server gives none) with its parse result or refusal. The build walks the store in a
  * fixed order (connectors by name within node then site, the others by normalised DN),
- * copies the parsed parts, applies the cross-entry refusals the loader always applied (two
+ * shares the parsed connectors (reference-counted bodies) and copies the other parts, applies the cross-entry refusals the loader always applied (two
  * connectors a client could not tell apart, one domain with two types, two defaults) and
  * sums the per-entry hashes, so its result depends on the set of entries, never on the order
  * they arrived. entryCSN orders two versions of one entry: the watcher's copy of a change the
@@ -151,7 +151,7 @@ static void sd_entry_free(struct sd_entry *x)
     free(x->ndn);
     free(x->csn);
     free(x->error);
-    connector_clear(&x->conn);
+    connector_body_release(&x->conn);
     domain_clear(&x->dom);
     sendconn_clear(&x->sc);
     for (size_t i = 0; i < x->ncerts; i++) {
@@ -177,6 +177,8 @@ void snapstore_free(struct snapstore **sp)
             sd_entry_free(x);
         }
     free(s->buckets);
+    snapbuild_last_clear(&s->last);
+    free(s->conns);
     free(s->node_name);
     free(s->node_dn);
     free(s->site_dn);
@@ -264,6 +266,8 @@ static void unlink_entry(struct snapstore *s, struct sd_entry **p)
 {
     struct sd_entry *x = *p;
     *p = x->next;
+    if (x->conn)
+        snapbuild_conn_remove(s, x);
     if (strncmp(x->key, "dn:", 3) == 0)
         s->nbydn--;
     s->n--;
@@ -344,10 +348,14 @@ static void parse_into(struct sd_entry *x, const struct dir_entry *e)
 {
     char err[RN_ERRLEN] = "";
     int rc = 0;
+    struct rn_connector conn;
+    memset(&conn, 0, sizeof conn);
     switch (x->kind) {
     case K_CONN_NODE:
     case K_CONN_SITE:
-        rc = connector_from_entry(e, x->kind == K_CONN_SITE, &x->conn, err, sizeof err);
+        rc = connector_from_entry(e, x->kind == K_CONN_SITE, &conn, err, sizeof err);
+        if (rc == 0)
+            x->conn = connector_body_new(&conn);
         break;
     case K_DOMAIN: rc = domain_from_entry(e, &x->dom, err, sizeof err); break;
     case K_SENDCONN: rc = sendconn_from_entry(e, &x->sc, err, sizeof err); break;
@@ -360,7 +368,7 @@ static void parse_into(struct sd_entry *x, const struct dir_entry *e)
     x->ok = rc == 0;
     if (rc != 0) {
         x->error = xasprintf("%s: %s", e->dn, err);
-        connector_clear(&x->conn);   /* a refused one is left out (partners keep theirs) */
+        connector_clear(&conn);      /* a refused one is left out (partners keep theirs) */
         domain_clear(&x->dom);
         sendconn_clear(&x->sc);
     }
@@ -439,6 +447,8 @@ int snapstore_put(struct snapstore *s, const struct dir_entry *e, const char *uu
     p = slot_of(s, x->key);
     x->next = *p;
     *p = x;
+    if (x->conn)
+        snapbuild_conn_add(s, x);
     s->n++;
     if (strncmp(x->key, "dn:", 3) == 0)
         s->nbydn++;

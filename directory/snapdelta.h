@@ -80,9 +80,14 @@ const char *snapstore_version(const struct snapstore *s);
 void snapstore_set_version(struct snapstore *s, const char *version);
 
 /* The snapshot the store describes now, labelled version, its selection index built.
- * Unchanged entries are copied from their parsed form; the recipient set is shared. Caller
- * snapshot_unref()s. */
-struct rn_snapshot *snapstore_build(const struct snapstore *s, const char *version);
+ * Connectors are shared with the store (model.h, struct rn_connector_body), the other parts
+ * copied from their parsed form; the recipient set is shared. When the connectors are the
+ * same as the last build's as far as conflicts and selection go (names, DNs, enabled,
+ * bindings, ranges, in order), that build's conflict refusals and selection index are taken
+ * over (the store keeps a reference to it). Caller snapshot_unref()s. */
+struct rn_snapshot *snapstore_build(struct snapstore *s, const char *version);
+/* The last snapstore_build took the previous build's conflict sweep and selection index. */
+bool snapstore_last_reused(const struct snapstore *s);
 
 /* What snapstore_build does once the entries are in, for a loader without a store (the AD
  * profile, directory/ldap/adload.c): the load order (sorted), the cross-entry refusals

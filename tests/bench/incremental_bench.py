@@ -4,19 +4,24 @@ when the watcher's entries are applied to its store, against a full reload, in a
 of 10,000 receive connectors. Nothing here asserts a time.
 
   tests/bench/incremental_bench.py [BUILD_DIR] [--connectors 10000] [--per-node 100]
-                                   [--changes 100]
+                                   [--changes 100] [--change range|ace]
+                                   [--modes incremental,full]
 
 A throwaway slapd (deploy/slapd/fixture.sh) gets the example organisation plus CONNECTORS
 receive connectors spread over CONNECTORS / PER_NODE relayNode entries of the site (node1,
-the node under test, holds PER_NODE of them, all on its SMTP port with their own remote
-range). One node runs with the incremental path (the default), then one with
-RELAYNODE_INCREMENTAL=off; each gets CHANGES ldapmodify changes to node1's connectors (a
-remote range replaced) and the same number to other nodes' connectors. It prints, per mode,
-the node's own load time (the `ms=` of its `config incremental-load` / `config full-load`
-lines) and the time from the ldapmodify's return to that line in the log, p50 and p99.
+the node under test, holds PER_NODE of them, all on its SMTP port, each with a remote range
+of its own up to 20,000 per node). One node runs with the incremental path (the default),
+then one with RELAYNODE_INCREMENTAL=off; each gets CHANGES ldapmodify changes to node1's
+connectors (a remote range replaced by one no connector has, or with --change ace the
+relayAce replaced: bindings and ranges stay) and the same number to other
+nodes' connectors (all to node1's when --per-node is --connectors: node1 then holds them
+all, as in dirscale_bench.py). It prints, per mode, the node's own load time (the `ms=` of
+its `config incremental-load` / `config full-load` lines) and the time from the
+ldapmodify's return to that line in the log, p50 and p99.
 """
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,6 +34,9 @@ import rnnode  # noqa: E402
 import rntest  # noqa: E402
 
 SITE = "cn=Default-Site,cn=Sites,ou=Relay,dc=example,dc=com"
+ACES = ("allow; NT AUTHORITY\\Authenticated Users; ms-Exch-SMTP-Submit",
+        "allow; NT AUTHORITY\\Authenticated Users; ms-Exch-SMTP-Submit, "
+        "ms-Exch-SMTP-Accept-Any-Recipient")
 
 
 def node_name(k):
@@ -51,7 +59,7 @@ def directory_ldif(path, connectors, per_node):
                         "relayBinding: 0.0.0.0:@SMTP_PORT@\nrelayRemoteIPRange: 10.%d.%d.0/24\n"
                         "relayAce: allow; NT AUTHORITY\\Authenticated Users; "
                         "ms-Exch-SMTP-Submit\n\n"
-                        % (connector_dn(k, i), k, i, 100 + k % 150, i % 250))
+                        % (connector_dn(k, i), k, i, 100 + (k + i // 250) % 80, i % 250))
     return nodes
 
 
@@ -72,7 +80,7 @@ def last_load(log, start):
     return None
 
 
-def run_mode(slapd, binary, incremental, changes, nodes, per_node, seq):
+def run_mode(slapd, binary, incremental, changes, nodes, per_node, seq, what):
     env = {} if incremental else {"RELAYNODE_INCREMENTAL": "off"}
     node = rnnode.Node(slapd.conf, ports=[slapd.smtp_port], binary=binary, env=env)
     node.start(timeout=120)
@@ -82,12 +90,16 @@ def run_mode(slapd, binary, incremental, changes, nodes, per_node, seq):
         time.sleep(2)                      # the start's own loads settle
         own, e2e, kinds = [], [], {}
         for c in range(changes):
-            k = 0 if c % 2 == 0 else 1 + c % max(1, nodes - 1)
+            k = 0 if c % 2 == 0 or nodes == 1 else 1 + c % (nodes - 1)
             dn = connector_dn(k, c % per_node)
             seq[0] += 1
+            # a range no connector of the directory has: no change makes a conflict
             ldif = ("dn: %s\nchangetype: modify\nreplace: relayRemoteIPRange\n"
                     "relayRemoteIPRange: 10.%d.%d.0/24\n-\n"
-                    % (dn, 100 + k % 150, seq[0] % 250))
+                    % (dn, 180 + seq[0] // 250 % 70, seq[0] % 250))
+            if what == "ace":
+                ldif = ("dn: %s\nchangetype: modify\nreplace: relayAce\nrelayAce: %s\n-\n"
+                        % (dn, ACES[seq[0] % 2]))
             start = len(node.log())
             rc, out, err = slapd.ldapmodify(ldif)
             t0 = time.monotonic()
@@ -116,6 +128,8 @@ def main():
     ap.add_argument("--connectors", type=int, default=10000)
     ap.add_argument("--per-node", type=int, default=100)
     ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--change", choices=("range", "ace"), default="range")
+    ap.add_argument("--modes", default="incremental,full", help="incremental,full or one")
     a = ap.parse_args()
     binary = os.path.join(os.path.abspath(a.build), "relaynode")
     tmp = tempfile.mkdtemp(prefix="rn-incr-bench-")
@@ -128,9 +142,9 @@ def main():
           % (a.connectors, nodes, a.per_node, time.monotonic() - t0))
     seq = [0]
     try:
-        for incremental in (True, False):
+        for incremental in [m == "incremental" for m in a.modes.split(",")]:
             own, e2e, kinds, rss = run_mode(slapd, binary, incremental, a.changes, nodes,
-                                            a.per_node, seq)
+                                            a.per_node, seq, a.change)
             print("%-12s %3d changes (%s): node load p50 %7.2f ms p99 %7.2f ms | "
                   "ldapmodify -> applied p50 %7.2f ms p99 %7.2f ms | RSS %d KiB"
                   % ("incremental" if incremental else "full reload", len(own),
@@ -140,6 +154,7 @@ def main():
                 print("             mean %.2f ms" % statistics.mean(own))
     finally:
         slapd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)   # its LDIF: megabytes, often in /dev/shm
     return 0
 
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "directory/snapdelta.h"
 #include "directory/snapdump.h"
+#include "directory/policy.h"
 #include "directory/base/util.h"
 
 #define BASE "ou=relay,o=t"
@@ -158,13 +159,38 @@ static void slot_new_version(struct slot *s, int i)
     snprintf(s->csn, sizeof s->csn, "20260101000000.%06lluZ#000000#000#000000", ++csn_clock);
 }
 
+/* The connector in slot s as it is, with other ACEs and maybe another limit, and maybe
+ * relayEnabled flipped: what the conflict sweep and the selection index read stays the
+ * same (the store then takes the last build's over), or only enabled changes. */
+static void connector_touch(struct slot *s, bool flip_enabled)
+{
+    static const char *const aces[] = {"allow; Everyone; ms-Exch-SMTP-Submit",
+                                       "deny; NT AUTHORITY\\ANONYMOUS LOGON; "
+                                       "ms-Exch-SMTP-Accept-Any-Recipient"};
+    struct dir_entry e;
+    dir_entry_copy(&e, &s->e);
+    bool on = !dir_entry_first(&e, "relayEnabled") ||
+              rn_strieq(dir_entry_first(&e, "relayEnabled"), "TRUE");
+    dir_entry_set1(&e, "relayAce", NULL);
+    for (unsigned k = rnd(3); k; k--)
+        dir_entry_add(&e, "relayAce", PICK(aces));
+    dir_entry_set1(&e, "relayMaxRecipientsPerMessage", rnd(2) ? "7" : NULL);
+    if (flip_enabled)
+        dir_entry_set1(&e, "relayEnabled", on ? "FALSE" : "TRUE");
+    dir_entry_clear(&s->prev);
+    s->prev = s->e;
+    memcpy(s->prev_csn, s->csn, sizeof s->csn);
+    s->e = e;
+    snprintf(s->csn, sizeof s->csn, "20260101000000.%06lluZ#000000#000#000000", ++csn_clock);
+}
+
 static struct snapstore *store_new(void)
 {
     return snapstore_new("n1", NODE, SITE, USERS);
 }
 
-/* A store filled from scratch with what exists now, in a random order. */
-static char *fresh_dump(struct slot *slots)
+/* A store filled from scratch with what exists now, in a random order: its snapshot. */
+static struct rn_snapshot *fresh_build(struct slot *slots)
 {
     struct snapstore *st = store_new();
     int order[NSLOTS];
@@ -182,10 +208,36 @@ static char *fresh_dump(struct slot *slots)
             assert_int_equal(snapstore_put(st, &s->e, s->uuid, s->csn, why, sizeof why), 0);
     }
     struct rn_snapshot *snap = snapstore_build(st, "v");
-    char *d = snapshot_dump(snap, true);
-    snapshot_unref(&snap);
     snapstore_free(&st);
-    return d;
+    return snap;
+}
+
+/* The selection index (possibly the last build's, taken over) picks what the full build's
+ * picks, connector and range, on every local endpoint and client the random connectors
+ * distinguish. */
+static void same_selection(const struct rn_snapshot *a, const struct rn_snapshot *b, int round)
+{
+    static const char *const locals[] = {"10.0.0.1", "10.0.0.2", "::1"};
+    static const char *const remotes[] = {"10.1.2.3", "10.1.2.4", "10.200.0.1", "192.168.3.4",
+                                          "8.8.8.8", "0.0.0.0", "255.255.255.255", "::1"};
+    static const uint16_t ports[] = {25, 587, 2525};
+    for (size_t l = 0; l < sizeof locals / sizeof *locals; l++)
+        for (size_t r = 0; r < sizeof remotes / sizeof *remotes; r++)
+            for (size_t p = 0; p < sizeof ports / sizeof *ports; p++) {
+                ipr_addr la, ra;
+                bool v4l, v4r;
+                assert_int_equal(ipr_addr_parse(locals[l], &la, &v4l), 0);
+                assert_int_equal(ipr_addr_parse(remotes[r], &ra, &v4r), 0);
+                if (v4l != v4r)
+                    continue;
+                struct verdict va, vb;
+                const struct rn_connector *ca = policy_select(a, &la, ports[p], &ra, v4l, &va);
+                const struct rn_connector *cb = policy_select(b, &la, ports[p], &ra, v4l, &vb);
+                if ((ca == NULL) != (cb == NULL) || (ca && strcmp(ca->dn, cb->dn) != 0) ||
+                    strcmp(va.why, vb.why) != 0)
+                    fail_msg("round %d: %s:%u from %s: %s / %s", round, locals[l], ports[p],
+                             remotes[r], ca ? ca->dn : "none", cb ? cb->dn : "none");
+            }
 }
 
 static void add_change(struct snapdelta_change **v, size_t *n, enum snapdelta_op op,
@@ -209,8 +261,11 @@ static void random_change(struct slot *slots, int i, struct snapdelta_change **v
                           bool *rcpt_expected)
 {
     struct slot *s = &slots[i];
-    unsigned what = rnd(10);
-    if (s->present && what < 2) {
+    unsigned what = rnd(12);
+    if (s->present && s->kind == S_CONN && what >= 10) {
+        connector_touch(s, what == 11);   /* ACEs only, or relayEnabled too */
+        add_change(v, n, SNAPDELTA_PUT, s, &s->e, s->csn);
+    } else if (s->present && what < 2) {
         add_change(v, n, SNAPDELTA_DELETE, s, &s->e, NULL);
         s->present = false;
     } else if (s->present && what == 2 && s->prev.dn) {
@@ -238,7 +293,7 @@ static void random_batches_match_full_build(void **state)
         snprintf(slots[i].uuid, sizeof slots[i].uuid, "%032x", 0xabc000 + i);
     }
     struct snapstore *st = store_new();
-    size_t batches = 0, changes = 0, conflicts_seen = 0;
+    size_t batches = 0, changes = 0, conflicts_seen = 0, reused = 0;
     for (int round = 0; round < 2000; round++) {
         struct snapdelta_change *v = NULL;
         size_t n = 0;
@@ -252,8 +307,9 @@ static void random_batches_match_full_build(void **state)
         batches++;
         changes += n;
         snapdelta_changes_free(&v, n);
-        struct rn_snapshot *snap = snapstore_build(st, "v");
-        char *inc = snapshot_dump(snap, true), *full = fresh_dump(slots);
+        struct rn_snapshot *snap = snapstore_build(st, "v"), *fsnap = fresh_build(slots);
+        reused += snapstore_last_reused(st);
+        char *inc = snapshot_dump(snap, true), *full = snapshot_dump(fsnap, true);
         if (strstr(inc, "conflicts with"))
             conflicts_seen++;
         if (strcmp(inc, full) != 0) {
@@ -261,13 +317,17 @@ static void random_batches_match_full_build(void **state)
             snapshot_dump_diff(full, inc, diff, sizeof diff);
             fail_msg("round %d: incremental and full builds differ: %s", round, diff);
         }
+        same_selection(snap, fsnap, round);
         free(inc);
         free(full);
         snapshot_unref(&snap);
+        snapshot_unref(&fsnap);
     }
-    print_message("%zu batches, %zu changes, %zu with conflicting connectors\n", batches,
-                  changes, conflicts_seen);
+    print_message("%zu batches, %zu changes, %zu with conflicting connectors, %zu builds "
+                  "took the last one's sweep and index\n", batches, changes, conflicts_seen,
+                  reused);
     assert_true(conflicts_seen > 0);   /* the cross-entry refusals were exercised */
+    assert_true(reused > 0 && reused < batches);   /* both ways of building were */
     snapstore_free(&st);
     for (int i = 0; i < NSLOTS; i++) {
         dir_entry_clear(&slots[i].e);
