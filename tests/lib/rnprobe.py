@@ -79,14 +79,17 @@ class Prober(threading.Thread):
                     self.cv.notify_all()
 
 
-def flip_and_wait(ldapmodify, probers, nodes, grant, timeout, settle=0):
+def flip_and_wait(ldapmodify, probers, nodes, grant, timeout, settle=0, walls=None):
     """One change (grant or remove on the CRM connector of every node in `nodes`), then the
     slowest node's latency in ms, or None (with the ports that had not enforced it) when some
     node did not within `timeout` seconds. Those are then given up to `settle` more seconds,
-    so that the next change starts from every node enforcing this one."""
+    so that the next change starts from every node enforcing this one. With a list `walls`,
+    appends the wall-clock time ldapmodify returned and each prober's wall-clock time of
+    success (None when it did not see it): node logs can then be compared with both."""
     subprocess.run(ldapmodify, input=rncluster.crm_ldif(nodes, grant).encode(), check=True,
                    stdout=subprocess.DEVNULL)
     t0 = time.monotonic()
+    w0 = time.time()
     for p in probers:
         p.arm(OK if grant else NO, t0)
     worst, late = 0.0, []
@@ -103,6 +106,9 @@ def flip_and_wait(ldapmodify, probers, nodes, grant, timeout, settle=0):
             p.cv.wait_for(lambda: p.seen is not None,
                           timeout=max(0.0, settle - (time.monotonic() - t1)))
             p.want = None
+    if walls is not None:
+        walls.append((w0, [w0 + p.seen / 1000 if p.seen is not None else None
+                           for p in probers]))
     return (None, [p.port for p in late]) if late else (worst, [])
 
 
