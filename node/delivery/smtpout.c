@@ -168,7 +168,7 @@ static void on_piece(void *arg, int rc, struct evbuffer *piece, const char *err)
         return;
     }
     pend_flush(c);               /* the body after every command before it */
-    evbuffer_add_buffer(bufferevent_get_output(c->bev), piece);
+    sockout_send_buffer(c->bev, piece);   /* not through the output: two epoll_ctl less */
     if (rc > 0) {
         body_pump(c);
         return;

@@ -460,7 +460,11 @@ void session_attach_bev(struct smtp_session *s)
     if (!bufferevent_get_underlying(s->bev) && !s->in)
         s->in = sockin_new(s->bev, high, on_read, on_event, s);
     if (s->in) {
-        bufferevent_enable(s->bev, EV_WRITE);
+        /* A new socket bufferevent has writing enabled without its event registered (it
+         * is added when output is queued); enabling it again would register the event, have
+         * it fire once on the idle socket and drop it: two epoll_ctl and a loop turn. */
+        if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+            bufferevent_enable(s->bev, EV_WRITE);
         sockin_enable(s->in);
     } else {
         bufferevent_setwatermark(s->bev, EV_READ, 0, high);
