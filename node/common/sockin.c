@@ -1,15 +1,15 @@
 /* sockin: see sockin.h. libevent 2.1's bufferevent_readcb -> evbuffer_read always calls
- * ioctl(FIONREAD) to size its read and offers no way to skip it; this reads into space
- * reserved in the same input buffer (evbuffer_reserve_space / evbuffer_commit_space), so
- * everything above the bufferevent (evbuffer_readln, the content parser, the delivery
- * client's reply parser) reads the input as before. */
+ * ioctl(FIONREAD) to size its read and offers no way to skip it; this reads with one recv()
+ * and adds the bytes to the same input buffer, so everything above the bufferevent
+ * (evbuffer_readln, the content parser, the delivery client's reply parser) reads the
+ * input as before. */
 #include "node/common/sockin.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/time.h>
-#include <sys/uio.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -90,39 +90,25 @@ static void sockin_on_ready(evutil_socket_t fd, short what, void *arg)
         if (r->high - len < room)
             room = r->high - len;
     }
-    struct iovec v[2];
-    evbuffer_unfreeze(r->in, 0);       /* a socket bufferevent's input end is frozen */
-    int nv = evbuffer_reserve_space(r->in, (ev_ssize_t)room, v, 2);
-    if (nv <= 0) {
-        evbuffer_freeze(r->in, 0);
-        sockin_fail(r, BEV_EVENT_ERROR, ENOMEM);
-        return;
-    }
-    size_t left = room;                /* the space given may exceed what was asked */
-    for (int i = 0; i < nv; i++) {
-        if (v[i].iov_len > left)
-            v[i].iov_len = left;
-        left -= v[i].iov_len;
-    }
-    ssize_t n = readv(fd, v, nv);
+    /* Read on the stack, then add what came: the input grows by what arrived (as with
+     * libevent's FIONREAD-sized read), not by a 16 KiB chain a read, which a session
+     * holding a partial line would keep. */
+    char buf[SOCKIN_READ_MAX];
+    ssize_t n = recv(fd, buf, room, 0);
     int err = errno;
     if (n <= 0) {
-        evbuffer_commit_space(r->in, NULL, 0);
-        evbuffer_freeze(r->in, 0);
         if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
             return;
         sockin_fail(r, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR, n == 0 ? 0 : err);
         return;
     }
-    size_t got = (size_t)n;
-    int used = 0;
-    for (; used < nv && got > 0; used++) {
-        if (v[used].iov_len > got)
-            v[used].iov_len = got;
-        got -= v[used].iov_len;
-    }
-    evbuffer_commit_space(r->in, v, used);
+    evbuffer_unfreeze(r->in, 0);       /* a socket bufferevent's input end is frozen */
+    int rc = evbuffer_add(r->in, buf, (size_t)n);
     evbuffer_freeze(r->in, 0);
+    if (rc < 0) {
+        sockin_fail(r, BEV_EVENT_ERROR, ENOMEM);
+        return;
+    }
     r->on_read(r->bev, r->arg);
 }
 

@@ -1,5 +1,5 @@
-/* sockin: a plain socket read straight into its bufferevent's input with one readv() per
- * wake-up, in place of libevent's read, whose evbuffer_read asks ioctl(FIONREAD) before
+/* sockin: a plain socket read into its bufferevent's input with one recv() per wake-up,
+ * in place of libevent's read, whose evbuffer_read asks ioctl(FIONREAD) before
  * every readv (issue #17: one system call a read, nine a relayed message). The bufferevent
  * keeps the writes, its write timeout and its events; sockin owns only the read side, with
  * the bounds libevent kept: at most SOCKIN_READ_MAX bytes a read (libevent's default), none
