@@ -1,6 +1,7 @@
 /* sockout: see sockout.h. Replies and commands are small (one send() takes them whole
- * unless the peer stopped reading), so the bufferevent stays the path for bulk data, TLS and
- * a peer that is slow to read. */
+ * unless the peer stopped reading); a body piece goes straight only while nothing is unsent,
+ * so the bufferevent stays the path for TLS, for what the socket does not take at once and
+ * for a peer that is slow to read (its output then bounds what is held, as before). */
 #include "node/common/sockout.h"
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -25,4 +26,14 @@ void sockout_send(struct bufferevent *bev, const char *buf, size_t len)
     }
     if (off < len)
         evbuffer_add(bufferevent_get_output(bev), buf + off, len - off);
+}
+
+void sockout_send_buffer(struct bufferevent *bev, struct evbuffer *buf)
+{
+    if (!bev || evbuffer_get_length(buf) == 0)
+        return;
+    /* SIGPIPE is ignored by the daemon (daemon_setup.c), as libevent's own writev needs. */
+    if (sockout_direct(bev))
+        (void)evbuffer_write(buf, bufferevent_getfd(bev));   /* EAGAIN, error: see below */
+    evbuffer_add_buffer(bufferevent_get_output(bev), buf);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 struct bufferevent;
+struct evbuffer;
 
 /* Whether bev is a plain socket bufferevent (no filter, e.g. TLS, on top of another) whose
  * output is empty: only then may bytes bypass it without overtaking earlier ones. */
@@ -15,4 +16,7 @@ bool sockout_direct(struct bufferevent *bev);
  * everything, otherwise) goes to bev's output, in order. An error is left for the
  * bufferevent to report, as it always did. */
 void sockout_send(struct bufferevent *bev, const char *buf, size_t len);
+/* The same for a buffer (a piece of a message body): written with one writev() when
+ * sockout_direct, the rest (or all) moved to bev's output; buf is left empty. */
+void sockout_send_buffer(struct bufferevent *bev, struct evbuffer *buf);
 #endif

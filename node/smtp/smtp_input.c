@@ -202,7 +202,7 @@ void session_process(struct smtp_session *s)
     while (s->state != S_CLOSING && !s->busy && !s->tarpitting && !s->peer_gone) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
             s->out_paused = true;
-            bufferevent_disable(s->bev, EV_READ);
+            session_read_off(s);
             bufferevent_setwatermark(s->bev, EV_WRITE, OUT_HIGH / 2, 0);
             return;
         }

@@ -320,6 +320,6 @@ void session_milter_start(struct smtp_session *s, struct spool_msg **m, char *co
     sm->msg.len = sm->clen;
     s->busy = true;
     session_enter(s, S_QUEUEING);
-    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
+    session_read_off(s);   /* pipelined input waits in the kernel */
     milter_job_eom(sm->job);
 }

@@ -23,6 +23,7 @@
 
 struct bufferevent;
 struct event;
+struct sockin;
 struct session_milter;
 
 /* The most of a message kept in memory for the content filters: they see its first 16 MiB,
@@ -53,6 +54,8 @@ struct smtp_session {
     struct smtp_session *prev, *next;  /* node's list of open sessions */
     char id[24];
     struct bufferevent *bev;           /* owned; closes the socket */
+    struct sockin *in;                 /* owned: reads bev's socket while it is plain (no
+                                        * FIONREAD a read); NULL under TLS (the filter reads) */
     struct event *ev_idle, *ev_life, *ev_linger;   /* owned timers */
     struct event *ev_authdelay;        /* owned; made by smtp_auth.c at the first failure */
     struct event *ev_tarpit;           /* owned; made at the first tarpitted reply */
@@ -176,6 +179,8 @@ const char *session_fqdn(const struct smtp_session *s);
 
 /* (Re)install the session's callbacks, watermarks and events on s->bev (after STARTTLS). */
 void session_attach_bev(struct smtp_session *s);
+/* Before STARTTLS wraps s->bev: stop reading its socket ourselves (the filter reads it). */
+void session_detach_reader(struct smtp_session *s);
 /* After a worker job or a delay released the session (busy = false): read and run what is
  * buffered, then free the session if it closed. */
 void session_resume(struct smtp_session *s);
@@ -184,6 +189,10 @@ void session_resume(struct smtp_session *s);
 void session_arm_idle(struct smtp_session *s);
 /* After AUTH: the larger input allowance of an authenticated client. */
 void session_raise_limits(struct smtp_session *s);
+/* Reading the client on or off (s->in on a plain socket, the bufferevent under TLS). Off
+ * leaves pipelined input in the kernel. */
+void session_read_on(struct smtp_session *s);
+void session_read_off(struct smtp_session *s);
 /* smtp_input.c: run everything the buffered input allows, in order; stops while a worker
  * holds the session, while the client leaves its replies unread, or when it closes. */
 void session_process(struct smtp_session *s);

@@ -30,6 +30,7 @@
 #include "directory/base/util.h"
 #include "node/smtp/conncount.h"
 #include "node/common/log.h"
+#include "node/common/sockin.h"
 #include "node/common/sockout.h"
 #include "node/smtp/saslauth.h"
 #include "node/metrics/relaymetrics.h"
@@ -155,7 +156,7 @@ void session_close(struct smtp_session *s, const char *reason)
     rn_strlcpy(s->close_reason, reason, sizeof s->close_reason);
     session_enter(s, S_CLOSING);
     if (s->bev)
-        bufferevent_disable(s->bev, EV_READ);
+        session_read_off(s);
 }
 
 void session_reply_verdict(struct smtp_session *s, const struct verdict *v, const char *stage)
@@ -241,7 +242,7 @@ bool session_refresh(struct smtp_session *s)
 void session_resume(struct smtp_session *s)
 {
     if (s->bev && !s->peer_gone && s->state != S_CLOSING && !s->out_paused)
-        bufferevent_enable(s->bev, EV_READ);
+        session_read_on(s);
     s->in_callback = true;
     session_process(s);
     s->in_callback = false;
@@ -250,7 +251,20 @@ void session_resume(struct smtp_session *s)
 
 void session_raise_limits(struct smtp_session *s)
 {
-    bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_AUTH);
+    if (s->in)
+        sockin_set_high(s->in, IN_HIGH_AUTH);
+    else
+        bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH_AUTH);
+}
+
+void session_read_on(struct smtp_session *s)
+{
+    sockin_bev_read(s->in, s->bev, true);
+}
+
+void session_read_off(struct smtp_session *s)
+{
+    sockin_bev_read(s->in, s->bev, false);
 }
 
 /* ---- events ---- */
@@ -286,7 +300,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         s->out_paused = false;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         if (!s->busy)
-            bufferevent_enable(bev, EV_READ);
+            session_read_on(s);
         s->in_callback = true;
         session_process(s);
         s->in_callback = false;
@@ -423,8 +437,7 @@ static void session_free(struct smtp_session *s)
         free(s->owned[i]);
     free(s->owned);
     token_clear(&s->tok);
-    if (s->bev)
-        bufferevent_free(s->bev);
+    sockin_bev_free(&s->in, &s->bev);
     struct event *evs[] = {s->ev_idle, s->ev_life, s->ev_linger, s->ev_authdelay,
                            s->ev_tarpit};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -442,10 +455,26 @@ static void session_free(struct smtp_session *s)
 
 void session_attach_bev(struct smtp_session *s)
 {
+    size_t high = s->tok.authenticated ? IN_HIGH_AUTH : IN_HIGH_ANON;
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0,
-                             s->tok.authenticated ? IN_HIGH_AUTH : IN_HIGH_ANON);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (!bufferevent_get_underlying(s->bev) && !s->in)
+        s->in = sockin_new(s->bev, high, on_read, on_event, s);
+    if (s->in) {
+        /* A new socket bufferevent has writing enabled without its event registered (it
+         * is added when output is queued); enabling it again would register the event, have
+         * it fire once on the idle socket and drop it: two epoll_ctl and a loop turn. */
+        if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+            bufferevent_enable(s->bev, EV_WRITE);
+        sockin_enable(s->in);
+    } else {
+        bufferevent_setwatermark(s->bev, EV_READ, 0, high);
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    }
+}
+
+void session_detach_reader(struct smtp_session *s)
+{
+    sockin_free(&s->in);
 }
 
 /* ---- accept ---- */

@@ -40,6 +40,7 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
     /* Looked up now, not kept: a reload frees the named contexts (the SSL keeps its own
      * reference on the SSL_CTX). smtp_starttls_offered checked it is not NULL. */
     bool ask = (s->c->auth & AUTH_EXCHANGE_SERVER) || s->c->domain_secure;
+    session_detach_reader(s);
     if (tlsctx_upgrade(node_tls_for(s->n, s->c), s->n->base, &s->bev, ask, err,
                        sizeof err) < 0) {
         char qe[400];

@@ -137,7 +137,7 @@ void session_commit(struct smtp_session *s, struct spool_msg **mp, uint64_t size
     rn_strlcpy(j->qid, spool_msg_id(m), sizeof j->qid);
     s->busy = true;
     session_enter(s, S_QUEUEING);
-    bufferevent_disable(s->bev, EV_READ);   /* pipelined input waits in the kernel */
+    session_read_off(s);   /* pipelined input waits in the kernel */
     committer_submit(s->n->committer, &m, commit_done, j);
 }
 
@@ -154,7 +154,7 @@ void session_end_of_content(struct smtp_session *s, bool line_too_long)
         /* The last writes run on a worker: wait (busy) for msgin's progress; pipelined
          * input waits in the kernel. */
         session_enter(s, S_QUEUEING);
-        bufferevent_disable(s->bev, EV_READ);
+        session_read_off(s);
         s->busy = true;
         s->content_wait = true;
         return;
@@ -168,7 +168,7 @@ bool session_content_paused(struct smtp_session *s)
         return false;
     if (!s->disk_paused) {
         s->disk_paused = true;
-        bufferevent_disable(s->bev, EV_READ);
+        session_read_off(s);
     }
     return true;
 }
