@@ -6,6 +6,7 @@ server of deploy/cluster/cluster.py's clusters) and repeats RSET/MAIL/RCPT until
 reply code is the one armed (a live session applies a reload from its next MAIL). The change
 itself is rncluster.crm_ldif (grant or remove Accept-Any-Recipient: 250 or 550)."""
 import math
+import os
 import subprocess
 import threading
 import time
@@ -14,7 +15,8 @@ import rncluster
 import rnnode
 
 OK, NO = "250", "550"
-PROBE_GAP_S = 0.001   # between probes of one node: the resolution of the measurement
+# between probes of one node: the resolution of the measurement (RN_PROBE_GAP_MS overrides)
+PROBE_GAP_S = float(os.environ.get("RN_PROBE_GAP_MS", "1")) / 1000
 
 
 class Prober(threading.Thread):
