@@ -64,6 +64,11 @@ struct rn_snapshot *snapshot_ref(struct rn_snapshot *s)
 static void snapshot_free(struct rn_snapshot *s)
 {
     free(s->version);
+    if (s->same) {                     /* a relabel: every other part is s->same's */
+        snapshot_unref(&s->same);
+        free(s);
+        return;
+    }
     free(s->node_name);
     free(s->node_dn);
     free(s->site_dn);
@@ -95,6 +100,17 @@ static void snapshot_free(struct rn_snapshot *s)
     free(s->select_index);
     free(s->domain_index);
     free(s);
+}
+
+struct rn_snapshot *snapshot_relabel(struct rn_snapshot *s, const char *version)
+{
+    struct rn_snapshot *base = s->same ? s->same : s;
+    struct rn_snapshot *r = xmalloc(sizeof *r);
+    *r = *base;
+    r->refs = 1;
+    r->version = xstrdup(version ? version : "");
+    r->same = snapshot_ref(base);
+    return r;
 }
 
 void snapshot_unref(struct rn_snapshot **sp)

@@ -124,11 +124,18 @@ struct rn_snapshot {
      * malformed objectSid) makes an AD AUTH fail closed. */
     struct sd_sidmap exchange_groups[2]; size_t nexchange_groups;
     bool exchange_groups_ok;
+    struct rn_snapshot *same;      /* a reference, or NULL: this snapshot is `same` under
+                                    * another version (snapshot_relabel), every part but
+                                    * refs, version and same a shallow copy owned by it */
 };
 
 struct rn_snapshot *snapshot_new(void);                  /* refs = 1, empty */
 struct rn_snapshot *snapshot_ref(struct rn_snapshot *s); /* +1, returns s */
 void snapshot_unref(struct rn_snapshot **s);             /* -1, frees at 0, sets *s = NULL */
+/* A snapshot with s's content under version: a directory change that left everything this
+ * node uses as it was (another node's connector) moves the version on without a rebuild.
+ * Shares s's parts (holds a reference to s, or to what s shares); refs = 1. */
+struct rn_snapshot *snapshot_relabel(struct rn_snapshot *s, const char *version);
 void snapshot_add_error(struct rn_snapshot *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

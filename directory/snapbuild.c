@@ -503,6 +503,13 @@ static uint64_t entries_sorted(const struct snapstore *s, struct sd_entry ***oth
 
 struct rn_snapshot *snapstore_build(struct snapstore *s, const char *version)
 {
+    /* Nothing a build reads changed since the last one (the batch was another node's): the
+     * same snapshot under the new version. Not when the last one still waits for its
+     * recipient set (the caller attaches it to what this returns). */
+    s->last.relabelled = s->last.snap && s->last.gen == s->gen &&
+                         (s->rcpt || !snapshot_needs_recipients(s->last.snap));
+    if (s->last.relabelled)
+        return snapshot_relabel(s->last.snap, version);
     struct rn_snapshot *snap = snapshot_new();
     snap->version = xstrdup(version ? version : "");
     snap->node_name = xstrdup(s->node_name);
@@ -534,6 +541,7 @@ struct rn_snapshot *snapstore_build(struct snapstore *s, const char *version)
     snapshot_index_domains(snap);   /* and the domain list: the accepted-domain index */
     snapshot_unref(&s->last.snap);
     s->last.snap = snapshot_ref(snap);
+    s->last.gen = s->gen;
     return snap;
 }
 
@@ -548,4 +556,9 @@ void snapshot_finish(struct rn_snapshot *snap)
     connectors_check_conflicts(snap);
     domains_check_conflicts(snap);
     policy_index(snap);
+}
+
+bool snapstore_last_relabelled(const struct snapstore *s)
+{
+    return s->last.relabelled;
 }

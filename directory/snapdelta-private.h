@@ -35,6 +35,8 @@ struct sd_last {
     char **errors; size_t nerrors;                /* owned: its refusals, in order */
     struct rn_snapshot *snap;                     /* a reference: its selection index */
     bool reused;                                  /* the last build took them over */
+    uint64_t gen;                                 /* the store's gen when snap was built */
+    bool relabelled;                              /* the last call relabelled snap */
 };
 
 struct snapstore {
@@ -51,6 +53,8 @@ struct snapstore {
     struct sd_entry **conns; size_t nconns, capconns;  /* owned array: the entries holding
                                                  * a connector, in the snapshot's order */
     struct sd_last last;                         /* owned by snapbuild.c */
+    uint64_t gen;                                /* moves on with every change of what a
+                                                 * build reads: entries, the recipient set */
 };
 
 /* Free what s->last holds (snapbuild.c). */

@@ -266,6 +266,7 @@ static void unlink_entry(struct snapstore *s, struct sd_entry **p)
 {
     struct sd_entry *x = *p;
     *p = x->next;
+    s->gen++;
     if (x->conn)
         snapbuild_conn_remove(s, x);
     if (strncmp(x->key, "dn:", 3) == 0)
@@ -450,6 +451,7 @@ int snapstore_put(struct snapstore *s, const struct dir_entry *e, const char *uu
     if (x->conn)
         snapbuild_conn_add(s, x);
     s->n++;
+    s->gen++;
     if (strncmp(x->key, "dn:", 3) == 0)
         s->nbydn++;
     return 0;
@@ -583,6 +585,7 @@ void snapstore_set_recipients(struct snapstore *s, struct rcptset *set, uint64_t
 {
     rcptset_free(&s->rcpt);
     free(s->rcpt_label);
+    s->gen++;
     s->rcpt = rcptset_ref(set);
     s->rcpt_hash = hash;
     s->rcpt_refused = refused;

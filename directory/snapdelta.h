@@ -84,10 +84,14 @@ void snapstore_set_version(struct snapstore *s, const char *version);
  * copied from their parsed form; the recipient set is shared. When the connectors are the
  * same as the last build's as far as conflicts and selection go (names, DNs, enabled,
  * bindings, ranges, in order), that build's conflict refusals and selection index are taken
- * over (the store keeps a reference to it). Caller snapshot_unref()s. */
+ * over (the store keeps a reference to it). When nothing the build reads changed since
+ * the last build, that snapshot relabelled (snapshot_relabel). Caller snapshot_unref()s. */
 struct rn_snapshot *snapstore_build(struct snapstore *s, const char *version);
 /* The last snapstore_build took the previous build's conflict sweep and selection index. */
 bool snapstore_last_reused(const struct snapstore *s);
+/* The last snapstore_build found nothing changed since the build before it and returned
+ * that snapshot relabelled (snapshot_relabel). */
+bool snapstore_last_relabelled(const struct snapstore *s);
 
 /* What snapstore_build does once the entries are in, for a loader without a store (the AD
  * profile, directory/ldap/adload.c): the load order (sorted), the cross-entry refusals

@@ -293,7 +293,7 @@ static void random_batches_match_full_build(void **state)
         snprintf(slots[i].uuid, sizeof slots[i].uuid, "%032x", 0xabc000 + i);
     }
     struct snapstore *st = store_new();
-    size_t batches = 0, changes = 0, conflicts_seen = 0, reused = 0;
+    size_t batches = 0, changes = 0, conflicts_seen = 0, reused = 0, relabelled = 0;
     for (int round = 0; round < 2000; round++) {
         struct snapdelta_change *v = NULL;
         size_t n = 0;
@@ -307,9 +307,14 @@ static void random_batches_match_full_build(void **state)
         batches++;
         changes += n;
         snapdelta_changes_free(&v, n);
-        struct rn_snapshot *snap = snapstore_build(st, "v"), *fsnap = fresh_build(slots);
+        char ver[32];
+        snprintf(ver, sizeof ver, "v%d", round);
+        struct rn_snapshot *snap = snapstore_build(st, ver), *fsnap = fresh_build(slots);
         reused += snapstore_last_reused(st);
-        char *inc = snapshot_dump(snap, true), *full = snapshot_dump(fsnap, true);
+        relabelled += snapstore_last_relabelled(st);
+        assert_string_equal(snap->version, ver);   /* a relabel carries the new version */
+        assert_true(snapstore_last_relabelled(st) == (snap->same != NULL));
+        char *inc = snapshot_dump(snap, false), *full = snapshot_dump(fsnap, false);
         if (strstr(inc, "conflicts with"))
             conflicts_seen++;
         if (strcmp(inc, full) != 0) {
@@ -324,10 +329,11 @@ static void random_batches_match_full_build(void **state)
         snapshot_unref(&fsnap);
     }
     print_message("%zu batches, %zu changes, %zu with conflicting connectors, %zu builds "
-                  "took the last one's sweep and index\n", batches, changes, conflicts_seen,
-                  reused);
+                  "took the last one's sweep and index, %zu relabelled it\n", batches, changes,
+                  conflicts_seen, reused, relabelled);
     assert_true(conflicts_seen > 0);   /* the cross-entry refusals were exercised */
     assert_true(reused > 0 && reused < batches);   /* both ways of building were */
+    assert_true(relabelled > 0 && relabelled < batches);   /* and batches that changed nothing */
     snapstore_free(&st);
     for (int i = 0; i < NSLOTS; i++) {
         dir_entry_clear(&slots[i].e);
