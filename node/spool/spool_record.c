@@ -14,7 +14,12 @@
 
 enum { ST_FILEHDR, ST_RECHDR, ST_PAYLOAD, ST_DONE, ST_FAILED };
 
-static uint32_t crc_table[256];
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) eight bytes a step ("slicing by 8"):
+ * crc_table[k][i] is the CRC of byte i followed by k zero bytes, so one step folds eight
+ * bytes through eight independent lookups. The same values as one byte a step (unit test
+ * crc32_slices_match_bytewise), about five times fewer instructions per byte: with messages of
+ * a megabyte the byte-wise loop was a third of the node's CPU (README, Per-message cost). */
+static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
@@ -23,8 +28,16 @@ static void crc_init(void)
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
             c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
+        crc_table[0][i] = c;
     }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int k = 1; k < 8; k++)
+            crc_table[k][i] = (crc_table[k - 1][i] >> 8) ^ crc_table[0][crc_table[k - 1][i] & 0xff];
+}
+
+static uint32_t le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
 uint32_t spool_rec_crc32(uint32_t crc, const void *p, size_t n)
@@ -32,8 +45,15 @@ uint32_t spool_rec_crc32(uint32_t crc, const void *p, size_t n)
     pthread_once(&crc_once, crc_init);    /* commits run on worker threads */
     const uint8_t *b = p;
     crc = ~crc;
+    for (; n >= 8; b += 8, n -= 8) {
+        uint32_t lo = le32(b) ^ crc, hi = le32(b + 4);
+        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+              crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+    }
     while (n--)
-        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+        crc = crc_table[0][(crc ^ *b++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 

@@ -355,6 +355,50 @@ static void test_crc32_known(void **state)
     assert_int_equal(spool_rec_crc32(spool_rec_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
 }
 
+/* The reference: one byte a step, the textbook table-driven CRC-32. */
+static uint32_t crc32_bytewise(uint32_t crc, const uint8_t *b, size_t n)
+{
+    static uint32_t t[256];
+    if (!t[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+    crc = ~crc;
+    while (n--)
+        crc = t[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* Eight bytes a step gives the byte-wise values: every length up to 300 at every alignment,
+ * fed whole and split at a random point, and one megabyte. */
+static void test_crc32_slices_match_bytewise(void **state)
+{
+    (void)state;
+    enum { BIG = 1 << 20 };
+    uint8_t *buf = malloc(BIG + 8);
+    assert_non_null(buf);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < BIG + 8; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t n = 0; n <= 300; n++) {
+            const uint8_t *b = buf + off;
+            uint32_t want = crc32_bytewise(0, b, n);
+            assert_int_equal(spool_rec_crc32(0, b, n), want);
+            size_t cut = n ? (x = x * 1103515245u + 12345u) % (n + 1) : 0;
+            assert_int_equal(spool_rec_crc32(spool_rec_crc32(0, b, cut), b + cut, n - cut), want);
+            assert_int_equal(spool_rec_crc32(0x12345678u, b, n),
+                             crc32_bytewise(0x12345678u, b, n));
+        }
+    assert_int_equal(spool_rec_crc32(0, buf + 3, BIG), crc32_bytewise(0, buf + 3, BIG));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_encoder_rejects),
         cmocka_unit_test(test_crc32_known),
+        cmocka_unit_test(test_crc32_slices_match_bytewise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
