@@ -128,12 +128,53 @@ static void count_only(void **state)
     assert_int_equal(d.size, 4);
 }
 
+/* The rest of a line is taken at once (dotstuff.c's text_end): random bodies (text runs,
+ * some 8-bit, CRLFs, dots, lines near the 998-octet limit, now and then a bare CR or LF) fed
+ * whole and one byte at a time give the same verdict, reason, output, size and 8-bit flag. */
+static void random_whole_equals_bytewise(void **state)
+{
+    (void)state;
+    static char in[2200];
+    uint32_t x = 2654435761u;
+    for (int round = 0; round < 2000; round++) {
+        size_t len = 0;
+        while (len + 1010 < sizeof in) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            unsigned r = x % 100;
+            if (r < 50) {
+                size_t run = r < 3 ? 990 + x / 100 % 12 : x / 100 % 50;
+                for (size_t i = 0; i < run; i++)
+                    in[len++] = (char)(r == 4 && i == 7 ? 0xe9 : 'a' + (int)(i % 26));
+            } else if (r < 85) {
+                memcpy(in + len, "\r\n", 2), len += 2;
+            } else if (r < 95) {
+                in[len++] = '.';
+            } else if (r < 96) {
+                in[len++] = x / 100 % 2 ? '\r' : '\n';
+            } else if (x / 100 % 4 == 0) {
+                break;
+            }
+        }
+        struct out ow, ob;
+        struct dotstuff dw, db;
+        int rw = run(in, len, len, len, 0, &ow, &dw);
+        int rb = run(in, len, 0, 0, 1, &ob, &db);
+        if (rw != rb || (dw.bad == NULL) != (db.bad == NULL) ||
+            (dw.bad && strcmp(dw.bad, db.bad) != 0) ||
+            (rw == 0 && (ow.len != ob.len || memcmp(ow.buf, ob.buf, ow.len) != 0 ||
+                         dw.size != db.size || dw.eight_bit != db.eight_bit)))
+            fail_msg("round %d: whole rc %d (%s) out %zu, one byte rc %d (%s) out %zu", round,
+                     rw, dw.bad ? dw.bad : "-", ow.len, rb, db.bad ? db.bad : "-", ob.len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_whole_split_bytewise),
         cmocka_unit_test(refusal_is_sticky),
         cmocka_unit_test(count_only),
+        cmocka_unit_test(random_whole_equals_bytewise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

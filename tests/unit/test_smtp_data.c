@@ -214,6 +214,68 @@ static void bdat_line_rule_matches_data(void **state)
     assert_int_equal(smtp_data_line_check(&ll, 0, buf, 1500), 0);    /* 0: no limit */
 }
 
+/* A random message for the differential test: text runs (some 8-bit), CRLFs, dots at line
+ * starts, now and then a bare CR or LF, often the terminator; up to about 1,500 bytes. */
+static size_t random_message(char *buf, size_t cap, uint32_t *x)
+{
+    size_t n = 0;
+    while (n + 48 < cap) {
+        *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5;
+        unsigned r = *x % 100;
+        if (r < 55) {
+            size_t run = *x / 100 % 40;
+            for (size_t i = 0; i < run; i++)
+                buf[n++] = (char)(i % 7 == 3 && r < 5 ? 0xc3 : 'a' + (int)((*x >> (i % 32)) % 26));
+        } else if (r < 85) {
+            memcpy(buf + n, "\r\n", 2), n += 2;
+        } else if (r < 93) {
+            buf[n++] = '.';
+        } else if (r < 95) {
+            buf[n++] = r == 93 ? '\r' : '\n';
+        } else if (r < 97) {
+            memcpy(buf + n, "\r\n.\r\n", 5), n += 5;
+        } else if (*x / 100 % 8 == 0) {
+            break;
+        }
+    }
+    return n;
+}
+
+/* The runs of text are taken whole (smtp_data.c's plain_end): random messages fed whole, one
+ * byte at a time (which never takes a run) and in random steps give the same reply and bytes
+ * consumed, and the same output and limit flags unless the message was refused for a bare
+ * CR or LF (what went out before is then discarded, and how much depends on the pieces),
+ * with and without line and size limits. */
+static void random_whole_equals_bytewise(void **state)
+{
+    (void)state;
+    static const size_t lines[] = {0, 8, 20, 1000};
+    static const uint64_t sizes[] = {0, 50, 500};
+    uint32_t x = 88172645u;
+    char in[1600];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = random_message(in, sizeof in, &x);
+        size_t ml = lines[round % 4];
+        uint64_t ms = sizes[round / 4 % 3];
+        struct result whole, one, steps;
+        run(in, len, 0, ml, ms, &whole);
+        run(in, len, 1, ml, ms, &one);
+        run(in, len, 2 + x % 16, ml, ms, &steps);
+        const struct result *v[] = {&one, &steps};
+        for (int k = 0; k < 2; k++) {
+            if (v[k]->rc != whole.rc || v[k]->consumed != whole.consumed ||
+                (whole.rc != SMTP_DATA_BARE &&   /* a refused message's bytes are dropped */
+                 (v[k]->too_long != whole.too_long || v[k]->too_big != whole.too_big ||
+                  v[k]->out.len != whole.out.len ||
+                  memcmp(v[k]->out.buf, whole.out.buf, whole.out.len) != 0)))
+                fail_msg("round %d (max_line %zu, max_size %llu, %s): rc %d/%d consumed "
+                         "%zu/%zu out %zu/%zu", round, ml, (unsigned long long)ms,
+                         k ? "steps" : "one byte", whole.rc, v[k]->rc, whole.consumed,
+                         v[k]->consumed, whole.out.len, v[k]->out.len);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +284,7 @@ int main(void)
         cmocka_unit_test(size_limit_discards),
         cmocka_unit_test(bare_check_for_commands_and_bdat),
         cmocka_unit_test(bdat_line_rule_matches_data),
+        cmocka_unit_test(random_whole_equals_bytewise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
