@@ -108,6 +108,14 @@ size_t rn_base64_encode(const void *in, size_t n, char *out, size_t outlen)
     return o;
 }
 
+size_t rn_text_end(const char *p, size_t i, size_t n)
+{
+    const char *cr = memchr(p + i, '\r', n - i);
+    size_t end = cr ? (size_t)(cr - p) : n;
+    const char *lf = memchr(p + i, '\n', end - i);
+    return lf ? (size_t)(lf - p) : end;
+}
+
 size_t rn_strlcpy(char *dst, const char *src, size_t dstlen)
 {
     size_t n = strlen(src);

@@ -24,6 +24,10 @@ bool rn_strnieq(const char *a, const char *b, size_t n);
 void rn_strlower(char *s);                                     /* ASCII lowercase in place */
 /* Copy src into dst of size dstlen, always NUL-terminated; returns strlen(src). */
 size_t rn_strlcpy(char *dst, const char *src, size_t dstlen);
+/* Where the text from p[i] ends: the index of the next CR or LF in p[i..n), or n. Two memchr
+ * scans, the second bounded by the first's answer, so a caller that consumes the text (or
+ * stops at a bare LF) does linear work over a buffer (smtp_data.c, dotstuff.c). */
+size_t rn_text_end(const char *p, size_t i, size_t n);
 /* RFC 4648 base64 of n bytes into out (NUL-terminated); the length written, or 0 when out
  * (which needs 4 * ceil(n / 3) + 1 bytes) is too small. */
 size_t rn_base64_encode(const void *in, size_t n, char *out, size_t outlen);

@@ -5,6 +5,7 @@
 #include "node/delivery/dotstuff.h"
 #include <stdint.h>
 #include <string.h>
+#include "directory/base/util.h"
 
 void dotstuff_init(struct dotstuff *d, dotstuff_emit_fn *emit, void *arg)
 {
@@ -21,15 +22,6 @@ static int fail(struct dotstuff *d, const char *why)
 {
     d->bad = why;
     return -1;
-}
-
-/* The end of the text from p[i]: the next CR or LF, or n (linear: see smtp_data.c). */
-static size_t text_end(const char *p, size_t i, size_t n)
-{
-    const char *cr = memchr(p + i, '\r', n - i);
-    size_t end = cr ? (size_t)(cr - p) : n;
-    const char *lf = memchr(p + i, '\n', end - i);
-    return lf ? (size_t)(lf - p) : end;
 }
 
 int dotstuff_feed(struct dotstuff *d, const char *p, size_t n)
@@ -63,7 +55,7 @@ int dotstuff_feed(struct dotstuff *d, const char *p, size_t n)
         d->eight_bit |= c >= 0x80;
         /* The rest of the line's text at once, when it stays within the limit (else byte by
          * byte, failing at the same byte). */
-        size_t k = text_end(p, i + 1, n);
+        size_t k = rn_text_end(p, i + 1, n);
         if (d->line + (k - i - 1) <= DOTSTUFF_LINE_MAX) {
             uint64_t any = 0;          /* the bytes ORed eight at a time: any top bit set */
             size_t j = i + 1;

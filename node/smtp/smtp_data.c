@@ -7,6 +7,7 @@
 #include "node/smtp/smtp_data.h"
 
 #include <string.h>
+#include "directory/base/util.h"
 
 enum {
     SD_BOL = 0,  /* at the beginning of a line */
@@ -39,17 +40,6 @@ static void smtp_data_out(struct smtp_data *d, const char *buf, size_t len)
     }
     if (!d->discard && d->emit)
         d->emit(d->arg, buf, len);
-}
-
-/* The end of the plain text from in[i]: the next CR or LF, or len. Two memchr scans, each
- * ending at most where the text does (an LF before the first CR ends the message's reading
- * with SMTP_DATA_BARE), so the work stays linear in what is consumed. */
-static size_t plain_end(const char *in, size_t i, size_t len)
-{
-    const char *cr = memchr(in + i, '\r', len - i);
-    size_t end = cr ? (size_t)(cr - in) : len;
-    const char *lf = memchr(in + i, '\n', end - i);
-    return lf ? (size_t)(lf - in) : end;
 }
 
 static void smtp_data_count(struct smtp_data *d)
@@ -93,7 +83,7 @@ enum smtp_data_rc smtp_data_feed(struct smtp_data *d, const char *in, size_t len
             if (c != '\n' && c != '\r') {
                 /* A run of text: counted at once, unless the line limit falls inside it
                  * (then byte by byte below, so the bytes emitted are the same). */
-                size_t k = plain_end(in, i, len);
+                size_t k = rn_text_end(in, i, len);
                 if (!d->max_line || d->line_too_long || d->line_len + (k - i) <= d->max_line) {
                     d->line_len += k - i;
                     d->state = SD_TEXT;

@@ -92,31 +92,28 @@ def conf_log(conf):
     return None
 
 
-def load_ms(log, since=0):
-    """load_ms of every `config load`/`config reload`/`config unchanged` line after byte
-    `since` of the node's log."""
+def log_tail(log, since=0):
+    """The node's log after byte `since` ("" when unreadable)."""
     try:
         with open(log, "rb") as f:
             f.seek(since)
-            text = f.read().decode(errors="replace")
+            return f.read().decode(errors="replace")
     except OSError:
-        return []
+        return ""
+
+
+def load_ms(log, since=0):
+    """load_ms of every `config load`/`config reload` line after byte `since` of the log."""
     return [float(m.group(1)) for m in re.finditer(r"config (?:re)?load .*?load_ms=([\d.]+)",
-                                                    text)]
+                                                    log_tail(log, since))]
 
 
 def swap_times(log, since=0):
     """Wall-clock times (s) of every snapshot swap (`config load`/`config reload`: the line is
     written as the new snapshot is installed, stamped to the millisecond) after byte `since`."""
-    try:
-        with open(log, "rb") as f:
-            f.seek(since)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
     out = []
     for m in re.finditer(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z - config (?:re)?load ",
-                         text, re.M):
+                         log_tail(log, since), re.M):
         dt = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
         out.append(dt.replace(tzinfo=datetime.timezone.utc).timestamp())
     return out

@@ -128,7 +128,7 @@ static void count_only(void **state)
     assert_int_equal(d.size, 4);
 }
 
-/* The rest of a line is taken at once (dotstuff.c's text_end): random bodies (text runs,
+/* The rest of a line is taken at once (rn_text_end): random bodies (text runs,
  * some 8-bit, CRLFs, dots, lines near the 998-octet limit, now and then a bare CR or LF) fed
  * whole and one byte at a time give the same verdict, reason, output, size and 8-bit flag. */
 static void random_whole_equals_bytewise(void **state)

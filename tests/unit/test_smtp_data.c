@@ -241,7 +241,7 @@ static size_t random_message(char *buf, size_t cap, uint32_t *x)
     return n;
 }
 
-/* The runs of text are taken whole (smtp_data.c's plain_end): random messages fed whole, one
+/* The runs of text are taken whole (rn_text_end): random messages fed whole, one
  * byte at a time (which never takes a run) and in random steps give the same reply and bytes
  * consumed, and the same output and limit flags unless the message was refused for a bare
  * CR or LF (what went out before is then discarded, and how much depends on the pieces),
